@@ -1,0 +1,107 @@
+//! The user's settings that outlive a session: last database, annotator name, theme; and where Argus keeps its
+//! files (settings, the demo database).
+//!
+//! Settings are a small JSON file, written atomically. `ARGUS_CONFIG_DIR` and `ARGUS_DATA_DIR` override the
+//! platform folders (tests, screenshots, several lab profiles on one machine). This module knows nothing of the UI
+//! or of SQLite.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Colour theme of the studio.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Theme {
+    #[default]
+    Dark,
+    Light,
+}
+
+/// Settings remembered between sessions.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    /// The database opened last; the studio reopens it.
+    pub last_db: Option<PathBuf>,
+    /// The annotator name chosen at the last start.
+    pub annotator: Option<String>,
+    pub theme: Theme,
+}
+
+impl Settings {
+    /// Reads the settings file; a missing file gives defaults, a broken one is reported and replaced by defaults
+    /// (the broken file is kept beside it as `settings.json.broken`).
+    pub fn load() -> Self {
+        Self::load_from(&settings_path())
+    }
+
+    pub fn load_from(path: &Path) -> Self {
+        let Ok(text) = std::fs::read_to_string(path) else { return Self::default() };
+        match serde_json::from_str(&text) {
+            Ok(settings) => settings,
+            Err(err) => {
+                tracing::warn!("{}: unreadable settings ({err}); using defaults", path.display());
+                let _ = std::fs::rename(path, path.with_extension("json.broken"));
+                Self::default()
+            }
+        }
+    }
+
+    /// Writes the settings file atomically (temp file + rename).
+    pub fn save(&self) -> std::io::Result<()> {
+        self.save_to(&settings_path())
+    }
+
+    pub fn save_to(&self, path: &Path) -> std::io::Result<()> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let tmp = path.with_extension("json.tmp");
+        std::fs::write(&tmp, serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?)?;
+        std::fs::rename(tmp, path)
+    }
+}
+
+/// Folder of the settings file.
+pub fn config_dir() -> PathBuf {
+    std::env::var_os("ARGUS_CONFIG_DIR")
+        .map(PathBuf::from)
+        .or_else(|| dirs::config_dir().map(|d| d.join("argus")))
+        .unwrap_or_else(|| PathBuf::from(".argus"))
+}
+
+/// Folder of Argus's own data (the demo database).
+pub fn data_dir() -> PathBuf {
+    std::env::var_os("ARGUS_DATA_DIR")
+        .map(PathBuf::from)
+        .or_else(|| dirs::data_dir().map(|d| d.join("argus")))
+        .unwrap_or_else(|| PathBuf::from(".argus"))
+}
+
+pub fn settings_path() -> PathBuf {
+    config_dir().join("settings.json")
+}
+
+/// The database of the built-in demo.
+pub fn demo_db_path() -> PathBuf {
+    data_dir().join("demo.sqlite")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_round_trip_and_survive_a_broken_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("settings.json");
+        assert_eq!(Settings::load_from(&path), Settings::default());
+        let s = Settings { last_db: Some("x.sqlite".into()), annotator: Some("ada".into()), theme: Theme::Light };
+        s.save_to(&path).unwrap();
+        assert_eq!(Settings::load_from(&path), s);
+        std::fs::write(&path, "{not json").unwrap();
+        assert_eq!(Settings::load_from(&path), Settings::default());
+        assert!(path.with_extension("json.broken").exists());
+    }
+}

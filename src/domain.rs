@@ -1,0 +1,366 @@
+//! Plain data types shared by every layer: items, rationales, judgements, feedback, verdicts.
+//!
+//! This module holds no I/O and knows nothing of SQLite, files, jobs or the UI.
+
+use serde::{Deserialize, Serialize};
+
+/// Row id of an item in the store.
+pub type ItemId = i64;
+/// Row id of one rationale revision.
+pub type RationaleId = i64;
+/// Row id of an annotator.
+pub type AnnotatorId = i64;
+/// Row id of a judgement.
+pub type JudgementId = i64;
+/// Row id of a dataset.
+pub type DatasetId = i64;
+
+/// A verdict on a news item: what a person, a gold label or a rationale says about it.
+///
+/// `Other` is ARG's third LLM class ("other": the rationale takes no side); for a person it means *unsure*.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    Real,
+    Fake,
+    Other,
+}
+
+impl Verdict {
+    pub const ALL: [Self; 3] = [Self::Real, Self::Fake, Self::Other];
+
+    /// The value stored in SQLite and written to exports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Real => "real",
+            Self::Fake => "fake",
+            Self::Other => "other",
+        }
+    }
+
+    /// How a person's verdict is named in the studio (`Other` reads as "unsure").
+    pub fn human_name(self) -> &'static str {
+        match self {
+            Self::Real => "real",
+            Self::Fake => "fake",
+            Self::Other => "unsure",
+        }
+    }
+
+    /// ARG's integer coding for labels and LLM judgements: real = 0, fake = 1, other = 2.
+    pub fn arg_code(self) -> u8 {
+        match self {
+            Self::Real => 0,
+            Self::Fake => 1,
+            Self::Other => 2,
+        }
+    }
+
+    /// Parses the stored form, and the human synonym "unsure".
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "real" => Some(Self::Real),
+            "fake" => Some(Self::Fake),
+            "other" | "unsure" => Some(Self::Other),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Verdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where a rationale revision came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RationaleOrigin {
+    /// Read from a dataset file (ARG's GPT-3.5 rationales, PolitiFact justifications).
+    Imported,
+    /// Written by a local or served LLM.
+    Generated,
+    /// Corrected by a person.
+    Human,
+    /// Rewritten by an LLM from a person's feedback.
+    Repaired,
+}
+
+impl RationaleOrigin {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Imported => "imported",
+            Self::Generated => "generated",
+            Self::Human => "human",
+            Self::Repaired => "repaired",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "imported" => Some(Self::Imported),
+            "generated" => Some(Self::Generated),
+            "human" => Some(Self::Human),
+            "repaired" => Some(Self::Repaired),
+            _ => None,
+        }
+    }
+}
+
+/// A news item or claim, as stored.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Item {
+    pub id: ItemId,
+    pub dataset_id: DatasetId,
+    pub external_id: Option<String>,
+    pub title: Option<String>,
+    pub text: String,
+    pub source: Option<String>,
+    pub published: Option<String>,
+    /// Binary gold label (real/fake) derived from `original_label` through the import's label map.
+    pub gold_label: Option<Verdict>,
+    /// The label exactly as the source gave it.
+    pub original_label: Option<String>,
+    pub split: Option<String>,
+    /// Every source column that has no field of its own, as a JSON object.
+    pub metadata: serde_json::Value,
+}
+
+/// One revision of a rationale.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Rationale {
+    pub id: RationaleId,
+    pub item_id: ItemId,
+    /// Id of the first revision of this rationale.
+    pub root_id: RationaleId,
+    /// The revision this one corrects; `None` for the first.
+    pub parent_id: Option<RationaleId>,
+    pub revision: u32,
+    pub perspective: String,
+    pub origin: RationaleOrigin,
+    pub model: Option<String>,
+    pub prompt: Option<String>,
+    pub text: String,
+    /// The verdict the rationale implies (ARG's r_pred), when known.
+    pub verdict: Option<Verdict>,
+    pub author: Option<String>,
+    pub created_at: String,
+}
+
+/// A person's verdict on an item.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Judgement {
+    pub id: JudgementId,
+    pub item_id: ItemId,
+    pub annotator: String,
+    pub verdict: Verdict,
+    pub confidence: Option<f64>,
+    pub note: Option<String>,
+    pub time_spent_ms: i64,
+    pub adjudicated: bool,
+    pub created_at: String,
+}
+
+/// What a person is about to record as a judgement.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewJudgement {
+    pub item_id: ItemId,
+    pub annotator_id: AnnotatorId,
+    pub verdict: Verdict,
+    pub confidence: Option<f64>,
+    pub note: Option<String>,
+    pub time_spent_ms: i64,
+}
+
+/// How useful a person found a rationale.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Usefulness {
+    Useful,
+    NotUseful,
+    Misleading,
+}
+
+impl Usefulness {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Useful => "useful",
+            Self::NotUseful => "not_useful",
+            Self::Misleading => "misleading",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "useful" => Some(Self::Useful),
+            "not_useful" => Some(Self::NotUseful),
+            "misleading" => Some(Self::Misleading),
+            _ => None,
+        }
+    }
+}
+
+/// Structured feedback on one rationale revision.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct NewFeedback {
+    pub rationale_id: RationaleId,
+    pub annotator_id: AnnotatorId,
+    pub format: String,
+    pub usefulness: Option<Usefulness>,
+    /// 1..=3
+    pub sufficiency: Option<u8>,
+    /// 1..=3
+    pub faithfulness: Option<u8>,
+    pub agrees_verdict: Option<bool>,
+    /// Natural-language feedback in three parts: where the problem is, what is wrong, how to fix it.
+    pub fb_where: Option<String>,
+    pub fb_what: Option<String>,
+    pub fb_fix: Option<String>,
+    pub time_spent_ms: i64,
+}
+
+/// A dataset about to be imported.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewDataset {
+    pub name: String,
+    /// The importer that read it (`arg-json`, `liar2-csv`, ...).
+    pub format: String,
+    pub source_path: String,
+    pub license_note: Option<String>,
+}
+
+/// An item about to be imported, with the rationales that come with it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct NewItem {
+    pub external_id: Option<String>,
+    pub title: Option<String>,
+    pub text: String,
+    pub source: Option<String>,
+    pub published: Option<String>,
+    pub gold_label: Option<Verdict>,
+    pub original_label: Option<String>,
+    pub split: Option<String>,
+    pub metadata: serde_json::Map<String, serde_json::Value>,
+    pub rationales: Vec<NewRationale>,
+}
+
+/// A first revision of a rationale about to be stored.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewRationale {
+    pub perspective: String,
+    pub origin: RationaleOrigin,
+    pub model: Option<String>,
+    pub prompt: Option<String>,
+    pub text: String,
+    pub verdict: Option<Verdict>,
+}
+
+/// What the item list needs of one item: small enough to hold 100,000 in memory.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ItemSummary {
+    pub id: ItemId,
+    /// Title, or the start of the text.
+    pub headline: String,
+    /// Lower-cased title + text + source, for the list's text filter.
+    pub search_text: String,
+    pub gold_label: Option<Verdict>,
+    /// The standing verdict of the current annotator, if any.
+    pub my_verdict: Option<Verdict>,
+    /// Standing verdicts of all annotators (one per annotator).
+    pub verdicts: Vec<(AnnotatorId, Verdict)>,
+}
+
+impl ItemSummary {
+    /// True when people disagree with each other, or their resolved verdict contradicts the gold label.
+    pub fn has_disagreement(&self) -> bool {
+        let mut distinct: Vec<Verdict> = self.verdicts.iter().map(|&(_, v)| v).collect();
+        distinct.sort();
+        distinct.dedup();
+        if distinct.len() > 1 {
+            return true;
+        }
+        match (distinct.first(), self.gold_label) {
+            (Some(&v), Some(gold)) => v != Verdict::Other && v != gold,
+            _ => false,
+        }
+    }
+}
+
+/// Counts printed by `argus stats`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stats {
+    pub datasets: u64,
+    pub items: u64,
+    pub rationales: u64,
+    pub judgements: u64,
+    pub feedback: u64,
+    pub annotators: u64,
+    /// Items with at least one standing judgement.
+    pub judged_items: u64,
+}
+
+/// Resolves several people's verdicts on one item into one: an adjudicated verdict wins, else the majority;
+/// a tie gives `None`.
+pub fn resolve_verdicts<'a>(judgements: impl IntoIterator<Item = &'a Judgement>) -> Option<Verdict> {
+    let mut counts = [0usize; 3];
+    let mut adjudicated = None;
+    for j in judgements {
+        if j.adjudicated {
+            adjudicated = Some(j.verdict);
+        }
+        counts[j.verdict.arg_code() as usize] += 1;
+    }
+    if adjudicated.is_some() {
+        return adjudicated;
+    }
+    let max = *counts.iter().max()?;
+    if max == 0 {
+        return None;
+    }
+    let winners: Vec<_> = Verdict::ALL.into_iter().filter(|v| counts[v.arg_code() as usize] == max).collect();
+    (winners.len() == 1).then(|| winners[0])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn j(verdict: Verdict, adjudicated: bool) -> Judgement {
+        Judgement {
+            id: 0,
+            item_id: 1,
+            annotator: "a".into(),
+            verdict,
+            confidence: None,
+            note: None,
+            time_spent_ms: 0,
+            adjudicated,
+            created_at: String::new(),
+        }
+    }
+
+    #[test]
+    fn majority_wins_and_ties_are_unresolved() {
+        let v = [j(Verdict::Fake, false), j(Verdict::Fake, false), j(Verdict::Real, false)];
+        assert_eq!(resolve_verdicts(&v), Some(Verdict::Fake));
+        let v = [j(Verdict::Fake, false), j(Verdict::Real, false)];
+        assert_eq!(resolve_verdicts(&v), None);
+        assert_eq!(resolve_verdicts(&[]), None);
+    }
+
+    #[test]
+    fn adjudicated_verdict_overrides_majority() {
+        let v = [j(Verdict::Fake, false), j(Verdict::Fake, false), j(Verdict::Real, true)];
+        assert_eq!(resolve_verdicts(&v), Some(Verdict::Real));
+    }
+
+    #[test]
+    fn verdict_round_trips() {
+        for v in Verdict::ALL {
+            assert_eq!(Verdict::parse(v.as_str()), Some(v));
+        }
+        assert_eq!(Verdict::parse(" Unsure "), Some(Verdict::Other));
+        assert_eq!(Verdict::parse("maybe"), None);
+    }
+}

@@ -1,0 +1,456 @@
+//! Exporters: write every item of a store, with its latest rationales and people's judgements merged in, as ARG
+//! JSON (train/val/test files that ARG and ARG-D read), JSON Lines or flat CSV.
+//!
+//! Human judgements never overwrite the source's labels: every row keeps the gold label and the label as the
+//! source wrote it, and adds `human_verdict` (adjudicated verdict, else the majority; a tie gives none),
+//! `n_judgements` and a final `label` (the human verdict when it is real or fake, else the gold label).
+//!
+//! Every file is written to a temporary file in the same folder and renamed into place, so a failed export never
+//! leaves half a file. This module reads the store only through [`Store::export_rows`]; it knows nothing of the UI
+//! or of jobs.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use serde_json::{Map, Value, json};
+
+use super::{ParseOptionError, normalize_split};
+use crate::domain::{Rationale, Verdict, resolve_verdicts};
+use crate::store::{ExportRow, Store, StoreError};
+
+/// An output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ExportFormat {
+    /// ARG's `train.json`, `val.json`, `test.json` in an output folder.
+    ArgJson,
+    /// One JSON object per item, with everything Argus knows of it.
+    Jsonl,
+    /// One flat row per item.
+    Csv,
+}
+
+impl ExportFormat {
+    /// Every export format.
+    pub const ALL: [Self; 3] = [Self::ArgJson, Self::Jsonl, Self::Csv];
+
+    /// The name used on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ArgJson => "arg-json",
+            Self::Jsonl => "jsonl",
+            Self::Csv => "csv",
+        }
+    }
+}
+
+impl fmt::Display for ExportFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for ExportFormat {
+    type Err = ParseOptionError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim().to_ascii_lowercase();
+        Self::ALL
+            .into_iter()
+            .find(|f| f.as_str() == s)
+            .ok_or_else(|| ParseOptionError(format!("unknown export format '{s}'; known: arg-json, jsonl, csv")))
+    }
+}
+
+/// Errors of [`export`]. Nothing is left half-written when one is returned.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    /// Reading the store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Writing an output file (or folder) failed.
+    #[error("{}: {reason}", .path.display())]
+    Write { path: PathBuf, reason: String },
+}
+
+impl ExportError {
+    fn write(path: &Path, reason: impl fmt::Display) -> Self {
+        Self::Write { path: path.to_path_buf(), reason: reason.to_string() }
+    }
+}
+
+/// What an export wrote.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ExportSummary {
+    /// Items written (over all files).
+    pub items: usize,
+    /// Items left out: ARG JSON needs a label, so items with neither a human verdict nor a gold label are skipped.
+    pub skipped: usize,
+    /// The files written, in order.
+    pub files: Vec<PathBuf>,
+}
+
+/// Writes every item of `store` to `out`: a folder for [`ExportFormat::ArgJson`] (created if needed; `train.json`,
+/// `val.json` and `test.json` are replaced), a file for the others.
+///
+/// ARG JSON puts an item in its own split when it is train/val/test (`valid`, `validation`, `dev` count as val);
+/// any other item goes by its id: `id % 20` in 0..=13 -> train, 14..=16 -> val, 17..=19 -> test (70/15/15), so the
+/// assignment is the same on every export.
+pub fn export(store: &Store, format: ExportFormat, out: &Path) -> Result<ExportSummary, ExportError> {
+    let rows = store.export_rows()?;
+    match format {
+        ExportFormat::ArgJson => export_arg_json(&rows, out),
+        ExportFormat::Jsonl => export_jsonl(&rows, out),
+        ExportFormat::Csv => export_csv(&rows, out),
+    }
+}
+
+/// A row's merged labels.
+struct Labels {
+    human: Option<Verdict>,
+    n_judgements: usize,
+    /// The human verdict when real or fake, else the gold label.
+    label: Option<Verdict>,
+}
+
+fn labels(row: &ExportRow) -> Labels {
+    let human = resolve_verdicts(&row.judgements);
+    let label = human.filter(|v| *v != Verdict::Other).or(row.item.gold_label);
+    Labels { human, n_judgements: row.judgements.len(), label }
+}
+
+fn verdict_value(v: Option<Verdict>) -> Value {
+    v.map_or(Value::Null, |v| Value::String(v.as_str().to_string()))
+}
+
+/// The split an item is exported under in ARG JSON.
+fn arg_split(row: &ExportRow) -> &'static str {
+    if let Some(s) = row.item.split.as_deref().and_then(normalize_split) {
+        return s;
+    }
+    match row.item.id.rem_euclid(20) {
+        0..=13 => "train",
+        14..=16 => "val",
+        _ => "test",
+    }
+}
+
+/// The first (lowest-root) latest rationale of each perspective, by perspective.
+fn by_perspective(rationales: &[Rationale]) -> Vec<&Rationale> {
+    let mut seen = BTreeSet::new();
+    let mut out: Vec<&Rationale> = Vec::new();
+    let mut sorted: Vec<&Rationale> = rationales.iter().collect();
+    sorted.sort_by(|a, b| a.perspective.cmp(&b.perspective).then(a.root_id.cmp(&b.root_id)));
+    for r in sorted {
+        if seen.insert(r.perspective.as_str()) {
+            out.push(r);
+        }
+    }
+    out
+}
+
+fn export_arg_json(rows: &[ExportRow], dir: &Path) -> Result<ExportSummary, ExportError> {
+    std::fs::create_dir_all(dir).map_err(|e| ExportError::write(dir, format!("cannot create the folder: {e}")))?;
+    let mut splits: [(&str, Vec<Value>); 3] = [("train", Vec::new()), ("val", Vec::new()), ("test", Vec::new())];
+    let mut summary = ExportSummary::default();
+    for row in rows {
+        let l = labels(row);
+        let Some(label) = l.label else {
+            summary.skipped += 1;
+            continue;
+        };
+        let split = arg_split(row);
+        let item = &row.item;
+        let mut o = Map::new();
+        o.insert("content".into(), Value::String(item.text.clone()));
+        o.insert("label".into(), Value::from(label.arg_code()));
+        o.insert("time".into(), item.published.clone().map_or(Value::Null, Value::String));
+        o.insert("source_id".into(), Value::from(item.id));
+        for r in by_perspective(&row.rationales) {
+            let p = &r.perspective;
+            o.insert(format!("{p}_rationale"), Value::String(r.text.clone()));
+            if let Some(pred) = r.verdict {
+                o.insert(format!("{p}_pred"), Value::from(pred.arg_code()));
+                o.insert(format!("{p}_acc"), Value::from(u8::from(pred == label)));
+            }
+        }
+        o.insert("split".into(), Value::String(split.to_string()));
+        o.insert("gold_label".into(), verdict_value(item.gold_label));
+        o.insert("original_label".into(), item.original_label.clone().map_or(Value::Null, Value::String));
+        o.insert("human_verdict".into(), verdict_value(l.human));
+        o.insert("n_judgements".into(), Value::from(l.n_judgements));
+        if let Some((_, list)) = splits.iter_mut().find(|(s, _)| *s == split) {
+            list.push(Value::Object(o));
+        }
+        summary.items += 1;
+    }
+    // Write every file to a temporary first; rename only when all three are complete.
+    let mut pending = Vec::new();
+    for (split, list) in &splits {
+        let path = dir.join(format!("{split}.json"));
+        let result = write_temp(&path, |w| {
+            serde_json::to_writer_pretty(&mut *w, list).map_err(std::io::Error::other)?;
+            w.write_all(b"\n")
+        });
+        match result {
+            Ok(tmp) => pending.push((tmp, path)),
+            Err(e) => {
+                for (tmp, _) in &pending {
+                    let _ = std::fs::remove_file(tmp);
+                }
+                return Err(e);
+            }
+        }
+    }
+    for (tmp, path) in pending {
+        commit(&tmp, &path)?;
+        summary.files.push(path);
+    }
+    Ok(summary)
+}
+
+fn rationale_json(r: &Rationale) -> Value {
+    json!({
+        "id": r.id,
+        "root_id": r.root_id,
+        "revision": r.revision,
+        "perspective": r.perspective,
+        "origin": r.origin.as_str(),
+        "model": r.model,
+        "prompt": r.prompt,
+        "text": r.text,
+        "verdict": verdict_value(r.verdict),
+        "author": r.author,
+        "created_at": r.created_at,
+    })
+}
+
+fn export_jsonl(rows: &[ExportRow], out: &Path) -> Result<ExportSummary, ExportError> {
+    let tmp = write_temp(out, |w| {
+        for row in rows {
+            let l = labels(row);
+            let item = &row.item;
+            let judgements: Vec<Value> = row
+                .judgements
+                .iter()
+                .map(|j| {
+                    json!({
+                        "annotator": j.annotator,
+                        "verdict": j.verdict.as_str(),
+                        "confidence": j.confidence,
+                        "note": j.note,
+                        "time_spent_ms": j.time_spent_ms,
+                        "adjudicated": j.adjudicated,
+                        "created_at": j.created_at,
+                    })
+                })
+                .collect();
+            let o = json!({
+                "id": item.id,
+                "dataset": row.dataset,
+                "dataset_id": item.dataset_id,
+                "external_id": item.external_id,
+                "title": item.title,
+                "text": item.text,
+                "source": item.source,
+                "published": item.published,
+                "split": item.split,
+                "gold_label": verdict_value(item.gold_label),
+                "original_label": item.original_label,
+                "metadata": item.metadata,
+                "rationales": row.rationales.iter().map(rationale_json).collect::<Vec<_>>(),
+                "judgements": judgements,
+                "human_verdict": verdict_value(l.human),
+                "n_judgements": l.n_judgements,
+                "label": verdict_value(l.label),
+            });
+            serde_json::to_writer(&mut *w, &o).map_err(std::io::Error::other)?;
+            w.write_all(b"\n")?;
+        }
+        Ok(())
+    })?;
+    commit(&tmp, out)?;
+    Ok(ExportSummary { items: rows.len(), skipped: 0, files: vec![out.to_path_buf()] })
+}
+
+fn export_csv(rows: &[ExportRow], out: &Path) -> Result<ExportSummary, ExportError> {
+    let perspectives: BTreeSet<&str> =
+        rows.iter().flat_map(|r| r.rationales.iter().map(|r| r.perspective.as_str())).collect();
+    let tmp = write_temp(out, |w| {
+        let mut csv = csv::Writer::from_writer(w);
+        let mut header: Vec<String> = [
+            "id",
+            "dataset",
+            "external_id",
+            "title",
+            "text",
+            "source",
+            "published",
+            "split",
+            "gold_label",
+            "original_label",
+            "human_verdict",
+            "n_judgements",
+            "label",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        for p in &perspectives {
+            header.push(format!("rationale:{p}"));
+            header.push(format!("verdict:{p}"));
+        }
+        header.push("metadata".into());
+        csv.write_record(&header)?;
+        for row in rows {
+            let l = labels(row);
+            let item = &row.item;
+            let opt = |v: &Option<String>| v.clone().unwrap_or_default();
+            let verdict = |v: Option<Verdict>| v.map(|v| v.as_str().to_string()).unwrap_or_default();
+            let mut record = vec![
+                item.id.to_string(),
+                row.dataset.clone(),
+                opt(&item.external_id),
+                opt(&item.title),
+                item.text.clone(),
+                opt(&item.source),
+                opt(&item.published),
+                opt(&item.split),
+                verdict(item.gold_label),
+                opt(&item.original_label),
+                verdict(l.human),
+                l.n_judgements.to_string(),
+                verdict(l.label),
+            ];
+            let chosen = by_perspective(&row.rationales);
+            for p in &perspectives {
+                let r = chosen.iter().find(|r| r.perspective == *p);
+                record.push(r.map(|r| r.text.clone()).unwrap_or_default());
+                record.push(verdict(r.and_then(|r| r.verdict)));
+            }
+            record.push(item.metadata.to_string());
+            csv.write_record(&record)?;
+        }
+        csv.flush()
+    })?;
+    commit(&tmp, out)?;
+    Ok(ExportSummary { items: rows.len(), skipped: 0, files: vec![out.to_path_buf()] })
+}
+
+/// Writes `fill`'s output to a hidden temporary file next to `path` and syncs it; returns the temporary's path.
+/// On failure the temporary is removed.
+fn write_temp(
+    path: &Path,
+    fill: impl FnOnce(&mut BufWriter<File>) -> std::io::Result<()>,
+) -> Result<PathBuf, ExportError> {
+    let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let Some(name) = path.file_name() else {
+        return Err(ExportError::write(path, "not a file name"));
+    };
+    if path.is_dir() {
+        return Err(ExportError::write(path, "is a folder; give a file name"));
+    }
+    std::fs::create_dir_all(parent)
+        .map_err(|e| ExportError::write(parent, format!("cannot create the folder: {e}")))?;
+    let tmp = parent.join(format!(".{}.{}.tmp", name.to_string_lossy(), std::process::id()));
+    let result = File::create(&tmp).and_then(|f| {
+        let mut w = BufWriter::new(f);
+        fill(&mut w)?;
+        let f = w.into_inner().map_err(|e| e.into_error())?;
+        f.sync_all()
+    });
+    match result {
+        Ok(()) => Ok(tmp),
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            Err(ExportError::write(path, format!("cannot write: {e}")))
+        }
+    }
+}
+
+/// Renames a finished temporary file into place.
+fn commit(tmp: &Path, path: &Path) -> Result<(), ExportError> {
+    std::fs::rename(tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(tmp);
+        ExportError::write(path, format!("cannot move the finished file into place: {e}"))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Item, Judgement};
+
+    fn row(id: i64, split: Option<&str>, gold: Option<Verdict>, verdicts: &[(Verdict, bool)]) -> ExportRow {
+        ExportRow {
+            item: Item {
+                id,
+                dataset_id: 1,
+                external_id: None,
+                title: None,
+                text: "t".into(),
+                source: None,
+                published: None,
+                gold_label: gold,
+                original_label: None,
+                split: split.map(str::to_string),
+                metadata: Value::Object(Map::new()),
+            },
+            dataset: "d".into(),
+            rationales: Vec::new(),
+            judgements: verdicts
+                .iter()
+                .enumerate()
+                .map(|(i, &(verdict, adjudicated))| Judgement {
+                    id: i as i64,
+                    item_id: id,
+                    annotator: format!("a{i}"),
+                    verdict,
+                    confidence: None,
+                    note: None,
+                    time_spent_ms: 0,
+                    adjudicated,
+                    created_at: String::new(),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn final_label_prefers_a_real_or_fake_human_verdict() {
+        use Verdict::*;
+        let l = labels(&row(1, None, Some(Real), &[(Fake, false)]));
+        assert_eq!((l.human, l.label, l.n_judgements), (Some(Fake), Some(Fake), 1));
+        let l = labels(&row(1, None, Some(Real), &[(Other, false)]));
+        assert_eq!((l.human, l.label), (Some(Other), Some(Real)));
+        let l = labels(&row(1, None, Some(Real), &[(Fake, false), (Real, false)]));
+        assert_eq!((l.human, l.label), (None, Some(Real)));
+        let l = labels(&row(1, None, None, &[]));
+        assert_eq!((l.human, l.label), (None, None));
+        let l = labels(&row(1, None, None, &[(Fake, false), (Fake, false), (Real, true)]));
+        assert_eq!(l.label, Some(Real));
+    }
+
+    #[test]
+    fn splits_are_kept_or_assigned_by_id() {
+        assert_eq!(arg_split(&row(3, Some("valid"), None, &[])), "val");
+        assert_eq!(arg_split(&row(3, Some("test"), None, &[])), "test");
+        let counts = (0..2000).fold([0; 3], |mut c, id| {
+            let i = ["train", "val", "test"].iter().position(|s| *s == arg_split(&row(id, None, None, &[])));
+            c[i.unwrap_or_default()] += 1;
+            c
+        });
+        assert_eq!(counts, [1400, 300, 300]);
+    }
+
+    #[test]
+    fn export_formats_parse() {
+        for f in ExportFormat::ALL {
+            assert_eq!(f.as_str().parse::<ExportFormat>(), Ok(f));
+        }
+        assert!("xml".parse::<ExportFormat>().is_err());
+    }
+}

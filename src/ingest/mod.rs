@@ -1,0 +1,737 @@
+//! Importers and exporters: reads dataset files (ARG JSON, LIAR-PLUS TSV/JSONL, LIAR2 CSV, and any CSV or JSONL
+//! through a column map) into [`NewItem`]s, hands them to the store in one transaction, and writes the store back out
+//! (see [`export`]).
+//!
+//! Every reader first reads the whole file as bytes, strips a UTF-8 byte-order mark and validates UTF-8, so every
+//! error can name the file and the 1-based physical line it concerns ([`IngestError`]). Nothing touches the database
+//! until every file of an import has parsed.
+//!
+//! This module knows nothing of the UI, of egui, or of the jobs registry: long work reports through
+//! [`Progress`] only. It talks to the database only through [`Store::import`] and [`Store::export_rows`].
+
+pub mod export;
+mod readers;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use crate::domain::{NewDataset, NewItem, Verdict};
+use crate::jobs::Progress;
+use crate::store::{ImportSummary, Store, StoreError};
+
+pub use export::{ExportError, ExportFormat, ExportSummary, export};
+
+/// A problem with one input file, located as precisely as the reader could: `FILE:LINE: reason`.
+///
+/// `line` is the 1-based physical line of the file where the offending record (or byte) starts.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}{}: {reason}", .file.display(), line_suffix(.line))]
+pub struct IngestError {
+    /// The file being read.
+    pub file: PathBuf,
+    /// 1-based physical line number, when the problem has one.
+    pub line: Option<usize>,
+    /// What is wrong, in words.
+    pub reason: String,
+}
+
+fn line_suffix(line: &Option<usize>) -> String {
+    line.map(|l| format!(":{l}")).unwrap_or_default()
+}
+
+impl IngestError {
+    /// An error at a line of a file.
+    pub fn at(file: &Path, line: usize, reason: impl Into<String>) -> Self {
+        Self { file: file.to_path_buf(), line: Some(line), reason: reason.into() }
+    }
+
+    /// An error about a whole file.
+    pub fn file(file: &Path, reason: impl Into<String>) -> Self {
+        Self { file: file.to_path_buf(), line: None, reason: reason.into() }
+    }
+}
+
+/// Why a command-line value (`--format`, `--map`, `--labels`, export format) was not understood.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ParseOptionError(pub String);
+
+/// Errors of [`import_files`].
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    /// A file did not parse; nothing was written.
+    #[error(transparent)]
+    Parse(#[from] IngestError),
+    /// The database refused the import; nothing was written.
+    #[error(transparent)]
+    Store(StoreError),
+    /// Someone cancelled the import; nothing was written.
+    #[error("import cancelled; nothing was written")]
+    Cancelled,
+}
+
+impl From<StoreError> for ImportError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Cancelled => Self::Cancelled,
+            e => Self::Store(e),
+        }
+    }
+}
+
+// -------------------------------------------------------------------------------------------------------------
+// Formats
+
+/// An input format that Argus reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Format {
+    /// ICTMCG/ARG's `train.json`/`val.json`/`test.json`: a JSON array of objects with `content`, `label` and
+    /// `<perspective>_rationale` / `_pred` / `_acc`.
+    ArgJson,
+    /// LIAR-PLUS `*.tsv`: 16 tab-separated columns, no header.
+    LiarPlusTsv,
+    /// LIAR-PLUS `*.jsonl`: one object per line with `claim`, `json_file_id`, `justification`, ...
+    LiarPlusJsonl,
+    /// LIAR2 `*.csv`: a header of exactly LIAR2's 16 columns, integer labels 0..5.
+    Liar2Csv,
+    /// Any CSV with a header, read through a [`ColumnMap`].
+    Csv,
+    /// Any JSON Lines file, read through a [`ColumnMap`] whose names are JSON keys.
+    Jsonl,
+}
+
+impl Format {
+    /// Every format, in the order they are listed to users.
+    pub const ALL: [Self; 6] =
+        [Self::ArgJson, Self::LiarPlusTsv, Self::LiarPlusJsonl, Self::Liar2Csv, Self::Csv, Self::Jsonl];
+
+    /// The name used on the command line and stored as the dataset's format.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ArgJson => "arg-json",
+            Self::LiarPlusTsv => "liar-plus-tsv",
+            Self::LiarPlusJsonl => "liar-plus-jsonl",
+            Self::Liar2Csv => "liar2-csv",
+            Self::Csv => "csv",
+            Self::Jsonl => "jsonl",
+        }
+    }
+
+    /// True for the generic formats, which need a [`ColumnMap`].
+    pub fn needs_column_map(self) -> bool {
+        matches!(self, Self::Csv | Self::Jsonl)
+    }
+
+    /// The one-line license note stored with datasets of a known public source, if any.
+    pub fn license_note(self) -> Option<&'static str> {
+        match self {
+            Self::Liar2Csv => Some("LIAR2 (chengxuphd/liar2), Apache-2.0; PolitiFact text"),
+            Self::LiarPlusTsv | Self::LiarPlusJsonl => Some(
+                "LIAR-PLUS (Tariq60/LIAR-PLUS), CC0 1.0 per LICENSE; README says research use only; PolitiFact text",
+            ),
+            _ => None,
+        }
+    }
+
+    /// Guesses the format of a file from its extension and, for `.jsonl` and `.csv`, its first record:
+    ///
+    /// * `.json` -> `arg-json`; `.tsv` -> `liar-plus-tsv`;
+    /// * `.jsonl` -> `liar-plus-jsonl` when the first object has `claim` and `json_file_id`, else `jsonl`;
+    /// * `.csv` -> `liar2-csv` when the header is exactly LIAR2's columns, else `csv`.
+    ///
+    /// `csv` and `jsonl` need a column map to be read. `bytes` is the file's content (a BOM is allowed).
+    pub fn detect(path: &Path, bytes: &[u8]) -> Result<Self, IngestError> {
+        let ext = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).unwrap_or_default();
+        let bytes = strip_bom(bytes);
+        match ext.as_str() {
+            "json" => Ok(Self::ArgJson),
+            "tsv" => Ok(Self::LiarPlusTsv),
+            "jsonl" | "ndjson" => {
+                Ok(if readers::looks_like_liar_plus_jsonl(bytes) { Self::LiarPlusJsonl } else { Self::Jsonl })
+            }
+            "csv" => Ok(if readers::looks_like_liar2_csv(bytes) { Self::Liar2Csv } else { Self::Csv }),
+            _ => Err(IngestError::file(
+                path,
+                format!(
+                    "cannot tell the format from the file name (extension {}); name one of: {}",
+                    if ext.is_empty() { "none".to_string() } else { format!("'.{ext}'") },
+                    format_names()
+                ),
+            )),
+        }
+    }
+}
+
+fn format_names() -> String {
+    Format::ALL.iter().map(|f| f.as_str()).collect::<Vec<_>>().join(", ")
+}
+
+impl fmt::Display for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Format {
+    type Err = ParseOptionError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim().to_ascii_lowercase();
+        Self::ALL
+            .into_iter()
+            .find(|f| f.as_str() == s)
+            .ok_or_else(|| ParseOptionError(format!("unknown format '{s}'; known formats: {}", format_names())))
+    }
+}
+
+// -------------------------------------------------------------------------------------------------------------
+// Label map
+
+/// Maps a source's label (trimmed, lower-cased) to a binary gold verdict.
+///
+/// The default map knows PolitiFact's six-way scale (`pants-fire`/`pants-on-fire`, `false`, `barely-true`,
+/// `mostly-false` -> fake; `half-true`, `mostly-true`, `true` -> real), `real`/`fake`, and ARG's integer coding
+/// (`0` -> real, `1` -> fake). A user map ([`LabelMap::parse`]) replaces it entirely.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LabelMap {
+    map: BTreeMap<String, Verdict>,
+}
+
+impl Default for LabelMap {
+    fn default() -> Self {
+        let fake = ["fake", "1", "pants-fire", "pants-on-fire", "false", "barely-true", "mostly-false"];
+        let real = ["real", "0", "half-true", "mostly-true", "true"];
+        let map = fake
+            .iter()
+            .map(|k| (k.to_string(), Verdict::Fake))
+            .chain(real.iter().map(|k| (k.to_string(), Verdict::Real)))
+            .collect();
+        Self { map }
+    }
+}
+
+impl LabelMap {
+    /// Parses a user map such as `pants-fire=fake,false=fake,half-true=real`: comma-separated `label=real|fake`
+    /// pairs. Labels are matched trimmed and case-insensitively.
+    pub fn parse(spec: &str) -> Result<Self, ParseOptionError> {
+        let mut map = BTreeMap::new();
+        for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let Some((label, verdict)) = part.split_once('=') else {
+                return Err(ParseOptionError(format!("label map entry '{part}' is not LABEL=real or LABEL=fake")));
+            };
+            let label = label.trim().to_lowercase();
+            if label.is_empty() {
+                return Err(ParseOptionError(format!("label map entry '{part}' has an empty label")));
+            }
+            let verdict = match verdict.trim().to_ascii_lowercase().as_str() {
+                "real" => Verdict::Real,
+                "fake" => Verdict::Fake,
+                other => {
+                    return Err(ParseOptionError(format!(
+                        "label map entry '{part}': '{other}' is not a gold label (real or fake)"
+                    )));
+                }
+            };
+            if let Some(previous) = map.insert(label.clone(), verdict).filter(|&p| p != verdict) {
+                return Err(ParseOptionError(format!("label map maps '{label}' twice ({previous} and {verdict})")));
+            }
+        }
+        if map.is_empty() {
+            return Err(ParseOptionError("the label map is empty; write it as LABEL=real,LABEL=fake,...".into()));
+        }
+        Ok(Self { map })
+    }
+
+    /// The verdict of a label, if the map knows it.
+    pub fn get(&self, label: &str) -> Option<Verdict> {
+        self.map.get(&label.trim().to_lowercase()).copied()
+    }
+
+    /// The gold label for a source label: `Ok(None)` for an empty label (an unlabelled item), an error message
+    /// for a label the map does not know.
+    pub fn resolve(&self, label: &str) -> Result<Option<Verdict>, String> {
+        if label.trim().is_empty() {
+            return Ok(None);
+        }
+        self.get(label).map(Some).ok_or_else(|| self.unknown(label))
+    }
+
+    /// The message for a label that is not in the map.
+    pub(crate) fn unknown(&self, label: &str) -> String {
+        format!("label '{}' is not in the label map (known: {})", label.trim(), self.known().join(", "))
+    }
+
+    /// The labels the map knows, sorted.
+    pub fn known(&self) -> Vec<&str> {
+        self.map.keys().map(String::as_str).collect()
+    }
+}
+
+impl FromStr for LabelMap {
+    type Err = ParseOptionError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::parse(s)
+    }
+}
+
+// -------------------------------------------------------------------------------------------------------------
+// Column map
+
+/// The columns (or JSON keys) of one rationale in a generic CSV/JSONL file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RationaleColumns {
+    /// Perspective the rationale is stored under (`human`, `td`, `cs`, ...).
+    pub perspective: String,
+    /// Column with the rationale's text.
+    pub text: String,
+    /// Optional column with the verdict it implies (`real`/`fake`/`other` or `0`/`1`/`2`).
+    pub verdict: Option<String>,
+}
+
+/// Which source column (CSV header name or JSON key) fills which item field, for the generic `csv` and `jsonl`
+/// formats. Columns that are not mapped go to the item's metadata.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ColumnMap {
+    /// The text that is judged (required).
+    pub content: String,
+    /// The source label, read through the label map.
+    pub label: Option<String>,
+    /// A headline distinct from the text.
+    pub title: Option<String>,
+    /// Speaker, outlet or originator.
+    pub source: Option<String>,
+    /// Publication date, kept as written.
+    pub date: Option<String>,
+    /// The id in the source (stored as the external id).
+    pub id: Option<String>,
+    /// train/val/test; without it the split comes from the file name.
+    pub split: Option<String>,
+    /// `rationale:<perspective>` and `verdict:<perspective>` targets, in the order given.
+    pub rationales: Vec<RationaleColumns>,
+}
+
+const COLUMN_TARGETS: &str = "content, label, title, source, date, id, split, rationale:<perspective>, \
+                              verdict:<perspective>";
+
+impl ColumnMap {
+    /// Parses `content=statement,label=label,rationale:human=justification,title=headline,...`: comma-separated
+    /// `target=column` pairs. Targets: `content` (required), `label`, `title`, `source`, `date`, `id`, `split`,
+    /// `rationale:<perspective>` (repeatable) and `verdict:<perspective>` (the verdict of that rationale).
+    /// Column names are trimmed and cannot contain `,` or `=`.
+    pub fn parse(spec: &str) -> Result<Self, ParseOptionError> {
+        let err = |m: String| Err(ParseOptionError(m));
+        let mut singles: BTreeMap<&str, String> = BTreeMap::new();
+        let mut rationales: Vec<RationaleColumns> = Vec::new();
+        let mut verdicts: Vec<(String, String)> = Vec::new();
+        for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let Some((target, column)) = part.split_once('=') else {
+                return err(format!("column map entry '{part}' is not TARGET=COLUMN"));
+            };
+            let (target, column) = (target.trim(), column.trim());
+            if column.is_empty() {
+                return err(format!("column map entry '{part}' names no column"));
+            }
+            if let Some(p) = target.strip_prefix("rationale:") {
+                let p = perspective_name(p, part)?;
+                if rationales.iter().any(|r| r.perspective == p) {
+                    return err(format!("column map gives rationale:{p} twice"));
+                }
+                rationales.push(RationaleColumns { perspective: p, text: column.to_string(), verdict: None });
+            } else if let Some(p) = target.strip_prefix("verdict:") {
+                let p = perspective_name(p, part)?;
+                if verdicts.iter().any(|(v, _)| *v == p) {
+                    return err(format!("column map gives verdict:{p} twice"));
+                }
+                verdicts.push((p, column.to_string()));
+            } else {
+                let key = match target {
+                    "content" => "content",
+                    "label" => "label",
+                    "title" => "title",
+                    "source" => "source",
+                    "date" => "date",
+                    "id" => "id",
+                    "split" => "split",
+                    _ => return err(format!("unknown column map target '{target}'; targets: {COLUMN_TARGETS}")),
+                };
+                if singles.insert(key, column.to_string()).is_some() {
+                    return err(format!("column map gives '{key}' twice"));
+                }
+            }
+        }
+        for (p, column) in verdicts {
+            match rationales.iter_mut().find(|r| r.perspective == p) {
+                Some(r) => r.verdict = Some(column),
+                None => return err(format!("column map gives verdict:{p} but no rationale:{p}")),
+            }
+        }
+        let Some(content) = singles.remove("content") else {
+            return err("a column map needs content=COLUMN (the text to judge)".into());
+        };
+        Ok(Self {
+            content,
+            label: singles.remove("label"),
+            title: singles.remove("title"),
+            source: singles.remove("source"),
+            date: singles.remove("date"),
+            id: singles.remove("id"),
+            split: singles.remove("split"),
+            rationales,
+        })
+    }
+
+    /// Every mapped column with the target it fills, in a stable order (content first).
+    pub fn mapped(&self) -> Vec<(String, &str)> {
+        let mut out = vec![("content".to_string(), self.content.as_str())];
+        for (target, column) in [
+            ("label", &self.label),
+            ("title", &self.title),
+            ("source", &self.source),
+            ("date", &self.date),
+            ("id", &self.id),
+            ("split", &self.split),
+        ] {
+            if let Some(c) = column {
+                out.push((target.to_string(), c.as_str()));
+            }
+        }
+        for r in &self.rationales {
+            out.push((format!("rationale:{}", r.perspective), r.text.as_str()));
+            if let Some(v) = &r.verdict {
+                out.push((format!("verdict:{}", r.perspective), v.as_str()));
+            }
+        }
+        out
+    }
+}
+
+fn perspective_name(p: &str, part: &str) -> Result<String, ParseOptionError> {
+    let p = p.trim();
+    if p.is_empty() || !p.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '-') {
+        return Err(ParseOptionError(format!(
+            "column map entry '{part}': a perspective is a non-empty name of letters, digits, '_' or '-'"
+        )));
+    }
+    Ok(p.to_string())
+}
+
+impl FromStr for ColumnMap {
+    type Err = ParseOptionError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::parse(s)
+    }
+}
+
+// -------------------------------------------------------------------------------------------------------------
+// Public API
+
+/// How to read input files.
+#[derive(Clone, Debug, Default)]
+pub struct ImportOptions {
+    /// The format; `None` guesses it from each file ([`Format::detect`]).
+    pub format: Option<Format>,
+    /// Column map for the generic `csv`/`jsonl` formats. Given without a format, it makes `.csv` and `.jsonl`
+    /// files read as generic `csv`/`jsonl` even when they look like LIAR2/LIAR-PLUS; with a preset format (or a
+    /// `.json`/`.tsv` file) it is an error.
+    pub columns: Option<ColumnMap>,
+    /// Source label -> gold label.
+    pub labels: LabelMap,
+    /// Dataset name; `None` uses the file name. With several files, each dataset is named `NAME: FILE NAME`.
+    pub dataset_name: Option<String>,
+}
+
+/// One file, read and checked, ready for [`Store::import`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct ParsedFile {
+    /// The dataset row: name, format, source path, license note.
+    pub dataset: NewDataset,
+    /// Every record of the file, in file order, with its rationales.
+    pub items: Vec<NewItem>,
+}
+
+/// Reads one file from disk; see [`read_bytes`].
+pub fn read_file(path: &Path, opts: &ImportOptions) -> Result<ParsedFile, IngestError> {
+    let bytes = std::fs::read(path).map_err(|e| IngestError::file(path, format!("cannot read the file: {e}")))?;
+    read_bytes(path, &bytes, opts)
+}
+
+/// Reads a file's content. `name` is used for format detection, split-from-file-name, messages and the dataset's
+/// name and source path only (so the bundled demo can be read from memory).
+pub fn read_bytes(name: &Path, bytes: &[u8], opts: &ImportOptions) -> Result<ParsedFile, IngestError> {
+    let text = decode_utf8(name, bytes)?;
+    let format = resolve_format(name, text.as_bytes(), opts)?;
+    let ctx = readers::Context { path: name, labels: &opts.labels, stem_split: split_from_stem(name) };
+    let items = match format {
+        Format::ArgJson => readers::arg_json(&ctx, text)?,
+        Format::LiarPlusTsv => readers::liar_plus_tsv(&ctx, text)?,
+        Format::LiarPlusJsonl => readers::liar_plus_jsonl(&ctx, text)?,
+        Format::Liar2Csv => readers::liar2_csv(&ctx, text)?,
+        Format::Csv | Format::Jsonl => {
+            let Some(columns) = opts.columns.as_ref() else {
+                return Err(IngestError::file(
+                    name,
+                    format!(
+                        "format {format} needs a column map (--map content=COLUMN,label=COLUMN,...); \
+                         or name a preset format: {}",
+                        format_names()
+                    ),
+                ));
+            };
+            if format == Format::Csv {
+                readers::generic_csv(&ctx, text, columns)?
+            } else {
+                readers::generic_jsonl(&ctx, text, columns)?
+            }
+        }
+    };
+    let file_name =
+        name.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| name.display().to_string());
+    Ok(ParsedFile {
+        dataset: NewDataset {
+            name: opts.dataset_name.clone().filter(|n| !n.trim().is_empty()).unwrap_or(file_name),
+            format: format.as_str().to_string(),
+            source_path: name.display().to_string(),
+            license_note: format.license_note().map(str::to_string),
+        },
+        items,
+    })
+}
+
+/// File name of the bundled demo sample: 300 LIAR2 statements (see `assets/demo/SOURCE.md`).
+pub const DEMO_SAMPLE_NAME: &str = "liar2-sample.csv";
+
+/// The bundled demo sample's bytes (LIAR2 CSV; Apache-2.0, PolitiFact text).
+pub const DEMO_SAMPLE_CSV: &[u8] = include_bytes!("../../assets/demo/liar2-sample.csv");
+
+/// Reads the bundled demo sample as a `liar2-csv` dataset named "LIAR2 demo sample".
+pub fn read_demo_sample() -> Result<ParsedFile, IngestError> {
+    let opts = ImportOptions {
+        format: Some(Format::Liar2Csv),
+        dataset_name: Some("LIAR2 demo sample".into()),
+        ..ImportOptions::default()
+    };
+    read_bytes(Path::new(DEMO_SAMPLE_NAME), DEMO_SAMPLE_CSV, &opts)
+}
+
+fn resolve_format(name: &Path, bytes: &[u8], opts: &ImportOptions) -> Result<Format, IngestError> {
+    let map_only = || IngestError::file(name, "--map only applies to the csv and jsonl formats");
+    match (opts.format, &opts.columns) {
+        (Some(f), Some(_)) if !f.needs_column_map() => Err(map_only()),
+        (Some(f), _) => Ok(f),
+        (None, None) => Format::detect(name, bytes),
+        (None, Some(_)) => match Format::detect(name, bytes)? {
+            Format::Csv | Format::Liar2Csv => Ok(Format::Csv),
+            Format::Jsonl | Format::LiarPlusJsonl => Ok(Format::Jsonl),
+            _ => Err(map_only()),
+        },
+    }
+}
+
+/// Parses every file first (nothing touches the database until all have parsed), then imports all of them in one
+/// [`Store::import`] transaction: all files or none. Returns one [`ImportSummary`] per file, in order.
+///
+/// Reports progress through `progress` (reading: one unit per file; inserting: one unit per item) and stops,
+/// writing nothing, once it is cancelled.
+pub fn import_files(
+    store: &mut Store,
+    paths: &[PathBuf],
+    opts: &ImportOptions,
+    progress: &dyn Progress,
+) -> Result<Vec<ImportSummary>, ImportError> {
+    let mut parsed = Vec::with_capacity(paths.len());
+    for (i, path) in paths.iter().enumerate() {
+        if progress.is_cancelled() {
+            return Err(ImportError::Cancelled);
+        }
+        progress.set(i as u64, paths.len() as u64, &format!("reading {}", path.display()));
+        let mut file = read_file(path, opts)?;
+        if paths.len() > 1
+            && let Some(name) = opts.dataset_name.as_deref().filter(|n| !n.trim().is_empty())
+        {
+            let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            file.dataset.name = format!("{name}: {file_name}");
+        }
+        parsed.push((file.dataset, file.items));
+    }
+    if progress.is_cancelled() {
+        return Err(ImportError::Cancelled);
+    }
+    let total: usize = parsed.iter().map(|(_, items)| items.len()).sum();
+    progress.set(0, total as u64, "importing");
+    let summaries = store.import(&parsed, &mut |done| progress.set(done as u64, total as u64, "importing"), &|| {
+        progress.is_cancelled()
+    })?;
+    Ok(summaries)
+}
+
+// -------------------------------------------------------------------------------------------------------------
+// Shared helpers
+
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
+fn strip_bom(bytes: &[u8]) -> &[u8] {
+    bytes.strip_prefix(BOM).unwrap_or(bytes)
+}
+
+/// Strips a BOM and validates UTF-8; an error names the line and byte column of the first invalid byte.
+fn decode_utf8<'a>(path: &Path, bytes: &'a [u8]) -> Result<&'a str, IngestError> {
+    let body = strip_bom(bytes);
+    std::str::from_utf8(body).map_err(|e| {
+        let offset = bytes.len() - body.len() + e.valid_up_to();
+        let before = &bytes[..offset];
+        let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+        let line_start = before.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
+        IngestError::at(
+            path,
+            line,
+            format!(
+                "invalid UTF-8 (byte 0x{:02x} at column {}); save the file as UTF-8",
+                bytes[offset],
+                offset - line_start + 1
+            ),
+        )
+    })
+}
+
+/// The split named by a file's stem: `train`/`train2` -> train, `val`/`val2`/`valid`/`validation`/`dev` -> val,
+/// `test`/`test2` -> test.
+pub fn split_from_stem(path: &Path) -> Option<String> {
+    let stem = path.file_stem()?.to_str()?.to_ascii_lowercase();
+    normalize_split(&stem).map(str::to_string)
+}
+
+/// The canonical name (`train`, `val`, `test`) of a split name, if it is one of the usual spellings.
+pub fn normalize_split(name: &str) -> Option<&'static str> {
+    match name.trim().to_ascii_lowercase().as_str() {
+        "train" | "train2" | "training" => Some("train"),
+        "val" | "val2" | "valid" | "validation" | "dev" => Some("val"),
+        "test" | "test2" => Some("test"),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_label_map_knows_politifact_and_arg() {
+        let m = LabelMap::default();
+        for fake in ["pants-fire", "Pants-On-Fire", " false ", "barely-true", "mostly-false", "fake", "1"] {
+            assert_eq!(m.get(fake), Some(Verdict::Fake), "{fake}");
+        }
+        for real in ["half-true", "mostly-true", "TRUE", "real", "0"] {
+            assert_eq!(m.get(real), Some(Verdict::Real), "{real}");
+        }
+        assert_eq!(m.resolve("  "), Ok(None));
+        let e = m.resolve("xyz").unwrap_err();
+        assert!(e.starts_with("label 'xyz' is not in the label map (known: "), "{e}");
+        assert!(e.contains("pants-fire"), "{e}");
+    }
+
+    #[test]
+    fn user_label_map_replaces_the_default() {
+        let m = LabelMap::parse("0=fake, 1=fake,2=fake,3=real,4=real,5=REAL").unwrap();
+        assert_eq!(m.get("5"), Some(Verdict::Real));
+        assert_eq!(m.get("0"), Some(Verdict::Fake));
+        assert_eq!(m.get("true"), None);
+        assert_eq!(m.known(), ["0", "1", "2", "3", "4", "5"]);
+        assert!(LabelMap::parse("").is_err());
+        assert!(LabelMap::parse("a=maybe").is_err());
+        assert!(LabelMap::parse("a").is_err());
+        assert!(LabelMap::parse("a=real,A=fake").is_err());
+        assert!(LabelMap::parse("=real").is_err());
+    }
+
+    #[test]
+    fn column_map_parses_every_target() {
+        let m = ColumnMap::parse(
+            "content=statement, label=label,rationale:human=justification,verdict:human=jv,title=headline,\
+             source=speaker,date=date,id=id,split=split,rationale:td=td text",
+        )
+        .unwrap();
+        assert_eq!(m.content, "statement");
+        assert_eq!(m.label.as_deref(), Some("label"));
+        assert_eq!(m.title.as_deref(), Some("headline"));
+        assert_eq!(m.source.as_deref(), Some("speaker"));
+        assert_eq!(m.date.as_deref(), Some("date"));
+        assert_eq!(m.id.as_deref(), Some("id"));
+        assert_eq!(m.split.as_deref(), Some("split"));
+        assert_eq!(
+            m.rationales,
+            [
+                RationaleColumns {
+                    perspective: "human".into(),
+                    text: "justification".into(),
+                    verdict: Some("jv".into())
+                },
+                RationaleColumns { perspective: "td".into(), text: "td text".into(), verdict: None },
+            ]
+        );
+        assert_eq!(m.mapped().len(), 10);
+    }
+
+    #[test]
+    fn column_map_rejects_bad_specs() {
+        for (spec, needle) in [
+            ("label=x", "needs content"),
+            ("content=a,headline=b", "unknown column map target 'headline'"),
+            ("content=a,content=b", "twice"),
+            ("content=a,verdict:td=v", "no rationale:td"),
+            ("content=a,rationale:=x", "perspective"),
+            ("content", "TARGET=COLUMN"),
+            ("content=", "names no column"),
+        ] {
+            let e = ColumnMap::parse(spec).unwrap_err().0;
+            assert!(e.contains(needle), "{spec}: {e}");
+        }
+    }
+
+    #[test]
+    fn formats_round_trip_and_detect() {
+        for f in Format::ALL {
+            assert_eq!(f.as_str().parse::<Format>(), Ok(f));
+        }
+        assert!("xml".parse::<Format>().is_err());
+        let p = Path::new;
+        assert_eq!(Format::detect(p("a/train.json"), b"[]"), Ok(Format::ArgJson));
+        assert_eq!(Format::detect(p("val2.TSV"), b""), Ok(Format::LiarPlusTsv));
+        let lp = b"\xEF\xBB\xBF\n{\"id\": 0, \"json_file_id\": \"1.json\", \"claim\": \"c\"}\n";
+        assert_eq!(Format::detect(p("x.jsonl"), lp), Ok(Format::LiarPlusJsonl));
+        assert_eq!(Format::detect(p("x.jsonl"), b"{\"claim\": \"c\"}\n"), Ok(Format::Jsonl));
+        let header = "id,label,statement,date,subject,speaker,speaker_description,state_info,true_counts,\
+                      mostly_true_counts,half_true_counts,mostly_false_counts,false_counts,pants_on_fire_counts,\
+                      context,justification\r\n1,2,x";
+        assert_eq!(Format::detect(p("t.csv"), header.as_bytes()), Ok(Format::Liar2Csv));
+        assert_eq!(Format::detect(p("t.csv"), b"id,label,statement\n"), Ok(Format::Csv));
+        let e = Format::detect(p("notes.txt"), b"").unwrap_err();
+        assert!(e.to_string().starts_with("notes.txt: cannot tell the format"), "{e}");
+    }
+
+    #[test]
+    fn bad_utf8_names_line_and_column() {
+        let e = decode_utf8(Path::new("f.csv"), b"a,b\nc,d\nxy\xffz\n").unwrap_err();
+        assert_eq!(e.line, Some(3));
+        assert_eq!(e.to_string(), "f.csv:3: invalid UTF-8 (byte 0xff at column 3); save the file as UTF-8");
+        assert_eq!(decode_utf8(Path::new("f"), b"\xEF\xBB\xBFok").unwrap(), "ok");
+    }
+
+    #[test]
+    fn splits_from_file_stems() {
+        assert_eq!(split_from_stem(Path::new("x/val2.tsv")).as_deref(), Some("val"));
+        assert_eq!(split_from_stem(Path::new("valid.csv")).as_deref(), Some("val"));
+        assert_eq!(split_from_stem(Path::new("test2.jsonl")).as_deref(), Some("test"));
+        assert_eq!(split_from_stem(Path::new("train.json")).as_deref(), Some("train"));
+        assert_eq!(split_from_stem(Path::new("liar2-sample.csv")), None);
+    }
+
+    #[test]
+    fn error_display() {
+        assert_eq!(IngestError::at(Path::new("a/b.csv"), 7, "bad").to_string(), "a/b.csv:7: bad");
+        assert_eq!(IngestError::file(Path::new("b.csv"), "bad").to_string(), "b.csv: bad");
+    }
+}

@@ -1,0 +1,13 @@
+//! Argus: a desktop studio for reviewing news with local-LLM rationales, human feedback and the ARG guidance model.
+//!
+//! The library holds everything; `src/main.rs` only parses the command line. See `ARCHITECTURE.md` for the module
+//! map and what each module may not touch.
+
+pub mod bench;
+pub mod config;
+pub mod domain;
+pub mod ingest;
+pub mod jobs;
+pub mod store;
+pub mod studio;
+pub mod ui;

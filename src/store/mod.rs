@@ -1,0 +1,670 @@
+//! The SQLite store: one real database file per project, schema migrations, and every read and write Argus makes.
+//!
+//! Every user action is committed the moment it is recorded; undo retracts a row (sets `retracted_at`), it never
+//! deletes one. Imports run in one transaction, so a failed or cancelled import leaves the database as it was.
+//!
+//! This module knows nothing of the UI, of file formats (see `ingest`) or of background jobs.
+
+mod migrations;
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, OptionalExtension, params};
+use sha2::{Digest, Sha256};
+
+use crate::domain::{
+    AnnotatorId, DatasetId, Item, ItemId, ItemSummary, Judgement, JudgementId, NewDataset, NewFeedback, NewItem,
+    NewJudgement, Rationale, RationaleId, RationaleOrigin, Stats, Verdict,
+};
+
+pub use migrations::SCHEMA_VERSION;
+
+/// Identifies an Argus database (`PRAGMA application_id`), "ARGU" in ASCII.
+pub const APPLICATION_ID: i32 = 0x4152_4755;
+
+/// How long a writer waits for another connection's lock before giving up.
+pub const BUSY_TIMEOUT_MS: u64 = 5_000;
+
+/// Errors of the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{path}: SQLite error: {source}")]
+    Sqlite {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error(
+        "{path}: this database has schema version {found}, newer than this Argus supports ({supported}); \
+         it was left untouched: open it with a newer Argus"
+    )]
+    NewerSchema { path: PathBuf, found: i64, supported: i64 },
+    #[error("{path}: not an Argus database (it already holds other tables); it was left untouched")]
+    NotArgus { path: PathBuf },
+    #[error("{path}: migration to schema version {version} failed: {source}")]
+    Migration {
+        path: PathBuf,
+        version: i64,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("{what} {id} does not exist")]
+    NotFound { what: &'static str, id: i64 },
+    #[error("cancelled; nothing was written")]
+    Cancelled,
+    #[error("{0}")]
+    Invalid(String),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// What an import added.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ImportSummary {
+    pub dataset_id: DatasetId,
+    pub items: usize,
+    pub rationales: usize,
+}
+
+/// One item with everything an exporter writes.
+#[derive(Clone, Debug)]
+pub struct ExportRow {
+    pub item: Item,
+    pub dataset: String,
+    /// Latest revision of each rationale.
+    pub rationales: Vec<Rationale>,
+    /// Standing judgements (one per annotator).
+    pub judgements: Vec<Judgement>,
+}
+
+/// An open Argus database.
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("path", &self.path).finish()
+    }
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path`, sets its PRAGMAs and migrates it to the current schema.
+    ///
+    /// A database whose schema is newer than this build is refused untouched.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| StoreError::Invalid(format!("{}: cannot create folder: {e}", parent.display())))?;
+        }
+        let conn = Connection::open(&path).map_err(|source| StoreError::Sqlite { path: path.clone(), source })?;
+        let mut store = Self { conn, path };
+        store.configure()?;
+        migrations::migrate(&mut store.conn, &store.path)?;
+        Ok(store)
+    }
+
+    fn configure(&self) -> Result<()> {
+        // journal_mode returns a row, so it is read rather than executed.
+        let sql = |e| self.err(e);
+        let _mode: String = self.conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)).map_err(sql)?;
+        self.conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL;").map_err(|e| self.err(e))?;
+        self.conn.busy_timeout(std::time::Duration::from_millis(BUSY_TIMEOUT_MS)).map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    fn err(&self, source: rusqlite::Error) -> StoreError {
+        StoreError::Sqlite { path: self.path.clone(), source }
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The schema version recorded in the database.
+    pub fn schema_version(&self) -> Result<i64> {
+        self.conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(|e| self.err(e))
+    }
+
+    /// Raw connection, for benchmarks and tests that measure SQLite itself.
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
+    // ---------------------------------------------------------------------------------------------------------
+    // Annotators
+
+    /// The id of the annotator called `name`, created on first use.
+    pub fn annotator_id(&self, name: &str) -> Result<AnnotatorId> {
+        let name = name.trim();
+        if name.is_empty() {
+            return Err(StoreError::Invalid("an annotator needs a name".into()));
+        }
+        self.conn.execute("INSERT OR IGNORE INTO annotators(name) VALUES (?1)", [name]).map_err(|e| self.err(e))?;
+        self.conn.query_row("SELECT id FROM annotators WHERE name = ?1", [name], |r| r.get(0)).map_err(|e| self.err(e))
+    }
+
+    /// All annotator names, alphabetically.
+    pub fn annotators(&self) -> Result<Vec<String>> {
+        let mut stmt = self.conn.prepare("SELECT name FROM annotators ORDER BY name").map_err(|e| self.err(e))?;
+        let rows = stmt.query_map([], |r| r.get(0)).map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<_>>().map_err(|e| self.err(e))
+    }
+
+    // ---------------------------------------------------------------------------------------------------------
+    // Import
+
+    /// Adds datasets with their items and rationales in one transaction: all of them, or (on error or cancel)
+    /// none.
+    ///
+    /// `on_progress(done)` is called every few hundred items with the count over all datasets; `cancelled()` is
+    /// polled as often.
+    pub fn import(
+        &mut self,
+        datasets: &[(NewDataset, Vec<NewItem>)],
+        on_progress: &mut dyn FnMut(usize),
+        cancelled: &dyn Fn() -> bool,
+    ) -> Result<Vec<ImportSummary>> {
+        let path = self.path.clone();
+        let err = |source| StoreError::Sqlite { path: path.clone(), source };
+        let tx = self.conn.transaction().map_err(err)?;
+        let mut summaries = Vec::with_capacity(datasets.len());
+        let mut done = 0usize;
+        {
+            let mut insert_dataset = tx
+                .prepare("INSERT INTO datasets(name, format, source_path, license_note) VALUES (?1, ?2, ?3, ?4)")
+                .map_err(err)?;
+            let mut insert_item = tx
+                .prepare(
+                    "INSERT INTO items(dataset_id, external_id, title, text, source, published, gold_label, \
+                     original_label, split, metadata, text_sha256) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                )
+                .map_err(err)?;
+            let mut insert_rationale = tx
+                .prepare(
+                    "INSERT INTO rationales(item_id, perspective, origin, model, prompt, text, verdict) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                )
+                .map_err(err)?;
+            let mut set_root = tx.prepare("UPDATE rationales SET root_id = id WHERE id = ?1").map_err(err)?;
+            for (dataset, items) in datasets {
+                insert_dataset
+                    .execute(params![dataset.name, dataset.format, dataset.source_path, dataset.license_note])
+                    .map_err(err)?;
+                let dataset_id = tx.last_insert_rowid();
+                let mut summary = ImportSummary { dataset_id, ..Default::default() };
+                for item in items {
+                    if done.is_multiple_of(512) {
+                        if cancelled() {
+                            return Err(StoreError::Cancelled); // dropping `tx` rolls back
+                        }
+                        on_progress(done);
+                    }
+                    let metadata = serde_json::Value::Object(item.metadata.clone()).to_string();
+                    insert_item
+                        .execute(params![
+                            dataset_id,
+                            item.external_id,
+                            item.title,
+                            item.text,
+                            item.source,
+                            item.published,
+                            item.gold_label.map(Verdict::as_str),
+                            item.original_label,
+                            item.split,
+                            metadata,
+                            text_sha256(&item.text),
+                        ])
+                        .map_err(err)?;
+                    let item_id = tx.last_insert_rowid();
+                    summary.items += 1;
+                    done += 1;
+                    for r in &item.rationales {
+                        insert_rationale
+                            .execute(params![
+                                item_id,
+                                r.perspective,
+                                r.origin.as_str(),
+                                r.model,
+                                r.prompt,
+                                r.text,
+                                r.verdict.map(Verdict::as_str),
+                            ])
+                            .map_err(err)?;
+                        set_root.execute([tx.last_insert_rowid()]).map_err(err)?;
+                        summary.rationales += 1;
+                    }
+                }
+                summaries.push(summary);
+            }
+        }
+        if cancelled() {
+            return Err(StoreError::Cancelled);
+        }
+        tx.commit().map_err(err)?;
+        on_progress(done);
+        Ok(summaries)
+    }
+
+    // ---------------------------------------------------------------------------------------------------------
+    // Items
+
+    /// Summaries of every item, in id order, with `annotator`'s standing verdicts filled in.
+    pub fn item_summaries(&self, annotator: Option<AnnotatorId>) -> Result<Vec<ItemSummary>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, title, text, source, gold_label FROM items ORDER BY id")
+            .map_err(|e| self.err(e))?;
+        let mut rows = stmt.query([]).map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        let mut index = std::collections::HashMap::new();
+        while let Some(r) = rows.next().map_err(|e| self.err(e))? {
+            let id: ItemId = r.get(0).map_err(|e| self.err(e))?;
+            let title: Option<String> = r.get(1).map_err(|e| self.err(e))?;
+            let text: String = r.get(2).map_err(|e| self.err(e))?;
+            let source: Option<String> = r.get(3).map_err(|e| self.err(e))?;
+            let gold: Option<String> = r.get(4).map_err(|e| self.err(e))?;
+            let headline = headline(title.as_deref(), &text);
+            let mut search_text = String::with_capacity(text.len() + 64);
+            for part in [title.as_deref(), Some(text.as_str()), source.as_deref()].into_iter().flatten() {
+                search_text.push_str(&part.to_lowercase());
+                search_text.push('\n');
+            }
+            index.insert(id, out.len());
+            out.push(ItemSummary {
+                id,
+                headline,
+                search_text,
+                gold_label: gold.as_deref().and_then(Verdict::parse),
+                my_verdict: None,
+                verdicts: Vec::new(),
+            });
+        }
+        let mut stmt = self
+            .conn
+            .prepare("SELECT item_id, annotator_id, verdict FROM standing_judgements")
+            .map_err(|e| self.err(e))?;
+        let mut rows = stmt.query([]).map_err(|e| self.err(e))?;
+        while let Some(r) = rows.next().map_err(|e| self.err(e))? {
+            let item_id: ItemId = r.get(0).map_err(|e| self.err(e))?;
+            let who: AnnotatorId = r.get(1).map_err(|e| self.err(e))?;
+            let verdict: String = r.get(2).map_err(|e| self.err(e))?;
+            let (Some(&i), Some(v)) = (index.get(&item_id), Verdict::parse(&verdict)) else { continue };
+            out[i].verdicts.push((who, v));
+            if Some(who) == annotator {
+                out[i].my_verdict = Some(v);
+            }
+        }
+        Ok(out)
+    }
+
+    /// One item.
+    pub fn item(&self, id: ItemId) -> Result<Item> {
+        self.conn
+            .query_row(
+                "SELECT id, dataset_id, external_id, title, text, source, published, gold_label, original_label, \
+                 split, metadata FROM items WHERE id = ?1",
+                [id],
+                row_to_item,
+            )
+            .optional()
+            .map_err(|e| self.err(e))?
+            .ok_or(StoreError::NotFound { what: "item", id })
+    }
+
+    /// Name of a dataset.
+    pub fn dataset_name(&self, id: DatasetId) -> Result<String> {
+        self.conn.query_row("SELECT name FROM datasets WHERE id = ?1", [id], |r| r.get(0)).map_err(|e| self.err(e))
+    }
+
+    // ---------------------------------------------------------------------------------------------------------
+    // Rationales
+
+    /// Latest revision of every rationale of an item, ordered by perspective.
+    pub fn rationales(&self, item: ItemId) -> Result<Vec<Rationale>> {
+        self.query_rationales(
+            "SELECT r.id, r.item_id, r.root_id, r.parent_id, r.revision, r.perspective, r.origin, r.model, r.prompt, \
+             r.text, r.verdict, a.name, r.created_at \
+             FROM latest_rationales r LEFT JOIN annotators a ON a.id = r.author_id \
+             WHERE r.item_id = ?1 ORDER BY r.perspective, r.root_id",
+            item,
+        )
+    }
+
+    /// Every revision of the rationale chain `root`, oldest first.
+    pub fn rationale_revisions(&self, root: RationaleId) -> Result<Vec<Rationale>> {
+        self.query_rationales(
+            "SELECT r.id, r.item_id, r.root_id, r.parent_id, r.revision, r.perspective, r.origin, r.model, r.prompt, \
+             r.text, r.verdict, a.name, r.created_at \
+             FROM rationales r LEFT JOIN annotators a ON a.id = r.author_id \
+             WHERE r.root_id = ?1 AND r.retracted_at IS NULL ORDER BY r.revision",
+            root,
+        )
+    }
+
+    fn query_rationales(&self, sql: &str, key: i64) -> Result<Vec<Rationale>> {
+        let mut stmt = self.conn.prepare_cached(sql).map_err(|e| self.err(e))?;
+        let rows = stmt.query_map([key], row_to_rationale).map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<_>>().map_err(|e| self.err(e))
+    }
+
+    /// Stores a correction of rationale revision `parent` as a new revision; the parent row is kept.
+    pub fn revise_rationale(
+        &self,
+        parent: RationaleId,
+        text: &str,
+        verdict: Option<Verdict>,
+        origin: RationaleOrigin,
+        author: Option<AnnotatorId>,
+    ) -> Result<RationaleId> {
+        let (item_id, root_id, revision, perspective, model, prompt): (
+            i64,
+            i64,
+            i64,
+            String,
+            Option<String>,
+            Option<String>,
+        ) = self
+            .conn
+            .query_row(
+                "SELECT item_id, root_id, revision, perspective, model, prompt FROM rationales WHERE id = ?1",
+                [parent],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
+            )
+            .optional()
+            .map_err(|e| self.err(e))?
+            .ok_or(StoreError::NotFound { what: "rationale", id: parent })?;
+        let next: i64 = self
+            .conn
+            .query_row("SELECT MAX(revision) + 1 FROM rationales WHERE root_id = ?1", [root_id], |r| r.get(0))
+            .map_err(|e| self.err(e))?;
+        debug_assert!(next > revision);
+        self.conn
+            .execute(
+                "INSERT INTO rationales(item_id, root_id, parent_id, revision, perspective, origin, model, prompt, \
+                 text, verdict, author_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                params![
+                    item_id,
+                    root_id,
+                    parent,
+                    next,
+                    perspective,
+                    origin.as_str(),
+                    model,
+                    prompt,
+                    text,
+                    verdict.map(Verdict::as_str),
+                    author
+                ],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    // ---------------------------------------------------------------------------------------------------------
+    // Judgements
+
+    /// Records a judgement; committed when this returns.
+    pub fn record_judgement(&self, j: &NewJudgement) -> Result<JudgementId> {
+        if let Some(c) = j.confidence.filter(|c| !(0.0..=1.0).contains(c)) {
+            return Err(StoreError::Invalid(format!("confidence {c} is outside 0..1")));
+        }
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "INSERT INTO judgements(item_id, annotator_id, verdict, confidence, note, time_spent_ms) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )
+            .map_err(|e| self.err(e))?;
+        stmt.execute(params![
+            j.item_id,
+            j.annotator_id,
+            j.verdict.as_str(),
+            j.confidence,
+            j.note.as_deref().filter(|n| !n.trim().is_empty()),
+            j.time_spent_ms.max(0)
+        ])
+        .map_err(|e| self.err(e))?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    /// Undo of a judgement: marks it retracted (the row stays). The annotator's previous judgement, if any,
+    /// stands again.
+    pub fn retract_judgement(&self, id: JudgementId) -> Result<()> {
+        let n = self
+            .conn
+            .execute(
+                "UPDATE judgements SET retracted_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') \
+                 WHERE id = ?1 AND retracted_at IS NULL",
+                [id],
+            )
+            .map_err(|e| self.err(e))?;
+        if n == 0 {
+            return Err(StoreError::NotFound { what: "standing judgement", id });
+        }
+        Ok(())
+    }
+
+    /// Standing judgements (one per annotator) of an item.
+    pub fn judgements(&self, item: ItemId) -> Result<Vec<Judgement>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT j.id, j.item_id, a.name, j.verdict, j.confidence, j.note, j.time_spent_ms, j.adjudicated, \
+                 j.created_at FROM standing_judgements j JOIN annotators a ON a.id = j.annotator_id \
+                 WHERE j.item_id = ?1 ORDER BY a.name",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt.query_map([item], row_to_judgement).map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<_>>().map_err(|e| self.err(e))
+    }
+
+    /// Standing verdicts of an item, one per annotator.
+    pub fn standing_verdicts(&self, item: ItemId) -> Result<Vec<(AnnotatorId, Verdict)>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT annotator_id, verdict FROM standing_judgements WHERE item_id = ?1 ORDER BY annotator_id",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([item], |r| Ok((r.get::<_, AnnotatorId>(0)?, r.get::<_, String>(1)?)))
+            .map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (who, v) = row.map_err(|e| self.err(e))?;
+            if let Some(v) = Verdict::parse(&v) {
+                out.push((who, v));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The standing verdict of one annotator on one item.
+    pub fn standing_verdict(&self, item: ItemId, annotator: AnnotatorId) -> Result<Option<Verdict>> {
+        let v: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT verdict FROM standing_judgements WHERE item_id = ?1 AND annotator_id = ?2",
+                [item, annotator],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.err(e))?;
+        Ok(v.as_deref().and_then(Verdict::parse))
+    }
+
+    // ---------------------------------------------------------------------------------------------------------
+    // Feedback
+
+    /// Records structured feedback on one rationale revision; committed when this returns.
+    pub fn record_feedback(&self, f: &NewFeedback) -> Result<i64> {
+        for (name, v) in [("sufficiency", f.sufficiency), ("faithfulness", f.faithfulness)] {
+            if let Some(v) = v.filter(|v| !(1..=3).contains(v)) {
+                return Err(StoreError::Invalid(format!("{name} {v} is outside 1..3")));
+            }
+        }
+        self.conn
+            .execute(
+                "INSERT INTO rationale_feedback(rationale_id, annotator_id, format, usefulness, sufficiency, \
+                 faithfulness, agrees_verdict, fb_where, fb_what, fb_fix, time_spent_ms) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                params![
+                    f.rationale_id,
+                    f.annotator_id,
+                    f.format,
+                    f.usefulness.map(|u| u.as_str()),
+                    f.sufficiency,
+                    f.faithfulness,
+                    f.agrees_verdict,
+                    f.fb_where,
+                    f.fb_what,
+                    f.fb_fix,
+                    f.time_spent_ms.max(0)
+                ],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    /// Undo of feedback: marks it retracted.
+    pub fn retract_feedback(&self, id: i64) -> Result<()> {
+        self.conn
+            .execute(
+                "UPDATE rationale_feedback SET retracted_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE id = ?1",
+                [id],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    // ---------------------------------------------------------------------------------------------------------
+    // Stats and export
+
+    /// Counts of what the database holds (retracted rows not counted).
+    pub fn stats(&self) -> Result<Stats> {
+        let count = |sql: &str| -> Result<u64> {
+            self.conn.query_row(sql, [], |r| r.get::<_, i64>(0)).map(|n| n as u64).map_err(|e| self.err(e))
+        };
+        Ok(Stats {
+            datasets: count("SELECT COUNT(*) FROM datasets")?,
+            items: count("SELECT COUNT(*) FROM items")?,
+            rationales: count("SELECT COUNT(*) FROM latest_rationales")?,
+            judgements: count("SELECT COUNT(*) FROM standing_judgements")?,
+            feedback: count("SELECT COUNT(*) FROM rationale_feedback WHERE retracted_at IS NULL")?,
+            annotators: count("SELECT COUNT(*) FROM annotators")?,
+            judged_items: count("SELECT COUNT(DISTINCT item_id) FROM standing_judgements")?,
+        })
+    }
+
+    /// Every item with its latest rationales and standing judgements, in id order.
+    pub fn export_rows(&self) -> Result<Vec<ExportRow>> {
+        let mut datasets = std::collections::HashMap::new();
+        {
+            let mut stmt = self.conn.prepare("SELECT id, name FROM datasets").map_err(|e| self.err(e))?;
+            let rows =
+                stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))).map_err(|e| self.err(e))?;
+            for row in rows {
+                let (id, name) = row.map_err(|e| self.err(e))?;
+                datasets.insert(id, name);
+            }
+        }
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT id, dataset_id, external_id, title, text, source, published, gold_label, original_label, \
+                 split, metadata FROM items ORDER BY id",
+            )
+            .map_err(|e| self.err(e))?;
+        let items = stmt.query_map([], row_to_item).map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for item in items {
+            let item = item.map_err(|e| self.err(e))?;
+            out.push(ExportRow {
+                dataset: datasets.get(&item.dataset_id).cloned().unwrap_or_default(),
+                rationales: self.rationales(item.id)?,
+                judgements: self.judgements(item.id)?,
+                item,
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// SHA-256 of a text, hex: the key under which encoders cache their outputs.
+pub fn text_sha256(text: &str) -> String {
+    let digest = Sha256::digest(text.as_bytes());
+    let mut s = String::with_capacity(64);
+    for b in digest {
+        use std::fmt::Write as _;
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
+/// A one-line headline for the item list: the title, or the start of the text.
+fn headline(title: Option<&str>, text: &str) -> String {
+    let src = title.filter(|t| !t.trim().is_empty()).unwrap_or(text);
+    let one_line: String = src.split_whitespace().collect::<Vec<_>>().join(" ");
+    match one_line.char_indices().nth(140) {
+        Some((cut, _)) => format!("{}…", &one_line[..cut]),
+        None => one_line,
+    }
+}
+
+fn row_to_item(r: &rusqlite::Row<'_>) -> rusqlite::Result<Item> {
+    let gold: Option<String> = r.get(7)?;
+    let metadata: String = r.get(10)?;
+    Ok(Item {
+        id: r.get(0)?,
+        dataset_id: r.get(1)?,
+        external_id: r.get(2)?,
+        title: r.get(3)?,
+        text: r.get(4)?,
+        source: r.get(5)?,
+        published: r.get(6)?,
+        gold_label: gold.as_deref().and_then(Verdict::parse),
+        original_label: r.get(8)?,
+        split: r.get(9)?,
+        metadata: serde_json::from_str(&metadata).unwrap_or(serde_json::Value::Null),
+    })
+}
+
+fn row_to_rationale(r: &rusqlite::Row<'_>) -> rusqlite::Result<Rationale> {
+    let origin: String = r.get(6)?;
+    let verdict: Option<String> = r.get(10)?;
+    Ok(Rationale {
+        id: r.get(0)?,
+        item_id: r.get(1)?,
+        root_id: r.get(2)?,
+        parent_id: r.get(3)?,
+        revision: r.get(4)?,
+        perspective: r.get(5)?,
+        origin: RationaleOrigin::parse(&origin).unwrap_or(RationaleOrigin::Imported),
+        model: r.get(7)?,
+        prompt: r.get(8)?,
+        text: r.get(9)?,
+        verdict: verdict.as_deref().and_then(Verdict::parse),
+        author: r.get(11)?,
+        created_at: r.get(12)?,
+    })
+}
+
+fn row_to_judgement(r: &rusqlite::Row<'_>) -> rusqlite::Result<Judgement> {
+    let verdict: String = r.get(3)?;
+    Ok(Judgement {
+        id: r.get(0)?,
+        item_id: r.get(1)?,
+        annotator: r.get(2)?,
+        verdict: Verdict::parse(&verdict).unwrap_or(Verdict::Other),
+        confidence: r.get(4)?,
+        note: r.get(5)?,
+        time_spent_ms: r.get(6)?,
+        adjudicated: r.get::<_, i64>(7)? != 0,
+        created_at: r.get(8)?,
+    })
+}

@@ -1,0 +1,390 @@
+//! The studio's working state, apart from any drawing: the open database, the annotator, the item list with its
+//! filter, the selected item, and the undo stack. The UI turns key presses and clicks into [`Command`]s and hands
+//! them to [`Workspace::apply`], the one place where user actions reach the store; every action is committed
+//! before `apply` returns.
+//!
+//! This module knows nothing of egui or of background jobs; it is driven the same way by the UI and by tests.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use crate::domain::{
+    AnnotatorId, Item, ItemId, ItemSummary, Judgement, JudgementId, NewJudgement, Rationale, RationaleId,
+    RationaleOrigin, Verdict,
+};
+use crate::ingest;
+use crate::jobs::Progress;
+use crate::store::{Store, StoreError};
+
+/// Which gold label to show.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LabelFilter {
+    #[default]
+    Any,
+    Real,
+    Fake,
+    Unlabelled,
+}
+
+/// Which judgement status to show.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum StatusFilter {
+    #[default]
+    All,
+    /// Not yet judged by the current annotator.
+    Unjudged,
+    /// Judged by the current annotator.
+    JudgedByMe,
+}
+
+/// The item list's filter.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ItemFilter {
+    /// Case-insensitive words that must all occur in the title, text or source.
+    pub text: String,
+    pub label: LabelFilter,
+    pub status: StatusFilter,
+    /// Only items where people disagree, or where people contradict the gold label.
+    pub disagreement_only: bool,
+}
+
+impl ItemFilter {
+    pub fn matches(&self, s: &ItemSummary, words: &[String]) -> bool {
+        let label_ok = match self.label {
+            LabelFilter::Any => true,
+            LabelFilter::Real => s.gold_label == Some(Verdict::Real),
+            LabelFilter::Fake => s.gold_label == Some(Verdict::Fake),
+            LabelFilter::Unlabelled => s.gold_label.is_none(),
+        };
+        let status_ok = match self.status {
+            StatusFilter::All => true,
+            StatusFilter::Unjudged => s.my_verdict.is_none(),
+            StatusFilter::JudgedByMe => s.my_verdict.is_some(),
+        };
+        label_ok
+            && status_ok
+            && (!self.disagreement_only || s.has_disagreement())
+            && words.iter().all(|w| s.search_text.contains(w.as_str()))
+    }
+}
+
+/// Everything the item view shows of the selected item.
+#[derive(Clone, Debug)]
+pub struct ItemDetail {
+    pub item: Item,
+    pub dataset: String,
+    /// Latest revision of each rationale, ordered by perspective.
+    pub rationales: Vec<Rationale>,
+    /// Standing judgements of every annotator.
+    pub judgements: Vec<Judgement>,
+}
+
+/// A user action. Produced by the UI (or a test), carried out by [`Workspace::apply`].
+#[derive(Clone, Debug, PartialEq)]
+pub enum Command {
+    /// Record the current annotator's verdict on the selected item, then move to the next item.
+    Judge {
+        verdict: Verdict,
+        confidence: Option<f64>,
+        note: Option<String>,
+    },
+    /// Move on without a verdict.
+    Skip,
+    Next,
+    Previous,
+    /// Select the item at this position of the filtered list.
+    SelectRow(usize),
+    /// Take back the last judgement of this session (the row is kept, marked retracted).
+    Undo,
+    SetFilter(ItemFilter),
+    /// Store a corrected rationale text / verdict as a new revision of `parent`.
+    ReviseRationale {
+        parent: RationaleId,
+        text: String,
+        verdict: Option<Verdict>,
+    },
+}
+
+/// What happened, for the UI's status line.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outcome {
+    Nothing,
+    Judged { item: ItemId, verdict: Verdict, judgement: JudgementId },
+    Undone { item: ItemId, verdict: Verdict },
+    NothingToUndo,
+    Revised { rationale: RationaleId },
+    Moved,
+    Filtered { shown: usize },
+}
+
+#[derive(Clone, Debug)]
+struct UndoEntry {
+    judgement: JudgementId,
+    item: ItemId,
+    verdict: Verdict,
+}
+
+/// The studio's state over one open database.
+pub struct Workspace {
+    store: Store,
+    annotator: String,
+    annotator_id: AnnotatorId,
+    items: Vec<ItemSummary>,
+    filter: ItemFilter,
+    /// Indices into `items` that pass the filter, in list order.
+    filtered: Vec<usize>,
+    /// Position in `filtered` of the selected item.
+    cursor: Option<usize>,
+    detail: Option<ItemDetail>,
+    shown_at: Instant,
+    undo: Vec<UndoEntry>,
+    judged_by_me: usize,
+}
+
+impl Workspace {
+    /// Opens `db` for `annotator` and loads the item list. With `seed_demo`, an empty database first gets the
+    /// bundled demo sample (this is how the built-in demo is created on first use).
+    pub fn open(db: &Path, annotator: &str, seed_demo: bool, progress: &dyn Progress) -> anyhow::Result<Self> {
+        progress.set(0, 0, "opening database");
+        let mut store = Store::open(db)?;
+        if seed_demo && store.stats()?.items == 0 {
+            import_demo(&mut store, progress)?;
+        }
+        progress.set(0, 0, "loading items");
+        let annotator_id = store.annotator_id(annotator)?;
+        let items = store.item_summaries(Some(annotator_id))?;
+        Ok(Self::from_parts(store, annotator.trim().to_owned(), annotator_id, items))
+    }
+
+    fn from_parts(store: Store, annotator: String, annotator_id: AnnotatorId, items: Vec<ItemSummary>) -> Self {
+        let mut ws = Self {
+            store,
+            annotator,
+            annotator_id,
+            items: Vec::new(),
+            filter: ItemFilter::default(),
+            filtered: Vec::new(),
+            cursor: None,
+            detail: None,
+            shown_at: Instant::now(),
+            undo: Vec::new(),
+            judged_by_me: 0,
+        };
+        ws.replace_items(items);
+        ws
+    }
+
+    /// Replaces the item list (after an import in the background), keeping the selection when it still exists.
+    pub fn replace_items(&mut self, items: Vec<ItemSummary>) {
+        let selected = self.selected_id();
+        self.items = items;
+        self.judged_by_me = self.items.iter().filter(|s| s.my_verdict.is_some()).count();
+        self.refilter();
+        let pos = selected.and_then(|id| self.filtered.iter().position(|&i| self.items[i].id == id));
+        self.select(pos.or((!self.filtered.is_empty()).then_some(0)));
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.store.path().to_path_buf()
+    }
+
+    pub fn annotator(&self) -> &str {
+        &self.annotator
+    }
+
+    pub fn filter(&self) -> &ItemFilter {
+        &self.filter
+    }
+
+    /// Number of items passing the filter.
+    pub fn filtered_len(&self) -> usize {
+        self.filtered.len()
+    }
+
+    /// The item at position `row` of the filtered list.
+    pub fn row(&self, row: usize) -> Option<&ItemSummary> {
+        self.filtered.get(row).map(|&i| &self.items[i])
+    }
+
+    /// Position of the selected item in the filtered list.
+    pub fn cursor(&self) -> Option<usize> {
+        self.cursor
+    }
+
+    pub fn selected_id(&self) -> Option<ItemId> {
+        self.cursor.and_then(|c| self.row(c)).map(|s| s.id)
+    }
+
+    pub fn detail(&self) -> Option<&ItemDetail> {
+        self.detail.as_ref()
+    }
+
+    /// (judged by the current annotator, total items).
+    pub fn progress(&self) -> (usize, usize) {
+        (self.judged_by_me, self.items.len())
+    }
+
+    pub fn can_undo(&self) -> bool {
+        !self.undo.is_empty()
+    }
+
+    /// Milliseconds since the selected item was shown.
+    pub fn time_on_item_ms(&self) -> i64 {
+        self.shown_at.elapsed().as_millis() as i64
+    }
+
+    /// Carries out one user action. Anything it writes is committed when it returns.
+    pub fn apply(&mut self, command: Command) -> Result<Outcome, StoreError> {
+        match command {
+            Command::Judge { verdict, confidence, note } => self.judge(verdict, confidence, note),
+            Command::Skip | Command::Next => Ok(self.step(1)),
+            Command::Previous => Ok(self.step(-1)),
+            Command::SelectRow(row) => {
+                if row < self.filtered.len() {
+                    self.select(Some(row));
+                }
+                Ok(Outcome::Moved)
+            }
+            Command::Undo => self.undo(),
+            Command::SetFilter(filter) => {
+                if filter != self.filter {
+                    let selected = self.selected_id();
+                    self.filter = filter;
+                    self.refilter();
+                    let pos = selected.and_then(|id| self.filtered.iter().position(|&i| self.items[i].id == id));
+                    self.select(pos.or((!self.filtered.is_empty()).then_some(0)));
+                }
+                Ok(Outcome::Filtered { shown: self.filtered.len() })
+            }
+            Command::ReviseRationale { parent, text, verdict } => {
+                let id = self.store.revise_rationale(
+                    parent,
+                    &text,
+                    verdict,
+                    RationaleOrigin::Human,
+                    Some(self.annotator_id),
+                )?;
+                self.reload_detail()?;
+                Ok(Outcome::Revised { rationale: id })
+            }
+        }
+    }
+
+    fn judge(
+        &mut self,
+        verdict: Verdict,
+        confidence: Option<f64>,
+        note: Option<String>,
+    ) -> Result<Outcome, StoreError> {
+        let Some(item) = self.selected_id() else { return Ok(Outcome::Nothing) };
+        let judgement = self.store.record_judgement(&NewJudgement {
+            item_id: item,
+            annotator_id: self.annotator_id,
+            verdict,
+            confidence,
+            note,
+            time_spent_ms: self.time_on_item_ms(),
+        })?;
+        self.undo.push(UndoEntry { judgement, item, verdict });
+        self.refresh_summary(item)?;
+        self.step(1);
+        Ok(Outcome::Judged { item, verdict, judgement })
+    }
+
+    fn undo(&mut self) -> Result<Outcome, StoreError> {
+        let Some(entry) = self.undo.pop() else { return Ok(Outcome::NothingToUndo) };
+        self.store.retract_judgement(entry.judgement)?;
+        self.refresh_summary(entry.item)?;
+        // Go back to the item whose judgement was taken back, when the filter still shows it.
+        if let Some(pos) = self.filtered.iter().position(|&i| self.items[i].id == entry.item) {
+            self.select(Some(pos));
+        } else if self.selected_id() == Some(entry.item) {
+            self.reload_detail()?;
+        }
+        Ok(Outcome::Undone { item: entry.item, verdict: entry.verdict })
+    }
+
+    /// Re-reads one item's standing verdicts into its list row (and the detail, if it is selected).
+    fn refresh_summary(&mut self, item: ItemId) -> Result<(), StoreError> {
+        let verdicts = self.store.standing_verdicts(item)?;
+        if let Some(s) = self.items.iter_mut().find(|s| s.id == item) {
+            let had = s.my_verdict.is_some();
+            s.my_verdict = verdicts.iter().find(|(who, _)| *who == self.annotator_id).map(|&(_, v)| v);
+            s.verdicts = verdicts;
+            match (had, s.my_verdict.is_some()) {
+                (false, true) => self.judged_by_me += 1,
+                (true, false) => self.judged_by_me -= 1,
+                _ => {}
+            }
+        }
+        if self.selected_id() == Some(item) {
+            self.reload_detail()?;
+        }
+        Ok(())
+    }
+
+    fn step(&mut self, delta: isize) -> Outcome {
+        if self.filtered.is_empty() {
+            return Outcome::Nothing;
+        }
+        let last = self.filtered.len() - 1;
+        let next = match self.cursor {
+            None => 0,
+            Some(c) => c.saturating_add_signed(delta).min(last),
+        };
+        if Some(next) != self.cursor {
+            self.select(Some(next));
+        }
+        Outcome::Moved
+    }
+
+    fn select(&mut self, row: Option<usize>) {
+        self.cursor = row;
+        self.shown_at = Instant::now();
+        if let Err(err) = self.reload_detail() {
+            tracing::error!("cannot load item: {err}");
+            self.detail = None;
+        }
+    }
+
+    fn reload_detail(&mut self) -> Result<(), StoreError> {
+        self.detail = match self.selected_id() {
+            None => None,
+            Some(id) => {
+                let item = self.store.item(id)?;
+                Some(ItemDetail {
+                    dataset: self.store.dataset_name(item.dataset_id)?,
+                    rationales: self.store.rationales(id)?,
+                    judgements: self.store.judgements(id)?,
+                    item,
+                })
+            }
+        };
+        Ok(())
+    }
+
+    fn refilter(&mut self) {
+        let words: Vec<String> = self.filter.text.to_lowercase().split_whitespace().map(str::to_owned).collect();
+        self.filtered = (0..self.items.len()).filter(|&i| self.filter.matches(&self.items[i], &words)).collect();
+        self.cursor = self.cursor.filter(|&c| c < self.filtered.len());
+    }
+}
+
+/// Loads the item list of `db` for `annotator` with a connection of its own (for a background job).
+pub fn load_summaries(db: &Path, annotator: &str) -> anyhow::Result<Vec<ItemSummary>> {
+    let store = Store::open(db)?;
+    let id = store.annotator_id(annotator)?;
+    Ok(store.item_summaries(Some(id))?)
+}
+
+/// Imports the bundled demo sample (300 LIAR2 claims, see `assets/demo/SOURCE.md`) into `store`.
+pub fn import_demo(store: &mut Store, progress: &dyn Progress) -> anyhow::Result<()> {
+    progress.set(0, 0, "importing the demo dataset");
+    let parsed = ingest::read_demo_sample()?;
+    store.import(&[(parsed.dataset, parsed.items)], &mut |_| {}, &|| progress.is_cancelled())?;
+    Ok(())
+}

@@ -1,0 +1,622 @@
+//! [`ArgusApp`]: the eframe application. Polls background jobs in `logic`, draws the panels in `ui`, and handles
+//! the commands the panels return in one place ([`ArgusApp::handle_commands`]).
+
+use std::path::{Path, PathBuf};
+
+use egui::{Key, Modifiers};
+
+use super::{help, item_list, item_view, judgement_bar, status_bar};
+use crate::config::{Settings, Theme};
+use crate::domain::ItemSummary;
+use crate::ingest::{self, ImportOptions, export::ExportFormat};
+use crate::jobs::{Job, JobRegistry, Progress, Waker};
+use crate::store::{ImportSummary, Store};
+use crate::studio::{self, Command, Outcome, Workspace};
+
+/// How the studio starts.
+#[derive(Clone, Debug)]
+pub struct StudioOptions {
+    /// Database to open; `None`: the last one, else the built-in demo.
+    pub db: Option<PathBuf>,
+    /// Fill the database with the bundled demo sample when it is empty (set for the built-in demo).
+    pub seed_demo: bool,
+    /// Annotator name; `None`: the remembered one, else asked for.
+    pub annotator: Option<String>,
+    /// Settings file (last database, annotator, theme).
+    pub settings_path: PathBuf,
+    /// Close the window after this many frames (smoke tests under Xvfb).
+    pub quit_after_frames: Option<u64>,
+}
+
+/// Something a panel asks for. Handled once per frame by [`ArgusApp::handle_commands`].
+#[derive(Clone, Debug, PartialEq)]
+pub enum AppCommand {
+    /// A user action on the open workspace.
+    Studio(Command),
+    OpenDatabase(PathBuf),
+    OpenDemo,
+    ImportFiles(Vec<PathBuf>),
+    Export {
+        format: ExportFormat,
+        path: PathBuf,
+    },
+    SetAnnotator(String),
+    SwitchAnnotator,
+    SetTheme(Theme),
+    ToggleHelp,
+    CancelJob(String),
+    DismissMessage,
+    Quit,
+}
+
+enum Phase {
+    /// Asking who is annotating before opening `db`.
+    ChooseAnnotator {
+        name: String,
+        db: PathBuf,
+        seed_demo: bool,
+    },
+    Opening {
+        job: Job<Workspace>,
+        db: PathBuf,
+    },
+    Ready(Box<Workspace>),
+    Failed {
+        error: String,
+    },
+}
+
+/// A message in the status bar.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Notice {
+    pub text: String,
+    pub is_error: bool,
+}
+
+struct ImportResult {
+    summaries: Vec<ImportSummary>,
+    items: Vec<ItemSummary>,
+    files: usize,
+}
+
+/// Per-panel UI state that is not part of the workspace.
+#[derive(Default)]
+pub(super) struct PanelState {
+    pub list: item_list::ListState,
+    pub bar: judgement_bar::BarState,
+    pub view: item_view::ViewState,
+    pub show_help: bool,
+}
+
+/// The studio application.
+pub struct ArgusApp {
+    ctx: egui::Context,
+    settings: Settings,
+    settings_path: PathBuf,
+    phase: Phase,
+    jobs: JobRegistry,
+    import_job: Option<Job<ImportResult>>,
+    export_job: Option<Job<String>>,
+    commands: Vec<AppCommand>,
+    notice: Option<Notice>,
+    panels: PanelState,
+    frames: u64,
+    quit_after_frames: Option<u64>,
+}
+
+impl ArgusApp {
+    /// Creates the app and starts opening the database in the background; returns at once.
+    pub fn new(ctx: egui::Context, options: StudioOptions) -> Self {
+        let settings = Settings::load_from(&options.settings_path);
+        apply_theme(&ctx, settings.theme);
+        let (db, seed_demo) = match options.db.clone().or_else(|| settings.last_db.clone()) {
+            Some(db) => {
+                let is_demo = db == crate::config::demo_db_path();
+                (db, options.seed_demo || is_demo)
+            }
+            None => (crate::config::demo_db_path(), true),
+        };
+        let annotator = options.annotator.clone().or_else(|| settings.annotator.clone());
+        let mut app = Self {
+            ctx,
+            settings,
+            settings_path: options.settings_path,
+            phase: Phase::Failed { error: String::new() },
+            jobs: JobRegistry::default(),
+            import_job: None,
+            export_job: None,
+            commands: Vec::new(),
+            notice: None,
+            panels: PanelState::default(),
+            frames: 0,
+            quit_after_frames: options.quit_after_frames,
+        };
+        match annotator.filter(|a| !a.trim().is_empty()) {
+            Some(name) => app.start_opening(db, seed_demo, name),
+            None => app.phase = Phase::ChooseAnnotator { name: String::new(), db, seed_demo },
+        }
+        app
+    }
+
+    /// The open workspace, once loaded.
+    pub fn workspace(&self) -> Option<&Workspace> {
+        match &self.phase {
+            Phase::Ready(ws) => Some(ws),
+            _ => None,
+        }
+    }
+
+    /// True while the database is being opened or the item list loaded.
+    pub fn is_loading(&self) -> bool {
+        matches!(self.phase, Phase::Opening { .. })
+    }
+
+    /// The error that stopped the database from opening, if any.
+    pub fn open_error(&self) -> Option<&str> {
+        match &self.phase {
+            Phase::Failed { error } if !error.is_empty() => Some(error),
+            _ => None,
+        }
+    }
+
+    /// The status-bar message.
+    pub fn notice(&self) -> Option<&Notice> {
+        self.notice.as_ref()
+    }
+
+    /// True while any background job runs.
+    pub fn has_running_jobs(&self) -> bool {
+        self.jobs.running().next().is_some()
+    }
+
+    fn waker(&self) -> Waker {
+        let ctx = self.ctx.clone();
+        std::sync::Arc::new(move || ctx.request_repaint())
+    }
+
+    fn start_opening(&mut self, db: PathBuf, seed_demo: bool, annotator: String) {
+        let waker = self.waker();
+        let job_db = db.clone();
+        let name = annotator.clone();
+        match self.jobs.spawn("open database", waker, move |p| Workspace::open(&job_db, &name, seed_demo, p)) {
+            Ok(job) => {
+                self.settings.annotator = Some(annotator);
+                self.phase = Phase::Opening { job, db };
+            }
+            Err(err) => self.notify_error(err.to_string()),
+        }
+    }
+
+    fn notify(&mut self, text: impl Into<String>) {
+        self.notice = Some(Notice { text: text.into(), is_error: false });
+    }
+
+    fn notify_error(&mut self, text: impl Into<String>) {
+        let text = text.into();
+        tracing::error!("{text}");
+        self.notice = Some(Notice { text, is_error: true });
+    }
+
+    fn save_settings(&self) {
+        if let Err(err) = self.settings.save_to(&self.settings_path) {
+            tracing::warn!("{}: cannot save settings: {err}", self.settings_path.display());
+        }
+    }
+
+    /// Per-frame work that draws nothing: finished jobs are applied here.
+    fn poll_jobs(&mut self) {
+        if let Phase::Opening { job, db } = &mut self.phase
+            && let Some(result) = job.try_take()
+        {
+            match result {
+                Ok(ws) => {
+                    self.settings.last_db = Some(db.clone());
+                    self.save_settings();
+                    self.phase = Phase::Ready(Box::new(ws));
+                }
+                Err(err) => self.phase = Phase::Failed { error: format!("{err:#}") },
+            }
+        }
+        if let Some(job) = &mut self.import_job
+            && let Some(result) = job.try_take()
+        {
+            self.import_job = None;
+            match result {
+                Ok(done) => {
+                    let items: usize = done.summaries.iter().map(|s| s.items).sum();
+                    let rationales: usize = done.summaries.iter().map(|s| s.rationales).sum();
+                    if let Phase::Ready(ws) = &mut self.phase {
+                        ws.replace_items(done.items);
+                    }
+                    self.notify(format!(
+                        "Imported {items} items and {rationales} rationales from {} file(s).",
+                        done.files
+                    ));
+                }
+                Err(err) => self.notify_error(format!("Import failed, nothing was imported: {err:#}")),
+            }
+        }
+        if let Some(job) = &mut self.export_job
+            && let Some(result) = job.try_take()
+        {
+            self.export_job = None;
+            match result {
+                Ok(text) => self.notify(text),
+                Err(err) => self.notify_error(format!("Export failed: {err:#}")),
+            }
+        }
+    }
+
+    /// Keyboard shortcuts of the labelling flow; ignored while a text field has the keyboard.
+    fn shortcuts(&mut self, ctx: &egui::Context) {
+        if !matches!(self.phase, Phase::Ready(_)) {
+            return;
+        }
+        let typing = ctx.egui_wants_keyboard_input();
+        let mut out = Vec::new();
+        ctx.input_mut(|i| {
+            if i.consume_key(Modifiers::COMMAND, Key::Z) {
+                out.push(AppCommand::Studio(Command::Undo));
+            }
+            if typing {
+                if i.consume_key(Modifiers::NONE, Key::Escape) {
+                    // Leave the text field: handled by the caller (surrender focus).
+                    out.push(AppCommand::DismissMessage);
+                }
+                return;
+            }
+            let shift_slash = i.consume_key(Modifiers::SHIFT, Key::Slash);
+            if i.consume_key(Modifiers::NONE, Key::Questionmark)
+                || i.consume_key(Modifiers::SHIFT, Key::Questionmark)
+                || shift_slash
+            {
+                out.push(AppCommand::ToggleHelp);
+            } else if i.consume_key(Modifiers::NONE, Key::Slash) {
+                self.panels.list.focus_search = true;
+            }
+            if i.consume_key(Modifiers::NONE, Key::Escape) && self.panels.show_help {
+                out.push(AppCommand::ToggleHelp);
+            }
+            let bar = &self.panels.bar;
+            for (key, verdict) in [
+                (Key::F, crate::domain::Verdict::Fake),
+                (Key::R, crate::domain::Verdict::Real),
+                (Key::U, crate::domain::Verdict::Other),
+            ] {
+                if i.consume_key(Modifiers::NONE, key) {
+                    out.push(AppCommand::Studio(bar.judge_command(verdict)));
+                }
+            }
+            if i.consume_key(Modifiers::NONE, Key::Space) {
+                out.push(AppCommand::Studio(Command::Skip));
+            }
+            for key in [Key::J, Key::ArrowDown] {
+                if i.consume_key(Modifiers::NONE, key) {
+                    out.push(AppCommand::Studio(Command::Next));
+                }
+            }
+            for key in [Key::K, Key::ArrowUp] {
+                if i.consume_key(Modifiers::NONE, key) {
+                    out.push(AppCommand::Studio(Command::Previous));
+                }
+            }
+        });
+        if typing && out.contains(&AppCommand::DismissMessage) {
+            ctx.memory_mut(|m| {
+                if let Some(id) = m.focused() {
+                    m.surrender_focus(id);
+                }
+            });
+            out.retain(|c| *c != AppCommand::DismissMessage);
+        }
+        self.commands.extend(out);
+    }
+
+    /// Carries out the commands the panels emitted this frame. Store writes are committed before this returns.
+    pub fn handle_commands(&mut self) {
+        for command in std::mem::take(&mut self.commands) {
+            self.handle(command);
+        }
+    }
+
+    fn handle(&mut self, command: AppCommand) {
+        match command {
+            AppCommand::Studio(cmd) => {
+                let Phase::Ready(ws) = &mut self.phase else { return };
+                let is_judge = matches!(cmd, Command::Judge { .. });
+                match ws.apply(cmd) {
+                    Ok(Outcome::Judged { verdict, .. }) => {
+                        self.panels.bar.clear_after_judgement();
+                        self.notify(format!("Saved: {}", verdict.human_name()));
+                    }
+                    Ok(Outcome::Undone { item, verdict }) => {
+                        self.notify(format!("Undone: {} on item {item}", verdict.human_name()));
+                    }
+                    Ok(Outcome::NothingToUndo) => self.notify("Nothing to undo in this session."),
+                    Ok(Outcome::Revised { rationale }) => {
+                        self.panels.view.editing = None;
+                        self.notify(format!("Saved the correction as revision {rationale}."));
+                    }
+                    Ok(_) => {}
+                    Err(err) if is_judge => self.notify_error(format!("Not saved: {err}")),
+                    Err(err) => self.notify_error(err.to_string()),
+                }
+            }
+            AppCommand::OpenDatabase(db) => {
+                let annotator = self.current_annotator();
+                self.panels = PanelState::default();
+                let seed_demo = db == crate::config::demo_db_path();
+                self.start_opening(db, seed_demo, annotator);
+            }
+            AppCommand::OpenDemo => self.handle(AppCommand::OpenDatabase(crate::config::demo_db_path())),
+            AppCommand::ImportFiles(paths) => self.start_import(paths),
+            AppCommand::Export { format, path } => self.start_export(format, path),
+            AppCommand::SetAnnotator(name) => {
+                if let Phase::ChooseAnnotator { db, seed_demo, .. } = &self.phase {
+                    let (db, seed_demo) = (db.clone(), *seed_demo);
+                    self.start_opening(db, seed_demo, name.trim().to_owned());
+                    self.save_settings();
+                }
+            }
+            AppCommand::SwitchAnnotator => {
+                let db = match &self.phase {
+                    Phase::Ready(ws) => ws.db_path(),
+                    _ => crate::config::demo_db_path(),
+                };
+                let seed_demo = db == crate::config::demo_db_path();
+                self.phase = Phase::ChooseAnnotator { name: String::new(), db, seed_demo };
+            }
+            AppCommand::SetTheme(theme) => {
+                self.settings.theme = theme;
+                apply_theme(&self.ctx, theme);
+                self.save_settings();
+            }
+            AppCommand::ToggleHelp => self.panels.show_help = !self.panels.show_help,
+            AppCommand::CancelJob(name) => {
+                if let Some(job) = self.jobs.running().find(|j| j.name() == name) {
+                    job.cancel();
+                }
+            }
+            AppCommand::DismissMessage => self.notice = None,
+            AppCommand::Quit => self.ctx.send_viewport_cmd(egui::ViewportCommand::Close),
+        }
+    }
+
+    fn current_annotator(&self) -> String {
+        match &self.phase {
+            Phase::Ready(ws) => ws.annotator().to_owned(),
+            _ => self.settings.annotator.clone().unwrap_or_default(),
+        }
+    }
+
+    fn start_import(&mut self, paths: Vec<PathBuf>) {
+        let Phase::Ready(ws) = &self.phase else { return };
+        let (db, annotator) = (ws.db_path(), ws.annotator().to_owned());
+        let waker = self.waker();
+        let files = paths.len();
+        let spawned = self.jobs.spawn("import", waker, move |p: &crate::jobs::JobState| {
+            let mut store = Store::open(&db)?;
+            let summaries = ingest::import_files(&mut store, &paths, &ImportOptions::default(), p)?;
+            drop(store);
+            p.set(0, 0, "reloading the item list");
+            let items = studio::load_summaries(&db, &annotator)?;
+            Ok(ImportResult { summaries, items, files })
+        });
+        match spawned {
+            Ok(job) => self.import_job = Some(job),
+            Err(err) => self.notify_error(err.to_string()),
+        }
+    }
+
+    fn start_export(&mut self, format: ExportFormat, path: PathBuf) {
+        let Phase::Ready(ws) = &self.phase else { return };
+        let db = ws.db_path();
+        let waker = self.waker();
+        let spawned = self.jobs.spawn("export", waker, move |p: &crate::jobs::JobState| {
+            p.set(0, 0, "exporting");
+            let store = Store::open(&db)?;
+            let summary = ingest::export::export(&store, format, &path)?;
+            Ok(format!("Exported {} items ({} skipped) to {}", summary.items, summary.skipped, path.display()))
+        });
+        match spawned {
+            Ok(job) => self.export_job = Some(job),
+            Err(err) => self.notify_error(err.to_string()),
+        }
+    }
+
+    fn menu_ui(&mut self, ui: &mut egui::Ui) {
+        let ready = matches!(self.phase, Phase::Ready(_));
+        egui::MenuBar::new().ui(ui, |ui| {
+            ui.menu_button("File", |ui| {
+                if ui.button("Open database…").clicked() {
+                    if let Some(path) =
+                        rfd::FileDialog::new().add_filter("Argus database", &["sqlite", "db", "sqlite3"]).pick_file()
+                    {
+                        self.commands.push(AppCommand::OpenDatabase(path));
+                    }
+                    ui.close();
+                }
+                if ui.button("New database…").clicked() {
+                    if let Some(path) = rfd::FileDialog::new().set_file_name("argus.sqlite").save_file() {
+                        self.commands.push(AppCommand::OpenDatabase(path));
+                    }
+                    ui.close();
+                }
+                if ui.button("Open the demo").clicked() {
+                    self.commands.push(AppCommand::OpenDemo);
+                    ui.close();
+                }
+                ui.separator();
+                if ui.add_enabled(ready, egui::Button::new("Import…")).clicked() {
+                    if let Some(paths) =
+                        rfd::FileDialog::new().add_filter("News data", &["csv", "tsv", "json", "jsonl"]).pick_files()
+                    {
+                        self.commands.push(AppCommand::ImportFiles(paths));
+                    }
+                    ui.close();
+                }
+                ui.add_enabled_ui(ready, |ui| {
+                    ui.menu_button("Export", |ui| {
+                        if ui.button("ARG JSON (train/val/test)…").clicked() {
+                            if let Some(dir) = rfd::FileDialog::new().pick_folder() {
+                                self.commands.push(AppCommand::Export { format: ExportFormat::ArgJson, path: dir });
+                            }
+                            ui.close();
+                        }
+                        for (label, format, name) in [
+                            ("JSONL…", ExportFormat::Jsonl, "argus-export.jsonl"),
+                            ("CSV…", ExportFormat::Csv, "argus-export.csv"),
+                        ] {
+                            if ui.button(label).clicked() {
+                                if let Some(path) = rfd::FileDialog::new().set_file_name(name).save_file() {
+                                    self.commands.push(AppCommand::Export { format, path });
+                                }
+                                ui.close();
+                            }
+                        }
+                    });
+                });
+                ui.separator();
+                if ui.button("Quit").clicked() {
+                    self.commands.push(AppCommand::Quit);
+                }
+            });
+            ui.menu_button("View", |ui| {
+                let theme = self.settings.theme;
+                if ui.radio(theme == Theme::Dark, "Dark theme").clicked() {
+                    self.commands.push(AppCommand::SetTheme(Theme::Dark));
+                    ui.close();
+                }
+                if ui.radio(theme == Theme::Light, "Light theme").clicked() {
+                    self.commands.push(AppCommand::SetTheme(Theme::Light));
+                    ui.close();
+                }
+                ui.separator();
+                if ui.button("Keyboard shortcuts (?)").clicked() {
+                    self.commands.push(AppCommand::ToggleHelp);
+                    ui.close();
+                }
+            });
+            ui.menu_button("Annotator", |ui| {
+                ui.label(format!("Annotating as: {}", self.current_annotator()));
+                if ui.button("Switch annotator…").clicked() {
+                    self.commands.push(AppCommand::SwitchAnnotator);
+                    ui.close();
+                }
+            });
+        });
+    }
+
+    fn central_ui(&mut self, ui: &mut egui::Ui) {
+        match &mut self.phase {
+            Phase::ChooseAnnotator { name, db, .. } => {
+                let db = db.clone();
+                if let Some(cmd) = annotator_modal_ui(ui.ctx(), name, &db) {
+                    self.commands.push(cmd);
+                }
+            }
+            Phase::Opening { job, db } => {
+                let (message, db) = (job.state().message(), db.clone());
+                egui::CentralPanel::default().show(ui, |ui| {
+                    ui.centered_and_justified(|ui| {
+                        ui.horizontal(|ui| {
+                            ui.spinner();
+                            ui.label(format!("Opening {} — {message}", db.display()));
+                        });
+                    });
+                });
+            }
+            Phase::Failed { error } => {
+                let error = error.clone();
+                egui::CentralPanel::default().show(ui, |ui| {
+                    ui.heading("Could not open the database");
+                    ui.colored_label(ui.visuals().error_fg_color, &error);
+                    ui.label("Nothing in it was changed. Open another database or the demo from the File menu.");
+                    if ui.button("Open the demo").clicked() {
+                        self.commands.push(AppCommand::OpenDemo);
+                    }
+                });
+            }
+            Phase::Ready(ws) => {
+                let ws: &Workspace = ws;
+                let panels = &mut self.panels;
+                egui::Panel::left("item_list").default_size(420.0).min_size(260.0).show(ui, |ui| {
+                    self.commands.extend(item_list::item_list_ui(ui, ws, &mut panels.list));
+                });
+                egui::Panel::bottom("judgement_bar").show(ui, |ui| {
+                    self.commands.extend(judgement_bar::judgement_bar_ui(ui, ws, &mut panels.bar));
+                });
+                egui::CentralPanel::default().show(ui, |ui| {
+                    self.commands.extend(item_view::item_view_ui(ui, ws, &mut panels.view));
+                });
+            }
+        }
+    }
+}
+
+impl eframe::App for ArgusApp {
+    fn logic(&mut self, ctx: &egui::Context, _frame: &mut eframe::Frame) {
+        self.poll_jobs();
+        self.frames += 1;
+        if self.quit_after_frames.is_some_and(|n| self.frames >= n) {
+            ctx.send_viewport_cmd(egui::ViewportCommand::Close);
+        }
+    }
+
+    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+        let ctx = ui.ctx().clone();
+        self.shortcuts(&ctx);
+        egui::Panel::top("menu_bar").show(ui, |ui| self.menu_ui(ui));
+        let ws = match &self.phase {
+            Phase::Ready(ws) => Some(&**ws),
+            _ => None,
+        };
+        let running: Vec<_> = self.jobs.running().cloned().collect();
+        egui::Panel::bottom("status_bar").show(ui, |ui| {
+            self.commands.extend(status_bar::status_bar_ui(ui, ws, &running, self.notice.as_ref()));
+        });
+        self.central_ui(ui);
+        if self.panels.show_help {
+            let mut open = true;
+            help::shortcuts_window(&ctx, &mut open);
+            if !open {
+                self.panels.show_help = false;
+            }
+        }
+        self.handle_commands();
+    }
+
+    fn on_exit(&mut self, _gl: Option<&eframe::glow::Context>) {
+        self.save_settings();
+    }
+}
+
+fn apply_theme(ctx: &egui::Context, theme: Theme) {
+    ctx.set_theme(match theme {
+        Theme::Dark => egui::Theme::Dark,
+        Theme::Light => egui::Theme::Light,
+    });
+}
+
+/// Asks for the annotator's name before the database opens.
+fn annotator_modal_ui(ctx: &egui::Context, name: &mut String, db: &Path) -> Option<AppCommand> {
+    let mut out = None;
+    egui::Modal::new(egui::Id::unique("annotator_modal")).show(ctx, |ui| {
+        ui.set_width(360.0);
+        ui.heading("Who is annotating?");
+        ui.label(format!("Your judgements in {} are stored under this name.", db.display()));
+        let label = ui.label("Your name:");
+        let edit = ui
+            .add(egui::TextEdit::singleline(name).hint_text("e.g. ada").id(egui::Id::unique("annotator_name")))
+            .labelled_by(label.id);
+        if !edit.has_focus() && name.is_empty() {
+            edit.request_focus();
+        }
+        let entered = edit.lost_focus() && ui.input(|i| i.key_pressed(Key::Enter));
+        let ok = ui.add_enabled(!name.trim().is_empty(), egui::Button::new("Start annotating")).clicked();
+        if (ok || entered) && !name.trim().is_empty() {
+            out = Some(AppCommand::SetAnnotator(name.trim().to_owned()));
+        }
+    });
+    out
+}

@@ -1,0 +1,96 @@
+//! Frame-time benchmark of the studio's main view (item list + item view + judgement bar) with `ctx.run_ui`,
+//! headless: the same drawing code the window runs, on a large and on a small database, so the two figures show
+//! whether the list's cost grows with the number of items.
+
+use std::fmt;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use super::{item_list, item_view, judgement_bar};
+use crate::bench::{Percentiles, median};
+use crate::jobs::NoProgress;
+use crate::studio::{Command, ItemFilter, Workspace};
+
+/// Frame times measured by [`item_list_frames`].
+#[derive(Debug)]
+pub struct FrameReport {
+    pub big_items: usize,
+    pub small_items: usize,
+    pub big: Percentiles,
+    pub small: Percentiles,
+    /// Median time to re-filter the big list by a search text (what typing in the search field costs).
+    pub filter_big: Duration,
+}
+
+impl fmt::Display for FrameReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "frame (list + item view + bar, run_ui + tessellate), {:>6} items   {}", self.big_items, self.big)?;
+        writeln!(
+            f,
+            "  peer: the same frame,                             {:>6} items   {}",
+            self.small_items, self.small
+        )?;
+        writeln!(
+            f,
+            "search filter over {} items (median): {:.3} ms",
+            self.big_items,
+            self.filter_big.as_secs_f64() * 1e3
+        )
+    }
+}
+
+/// Draws `frames` frames of the main view on `big_db` and on `small_db`, moving through the list (one row per
+/// frame, with a jump every 50 frames so the scroll position changes), and times each.
+pub fn item_list_frames(big_db: &Path, small_db: &Path, frames: usize) -> anyhow::Result<FrameReport> {
+    let mut big = Workspace::open(big_db, "bench", false, &NoProgress)?;
+    let mut small = Workspace::open(small_db, "bench", false, &NoProgress)?;
+    let big_frames = time_frames(&mut big, frames)?;
+    let small_frames = time_frames(&mut small, frames)?;
+
+    let mut filter_times = Vec::new();
+    for text in ["tax", "senator budget", "jobs", "nothing-matches-this", ""] {
+        let t = Instant::now();
+        big.apply(Command::SetFilter(ItemFilter { text: text.into(), ..ItemFilter::default() }))?;
+        filter_times.push(t.elapsed());
+    }
+    Ok(FrameReport {
+        big_items: big.progress().1,
+        small_items: small.progress().1,
+        big: Percentiles::of(big_frames),
+        small: Percentiles::of(small_frames),
+        filter_big: median(filter_times),
+    })
+}
+
+fn time_frames(ws: &mut Workspace, frames: usize) -> anyhow::Result<Vec<Duration>> {
+    let ctx = egui::Context::default();
+    let mut list = item_list::ListState::default();
+    let mut bar = judgement_bar::BarState::default();
+    let mut view = item_view::ViewState::default();
+    let screen = egui::Rect::from_min_size(egui::Pos2::ZERO, egui::vec2(1280.0, 800.0));
+    let mut times = Vec::with_capacity(frames);
+    let n = ws.filtered_len().max(1);
+    for frame in 0..frames + 10 {
+        let command = if frame % 50 == 49 { Command::SelectRow((frame * 7919) % n) } else { Command::Next };
+        ws.apply(command)?;
+        let input = egui::RawInput { screen_rect: Some(screen), time: Some(frame as f64 / 60.0), ..Default::default() };
+        let t = Instant::now();
+        let output = ctx.run_ui(input, |ui| {
+            egui::Panel::left("item_list").default_size(420.0).show(ui, |ui| {
+                let _ = item_list::item_list_ui(ui, ws, &mut list);
+            });
+            egui::Panel::bottom("judgement_bar").show(ui, |ui| {
+                let _ = judgement_bar::judgement_bar_ui(ui, ws, &mut bar);
+            });
+            egui::CentralPanel::default().show(ui, |ui| {
+                let _ = item_view::item_view_ui(ui, ws, &mut view);
+            });
+        });
+        let _meshes = ctx.tessellate(output.shapes, output.pixels_per_point);
+        if frame >= 10 {
+            // The first frames lay out fonts; they are warm-up.
+            times.push(t.elapsed());
+        }
+    }
+    Ok(times)
+}

@@ -1,0 +1,28 @@
+//! The keyboard shortcut sheet (`?`).
+
+/// Every shortcut of the studio, as (keys, what it does).
+pub const SHORTCUTS: &[(&str, &str)] = &[
+    ("f", "judge the item fake, go to the next"),
+    ("r", "judge the item real, go to the next"),
+    ("u", "unsure, go to the next"),
+    ("space", "skip: next item without a verdict"),
+    ("j / ↓", "next item"),
+    ("k / ↑", "previous item"),
+    ("ctrl+z", "undo the last judgement (kept in the database as retracted)"),
+    ("/", "search the item list"),
+    ("Esc", "leave a text field / close this sheet"),
+    ("?", "show or hide this sheet"),
+];
+
+/// Draws the shortcut window while `open`.
+pub fn shortcuts_window(ctx: &egui::Context, open: &mut bool) {
+    egui::Window::new("Keyboard shortcuts").open(open).collapsible(false).resizable(false).show(ctx, |ui| {
+        egui::Grid::new("shortcuts").striped(true).show(ui, |ui| {
+            for (keys, what) in SHORTCUTS {
+                ui.monospace(*keys);
+                ui.label(*what);
+                ui.end_row();
+            }
+        });
+    });
+}

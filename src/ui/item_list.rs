@@ -1,0 +1,149 @@
+//! The item list: a filter bar and a virtualised list (only visible rows are laid out, so 100,000 items scroll and
+//! filter smoothly).
+
+use egui::{Color32, RichText};
+
+use super::AppCommand;
+use crate::domain::{ItemSummary, Verdict};
+use crate::studio::{Command, ItemFilter, LabelFilter, StatusFilter, Workspace};
+
+/// Id of the search field, so `/` can focus it.
+pub const SEARCH_ID: &str = "item_search";
+
+/// UI state of the list that is not part of the workspace.
+#[derive(Default)]
+pub struct ListState {
+    /// The filter being edited (applied when it changes).
+    pub draft: Option<ItemFilter>,
+    /// Set by the `/` shortcut.
+    pub focus_search: bool,
+    /// The cursor drawn last frame, to scroll a keyboard move into view.
+    last_cursor: Option<usize>,
+}
+
+/// Height of one list row, in points.
+pub fn row_height(ui: &egui::Ui) -> f32 {
+    ui.text_style_height(&egui::TextStyle::Body).max(ui.spacing().interact_size.y) + 4.0
+}
+
+/// Draws the list; returns the commands it emits.
+pub fn item_list_ui(ui: &mut egui::Ui, ws: &Workspace, state: &mut ListState) -> Vec<AppCommand> {
+    let mut out = Vec::new();
+    let mut filter = state.draft.take().unwrap_or_else(|| ws.filter().clone());
+
+    ui.add_space(4.0);
+    let search = ui
+        .horizontal(|ui| {
+            let label = ui.label("Search:");
+            ui.add(
+                egui::TextEdit::singleline(&mut filter.text)
+                    .id(egui::Id::unique(SEARCH_ID))
+                    .hint_text("words in title, text or source  (/)")
+                    .desired_width(f32::INFINITY),
+            )
+            .labelled_by(label.id)
+        })
+        .inner;
+    if state.focus_search {
+        search.request_focus();
+        state.focus_search = false;
+    }
+    ui.horizontal_wrapped(|ui| {
+        egui::ComboBox::from_id_salt("label_filter")
+            .selected_text(match filter.label {
+                LabelFilter::Any => "Any label",
+                LabelFilter::Real => "Gold: real",
+                LabelFilter::Fake => "Gold: fake",
+                LabelFilter::Unlabelled => "Unlabelled",
+            })
+            .show_ui(ui, |ui| {
+                ui.selectable_value(&mut filter.label, LabelFilter::Any, "Any label");
+                ui.selectable_value(&mut filter.label, LabelFilter::Real, "Gold: real");
+                ui.selectable_value(&mut filter.label, LabelFilter::Fake, "Gold: fake");
+                ui.selectable_value(&mut filter.label, LabelFilter::Unlabelled, "Unlabelled");
+            });
+        egui::ComboBox::from_id_salt("status_filter")
+            .selected_text(match filter.status {
+                StatusFilter::All => "All items",
+                StatusFilter::Unjudged => "Unjudged by me",
+                StatusFilter::JudgedByMe => "Judged by me",
+            })
+            .show_ui(ui, |ui| {
+                ui.selectable_value(&mut filter.status, StatusFilter::All, "All items");
+                ui.selectable_value(&mut filter.status, StatusFilter::Unjudged, "Unjudged by me");
+                ui.selectable_value(&mut filter.status, StatusFilter::JudgedByMe, "Judged by me");
+            });
+        ui.checkbox(&mut filter.disagreement_only, "Disagreement");
+    });
+    if filter != *ws.filter() {
+        out.push(AppCommand::Studio(Command::SetFilter(filter.clone())));
+    }
+    ui.label(RichText::new(format!("{} of {} items", ws.filtered_len(), ws.progress().1)).small().weak());
+    ui.separator();
+
+    let row_h = row_height(ui);
+    let spacing = ui.spacing().item_spacing.y;
+    let n = ws.filtered_len();
+    let cursor = ws.cursor();
+    let mut area = egui::ScrollArea::vertical().id_salt("item_rows").auto_shrink([false, false]);
+    if cursor != state.last_cursor
+        && let Some(c) = cursor
+    {
+        // Keep the selected row in view after a keyboard move: scroll only when it left the viewport.
+        let id = ui.make_persistent_id("item_rows_view");
+        let (offset, height) = ui.data(|d| d.get_temp::<(f32, f32)>(id)).unwrap_or((0.0, 0.0));
+        let top = c as f32 * (row_h + spacing);
+        if top < offset {
+            area = area.vertical_scroll_offset(top);
+        } else if height > 0.0 && top + row_h > offset + height {
+            area = area.vertical_scroll_offset(top + row_h - height);
+        }
+    }
+    state.last_cursor = cursor;
+    let output = area.show_rows(ui, row_h, n, |ui, rows| {
+        for row in rows {
+            let Some(summary) = ws.row(row) else { continue };
+            let selected = cursor == Some(row);
+            if row_ui(ui, summary, selected).clicked() {
+                out.push(AppCommand::Studio(Command::SelectRow(row)));
+            }
+        }
+    });
+    let id = ui.make_persistent_id("item_rows_view");
+    ui.data_mut(|d| d.insert_temp(id, (output.state.clamped_offset().y, output.inner_rect.height())));
+    state.draft = (filter != *ws.filter()).then_some(filter);
+    out
+}
+
+fn row_ui(ui: &mut egui::Ui, s: &ItemSummary, selected: bool) -> egui::Response {
+    let badge = match s.my_verdict {
+        Some(Verdict::Fake) => {
+            RichText::new(" FAKE ").color(Color32::WHITE).background_color(verdict_color(Verdict::Fake))
+        }
+        Some(Verdict::Real) => {
+            RichText::new(" REAL ").color(Color32::WHITE).background_color(verdict_color(Verdict::Real))
+        }
+        Some(Verdict::Other) => {
+            RichText::new(" ???? ").color(Color32::WHITE).background_color(verdict_color(Verdict::Other))
+        }
+        None => RichText::new("  ·   ").weak(),
+    };
+    ui.horizontal(|ui| {
+        ui.label(badge.monospace().small());
+        if s.has_disagreement() {
+            ui.label(RichText::new("≠").strong().color(ui.visuals().warn_fg_color))
+                .on_hover_text("people disagree, or contradict the gold label");
+        }
+        ui.add(egui::Button::selectable(selected, &s.headline).truncate())
+    })
+    .inner
+}
+
+/// The colour of a verdict, shared by the list and the judgement bar.
+pub fn verdict_color(v: Verdict) -> Color32 {
+    match v {
+        Verdict::Fake => Color32::from_rgb(190, 60, 60),
+        Verdict::Real => Color32::from_rgb(50, 140, 80),
+        Verdict::Other => Color32::from_rgb(150, 120, 40),
+    }
+}

@@ -1,0 +1,207 @@
+//! The item view: the news text and its metadata, the rationales grouped by perspective, and who judged what.
+//!
+//! News text and model output are shown as plain text (labels), never as markup or links.
+
+use egui::RichText;
+
+use super::AppCommand;
+use super::item_list::verdict_color;
+use crate::domain::{Rationale, RationaleId, Verdict};
+use crate::studio::{Command, ItemDetail, Workspace};
+
+/// UI state of the item view.
+#[derive(Default)]
+pub struct ViewState {
+    /// A rationale being corrected: (revision it corrects, edited text, edited verdict).
+    pub editing: Option<(RationaleId, String, Option<Verdict>)>,
+}
+
+/// Draws the selected item; returns the commands it emits.
+pub fn item_view_ui(ui: &mut egui::Ui, ws: &Workspace, state: &mut ViewState) -> Vec<AppCommand> {
+    let mut out = Vec::new();
+    let Some(detail) = ws.detail() else {
+        ui.centered_and_justified(|ui| {
+            ui.label(if ws.filtered_len() == 0 { "No item matches the filter." } else { "Select an item." });
+        });
+        return out;
+    };
+    egui::ScrollArea::vertical().id_salt("item_view").auto_shrink([false, false]).show(ui, |ui| {
+        header_ui(ui, detail, ws);
+        ui.add_space(6.0);
+        ui.label(RichText::new(&detail.item.text).size(17.0));
+        ui.add_space(8.0);
+        metadata_ui(ui, detail);
+        ui.separator();
+        rationales_ui(ui, detail, state, &mut out);
+        ui.separator();
+        judgements_ui(ui, detail);
+    });
+    out
+}
+
+fn header_ui(ui: &mut egui::Ui, d: &ItemDetail, ws: &Workspace) {
+    let item = &d.item;
+    if let Some(title) = item.title.as_deref().filter(|t| !t.trim().is_empty()) {
+        ui.heading(title);
+    }
+    ui.horizontal_wrapped(|ui| {
+        let pos = ws.cursor().map_or(0, |c| c + 1);
+        ui.label(RichText::new(format!("Item {} · {pos} of {}", item.id, ws.filtered_len())).weak());
+        if let Some(source) = &item.source {
+            ui.label(format!("· {source}"));
+        }
+        if let Some(date) = &item.published {
+            ui.label(format!("· {date}"));
+        }
+        match item.gold_label {
+            Some(v) => {
+                let original = item.original_label.as_deref().map(|o| format!(" ({o})")).unwrap_or_default();
+                ui.label(RichText::new(format!("gold: {v}{original}")).color(verdict_color(v)));
+            }
+            None => {
+                ui.label(RichText::new("unlabelled").weak());
+            }
+        }
+    });
+}
+
+fn metadata_ui(ui: &mut egui::Ui, d: &ItemDetail) {
+    egui::CollapsingHeader::new("Metadata").id_salt("metadata").default_open(false).show(ui, |ui| {
+        egui::Grid::new("metadata_grid").num_columns(2).striped(true).show(ui, |ui| {
+            let item = &d.item;
+            let fixed = [
+                ("dataset", Some(d.dataset.clone())),
+                ("source id", item.external_id.clone()),
+                ("split", item.split.clone()),
+                ("original label", item.original_label.clone()),
+            ];
+            for (k, v) in fixed {
+                if let Some(v) = v {
+                    ui.label(RichText::new(k).weak());
+                    ui.label(v);
+                    ui.end_row();
+                }
+            }
+            if let Some(map) = item.metadata.as_object() {
+                for (k, v) in map {
+                    ui.label(RichText::new(k).weak());
+                    ui.label(match v {
+                        serde_json::Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    });
+                    ui.end_row();
+                }
+            }
+        });
+    });
+}
+
+fn rationales_ui(ui: &mut egui::Ui, d: &ItemDetail, state: &mut ViewState, out: &mut Vec<AppCommand>) {
+    ui.heading("Rationales");
+    if d.rationales.is_empty() {
+        ui.label(RichText::new("No rationales yet for this item.").weak());
+        return;
+    }
+    let mut perspective: Option<&str> = None;
+    for r in &d.rationales {
+        if perspective != Some(r.perspective.as_str()) {
+            perspective = Some(&r.perspective);
+            ui.add_space(4.0);
+            ui.label(RichText::new(perspective_name(&r.perspective)).strong());
+        }
+        egui::Frame::group(ui.style()).show(ui, |ui| {
+            ui.set_width(ui.available_width());
+            rationale_ui(ui, r, state, out);
+        });
+    }
+}
+
+fn rationale_ui(ui: &mut egui::Ui, r: &Rationale, state: &mut ViewState, out: &mut Vec<AppCommand>) {
+    ui.horizontal_wrapped(|ui| {
+        let who = match (&r.model, &r.author) {
+            (_, Some(author)) => format!("corrected by {author}"),
+            (Some(model), None) => model.clone(),
+            (None, None) => r.origin.as_str().to_owned(),
+        };
+        ui.label(RichText::new(format!("rev {} · {who}", r.revision)).small().weak());
+        if let Some(v) = r.verdict {
+            ui.label(RichText::new(format!("implies: {v}")).small().color(verdict_color(v)));
+        }
+    });
+    let editing_this = state.editing.as_ref().is_some_and(|(id, _, _)| *id == r.id);
+    if editing_this {
+        let mut done = None;
+        if let Some((_, text, verdict)) = &mut state.editing {
+            ui.add(egui::TextEdit::multiline(text).desired_rows(4).desired_width(f32::INFINITY));
+            ui.horizontal(|ui| {
+                ui.label("implied verdict:");
+                egui::ComboBox::from_id_salt(("rationale_verdict", r.id))
+                    .selected_text(verdict.map_or("unknown", Verdict::as_str))
+                    .show_ui(ui, |ui| {
+                        ui.selectable_value(verdict, None, "unknown");
+                        for v in Verdict::ALL {
+                            ui.selectable_value(verdict, Some(v), v.as_str());
+                        }
+                    });
+                let changed = text.trim() != r.text.trim() || *verdict != r.verdict;
+                if ui
+                    .add_enabled(changed && !text.trim().is_empty(), egui::Button::new("Save as new revision"))
+                    .clicked()
+                {
+                    done = Some(Some(Command::ReviseRationale {
+                        parent: r.id,
+                        text: text.trim().to_owned(),
+                        verdict: *verdict,
+                    }));
+                }
+                if ui.button("Cancel").clicked() {
+                    done = Some(None);
+                }
+            });
+        }
+        if let Some(cmd) = done {
+            if let Some(cmd) = cmd {
+                out.push(AppCommand::Studio(cmd));
+            } else {
+                state.editing = None;
+            }
+        }
+    } else {
+        ui.label(&r.text);
+        if ui
+            .small_button("Correct…")
+            .on_hover_text("edit this rationale; the edit is stored as a new revision")
+            .clicked()
+        {
+            state.editing = Some((r.id, r.text.clone(), r.verdict));
+        }
+    }
+}
+
+fn judgements_ui(ui: &mut egui::Ui, d: &ItemDetail) {
+    ui.heading("Judgements");
+    if d.judgements.is_empty() {
+        ui.label(RichText::new("Nobody has judged this item yet.").weak());
+        return;
+    }
+    egui::Grid::new("judgements_grid").num_columns(4).striped(true).show(ui, |ui| {
+        for j in &d.judgements {
+            ui.label(&j.annotator);
+            ui.label(RichText::new(j.verdict.human_name()).color(verdict_color(j.verdict)));
+            ui.label(j.confidence.map(|c| format!("conf {c:.2}")).unwrap_or_default());
+            ui.label(j.note.as_deref().unwrap_or(""));
+            ui.end_row();
+        }
+    });
+}
+
+/// Display name of a perspective key.
+pub fn perspective_name(key: &str) -> String {
+    match key {
+        "td" => "Textual description (style, emotion, sourcing)".into(),
+        "cs" => "Commonsense".into(),
+        "fc" => "Fact-checking".into(),
+        "human" => "Human justification (PolitiFact)".into(),
+        other => other.to_owned(),
+    }
+}

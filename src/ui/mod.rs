@@ -1,0 +1,37 @@
+//! The studio window: everything that draws with egui lives here (and only here).
+//!
+//! Panels read the [`crate::studio::Workspace`] and return [`AppCommand`]s; [`ArgusApp`] handles them in one
+//! place, once per frame. Opening a database, loading the item list, importing and exporting run as named
+//! background jobs ([`crate::jobs`]), so the window never waits on them. The UI never writes to the store itself: a
+//! user action becomes a [`crate::studio::Command`] that the workspace commits.
+
+mod app;
+pub mod bench;
+mod help;
+mod item_list;
+mod item_view;
+mod judgement_bar;
+mod status_bar;
+
+use std::path::PathBuf;
+
+pub use app::{AppCommand, ArgusApp, StudioOptions};
+
+/// Opens the studio window and runs it until it is closed.
+pub fn run_native(options: StudioOptions) -> anyhow::Result<()> {
+    let native = eframe::NativeOptions {
+        viewport: egui::ViewportBuilder::default()
+            .with_title("Argus")
+            .with_inner_size([1280.0, 800.0])
+            .with_min_inner_size([720.0, 480.0]),
+        renderer: eframe::Renderer::Glow,
+        ..Default::default()
+    };
+    eframe::run_native("Argus", native, Box::new(move |cc| Ok(Box::new(ArgusApp::new(cc.egui_ctx.clone(), options)))))
+        .map_err(|e| anyhow::anyhow!("cannot open the studio window: {e}"))
+}
+
+/// Where the studio looks for its settings, unless told otherwise.
+pub fn default_settings_path() -> PathBuf {
+    crate::config::settings_path()
+}

@@ -1,0 +1,60 @@
+//! Every judgement is in SQLite the moment it is made: a labeller process killed with SIGKILL loses nothing.
+
+use std::io::{BufRead as _, BufReader};
+use std::process::{Command, Stdio};
+
+use argus::domain::Verdict;
+use argus::jobs::NoProgress;
+use argus::store::Store;
+use argus::studio::{Command as StudioCommand, Workspace};
+
+const DB_ENV: &str = "ARGUS_SIGKILL_TEST_DB";
+
+/// Run by `ten_judgements_survive_sigkill` in a child process: labels ten demo items, says so, then waits to be
+/// killed. Does nothing when run on its own.
+#[test]
+#[ignore = "child process of ten_judgements_survive_sigkill"]
+fn child_labels_ten_items_then_waits() {
+    let Some(db) = std::env::var_os(DB_ENV) else { return };
+    let mut ws = Workspace::open(std::path::Path::new(&db), "kill-test", true, &NoProgress).unwrap();
+    for i in 0..10 {
+        let verdict = if i % 3 == 0 { Verdict::Real } else { Verdict::Fake };
+        ws.apply(StudioCommand::Judge { verdict, confidence: None, note: Some(format!("note {i}")) }).unwrap();
+    }
+    println!("LABELLED 10");
+    std::thread::sleep(std::time::Duration::from_secs(120));
+}
+
+#[test]
+fn ten_judgements_survive_sigkill() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("killed.sqlite");
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "durability::child_labels_ten_items_then_waits",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(DB_ENV, &db)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let labelled = BufReader::new(stdout).lines().map_while(Result::ok).any(|l| l.contains("LABELLED 10"));
+    assert!(labelled, "the child did not report its ten judgements");
+    child.kill().unwrap(); // SIGKILL on Unix: no destructors, no flush
+    child.wait().unwrap();
+
+    let store = Store::open(&db).unwrap();
+    let stats = store.stats().unwrap();
+    assert_eq!(stats.judgements, 10);
+    assert_eq!(stats.judged_items, 10);
+    assert_eq!(stats.items, 300, "the demo sample");
+    let first = store.judgements(1).unwrap();
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].verdict, Verdict::Real);
+    assert_eq!(first[0].note.as_deref(), Some("note 0"));
+}

@@ -1,0 +1,165 @@
+//! The studio window, driven headless with egui_kittest: widgets are found by their labels, keys are pressed as a
+//! person presses them, and what lands in SQLite is checked with a separate connection.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use argus::domain::Verdict;
+use argus::store::Store;
+use argus::ui::{ArgusApp, StudioOptions};
+use egui::Key;
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable as _;
+
+struct Studio {
+    _dir: tempfile::TempDir,
+    db: PathBuf,
+    harness: Harness<'static, ArgusApp>,
+}
+
+fn options(dir: &Path, db: &Path, annotator: Option<&str>) -> StudioOptions {
+    StudioOptions {
+        db: Some(db.to_path_buf()),
+        seed_demo: true,
+        annotator: annotator.map(str::to_owned),
+        settings_path: dir.join("settings.json"),
+        quit_after_frames: None,
+    }
+}
+
+/// Steps the harness (in real time: loading runs on a job thread) until `done` holds.
+fn step_until(harness: &mut Harness<'static, ArgusApp>, what: &str, done: impl Fn(&ArgusApp) -> bool) {
+    let start = Instant::now();
+    while !done(harness.state()) {
+        assert!(start.elapsed() < Duration::from_secs(60), "timed out waiting for {what}");
+        harness.step();
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    harness.step();
+}
+
+/// The studio on a fresh copy of the built-in demo, as annotator "ada".
+fn demo_studio() -> Studio {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("demo.sqlite");
+    let opts = options(dir.path(), &db, Some("ada"));
+    let mut harness = Harness::builder()
+        .with_size(egui::vec2(1280.0, 800.0))
+        .build_eframe(move |cc| ArgusApp::new(cc.egui_ctx.clone(), opts));
+    step_until(&mut harness, "the demo to open", |app| app.workspace().is_some());
+    Studio { _dir: dir, db, harness }
+}
+
+fn my_verdicts(db: &Path) -> Vec<(i64, Verdict)> {
+    let store = Store::open(db).unwrap();
+    let ada = store.annotator_id("ada").unwrap();
+    (1..=300).filter_map(|id| store.standing_verdict(id, ada).unwrap().map(|v| (id, v))).collect()
+}
+
+#[test]
+fn opens_on_the_demo_and_f_stores_a_judgement_before_the_next_frame() {
+    let mut s = demo_studio();
+    assert_eq!(s.harness.state().workspace().unwrap().progress(), (0, 300));
+    s.harness.get_by_label("Fake (f)");
+    s.harness.get_by_label("Real (r)");
+    s.harness.key_press(Key::F);
+    s.harness.step();
+    assert_eq!(my_verdicts(&s.db), vec![(1, Verdict::Fake)]);
+    // The list shows it, the status bar counts it, the selection moved on.
+    s.harness.step();
+    assert!(s.harness.query_by_label_contains("judged 1 / 300").is_some());
+    assert_eq!(s.harness.state().workspace().unwrap().selected_id(), Some(2));
+}
+
+#[test]
+fn keyboard_flow_labels_skips_navigates_and_undoes() {
+    let mut s = demo_studio();
+    for key in [Key::F, Key::R, Key::U, Key::Space, Key::F, Key::K, Key::K, Key::J] {
+        s.harness.key_press(key);
+        s.harness.step();
+    }
+    // f on 1, r on 2, u on 3, skip 4, f on 5, then back twice to 4 and forward to 5... the cursor is on item 5.
+    assert_eq!(
+        my_verdicts(&s.db),
+        vec![(1, Verdict::Fake), (2, Verdict::Real), (3, Verdict::Other), (5, Verdict::Fake)]
+    );
+    assert_eq!(s.harness.state().workspace().unwrap().selected_id(), Some(5));
+    s.harness.key_press_modifiers(egui::Modifiers::COMMAND, Key::Z);
+    s.harness.step();
+    assert_eq!(my_verdicts(&s.db), vec![(1, Verdict::Fake), (2, Verdict::Real), (3, Verdict::Other)]);
+    let store = Store::open(&s.db).unwrap();
+    let rows: i64 = store.connection().query_row("SELECT COUNT(*) FROM judgements", [], |r| r.get(0)).unwrap();
+    assert_eq!(rows, 4, "undo keeps the row");
+}
+
+#[test]
+fn clicking_the_buttons_works_like_the_keys() {
+    let mut s = demo_studio();
+    s.harness.get_by_label("Real (r)").click();
+    s.harness.step();
+    s.harness.step();
+    assert_eq!(my_verdicts(&s.db), vec![(1, Verdict::Real)]);
+    s.harness.get_by_label("Undo (ctrl+z)").click();
+    s.harness.step();
+    s.harness.step();
+    assert!(my_verdicts(&s.db).is_empty());
+}
+
+#[test]
+fn typing_in_the_search_field_does_not_judge() {
+    let mut s = demo_studio();
+    s.harness.key_press(Key::Slash);
+    s.harness.step();
+    s.harness.step();
+    s.harness.get_by_label("Search:").type_text("fraud");
+    s.harness.step();
+    s.harness.step();
+    assert!(my_verdicts(&s.db).is_empty(), "letters typed into the search field are not verdicts");
+    let ws = s.harness.state().workspace().unwrap();
+    assert_eq!(ws.filter().text, "fraud");
+    assert!(ws.filtered_len() < 300);
+}
+
+#[test]
+fn question_mark_shows_the_shortcut_sheet() {
+    let mut s = demo_studio();
+    assert!(s.harness.query_by_label("Keyboard shortcuts").is_none());
+    s.harness.key_press(Key::Questionmark);
+    s.harness.step();
+    s.harness.step();
+    assert!(s.harness.query_by_label("Keyboard shortcuts").is_some());
+}
+
+#[test]
+fn asks_for_the_annotator_and_remembers_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("demo.sqlite");
+    let opts = options(dir.path(), &db, None);
+    let mut harness = Harness::builder()
+        .with_size(egui::vec2(1280.0, 800.0))
+        .build_eframe(move |cc| ArgusApp::new(cc.egui_ctx.clone(), opts));
+    harness.step();
+    harness.get_by_label("Who is annotating?");
+    harness.get_by_label("Your name:").type_text("grace");
+    harness.step();
+    harness.get_by_label("Start annotating").click();
+    step_until(&mut harness, "the demo to open", |app| app.workspace().is_some());
+    assert_eq!(harness.state().workspace().unwrap().annotator(), "grace");
+    let settings = argus::config::Settings::load_from(&dir.path().join("settings.json"));
+    assert_eq!(settings.annotator.as_deref(), Some("grace"));
+    assert_eq!(settings.last_db.as_deref(), Some(db.as_path()));
+}
+
+#[test]
+fn a_newer_database_is_shown_as_an_error_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("future.sqlite");
+    Store::open(&db).unwrap().connection().pragma_update(None, "user_version", 42).unwrap();
+    let opts = options(dir.path(), &db, Some("ada"));
+    let mut harness = Harness::builder()
+        .with_size(egui::vec2(1280.0, 800.0))
+        .build_eframe(move |cc| ArgusApp::new(cc.egui_ctx.clone(), opts));
+    step_until(&mut harness, "the open to fail", |app| app.open_error().is_some());
+    harness.get_by_label("Could not open the database");
+    assert!(harness.state().open_error().unwrap().contains("newer"));
+}
