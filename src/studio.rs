@@ -171,6 +171,10 @@ impl Workspace {
             judged_by_me: 0,
         };
         ws.replace_items(items);
+        // Resume where this annotator left off: the first item they have not judged.
+        if let Some(row) = (0..ws.filtered.len()).find(|&r| ws.items[ws.filtered[r]].my_verdict.is_none()) {
+            ws.select(Some(row));
+        }
         ws
     }
 
@@ -311,7 +315,9 @@ impl Workspace {
     /// Re-reads one item's standing verdicts into its list row (and the detail, if it is selected).
     fn refresh_summary(&mut self, item: ItemId) -> Result<(), StoreError> {
         let verdicts = self.store.standing_verdicts(item)?;
-        if let Some(s) = self.items.iter_mut().find(|s| s.id == item) {
+        // `items` is in id order (see `Store::item_summaries`).
+        if let Ok(i) = self.items.binary_search_by_key(&item, |s| s.id) {
+            let s = &mut self.items[i];
             let had = s.my_verdict.is_some();
             s.my_verdict = verdicts.iter().find(|(who, _)| *who == self.annotator_id).map(|&(_, v)| v);
             s.verdicts = verdicts;

@@ -35,7 +35,7 @@ pub(super) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreErr
         tx.pragma_update(None, "user_version", target).map_err(fail)?;
         tx.pragma_update(None, "application_id", APPLICATION_ID).map_err(fail)?;
         tx.commit().map_err(fail)?;
-        tracing::info!(path = %path.display(), version = target, "migrated database");
+        tracing::debug!(path = %path.display(), version = target, "migrated database");
     }
     Ok(())
 }

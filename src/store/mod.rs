@@ -170,7 +170,11 @@ impl Store {
     ) -> Result<Vec<ImportSummary>> {
         let path = self.path.clone();
         let err = |source| StoreError::Sqlite { path: path.clone(), source };
-        let tx = self.conn.transaction().map_err(err)?;
+        // IMMEDIATE: take the write lock now, so the rationale ids handed out below cannot collide with another
+        // writer's.
+        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(err)?;
+        let mut next_rationale_id: i64 =
+            tx.query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM rationales", [], |r| r.get(0)).map_err(err)?;
         let mut summaries = Vec::with_capacity(datasets.len());
         let mut done = 0usize;
         {
@@ -186,11 +190,10 @@ impl Store {
                 .map_err(err)?;
             let mut insert_rationale = tx
                 .prepare(
-                    "INSERT INTO rationales(item_id, perspective, origin, model, prompt, text, verdict) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    "INSERT INTO rationales(id, root_id, item_id, perspective, origin, model, prompt, text, verdict) \
+                     VALUES (?1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 )
                 .map_err(err)?;
-            let mut set_root = tx.prepare("UPDATE rationales SET root_id = id WHERE id = ?1").map_err(err)?;
             for (dataset, items) in datasets {
                 insert_dataset
                     .execute(params![dataset.name, dataset.format, dataset.source_path, dataset.license_note])
@@ -226,6 +229,7 @@ impl Store {
                     for r in &item.rationales {
                         insert_rationale
                             .execute(params![
+                                next_rationale_id,
                                 item_id,
                                 r.perspective,
                                 r.origin.as_str(),
@@ -235,7 +239,7 @@ impl Store {
                                 r.verdict.map(Verdict::as_str),
                             ])
                             .map_err(err)?;
-                        set_root.execute([tx.last_insert_rowid()]).map_err(err)?;
+                        next_rationale_id += 1;
                         summary.rationales += 1;
                     }
                 }

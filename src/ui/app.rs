@@ -609,8 +609,13 @@ fn annotator_modal_ui(ctx: &egui::Context, name: &mut String, db: &Path) -> Opti
         let edit = ui
             .add(egui::TextEdit::singleline(name).hint_text("e.g. ada").id(egui::Id::unique("annotator_name")))
             .labelled_by(label.id);
-        if !edit.has_focus() && name.is_empty() {
+        // Give the name field the keyboard once the window has it. (Asking earlier, while the window is not yet
+        // focused, switches X11 input methods on too soon and winit then drops the window's input under Xvfb.)
+        let autofocus = egui::Id::unique("annotator_autofocus_done");
+        let done = ui.data(|d| d.get_temp::<bool>(autofocus).unwrap_or(false));
+        if !done && ui.input(|i| i.focused) {
             edit.request_focus();
+            ui.data_mut(|d| d.insert_temp(autofocus, true));
         }
         let entered = edit.lost_focus() && ui.input(|i| i.key_pressed(Key::Enter));
         let ok = ui.add_enabled(!name.trim().is_empty(), egui::Button::new("Start annotating")).clicked();

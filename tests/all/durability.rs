@@ -57,4 +57,10 @@ fn ten_judgements_survive_sigkill() {
     assert_eq!(first.len(), 1);
     assert_eq!(first[0].verdict, Verdict::Real);
     assert_eq!(first[0].note.as_deref(), Some("note 0"));
+    drop(store);
+
+    // Reopened, the studio resumes at the first item this annotator has not judged.
+    let ws = Workspace::open(&db, "kill-test", true, &NoProgress).unwrap();
+    assert_eq!(ws.progress(), (10, 300));
+    assert_eq!(ws.selected_id(), Some(11));
 }

@@ -139,9 +139,13 @@ fn asks_for_the_annotator_and_remembers_it() {
         .with_size(egui::vec2(1280.0, 800.0))
         .build_eframe(move |cc| ArgusApp::new(cc.egui_ctx.clone(), opts));
     harness.step();
-    harness.get_by_label("Who is annotating?");
-    harness.get_by_label("Your name:").type_text("grace");
     harness.step();
+    harness.get_by_label("Who is annotating?");
+    // The name field has the keyboard from the start: a person just types.
+    harness.event(egui::Event::Text("grace".into()));
+    harness.step();
+    harness.step();
+    assert_eq!(harness.get_by_label("Your name:").value().as_deref(), Some("grace"));
     harness.get_by_label("Start annotating").click();
     step_until(&mut harness, "the demo to open", |app| app.workspace().is_some());
     assert_eq!(harness.state().workspace().unwrap().annotator(), "grace");
@@ -162,4 +166,27 @@ fn a_newer_database_is_shown_as_an_error_not_a_panic() {
     step_until(&mut harness, "the open to fail", |app| app.open_error().is_some());
     harness.get_by_label("Could not open the database");
     assert!(harness.state().open_error().unwrap().contains("newer"));
+}
+
+/// Regression: asking for text focus before the window had it made winit drop all input under Xvfb (no window
+/// manager); the field now takes the keyboard once the window is focused.
+#[test]
+fn name_field_takes_the_keyboard_once_the_window_is_focused() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("demo.sqlite");
+    let opts = options(dir.path(), &db, None);
+    let mut harness = Harness::builder()
+        .with_size(egui::vec2(1280.0, 800.0))
+        .build_eframe(move |cc| ArgusApp::new(cc.egui_ctx.clone(), opts));
+    harness.input_mut().focused = false;
+    harness.step();
+    harness.step();
+    harness.input_mut().focused = true;
+    harness.event(egui::Event::WindowFocused(true));
+    harness.step();
+    harness.step();
+    harness.event(egui::Event::Text("grace".into()));
+    harness.step();
+    harness.step();
+    assert_eq!(harness.get_by_label("Your name:").value().as_deref(), Some("grace"));
 }
