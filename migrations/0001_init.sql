@@ -53,7 +53,14 @@ CREATE TABLE rationales (
     retracted_at  TEXT
 );
 CREATE INDEX rationales_item ON rationales(item_id);
-CREATE INDEX rationales_root ON rationales(root_id, revision);
+-- One row per revision number in a chain.
+CREATE UNIQUE INDEX rationales_root_revision ON rationales(root_id, revision);
+-- A first revision may be inserted without root_id: it is its own root.
+CREATE TRIGGER rationales_default_root AFTER INSERT ON rationales
+WHEN NEW.root_id IS NULL
+BEGIN
+    UPDATE rationales SET root_id = NEW.id WHERE id = NEW.id;
+END;
 
 CREATE TABLE judgements (
     id             INTEGER PRIMARY KEY,
@@ -67,7 +74,6 @@ CREATE TABLE judgements (
     created_at     TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
     retracted_at   TEXT                         -- set by undo; the row stays
 );
-CREATE INDEX judgements_item ON judgements(item_id);
 CREATE INDEX judgements_annotator ON judgements(annotator_id);
 
 CREATE TABLE rationale_feedback (

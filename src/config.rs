@@ -32,10 +32,6 @@ pub struct Settings {
 impl Settings {
     /// Reads the settings file; a missing file gives defaults, a broken one is reported and replaced by defaults
     /// (the broken file is kept beside it as `settings.json.broken`).
-    pub fn load() -> Self {
-        Self::load_from(&settings_path())
-    }
-
     pub fn load_from(path: &Path) -> Self {
         let Ok(text) = std::fs::read_to_string(path) else { return Self::default() };
         match serde_json::from_str(&text) {
@@ -49,10 +45,6 @@ impl Settings {
     }
 
     /// Writes the settings file atomically (temp file + rename).
-    pub fn save(&self) -> std::io::Result<()> {
-        self.save_to(&settings_path())
-    }
-
     pub fn save_to(&self, path: &Path) -> std::io::Result<()> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;

@@ -274,15 +274,13 @@ pub struct ItemSummary {
 impl ItemSummary {
     /// True when people disagree with each other, or their resolved verdict contradicts the gold label.
     pub fn has_disagreement(&self) -> bool {
-        let mut distinct: Vec<Verdict> = self.verdicts.iter().map(|&(_, v)| v).collect();
-        distinct.sort();
-        distinct.dedup();
-        if distinct.len() > 1 {
+        let Some(&(_, first)) = self.verdicts.first() else { return false };
+        if self.verdicts.iter().any(|&(_, v)| v != first) {
             return true;
         }
-        match (distinct.first(), self.gold_label) {
-            (Some(&v), Some(gold)) => v != Verdict::Other && v != gold,
-            _ => false,
+        match self.gold_label {
+            Some(gold) => first != Verdict::Other && first != gold,
+            None => false,
         }
     }
 }

@@ -10,7 +10,6 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 
 /// Where long-running work reports progress and learns that it should stop.
 pub trait Progress: Sync {
@@ -39,7 +38,6 @@ pub struct JobState {
     message: Mutex<String>,
     cancel: AtomicBool,
     finished: AtomicBool,
-    started: Instant,
     waker: Waker,
 }
 
@@ -70,10 +68,6 @@ impl JobState {
 
     pub fn message(&self) -> String {
         self.message.lock().map(|m| m.clone()).unwrap_or_default()
-    }
-
-    pub fn elapsed_secs(&self) -> f64 {
-        self.started.elapsed().as_secs_f64()
     }
 
     /// Asks the job to stop.
@@ -193,7 +187,6 @@ pub fn spawn<T: Send + 'static>(
         message: Mutex::new(String::new()),
         cancel: AtomicBool::new(false),
         finished: AtomicBool::new(false),
-        started: Instant::now(),
         waker,
     });
     let result = Arc::new(Mutex::new(None));

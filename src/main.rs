@@ -157,6 +157,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("added {items} items and {rationales} rationales to {}", db.display());
         }
         Some(Cmd::Export { db, format, out }) => {
+            if !db.exists() {
+                anyhow::bail!("{}: no such database", db.display());
+            }
             let store = Store::open(&db)?;
             let summary = ingest::export::export(&store, format, &out)?;
             println!("exported {} items ({} skipped, no label) to {}", summary.items, summary.skipped, out.display());

@@ -49,6 +49,25 @@ pub struct ItemFilter {
 }
 
 impl ItemFilter {
+    /// The search text as lower-case words.
+    pub fn words(&self) -> Vec<String> {
+        self.text.to_lowercase().split_whitespace().map(str::to_owned).collect()
+    }
+
+    /// True when every item this filter shows is also shown by `previous`: the search text only grew word-wise
+    /// and nothing else changed. Only for filters whose result does not depend on judgements (which change while
+    /// the list is shown), so re-filtering the current list gives the same result as filtering all items.
+    pub fn narrows(&self, previous: &ItemFilter) -> bool {
+        let (old, new) = (previous.words(), self.words());
+        self.label == previous.label
+            && self.status == StatusFilter::All
+            && previous.status == StatusFilter::All
+            && !self.disagreement_only
+            && !previous.disagreement_only
+            && new.len() >= old.len()
+            && old.iter().zip(&new).all(|(o, n)| n.contains(o.as_str()))
+    }
+
     pub fn matches(&self, s: &ItemSummary, words: &[String]) -> bool {
         let label_ok = match self.label {
             LabelFilter::Any => true,
@@ -112,7 +131,7 @@ pub enum Outcome {
     Judged { item: ItemId, verdict: Verdict, judgement: JudgementId },
     Undone { item: ItemId, verdict: Verdict },
     NothingToUndo,
-    Revised { rationale: RationaleId },
+    Revised { rationale: RationaleId, revision: u32 },
     Moved,
     Filtered { shown: usize },
 }
@@ -139,6 +158,8 @@ pub struct Workspace {
     shown_at: Instant,
     undo: Vec<UndoEntry>,
     judged_by_me: usize,
+    /// Items whose judgements this session changed, to re-read after the item list is replaced.
+    touched: std::collections::BTreeSet<ItemId>,
 }
 
 impl Workspace {
@@ -169,23 +190,39 @@ impl Workspace {
             shown_at: Instant::now(),
             undo: Vec::new(),
             judged_by_me: 0,
+            touched: Default::default(),
         };
-        ws.replace_items(items);
+        ws.items = items;
+        ws.judged_by_me = ws.items.iter().filter(|s| s.my_verdict.is_some()).count();
+        ws.refilter();
         // Resume where this annotator left off: the first item they have not judged.
-        if let Some(row) = (0..ws.filtered.len()).find(|&r| ws.items[ws.filtered[r]].my_verdict.is_none()) {
-            ws.select(Some(row));
-        }
+        let first_unjudged = (0..ws.filtered.len()).find(|&r| ws.items[ws.filtered[r]].my_verdict.is_none());
+        ws.select(first_unjudged.or((!ws.filtered.is_empty()).then_some(0)));
         ws
     }
 
     /// Replaces the item list (after an import in the background), keeping the selection when it still exists.
-    pub fn replace_items(&mut self, items: Vec<ItemSummary>) {
+    ///
+    /// The list was loaded by another connection, possibly before this session's latest judgements: the items this
+    /// session touched are re-read from the store so that none of them shows a stale verdict.
+    pub fn replace_items(&mut self, items: Vec<ItemSummary>) -> Result<(), StoreError> {
         let selected = self.selected_id();
         self.items = items;
         self.judged_by_me = self.items.iter().filter(|s| s.my_verdict.is_some()).count();
+        for item in self.touched.clone() {
+            self.refresh_summary(item, false)?;
+        }
         self.refilter();
-        let pos = selected.and_then(|id| self.filtered.iter().position(|&i| self.items[i].id == id));
+        let pos = selected.and_then(|id| self.row_of(id));
         self.select(pos.or((!self.filtered.is_empty()).then_some(0)));
+        Ok(())
+    }
+
+    /// Position of an item in the filtered list.
+    fn row_of(&self, item: ItemId) -> Option<usize> {
+        // `items` is in id order and `filtered` in `items` order, so both searches are binary.
+        let index = self.items.binary_search_by_key(&item, |s| s.id).ok()?;
+        self.filtered.binary_search(&index).ok()
     }
 
     pub fn store(&self) -> &Store {
@@ -257,15 +294,20 @@ impl Workspace {
             Command::SetFilter(filter) => {
                 if filter != self.filter {
                     let selected = self.selected_id();
+                    let narrows = filter.narrows(&self.filter);
                     self.filter = filter;
-                    self.refilter();
-                    let pos = selected.and_then(|id| self.filtered.iter().position(|&i| self.items[i].id == id));
+                    if narrows {
+                        self.refilter_within_current();
+                    } else {
+                        self.refilter();
+                    }
+                    let pos = selected.and_then(|id| self.row_of(id));
                     self.select(pos.or((!self.filtered.is_empty()).then_some(0)));
                 }
                 Ok(Outcome::Filtered { shown: self.filtered.len() })
             }
             Command::ReviseRationale { parent, text, verdict } => {
-                let id = self.store.revise_rationale(
+                let (id, revision) = self.store.revise_rationale(
                     parent,
                     &text,
                     verdict,
@@ -273,7 +315,7 @@ impl Workspace {
                     Some(self.annotator_id),
                 )?;
                 self.reload_detail()?;
-                Ok(Outcome::Revised { rationale: id })
+                Ok(Outcome::Revised { rationale: id, revision })
             }
         }
     }
@@ -294,26 +336,31 @@ impl Workspace {
             time_spent_ms: self.time_on_item_ms(),
         })?;
         self.undo.push(UndoEntry { judgement, item, verdict });
-        self.refresh_summary(item)?;
+        self.refresh_summary(item, false)?;
+        let before = self.cursor;
         self.step(1);
+        if self.cursor == before {
+            // The last item: nothing to move to, so show the new judgement here.
+            self.reload_detail()?;
+        }
         Ok(Outcome::Judged { item, verdict, judgement })
     }
 
     fn undo(&mut self) -> Result<Outcome, StoreError> {
         let Some(entry) = self.undo.pop() else { return Ok(Outcome::NothingToUndo) };
         self.store.retract_judgement(entry.judgement)?;
-        self.refresh_summary(entry.item)?;
+        self.refresh_summary(entry.item, false)?;
         // Go back to the item whose judgement was taken back, when the filter still shows it.
-        if let Some(pos) = self.filtered.iter().position(|&i| self.items[i].id == entry.item) {
-            self.select(Some(pos));
-        } else if self.selected_id() == Some(entry.item) {
-            self.reload_detail()?;
+        match self.row_of(entry.item) {
+            Some(pos) => self.select(Some(pos)),
+            None => self.reload_detail()?,
         }
         Ok(Outcome::Undone { item: entry.item, verdict: entry.verdict })
     }
 
-    /// Re-reads one item's standing verdicts into its list row (and the detail, if it is selected).
-    fn refresh_summary(&mut self, item: ItemId) -> Result<(), StoreError> {
+    /// Re-reads one item's standing verdicts into its list row (and, with `reload`, the detail if it is selected).
+    fn refresh_summary(&mut self, item: ItemId, reload: bool) -> Result<(), StoreError> {
+        self.touched.insert(item);
         let verdicts = self.store.standing_verdicts(item)?;
         // `items` is in id order (see `Store::item_summaries`).
         if let Ok(i) = self.items.binary_search_by_key(&item, |s| s.id) {
@@ -327,7 +374,7 @@ impl Workspace {
                 _ => {}
             }
         }
-        if self.selected_id() == Some(item) {
+        if reload && self.selected_id() == Some(item) {
             self.reload_detail()?;
         }
         Ok(())
@@ -374,8 +421,17 @@ impl Workspace {
     }
 
     fn refilter(&mut self) {
-        let words: Vec<String> = self.filter.text.to_lowercase().split_whitespace().map(str::to_owned).collect();
+        let words = self.filter.words();
         self.filtered = (0..self.items.len()).filter(|&i| self.filter.matches(&self.items[i], &words)).collect();
+        self.cursor = self.cursor.filter(|&c| c < self.filtered.len());
+    }
+
+    /// Re-filters only the items shown now: enough when the new filter can only narrow the list (typing more of a
+    /// search), and much cheaper on a large list.
+    fn refilter_within_current(&mut self) {
+        let words = self.filter.words();
+        let (filter, items) = (&self.filter, &self.items);
+        self.filtered.retain(|&i| filter.matches(&items[i], &words));
         self.cursor = self.cursor.filter(|&c| c < self.filtered.len());
     }
 }

@@ -168,7 +168,11 @@ fn export_arg_json(rows: &[ExportRow], dir: &Path) -> Result<ExportSummary, Expo
         o.insert("content".into(), Value::String(item.text.clone()));
         o.insert("label".into(), Value::from(label.arg_code()));
         o.insert("time".into(), item.published.clone().map_or(Value::Null, Value::String));
+        // ARG's loader reads `source_id` into an integer tensor, so it is Argus's item id; the source's own id and
+        // every other original field travel beside it.
         o.insert("source_id".into(), Value::from(item.id));
+        o.insert("external_id".into(), item.external_id.clone().map_or(Value::Null, Value::String));
+        o.insert("metadata".into(), item.metadata.clone());
         for r in by_perspective(&row.rationales) {
             let p = &r.perspective;
             o.insert(format!("{p}_rationale"), Value::String(r.text.clone()));

@@ -101,6 +101,8 @@ impl Store {
         }
         let conn = Connection::open(&path).map_err(|source| StoreError::Sqlite { path: path.clone(), source })?;
         let mut store = Self { conn, path };
+        // Check before anything writes: even switching the journal mode changes the file.
+        migrations::check(&store.conn, &store.path)?;
         store.configure()?;
         migrations::migrate(&mut store.conn, &store.path)?;
         Ok(store)
@@ -358,55 +360,51 @@ impl Store {
 
     /// Stores a correction of rationale revision `parent` as a new revision; the parent row is kept.
     pub fn revise_rationale(
-        &self,
+        &mut self,
         parent: RationaleId,
         text: &str,
         verdict: Option<Verdict>,
         origin: RationaleOrigin,
         author: Option<AnnotatorId>,
-    ) -> Result<RationaleId> {
-        let (item_id, root_id, revision, perspective, model, prompt): (
-            i64,
-            i64,
-            i64,
-            String,
-            Option<String>,
-            Option<String>,
-        ) = self
-            .conn
+    ) -> Result<(RationaleId, u32)> {
+        let path = self.path.clone();
+        let err = |source| StoreError::Sqlite { path: path.clone(), source };
+        // IMMEDIATE: no other writer can take the same revision number between the read and the insert.
+        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(err)?;
+        type Parent = (i64, i64, String, Option<String>, Option<String>);
+        let (item_id, root_id, perspective, model, prompt): Parent = tx
             .query_row(
-                "SELECT item_id, root_id, revision, perspective, model, prompt FROM rationales WHERE id = ?1",
+                "SELECT item_id, root_id, perspective, model, prompt FROM rationales WHERE id = ?1",
                 [parent],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
             )
             .optional()
-            .map_err(|e| self.err(e))?
+            .map_err(err)?
             .ok_or(StoreError::NotFound { what: "rationale", id: parent })?;
-        let next: i64 = self
-            .conn
+        let next: u32 = tx
             .query_row("SELECT MAX(revision) + 1 FROM rationales WHERE root_id = ?1", [root_id], |r| r.get(0))
-            .map_err(|e| self.err(e))?;
-        debug_assert!(next > revision);
-        self.conn
-            .execute(
-                "INSERT INTO rationales(item_id, root_id, parent_id, revision, perspective, origin, model, prompt, \
-                 text, verdict, author_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-                params![
-                    item_id,
-                    root_id,
-                    parent,
-                    next,
-                    perspective,
-                    origin.as_str(),
-                    model,
-                    prompt,
-                    text,
-                    verdict.map(Verdict::as_str),
-                    author
-                ],
-            )
-            .map_err(|e| self.err(e))?;
-        Ok(self.conn.last_insert_rowid())
+            .map_err(err)?;
+        tx.execute(
+            "INSERT INTO rationales(item_id, root_id, parent_id, revision, perspective, origin, model, prompt, \
+             text, verdict, author_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            params![
+                item_id,
+                root_id,
+                parent,
+                next,
+                perspective,
+                origin.as_str(),
+                model,
+                prompt,
+                text,
+                verdict.map(Verdict::as_str),
+                author
+            ],
+        )
+        .map_err(err)?;
+        let id = tx.last_insert_rowid();
+        tx.commit().map_err(err)?;
+        Ok((id, next))
     }
 
     // ---------------------------------------------------------------------------------------------------------

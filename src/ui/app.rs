@@ -5,10 +5,11 @@ use std::path::{Path, PathBuf};
 
 use egui::{Key, Modifiers};
 
+use super::import_dialog::{ImportDialog, import_dialog_ui};
 use super::{help, item_list, item_view, judgement_bar, status_bar};
 use crate::config::{Settings, Theme};
-use crate::domain::ItemSummary;
-use crate::ingest::{self, ImportOptions, export::ExportFormat};
+use crate::domain::{ItemSummary, Verdict};
+use crate::ingest::{self, ColumnMap, ImportOptions, LabelMap, export::ExportFormat};
 use crate::jobs::{Job, JobRegistry, Progress, Waker};
 use crate::store::{ImportSummary, Store};
 use crate::studio::{self, Command, Outcome, Workspace};
@@ -35,7 +36,15 @@ pub enum AppCommand {
     Studio(Command),
     OpenDatabase(PathBuf),
     OpenDemo,
-    ImportFiles(Vec<PathBuf>),
+    /// Ask how to import these files (format, column map) before importing.
+    ChooseImport(Vec<PathBuf>),
+    /// Import files in the background; `map`, `labels` as on the command line.
+    ImportFiles {
+        paths: Vec<PathBuf>,
+        map: Option<String>,
+        labels: Option<String>,
+        name: Option<String>,
+    },
     Export {
         format: ExportFormat,
         path: PathBuf,
@@ -77,7 +86,13 @@ struct ImportResult {
     summaries: Vec<ImportSummary>,
     items: Vec<ItemSummary>,
     files: usize,
+    /// The database and annotator the item list was loaded for.
+    db: PathBuf,
+    annotator: String,
 }
+
+/// Name of the import job; while it runs, the workspace does not write (the import holds SQLite's write lock).
+const IMPORT_JOB: &str = "import";
 
 /// Per-panel UI state that is not part of the workspace.
 #[derive(Default)]
@@ -86,6 +101,7 @@ pub(super) struct PanelState {
     pub bar: judgement_bar::BarState,
     pub view: item_view::ViewState,
     pub show_help: bool,
+    pub import: Option<ImportDialog>,
 }
 
 /// The studio application.
@@ -159,6 +175,16 @@ impl ArgusApp {
         }
     }
 
+    /// Queues a command as if a panel had emitted it (handled at the end of the next frame).
+    pub fn queue(&mut self, command: AppCommand) {
+        self.commands.push(command);
+    }
+
+    /// True while the import dialog is open.
+    pub fn is_import_dialog_open(&self) -> bool {
+        self.panels.import.is_some()
+    }
+
     /// The status-bar message.
     pub fn notice(&self) -> Option<&Notice> {
         self.notice.as_ref()
@@ -225,13 +251,19 @@ impl ArgusApp {
                 Ok(done) => {
                     let items: usize = done.summaries.iter().map(|s| s.items).sum();
                     let rationales: usize = done.summaries.iter().map(|s| s.rationales).sum();
+                    let mut text =
+                        format!("Imported {items} items and {rationales} rationales from {} file(s).", done.files);
                     if let Phase::Ready(ws) = &mut self.phase {
-                        ws.replace_items(done.items);
+                        // Only if the same database and annotator are still open.
+                        if ws.db_path() == done.db && ws.annotator() == done.annotator {
+                            if let Err(err) = ws.replace_items(done.items) {
+                                text = format!("{text} The list could not be refreshed: {err}");
+                            }
+                        } else {
+                            text = format!("{text} (into {})", done.db.display());
+                        }
                     }
-                    self.notify(format!(
-                        "Imported {items} items and {rationales} rationales from {} file(s).",
-                        done.files
-                    ));
+                    self.notify(text);
                 }
                 Err(err) => self.notify_error(format!("Import failed, nothing was imported: {err:#}")),
             }
@@ -247,42 +279,40 @@ impl ArgusApp {
         }
     }
 
-    /// Keyboard shortcuts of the labelling flow; ignored while a text field has the keyboard.
+    /// Keyboard shortcuts of the labelling flow; ignored while a text field has the keyboard, and letter keys only
+    /// count without modifiers (alt+f is not f).
     fn shortcuts(&mut self, ctx: &egui::Context) {
         if !matches!(self.phase, Phase::Ready(_)) {
             return;
         }
-        let typing = ctx.egui_wants_keyboard_input();
+        let typing = ctx.text_edit_focused();
         let mut out = Vec::new();
+        let mut leave_field = false;
         ctx.input_mut(|i| {
-            if i.consume_key(Modifiers::COMMAND, Key::Z) {
-                out.push(AppCommand::Studio(Command::Undo));
-            }
             if typing {
-                if i.consume_key(Modifiers::NONE, Key::Escape) {
-                    // Leave the text field: handled by the caller (surrender focus).
-                    out.push(AppCommand::DismissMessage);
-                }
+                leave_field = i.consume_key(Modifiers::NONE, Key::Escape);
                 return;
             }
-            let shift_slash = i.consume_key(Modifiers::SHIFT, Key::Slash);
+            if i.modifiers.command_only() && i.consume_key(Modifiers::COMMAND, Key::Z) {
+                out.push(AppCommand::Studio(Command::Undo));
+            }
             if i.consume_key(Modifiers::NONE, Key::Questionmark)
                 || i.consume_key(Modifiers::SHIFT, Key::Questionmark)
-                || shift_slash
+                || i.consume_key(Modifiers::SHIFT, Key::Slash)
             {
                 out.push(AppCommand::ToggleHelp);
-            } else if i.consume_key(Modifiers::NONE, Key::Slash) {
-                self.panels.list.focus_search = true;
             }
             if i.consume_key(Modifiers::NONE, Key::Escape) && self.panels.show_help {
                 out.push(AppCommand::ToggleHelp);
             }
+            if !i.modifiers.is_none() {
+                return;
+            }
+            if i.consume_key(Modifiers::NONE, Key::Slash) {
+                self.panels.list.focus_search = true;
+            }
             let bar = &self.panels.bar;
-            for (key, verdict) in [
-                (Key::F, crate::domain::Verdict::Fake),
-                (Key::R, crate::domain::Verdict::Real),
-                (Key::U, crate::domain::Verdict::Other),
-            ] {
+            for (key, verdict) in [(Key::F, Verdict::Fake), (Key::R, Verdict::Real), (Key::U, Verdict::Other)] {
                 if i.consume_key(Modifiers::NONE, key) {
                     out.push(AppCommand::Studio(bar.judge_command(verdict)));
                 }
@@ -301,15 +331,19 @@ impl ArgusApp {
                 }
             }
         });
-        if typing && out.contains(&AppCommand::DismissMessage) {
+        if leave_field {
             ctx.memory_mut(|m| {
                 if let Some(id) = m.focused() {
                     m.surrender_focus(id);
                 }
             });
-            out.retain(|c| *c != AppCommand::DismissMessage);
         }
         self.commands.extend(out);
+    }
+
+    /// True while an import writes: the workspace's own writes would wait on SQLite's lock, so they are refused.
+    pub fn writes_paused(&self) -> bool {
+        self.jobs.is_running(IMPORT_JOB)
     }
 
     /// Carries out the commands the panels emitted this frame. Store writes are committed before this returns.
@@ -322,6 +356,11 @@ impl ArgusApp {
     fn handle(&mut self, command: AppCommand) {
         match command {
             AppCommand::Studio(cmd) => {
+                let writes = matches!(cmd, Command::Judge { .. } | Command::Undo | Command::ReviseRationale { .. });
+                if writes && self.writes_paused() {
+                    self.notify_error("Not saved: an import is writing to the database; judge again when it is done.");
+                    return;
+                }
                 let Phase::Ready(ws) = &mut self.phase else { return };
                 let is_judge = matches!(cmd, Command::Judge { .. });
                 match ws.apply(cmd) {
@@ -333,9 +372,9 @@ impl ArgusApp {
                         self.notify(format!("Undone: {} on item {item}", verdict.human_name()));
                     }
                     Ok(Outcome::NothingToUndo) => self.notify("Nothing to undo in this session."),
-                    Ok(Outcome::Revised { rationale }) => {
+                    Ok(Outcome::Revised { revision, .. }) => {
                         self.panels.view.editing = None;
-                        self.notify(format!("Saved the correction as revision {rationale}."));
+                        self.notify(format!("Saved the correction as revision {revision}."));
                     }
                     Ok(_) => {}
                     Err(err) if is_judge => self.notify_error(format!("Not saved: {err}")),
@@ -349,7 +388,28 @@ impl ArgusApp {
                 self.start_opening(db, seed_demo, annotator);
             }
             AppCommand::OpenDemo => self.handle(AppCommand::OpenDatabase(crate::config::demo_db_path())),
-            AppCommand::ImportFiles(paths) => self.start_import(paths),
+            AppCommand::ChooseImport(paths) => {
+                let dialog = ImportDialog::new(paths);
+                if dialog.is_ready_as_is() {
+                    self.handle(dialog.command());
+                } else {
+                    self.panels.import = Some(dialog);
+                }
+            }
+            AppCommand::ImportFiles { paths, map, labels, name } => {
+                let options = (|| -> anyhow::Result<ImportOptions> {
+                    Ok(ImportOptions {
+                        format: None,
+                        columns: map.as_deref().map(ColumnMap::parse).transpose()?,
+                        labels: labels.as_deref().map(LabelMap::parse).transpose()?.unwrap_or_default(),
+                        dataset_name: name,
+                    })
+                })();
+                match options {
+                    Ok(options) => self.start_import(paths, options),
+                    Err(err) => self.notify_error(format!("Import not started: {err}")),
+                }
+            }
             AppCommand::Export { format, path } => self.start_export(format, path),
             AppCommand::SetAnnotator(name) => {
                 if let Phase::ChooseAnnotator { db, seed_demo, .. } = &self.phase {
@@ -364,6 +424,7 @@ impl ArgusApp {
                     _ => crate::config::demo_db_path(),
                 };
                 let seed_demo = db == crate::config::demo_db_path();
+                self.ctx.data_mut(|d| d.remove_temp::<bool>(egui::Id::unique(ANNOTATOR_AUTOFOCUS)));
                 self.phase = Phase::ChooseAnnotator { name: String::new(), db, seed_demo };
             }
             AppCommand::SetTheme(theme) => {
@@ -389,18 +450,18 @@ impl ArgusApp {
         }
     }
 
-    fn start_import(&mut self, paths: Vec<PathBuf>) {
+    fn start_import(&mut self, paths: Vec<PathBuf>, options: ImportOptions) {
         let Phase::Ready(ws) = &self.phase else { return };
         let (db, annotator) = (ws.db_path(), ws.annotator().to_owned());
         let waker = self.waker();
         let files = paths.len();
-        let spawned = self.jobs.spawn("import", waker, move |p: &crate::jobs::JobState| {
+        let spawned = self.jobs.spawn(IMPORT_JOB, waker, move |p: &crate::jobs::JobState| {
             let mut store = Store::open(&db)?;
-            let summaries = ingest::import_files(&mut store, &paths, &ImportOptions::default(), p)?;
+            let summaries = ingest::import_files(&mut store, &paths, &options, p)?;
             drop(store);
             p.set(0, 0, "reloading the item list");
             let items = studio::load_summaries(&db, &annotator)?;
-            Ok(ImportResult { summaries, items, files })
+            Ok(ImportResult { summaries, items, files, db, annotator })
         });
         match spawned {
             Ok(job) => self.import_job = Some(job),
@@ -451,7 +512,7 @@ impl ArgusApp {
                     if let Some(paths) =
                         rfd::FileDialog::new().add_filter("News data", &["csv", "tsv", "json", "jsonl"]).pick_files()
                     {
-                        self.commands.push(AppCommand::ImportFiles(paths));
+                        self.commands.push(AppCommand::ChooseImport(paths));
                     }
                     ui.close();
                 }
@@ -543,8 +604,9 @@ impl ArgusApp {
                 egui::Panel::left("item_list").default_size(420.0).min_size(260.0).show(ui, |ui| {
                     self.commands.extend(item_list::item_list_ui(ui, ws, &mut panels.list));
                 });
+                let paused = self.jobs.is_running(IMPORT_JOB);
                 egui::Panel::bottom("judgement_bar").show(ui, |ui| {
-                    self.commands.extend(judgement_bar::judgement_bar_ui(ui, ws, &mut panels.bar));
+                    self.commands.extend(judgement_bar::judgement_bar_ui(ui, ws, &mut panels.bar, paused));
                 });
                 egui::CentralPanel::default().show(ui, |ui| {
                     self.commands.extend(item_view::item_view_ui(ui, ws, &mut panels.view));
@@ -576,6 +638,12 @@ impl eframe::App for ArgusApp {
             self.commands.extend(status_bar::status_bar_ui(ui, ws, &running, self.notice.as_ref()));
         });
         self.central_ui(ui);
+        if let Some(dialog) = &mut self.panels.import
+            && let Some(choice) = import_dialog_ui(&ctx, dialog)
+        {
+            self.panels.import = None;
+            self.commands.extend(choice);
+        }
         if self.panels.show_help {
             let mut open = true;
             help::shortcuts_window(&ctx, &mut open);
@@ -598,6 +666,9 @@ fn apply_theme(ctx: &egui::Context, theme: Theme) {
     });
 }
 
+/// Memory key: the annotator field has been given the keyboard once.
+const ANNOTATOR_AUTOFOCUS: &str = "annotator_autofocus_done";
+
 /// Asks for the annotator's name before the database opens.
 fn annotator_modal_ui(ctx: &egui::Context, name: &mut String, db: &Path) -> Option<AppCommand> {
     let mut out = None;
@@ -611,7 +682,7 @@ fn annotator_modal_ui(ctx: &egui::Context, name: &mut String, db: &Path) -> Opti
             .labelled_by(label.id);
         // Give the name field the keyboard once the window has it. (Asking earlier, while the window is not yet
         // focused, switches X11 input methods on too soon and winit then drops the window's input under Xvfb.)
-        let autofocus = egui::Id::unique("annotator_autofocus_done");
+        let autofocus = egui::Id::unique(ANNOTATOR_AUTOFOCUS);
         let done = ui.data(|d| d.get_temp::<bool>(autofocus).unwrap_or(false));
         if !done && ui.input(|i| i.focused) {
             edit.request_focus();

@@ -77,15 +77,16 @@ fn time_frames(ws: &mut Workspace, frames: usize) -> anyhow::Result<Vec<Duration
     let n = ws.filtered_len().max(1);
     for frame in 0..frames + 10 {
         let command = if frame % 50 == 49 { Command::SelectRow((frame * 7919) % n) } else { Command::Next };
-        ws.apply(command)?;
         let input = egui::RawInput { screen_rect: Some(screen), time: Some(frame as f64 / 60.0), ..Default::default() };
+        // Timed like a real frame: the command (a move, which loads the next item) and then the drawing.
         let t = Instant::now();
+        ws.apply(command)?;
         let mut output = ctx.run_ui(input, |ui| {
             egui::Panel::left("item_list").default_size(420.0).show(ui, |ui| {
                 let _ = item_list::item_list_ui(ui, ws, &mut list);
             });
             egui::Panel::bottom("judgement_bar").show(ui, |ui| {
-                let _ = judgement_bar::judgement_bar_ui(ui, ws, &mut bar);
+                let _ = judgement_bar::judgement_bar_ui(ui, ws, &mut bar, false);
             });
             egui::CentralPanel::default().show(ui, |ui| {
                 let _ = item_view::item_view_ui(ui, ws, &mut view);

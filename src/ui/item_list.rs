@@ -5,7 +5,7 @@ use egui::{Color32, RichText};
 
 use super::AppCommand;
 use crate::domain::{ItemSummary, Verdict};
-use crate::studio::{Command, ItemFilter, LabelFilter, StatusFilter, Workspace};
+use crate::studio::{Command, LabelFilter, StatusFilter, Workspace};
 
 /// Id of the search field, so `/` can focus it.
 pub const SEARCH_ID: &str = "item_search";
@@ -13,8 +13,6 @@ pub const SEARCH_ID: &str = "item_search";
 /// UI state of the list that is not part of the workspace.
 #[derive(Default)]
 pub struct ListState {
-    /// The filter being edited (applied when it changes).
-    pub draft: Option<ItemFilter>,
     /// Set by the `/` shortcut.
     pub focus_search: bool,
     /// The cursor drawn last frame, to scroll a keyboard move into view.
@@ -29,7 +27,7 @@ pub fn row_height(ui: &egui::Ui) -> f32 {
 /// Draws the list; returns the commands it emits.
 pub fn item_list_ui(ui: &mut egui::Ui, ws: &Workspace, state: &mut ListState) -> Vec<AppCommand> {
     let mut out = Vec::new();
-    let mut filter = state.draft.take().unwrap_or_else(|| ws.filter().clone());
+    let mut filter = ws.filter().clone();
 
     ui.add_space(4.0);
     let search = ui
@@ -111,7 +109,6 @@ pub fn item_list_ui(ui: &mut egui::Ui, ws: &Workspace, state: &mut ListState) ->
     });
     let id = ui.make_persistent_id("item_rows_view");
     ui.data_mut(|d| d.insert_temp(id, (output.state.clamped_offset().y, output.inner_rect.height())));
-    state.draft = (filter != *ws.filter()).then_some(filter);
     out
 }
 

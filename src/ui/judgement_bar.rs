@@ -32,9 +32,16 @@ impl BarState {
 }
 
 /// Draws the bar; returns the commands it emits.
-pub fn judgement_bar_ui(ui: &mut egui::Ui, ws: &Workspace, state: &mut BarState) -> Vec<AppCommand> {
+///
+/// `writes_paused`: an import holds the database; the verdict buttons are disabled until it is done.
+pub fn judgement_bar_ui(
+    ui: &mut egui::Ui,
+    ws: &Workspace,
+    state: &mut BarState,
+    writes_paused: bool,
+) -> Vec<AppCommand> {
     let mut out = Vec::new();
-    let has_item = ws.selected_id().is_some();
+    let has_item = ws.selected_id().is_some() && !writes_paused;
     let mine = ws.cursor().and_then(|c| ws.row(c)).and_then(|s| s.my_verdict);
     ui.add_space(4.0);
     ui.horizontal(|ui| {
@@ -55,20 +62,24 @@ pub fn judgement_bar_ui(ui: &mut egui::Ui, ws: &Workspace, state: &mut BarState)
                 out.push(AppCommand::Studio(Command::Skip));
             }
         });
-        if ui.add_enabled(ws.can_undo(), egui::Button::new("Undo (ctrl+z)")).clicked() {
+        if ui.add_enabled(ws.can_undo() && !writes_paused, egui::Button::new("Undo (ctrl+z)")).clicked() {
             out.push(AppCommand::Studio(Command::Undo));
         }
         ui.separator();
         ui.checkbox(&mut state.use_confidence, "Confidence");
         ui.add_enabled(state.use_confidence, egui::Slider::new(&mut state.confidence, 0.0..=1.0).fixed_decimals(2));
+        if writes_paused {
+            ui.label(egui::RichText::new("judging paused while the import writes").color(ui.visuals().warn_fg_color));
+        }
     });
     ui.horizontal(|ui| {
-        ui.label("Note:");
+        let label = ui.label("Note:");
         ui.add(
             egui::TextEdit::singleline(&mut state.note)
                 .hint_text("optional; saved with the next verdict (Esc leaves the field)")
                 .desired_width(f32::INFINITY),
-        );
+        )
+        .labelled_by(label.id);
     });
     ui.add_space(2.0);
     out

@@ -8,6 +8,7 @@
 mod app;
 pub mod bench;
 mod help;
+mod import_dialog;
 mod item_list;
 mod item_view;
 mod judgement_bar;

@@ -76,6 +76,8 @@ fn newer_schema_is_refused_and_left_untouched() {
         let store = Store::open(&path).unwrap();
         store.connection().pragma_update(None, "user_version", SCHEMA_VERSION + 5).unwrap();
     }
+    // A plain rollback-journal file, as another tool would leave it.
+    rusqlite::Connection::open(&path).unwrap().pragma_update(None, "journal_mode", "DELETE").unwrap();
     let before = std::fs::read(&path).unwrap();
     let err = Store::open(&path).unwrap_err();
     assert!(matches!(err, StoreError::NewerSchema { found, .. } if found == SCHEMA_VERSION + 5), "{err}");
@@ -85,7 +87,7 @@ fn newer_schema_is_refused_and_left_untouched() {
     let v: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
     assert_eq!(v, SCHEMA_VERSION + 5);
     drop(conn);
-    assert_eq!(std::fs::read(&path).unwrap().len(), before.len());
+    assert_eq!(std::fs::read(&path).unwrap(), before, "the file must be byte-for-byte unchanged");
 }
 
 #[test]
@@ -94,10 +96,12 @@ fn foreign_database_is_refused() {
     let path = dir.path().join("other.sqlite");
     rusqlite::Connection::open(&path)
         .unwrap()
-        .execute_batch("CREATE TABLE mine(x); INSERT INTO mine VALUES (1);")
+        .execute_batch("CREATE TABLE mine(x); INSERT INTO mine VALUES (1); PRAGMA user_version = 1;")
         .unwrap();
+    let before = std::fs::read(&path).unwrap();
     let err = Store::open(&path).unwrap_err();
     assert!(matches!(err, StoreError::NotArgus { .. }), "{err}");
+    assert_eq!(std::fs::read(&path).unwrap(), before, "the file must be byte-for-byte unchanged");
     let conn = rusqlite::Connection::open(&path).unwrap();
     let tables: i64 =
         conn.query_row("SELECT COUNT(*) FROM sqlite_schema WHERE type='table'", [], |r| r.get(0)).unwrap();
@@ -195,14 +199,16 @@ fn a_judgement_on_a_missing_item_is_refused() {
 
 #[test]
 fn corrections_form_a_revision_chain() {
-    let (_dir, store) = seeded();
+    let (_dir, mut store) = seeded();
     let ada = store.annotator_id("ada").unwrap();
     let original = store.rationales(1).unwrap().into_iter().find(|r| r.perspective == "td").unwrap();
     assert_eq!((original.revision, original.parent_id, original.root_id), (1, None, original.id));
-    let r2 = store
+    let (r2, _) = store
         .revise_rationale(original.id, "better text", Some(Verdict::Real), RationaleOrigin::Human, Some(ada))
         .unwrap();
-    let r3 = store.revise_rationale(r2, "best text", Some(Verdict::Real), RationaleOrigin::Human, Some(ada)).unwrap();
+    let (r3, rev3) =
+        store.revise_rationale(r2, "best text", Some(Verdict::Real), RationaleOrigin::Human, Some(ada)).unwrap();
+    assert_eq!(rev3, 3);
     let latest = store.rationales(1).unwrap().into_iter().find(|r| r.perspective == "td").unwrap();
     assert_eq!(latest.id, r3);
     assert_eq!(latest.revision, 3);
@@ -216,6 +222,21 @@ fn corrections_form_a_revision_chain() {
         ["rationale 0 of one", "better text", "best text"]
     );
     assert_eq!(store.stats().unwrap().rationales, 6, "revisions do not add rationales");
+    // Revising an older revision appends to the chain; it never reuses a number.
+    let (_, rev4) = store.revise_rationale(original.id, "branch", None, RationaleOrigin::Human, Some(ada)).unwrap();
+    assert_eq!(rev4, 4);
+    // A first revision inserted without a root is its own root (trigger), and (root, revision) is unique.
+    let conn = store.connection();
+    conn.execute("INSERT INTO rationales(item_id, perspective, origin, text) VALUES (2, 'fc', 'human', 'x')", [])
+        .unwrap();
+    let id = conn.last_insert_rowid();
+    let root: i64 = conn.query_row("SELECT root_id FROM rationales WHERE id = ?1", [id], |r| r.get(0)).unwrap();
+    assert_eq!(root, id);
+    let dup = conn.execute(
+        "INSERT INTO rationales(item_id, root_id, revision, perspective, origin, text) VALUES (1, ?1, 2, 'td', 'human', 'dup')",
+        [original.id],
+    );
+    assert!(dup.is_err(), "a second revision 2 of the same chain must be refused");
 }
 
 #[test]

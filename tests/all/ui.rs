@@ -190,3 +190,85 @@ fn name_field_takes_the_keyboard_once_the_window_is_focused() {
     harness.step();
     assert_eq!(harness.get_by_label("Your name:").value().as_deref(), Some("grace"));
 }
+
+#[test]
+fn ctrl_z_in_a_text_field_does_not_undo_a_judgement() {
+    let mut s = demo_studio();
+    s.harness.key_press(Key::F);
+    s.harness.step();
+    assert_eq!(my_verdicts(&s.db).len(), 1);
+    s.harness.get_by_label("Note:").focus();
+    s.harness.step();
+    s.harness.get_by_label("Note:").type_text("typo");
+    s.harness.step();
+    // ctrl+z belongs to the text field (it takes back the typing), f is a letter: neither reaches the judgements.
+    s.harness.key_press_modifiers(egui::Modifiers::COMMAND, Key::Z);
+    s.harness.step();
+    s.harness.key_press(Key::F);
+    s.harness.step();
+    assert_eq!(my_verdicts(&s.db), vec![(1, Verdict::Fake)]);
+    assert_eq!(s.harness.get_by_label("Note:").value().as_deref(), Some(""));
+    s.harness.get_by_label("Note:").type_text("check the source");
+    s.harness.step();
+    // Esc leaves the field; then the keys are shortcuts again, and the note goes with the next verdict.
+    s.harness.key_press(Key::Escape);
+    s.harness.step();
+    s.harness.key_press(Key::R);
+    s.harness.step();
+    assert_eq!(my_verdicts(&s.db), vec![(1, Verdict::Fake), (2, Verdict::Real)]);
+    let note: Option<String> = Store::open(&s.db)
+        .unwrap()
+        .connection()
+        .query_row("SELECT note FROM judgements WHERE item_id = 2", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(note.as_deref(), Some("check the source"));
+}
+
+#[test]
+fn modified_letters_are_not_verdicts() {
+    let mut s = demo_studio();
+    s.harness.key_press_modifiers(egui::Modifiers::ALT, Key::F);
+    s.harness.step();
+    s.harness.key_press_modifiers(egui::Modifiers::SHIFT, Key::R);
+    s.harness.step();
+    assert!(my_verdicts(&s.db).is_empty());
+}
+
+#[test]
+fn file_import_asks_for_a_column_map_for_a_generic_csv_and_imports_in_the_background() {
+    let mut s = demo_studio();
+    let csv = s._dir.path().join("claims.csv");
+    std::fs::write(
+        &csv,
+        "headline,verdict,why\n\"Moon made of cheese\",fake,\"it is rock\"\n\"Water is wet\",real,\"physics\"\n",
+    )
+    .unwrap();
+    s.harness.state_mut().queue(argus::ui::AppCommand::ChooseImport(vec![csv]));
+    // One frame handles the command, the next lays the new window out unseen, the third shows it.
+    s.harness.run_steps(3);
+    assert!(s.harness.state().is_import_dialog_open());
+    s.harness.get_by_label("Column map:").focus();
+    s.harness.step();
+    s.harness.get_by_label("Column map:").type_text("content=headline,label=verdict,rationale:human=why");
+    s.harness.step();
+    s.harness.get_by_label("Start import").click();
+    step_until(&mut s.harness, "the import to finish", |app| {
+        app.workspace().is_some_and(|ws| ws.progress().1 == 302) && !app.has_running_jobs()
+    });
+    let stats = Store::open(&s.db).unwrap().stats().unwrap();
+    assert_eq!((stats.items, stats.datasets), (302, 2));
+    assert!(s.harness.state().notice().unwrap().text.contains("Imported 2 items"));
+}
+
+#[test]
+fn a_bad_file_is_reported_in_the_window_and_imports_nothing() {
+    let mut s = demo_studio();
+    let bad = s._dir.path().join("bad.jsonl");
+    std::fs::write(&bad, "{\"claim\": \"ok\", \"json_file_id\": \"1.json\", \"label\": \"true\"}\n{not json\n")
+        .unwrap();
+    s.harness.state_mut().queue(argus::ui::AppCommand::ChooseImport(vec![bad]));
+    step_until(&mut s.harness, "the import to fail", |app| app.notice().is_some_and(|n| n.is_error));
+    let notice = s.harness.state().notice().unwrap().text.clone();
+    assert!(notice.contains("bad.jsonl:2"), "{notice}");
+    assert_eq!(Store::open(&s.db).unwrap().stats().unwrap().items, 300);
+}
