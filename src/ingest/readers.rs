@@ -374,8 +374,8 @@ pub(super) fn liar_plus_jsonl(ctx: &Context<'_>, text: &str) -> Result<Vec<NewIt
 /// LIAR2 CSV (header [`LIAR2_COLUMNS`]): integer labels 0..5 are named ([`LIAR2_LABEL_NAMES`], stored in metadata
 /// `label_name`) and the name goes through the label map (falling back to the integer itself, so a user map may use
 /// either); `statement` is the text, `speaker` the source, `date` the publication date. The `justification`, minus
-/// every sentence that contains a verdict word, is a `human` rationale; the unmodified text is kept in metadata
-/// `justification_original`.
+/// every sentence that contains a verdict word, is a `human` rationale; when that removed anything, the unmodified
+/// text is kept in metadata `justification_original`.
 pub(super) fn liar2_csv(ctx: &Context<'_>, text: &str) -> Result<Vec<NewItem>, IngestError> {
     check_quotes(ctx, text, b',')?;
     let lines = CsvLines::new(text);
@@ -421,8 +421,12 @@ pub(super) fn liar2_csv(ctx: &Context<'_>, text: &str) -> Result<Vec<NewItem>, I
             put(&mut metadata, key, number_or_string(&rec[i]));
         }
         put(&mut metadata, "context", string(&rec[14]));
-        put(&mut metadata, "justification_original", string(&rec[15]));
-        let rationale = justification(&strip_verdict_sentences(&rec[15]));
+        let stripped = strip_verdict_sentences(&rec[15]);
+        if !stripped.split_whitespace().eq(rec[15].split_whitespace()) {
+            // Keep what was removed: the unmodified justification, only when stripping changed it.
+            put(&mut metadata, "justification_original", string(&rec[15]));
+        }
+        let rationale = justification(&stripped);
         items.push(NewItem {
             external_id: non_empty(&rec[0]),
             title: None,
@@ -455,18 +459,31 @@ fn verdict_words() -> &'static [String] {
     })
 }
 
+/// One automaton over all verdict words, matching ASCII case-insensitively (the words are ASCII).
+fn verdict_matcher() -> Option<&'static aho_corasick::AhoCorasick> {
+    static MATCHER: OnceLock<Option<aho_corasick::AhoCorasick>> = OnceLock::new();
+    MATCHER
+        .get_or_init(|| aho_corasick::AhoCorasick::builder().ascii_case_insensitive(true).build(verdict_words()).ok())
+        .as_ref()
+}
+
 /// Removes every sentence that contains a verdict word (case-insensitively, whole words or phrases only: `true`
 /// matches "True." but not "untrue"), joining the remaining sentences with single spaces.
 pub(super) fn strip_verdict_sentences(text: &str) -> String {
-    let words = verdict_words();
-    sentences(text)
-        .into_iter()
-        .filter(|s| {
-            let lower = s.to_lowercase();
-            !words.iter().any(|w| contains_phrase(&lower, w))
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
+    sentences(text).into_iter().filter(|s| !has_verdict_phrase(s)).collect::<Vec<_>>().join(" ")
+}
+
+/// True when a verdict word or phrase occurs in `sentence` with a non-word character (or the edge) on both sides.
+fn has_verdict_phrase(sentence: &str) -> bool {
+    let is_word = |c: char| c.is_alphanumeric() || c == '_';
+    let Some(matcher) = verdict_matcher() else {
+        return verdict_words().iter().any(|w| contains_phrase(&sentence.to_lowercase(), w));
+    };
+    matcher.find_overlapping_iter(sentence).any(|m| {
+        let before = sentence[..m.start()].chars().next_back();
+        let after = sentence[m.end()..].chars().next();
+        !before.is_some_and(is_word) && !after.is_some_and(is_word)
+    })
 }
 
 /// True when `phrase` occurs in `haystack` with a non-word character (or the text's edge) on both sides.

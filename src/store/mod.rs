@@ -112,7 +112,10 @@ impl Store {
         // journal_mode returns a row, so it is read rather than executed.
         let sql = |e| self.err(e);
         let _mode: String = self.conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)).map_err(sql)?;
-        self.conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL;").map_err(|e| self.err(e))?;
+        // 64 MiB page cache: bulk imports update several indexes at random places.
+        self.conn
+            .execute_batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL; PRAGMA cache_size = -65536;")
+            .map_err(|e| self.err(e))?;
         self.conn.busy_timeout(std::time::Duration::from_millis(BUSY_TIMEOUT_MS)).map_err(|e| self.err(e))?;
         Ok(())
     }
@@ -209,7 +212,7 @@ impl Store {
                         }
                         on_progress(done);
                     }
-                    let metadata = serde_json::Value::Object(item.metadata.clone()).to_string();
+                    let metadata = serde_json::to_string(&item.metadata).unwrap_or_else(|_| "{}".into());
                     insert_item
                         .execute(params![
                             dataset_id,

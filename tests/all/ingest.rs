@@ -102,8 +102,8 @@ fn liar2_csv_files_import_with_exact_counts() {
     assert_eq!(first.metadata["label_name"], "mostly-true");
     assert_eq!(first.metadata["true_counts"], 124);
     assert_eq!(first.metadata["subjects"], serde_json::json!(["energy"]));
-    let original = first.metadata["justification_original"].as_str().unwrap();
-    assert!(original.ends_with("For these reasons, we find his statement ."), "{original}");
+    // Nothing was stripped from this justification, so it is not stored twice.
+    assert!(!first.metadata.contains_key("justification_original"));
     let r = &first.rationales[0];
     assert_eq!(
         (r.perspective.as_str(), r.origin, r.model.as_deref(), r.verdict),
@@ -113,9 +113,8 @@ fn liar2_csv_files_import_with_exact_counts() {
     // LIAR2 already blanked the verdict of this sentence ("we find his statement ."): no verdict word, so it stays.
     assert!(r.text.ends_with("For these reasons, we find his statement ."), "{}", r.text);
 
-    // Every row keeps its justification; the verdict sentences are gone from the rationales.
+    // The verdict sentences are gone from the rationales.
     for items in [&valid.items, &test.items] {
-        assert!(items.iter().all(|i| i.metadata.contains_key("justification_original")));
         for r in items.iter().flat_map(|i| &i.rationales) {
             let lower = format!(" {} ", r.text.to_lowercase());
             for word in [" true ", " true.", " false ", " false.", "pants on fire", "mostly true", "half-true"] {
@@ -128,17 +127,9 @@ fn liar2_csv_files_import_with_exact_counts() {
     // every row keeps a rationale.
     let (valid_r, test_r) = (rationale_count(&valid.items), rationale_count(&test.items));
     assert_eq!((valid_r, test_r), (2_297, 2_296));
-    let shortened = |items: &[NewItem]| {
-        items
-            .iter()
-            .filter(|i| {
-                let original: Vec<&str> =
-                    i.metadata["justification_original"].as_str().unwrap().split_whitespace().collect();
-                let kept: Vec<&str> = i.rationales[0].text.split_whitespace().collect();
-                original != kept
-            })
-            .count()
-    };
+    // An unmodified justification is kept in metadata only when stripping removed something.
+    let shortened =
+        |items: &[NewItem]| items.iter().filter(|i| i.metadata.contains_key("justification_original")).count();
     let (valid_s, test_s) = (shortened(&valid.items), shortened(&test.items));
     assert_eq!((valid_s, test_s), (0, 0));
 
@@ -926,4 +917,20 @@ fn a_failed_export_leaves_no_file_behind() {
     names.sort();
     assert_eq!(names, ["folder", "plain.txt"]);
     assert_eq!(std::fs::read_dir(&folder).unwrap().count(), 0);
+}
+
+#[test]
+fn liar2_justification_loses_its_verdict_sentences_and_keeps_the_original_in_metadata() {
+    let header = "id,label,statement,date,subject,speaker,speaker_description,state_info,true_counts,mostly_true_counts,\
+                  half_true_counts,mostly_false_counts,false_counts,pants_on_fire_counts,context,justification";
+    let row = "7,0,\"The moon is cheese.\",\"May 1, 2020\",space,bob,a man,Ohio,0,0,0,0,0,1,a post,\
+               \"Bob posted it. Astronomers disagree. We rate it Pants on Fire! The post was shared widely.\"";
+    let parsed =
+        read_bytes(Path::new("liar2-like.csv"), format!("{header}\n{row}\n").as_bytes(), &ImportOptions::default())
+            .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(parsed.dataset.format, "liar2-csv");
+    let item = &parsed.items[0];
+    assert_eq!(item.gold_label, Some(Verdict::Fake));
+    assert_eq!(item.rationales[0].text, "Bob posted it. Astronomers disagree. The post was shared widely.");
+    assert!(item.metadata["justification_original"].as_str().unwrap().contains("Pants on Fire"));
 }
