@@ -123,14 +123,15 @@ fn row_ui(ui: &mut egui::Ui, s: &ItemSummary, selected: bool) -> egui::Response 
         Some(Verdict::Other) => {
             RichText::new(" ???? ").color(Color32::WHITE).background_color(verdict_color(Verdict::Other))
         }
-        None => RichText::new("  ·   ").weak(),
+        None => RichText::new("·").weak(),
     };
     ui.horizontal(|ui| {
-        ui.label(badge.monospace().small());
-        if s.has_disagreement() {
-            ui.label(RichText::new("≠").strong().color(ui.visuals().warn_fg_color))
-                .on_hover_text("people disagree, or contradict the gold label");
-        }
+        ui.add_sized(egui::vec2(34.0, ui.spacing().interact_size.y), egui::Label::new(badge.monospace().small()));
+        // A fixed-width slot, so headlines line up whether or not the mark is there.
+        let mark = if s.has_disagreement() { "≠" } else { "" };
+        let size = egui::vec2(10.0, ui.spacing().interact_size.y);
+        ui.add_sized(size, egui::Label::new(RichText::new(mark).strong().color(ui.visuals().warn_fg_color)))
+            .on_hover_text("people disagree, or contradict the gold label");
         ui.add(egui::Button::selectable(selected, &s.headline).truncate())
     })
     .inner
