@@ -620,8 +620,13 @@ impl eframe::App for ArgusApp {
     fn logic(&mut self, ctx: &egui::Context, _frame: &mut eframe::Frame) {
         self.poll_jobs();
         self.frames += 1;
-        if self.quit_after_frames.is_some_and(|n| self.frames >= n) {
-            ctx.send_viewport_cmd(egui::ViewportCommand::Close);
+        if let Some(n) = self.quit_after_frames {
+            // Smoke-test mode: keep drawing (egui otherwise waits for input) until the count is reached.
+            if self.frames >= n {
+                ctx.send_viewport_cmd(egui::ViewportCommand::Close);
+            } else {
+                ctx.request_repaint();
+            }
         }
     }
 
