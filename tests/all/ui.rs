@@ -27,6 +27,13 @@ fn options(dir: &Path, db: &Path, annotator: Option<&str>) -> StudioOptions {
     }
 }
 
+/// The studio app in a headless 1280x800 window.
+fn studio_window(opts: StudioOptions) -> Harness<'static, ArgusApp> {
+    Harness::builder()
+        .with_size(egui::vec2(1280.0, 800.0))
+        .build_eframe(move |cc| ArgusApp::new(cc.egui_ctx.clone(), opts))
+}
+
 /// Steps the harness (in real time: loading runs on a job thread) until `done` holds.
 fn step_until(harness: &mut Harness<'static, ArgusApp>, what: &str, done: impl Fn(&ArgusApp) -> bool) {
     let start = Instant::now();
@@ -43,9 +50,7 @@ fn demo_studio() -> Studio {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("demo.sqlite");
     let opts = options(dir.path(), &db, Some("ada"));
-    let mut harness = Harness::builder()
-        .with_size(egui::vec2(1280.0, 800.0))
-        .build_eframe(move |cc| ArgusApp::new(cc.egui_ctx.clone(), opts));
+    let mut harness = studio_window(opts);
     step_until(&mut harness, "the demo to open", |app| app.workspace().is_some());
     Studio { _dir: dir, db, harness }
 }
@@ -135,9 +140,7 @@ fn asks_for_the_annotator_and_remembers_it() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("demo.sqlite");
     let opts = options(dir.path(), &db, None);
-    let mut harness = Harness::builder()
-        .with_size(egui::vec2(1280.0, 800.0))
-        .build_eframe(move |cc| ArgusApp::new(cc.egui_ctx.clone(), opts));
+    let mut harness = studio_window(opts);
     harness.step();
     harness.step();
     harness.get_by_label("Who is annotating?");
@@ -160,9 +163,7 @@ fn a_newer_database_is_shown_as_an_error_not_a_panic() {
     let db = dir.path().join("future.sqlite");
     Store::open(&db).unwrap().connection().pragma_update(None, "user_version", 42).unwrap();
     let opts = options(dir.path(), &db, Some("ada"));
-    let mut harness = Harness::builder()
-        .with_size(egui::vec2(1280.0, 800.0))
-        .build_eframe(move |cc| ArgusApp::new(cc.egui_ctx.clone(), opts));
+    let mut harness = studio_window(opts);
     step_until(&mut harness, "the open to fail", |app| app.open_error().is_some());
     harness.get_by_label("Could not open the database");
     assert!(harness.state().open_error().unwrap().contains("newer"));
@@ -175,9 +176,7 @@ fn name_field_takes_the_keyboard_once_the_window_is_focused() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("demo.sqlite");
     let opts = options(dir.path(), &db, None);
-    let mut harness = Harness::builder()
-        .with_size(egui::vec2(1280.0, 800.0))
-        .build_eframe(move |cc| ArgusApp::new(cc.egui_ctx.clone(), opts));
+    let mut harness = studio_window(opts);
     harness.input_mut().focused = false;
     harness.step();
     harness.step();
