@@ -8,6 +8,7 @@ pub mod config;
 pub mod domain;
 pub mod ingest;
 pub mod jobs;
+pub mod prompting;
 pub mod store;
 pub mod studio;
 pub mod ui;

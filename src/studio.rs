@@ -14,6 +14,7 @@ use crate::domain::{
 };
 use crate::ingest;
 use crate::jobs::Progress;
+use crate::prompting::{Perspective, builtin_perspectives};
 use crate::store::{Store, StoreError};
 
 /// Which gold label to show.
@@ -122,6 +123,10 @@ pub enum Command {
         text: String,
         verdict: Option<Verdict>,
     },
+    /// Add or update a perspective (prompt, verdict question, name).
+    SavePerspective(Perspective),
+    /// Put a built-in perspective back to how Argus ships it.
+    ResetPerspective(String),
 }
 
 /// What happened, for the UI's status line.
@@ -132,6 +137,7 @@ pub enum Outcome {
     Undone { item: ItemId, verdict: Verdict },
     NothingToUndo,
     Revised { rationale: RationaleId, revision: u32 },
+    PerspectiveSaved { key: String },
     Moved,
     Filtered { shown: usize },
 }
@@ -160,6 +166,7 @@ pub struct Workspace {
     judged_by_me: usize,
     /// Items whose judgements this session changed, to re-read after the item list is replaced.
     touched: std::collections::BTreeSet<ItemId>,
+    perspectives: Vec<Perspective>,
 }
 
 impl Workspace {
@@ -174,7 +181,10 @@ impl Workspace {
         progress.set(0, 0, "loading items");
         let annotator_id = store.annotator_id(annotator)?;
         let items = store.item_summaries(Some(annotator_id))?;
-        Ok(Self::from_parts(store, annotator.trim().to_owned(), annotator_id, items))
+        let perspectives = store.perspectives()?;
+        let mut ws = Self::from_parts(store, annotator.trim().to_owned(), annotator_id, items);
+        ws.perspectives = perspectives;
+        Ok(ws)
     }
 
     fn from_parts(store: Store, annotator: String, annotator_id: AnnotatorId, items: Vec<ItemSummary>) -> Self {
@@ -191,6 +201,7 @@ impl Workspace {
             undo: Vec::new(),
             judged_by_me: 0,
             touched: Default::default(),
+            perspectives: Vec::new(),
         };
         ws.items = items;
         ws.judged_by_me = ws.items.iter().filter(|s| s.my_verdict.is_some()).count();
@@ -235,6 +246,11 @@ impl Workspace {
 
     pub fn annotator(&self) -> &str {
         &self.annotator
+    }
+
+    /// The perspectives rationales are written from, in display order.
+    pub fn perspectives(&self) -> &[Perspective] {
+        &self.perspectives
     }
 
     pub fn filter(&self) -> &ItemFilter {
@@ -316,6 +332,20 @@ impl Workspace {
                 )?;
                 self.reload_detail()?;
                 Ok(Outcome::Revised { rationale: id, revision })
+            }
+            Command::SavePerspective(perspective) => {
+                self.store.save_perspective(&perspective)?;
+                self.perspectives = self.store.perspectives()?;
+                Ok(Outcome::PerspectiveSaved { key: perspective.key })
+            }
+            Command::ResetPerspective(key) => {
+                let builtin = builtin_perspectives()
+                    .into_iter()
+                    .find(|p| p.key == key)
+                    .ok_or_else(|| StoreError::Invalid(format!("'{key}' is not a built-in perspective")))?;
+                self.store.save_perspective(&builtin)?;
+                self.perspectives = self.store.perspectives()?;
+                Ok(Outcome::PerspectiveSaved { key })
             }
         }
     }

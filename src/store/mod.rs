@@ -16,6 +16,7 @@ use crate::domain::{
     AnnotatorId, DatasetId, Item, ItemId, ItemSummary, Judgement, JudgementId, NewDataset, NewFeedback, NewItem,
     NewJudgement, Rationale, RationaleId, RationaleOrigin, Stats, Verdict,
 };
+use crate::prompting::{Perspective, builtin_perspectives};
 
 pub use migrations::SCHEMA_VERSION;
 
@@ -105,6 +106,7 @@ impl Store {
         migrations::check(&store.conn, &store.path)?;
         store.configure()?;
         migrations::migrate(&mut store.conn, &store.path)?;
+        store.add_missing_builtin_perspectives()?;
         Ok(store)
     }
 
@@ -137,6 +139,73 @@ impl Store {
     /// Raw connection, for benchmarks and tests that measure SQLite itself.
     pub fn connection(&self) -> &Connection {
         &self.conn
+    }
+
+    // ---------------------------------------------------------------------------------------------------------
+    // Perspectives
+
+    fn add_missing_builtin_perspectives(&self) -> Result<()> {
+        for (position, p) in builtin_perspectives().iter().enumerate() {
+            self.conn
+                .execute(
+                    "INSERT OR IGNORE INTO perspectives(key, name, prompt, verdict_question, generated, position) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    params![p.key, p.name, p.prompt, p.verdict_question, p.generated, position as i64],
+                )
+                .map_err(|e| self.err(e))?;
+        }
+        Ok(())
+    }
+
+    /// Every perspective, in display order.
+    pub fn perspectives(&self) -> Result<Vec<Perspective>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT key, name, prompt, verdict_question, generated FROM perspectives ORDER BY position, key")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(Perspective {
+                    key: r.get(0)?,
+                    name: r.get(1)?,
+                    prompt: r.get(2)?,
+                    verdict_question: r.get(3)?,
+                    generated: r.get(4)?,
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<_>>().map_err(|e| self.err(e))
+    }
+
+    /// Adds or updates a perspective (by key). Rationales already written keep the exact prompt they were written
+    /// with.
+    pub fn save_perspective(&self, p: &Perspective) -> Result<()> {
+        let key_ok = !p.key.is_empty()
+            && p.key.len() <= 32
+            && p.key.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+        if !key_ok {
+            return Err(StoreError::Invalid(format!(
+                "perspective key '{}' must be 1-32 characters of a-z, 0-9, _ or -",
+                p.key
+            )));
+        }
+        if p.name.trim().is_empty() {
+            return Err(StoreError::Invalid(format!("perspective '{}' needs a name", p.key)));
+        }
+        if p.generated && (p.prompt.trim().is_empty() || p.verdict_question.trim().is_empty()) {
+            return Err(StoreError::Invalid(format!("perspective '{}' needs a prompt and a verdict question", p.key)));
+        }
+        self.conn
+            .execute(
+                "INSERT INTO perspectives(key, name, prompt, verdict_question, generated, position) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, (SELECT COALESCE(MAX(position), 0) + 1 FROM perspectives)) \
+                 ON CONFLICT(key) DO UPDATE SET name = excluded.name, prompt = excluded.prompt, \
+                 verdict_question = excluded.verdict_question, generated = excluded.generated, \
+                 updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
+                params![p.key, p.name.trim(), p.prompt, p.verdict_question, p.generated],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
     }
 
     // ---------------------------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use egui::{Key, Modifiers};
 
 use super::import_dialog::{ImportDialog, import_dialog_ui};
-use super::{help, item_list, item_view, judgement_bar, status_bar};
+use super::{help, item_list, item_view, judgement_bar, perspectives, status_bar};
 use crate::config::{Settings, Theme};
 use crate::domain::{ItemSummary, Verdict};
 use crate::ingest::{self, ColumnMap, ImportOptions, LabelMap, export::ExportFormat};
@@ -53,6 +53,7 @@ pub enum AppCommand {
     SwitchAnnotator,
     SetTheme(Theme),
     ToggleHelp,
+    TogglePerspectives,
     CancelJob(String),
     DismissMessage,
     Quit,
@@ -102,6 +103,8 @@ pub(super) struct PanelState {
     pub view: item_view::ViewState,
     pub show_help: bool,
     pub import: Option<ImportDialog>,
+    pub show_perspectives: bool,
+    pub perspectives: perspectives::PerspectivesState,
 }
 
 /// The studio application.
@@ -356,7 +359,14 @@ impl ArgusApp {
     fn handle(&mut self, command: AppCommand) {
         match command {
             AppCommand::Studio(cmd) => {
-                let writes = matches!(cmd, Command::Judge { .. } | Command::Undo | Command::ReviseRationale { .. });
+                let writes = matches!(
+                    cmd,
+                    Command::Judge { .. }
+                        | Command::Undo
+                        | Command::ReviseRationale { .. }
+                        | Command::SavePerspective(_)
+                        | Command::ResetPerspective(_)
+                );
                 if writes && self.writes_paused() {
                     self.notify_error("Not saved: an import is writing to the database; judge again when it is done.");
                     return;
@@ -375,6 +385,10 @@ impl ArgusApp {
                     Ok(Outcome::Revised { revision, .. }) => {
                         self.panels.view.editing = None;
                         self.notify(format!("Saved the correction as revision {revision}."));
+                    }
+                    Ok(Outcome::PerspectiveSaved { key }) => {
+                        self.panels.perspectives.forget(&key);
+                        self.notify(format!("Saved perspective '{key}'."));
                     }
                     Ok(_) => {}
                     Err(err) if is_judge => self.notify_error(format!("Not saved: {err}")),
@@ -433,6 +447,7 @@ impl ArgusApp {
                 self.save_settings();
             }
             AppCommand::ToggleHelp => self.panels.show_help = !self.panels.show_help,
+            AppCommand::TogglePerspectives => self.panels.show_perspectives = !self.panels.show_perspectives,
             AppCommand::CancelJob(name) => {
                 if let Some(job) = self.jobs.running().find(|j| j.name() == name) {
                     job.cancel();
@@ -553,6 +568,10 @@ impl ArgusApp {
                     ui.close();
                 }
                 ui.separator();
+                if ui.add_enabled(ready, egui::Button::new("Perspectives…")).clicked() {
+                    self.commands.push(AppCommand::TogglePerspectives);
+                    ui.close();
+                }
                 if ui.button("Keyboard shortcuts (?)").clicked() {
                     self.commands.push(AppCommand::ToggleHelp);
                     ui.close();
@@ -648,6 +667,14 @@ impl eframe::App for ArgusApp {
         {
             self.panels.import = None;
             self.commands.extend(choice);
+        }
+        if self.panels.show_perspectives
+            && let Phase::Ready(ws) = &self.phase
+        {
+            let mut open = true;
+            let out = perspectives::perspectives_window(&ctx, &mut open, ws, &mut self.panels.perspectives);
+            self.commands.extend(out);
+            self.panels.show_perspectives = open;
         }
         if self.panels.show_help {
             let mut open = true;

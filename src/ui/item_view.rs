@@ -7,6 +7,7 @@ use egui::RichText;
 use super::AppCommand;
 use super::item_list::verdict_color;
 use crate::domain::{Rationale, RationaleId, Verdict};
+use crate::prompting::{Perspective, perspective_name};
 use crate::studio::{Command, ItemDetail, Workspace};
 
 /// UI state of the item view.
@@ -32,7 +33,7 @@ pub fn item_view_ui(ui: &mut egui::Ui, ws: &Workspace, state: &mut ViewState) ->
         ui.add_space(8.0);
         metadata_ui(ui, detail);
         ui.separator();
-        rationales_ui(ui, detail, state, &mut out);
+        rationales_ui(ui, detail, ws.perspectives(), state, &mut out);
         ui.separator();
         judgements_ui(ui, detail);
     });
@@ -96,7 +97,13 @@ fn metadata_ui(ui: &mut egui::Ui, d: &ItemDetail) {
     });
 }
 
-fn rationales_ui(ui: &mut egui::Ui, d: &ItemDetail, state: &mut ViewState, out: &mut Vec<AppCommand>) {
+fn rationales_ui(
+    ui: &mut egui::Ui,
+    d: &ItemDetail,
+    perspectives: &[Perspective],
+    state: &mut ViewState,
+    out: &mut Vec<AppCommand>,
+) {
     ui.heading("Rationales");
     if d.rationales.is_empty() {
         ui.label(RichText::new("No rationales yet for this item.").weak());
@@ -107,7 +114,7 @@ fn rationales_ui(ui: &mut egui::Ui, d: &ItemDetail, state: &mut ViewState, out: 
         if perspective != Some(r.perspective.as_str()) {
             perspective = Some(&r.perspective);
             ui.add_space(4.0);
-            ui.label(RichText::new(perspective_name(&r.perspective)).strong());
+            ui.label(RichText::new(perspective_name(perspectives, &r.perspective)).strong());
         }
         egui::Frame::group(ui.style()).show(ui, |ui| {
             ui.set_width(ui.available_width());
@@ -193,15 +200,4 @@ fn judgements_ui(ui: &mut egui::Ui, d: &ItemDetail) {
             ui.end_row();
         }
     });
-}
-
-/// Display name of a perspective key.
-pub fn perspective_name(key: &str) -> String {
-    match key {
-        "td" => "Textual description (style, emotion, sourcing)".into(),
-        "cs" => "Commonsense".into(),
-        "fc" => "Fact-checking".into(),
-        "human" => "Human justification (PolitiFact)".into(),
-        other => other.to_owned(),
-    }
 }

@@ -12,6 +12,7 @@ mod import_dialog;
 mod item_list;
 mod item_view;
 mod judgement_bar;
+mod perspectives;
 mod status_bar;
 
 use std::path::PathBuf;

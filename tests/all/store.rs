@@ -292,3 +292,44 @@ fn import_failure_in_a_later_dataset_rolls_back_the_earlier_ones() {
     assert!(err.is_err());
     assert_eq!(store.stats().unwrap(), before);
 }
+
+#[test]
+fn a_version_1_database_is_migrated_and_gets_the_builtin_perspectives() {
+    let (dir, store) = seeded();
+    let path = dir.path().join("t.sqlite");
+    // Make it what the first release wrote: schema 1, no perspectives table.
+    store.connection().execute_batch("DROP TABLE perspectives; PRAGMA user_version = 1;").unwrap();
+    drop(store);
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+    let keys: Vec<String> = store.perspectives().unwrap().into_iter().map(|p| p.key).collect();
+    assert_eq!(keys, ["td", "cs", "fc", "human"]);
+    assert_eq!(store.stats().unwrap().items, 3, "the data survives the migration");
+}
+
+#[test]
+fn perspectives_are_data_that_can_be_edited_and_added() {
+    let (_dir, store) = seeded();
+    let mut cs = store.perspectives().unwrap().into_iter().find(|p| p.key == "cs").unwrap();
+    cs.prompt = "Is this plausible? {news}".into();
+    store.save_perspective(&cs).unwrap();
+    let src = argus::prompting::Perspective {
+        key: "src".into(),
+        name: "Source credibility".into(),
+        prompt: "Who says it, and are they credible? {news}".into(),
+        verdict_question: "real, fake or other?".into(),
+        generated: true,
+    };
+    store.save_perspective(&src).unwrap();
+    let all = store.perspectives().unwrap();
+    assert_eq!(all.iter().find(|p| p.key == "cs").unwrap().prompt, "Is this plausible? {news}");
+    assert_eq!(all.last().unwrap(), &src, "a new perspective goes last");
+    for bad in [
+        argus::prompting::Perspective { key: "Bad Key".into(), ..src.clone() },
+        argus::prompting::Perspective { name: " ".into(), ..src.clone() },
+        argus::prompting::Perspective { prompt: String::new(), ..src.clone() },
+    ] {
+        assert!(store.save_perspective(&bad).is_err(), "{bad:?}");
+    }
+    assert_eq!(store.perspectives().unwrap().len(), 5);
+}

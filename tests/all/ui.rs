@@ -271,3 +271,35 @@ fn a_bad_file_is_reported_in_the_window_and_imports_nothing() {
     assert!(notice.contains("bad.jsonl:2"), "{notice}");
     assert_eq!(Store::open(&s.db).unwrap().stats().unwrap().items, 300);
 }
+
+#[test]
+fn perspectives_are_edited_in_the_studio_and_stored() {
+    let mut s = demo_studio();
+    s.harness.state_mut().queue(argus::ui::AppCommand::TogglePerspectives);
+    s.harness.run_steps(3);
+    s.harness.get_by_label("Commonsense (cs)").click();
+    s.harness.run_steps(2);
+    let verdict_questions = s.harness.get_all_by_label("Verdict question:").count();
+    assert_eq!(verdict_questions, 1, "one perspective is open");
+    s.harness.get_by_label("Name:").focus();
+    s.harness.step();
+    s.harness.get_by_label("Name:").type_text(" and plausibility");
+    s.harness.step();
+    s.harness.get_by_label("Save").click();
+    s.harness.run_steps(2);
+    let stored = Store::open(&s.db).unwrap().perspectives().unwrap();
+    assert_eq!(stored.iter().find(|p| p.key == "cs").unwrap().name, "Commonsense and plausibility");
+    assert_eq!(s.harness.state().workspace().unwrap().perspectives()[1].name, "Commonsense and plausibility");
+
+    for (label, text) in [("New key:", "src"), ("New name:", "Source credibility")] {
+        s.harness.get_by_label(label).focus();
+        s.harness.step();
+        s.harness.get_by_label(label).type_text(text);
+        s.harness.step();
+    }
+    s.harness.get_by_label("Add").click();
+    s.harness.run_steps(2);
+    let added = Store::open(&s.db).unwrap().perspectives().unwrap().into_iter().find(|p| p.key == "src").unwrap();
+    assert_eq!(added.name, "Source credibility");
+    assert!(added.prompt.contains("{news}") && added.verdict_question.contains("fake"));
+}
