@@ -547,7 +547,8 @@ pub fn import_files(
         if progress.is_cancelled() {
             return Err(ImportError::Cancelled);
         }
-        progress.set(i as u64, paths.len() as u64, &format!("reading {}", path.display()));
+        let name = path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
+        progress.set(i as u64, paths.len() as u64, &format!("reading {name}"));
         let mut file = read_file(path, opts)?;
         if paths.len() > 1
             && let Some(name) = opts.dataset_name.as_deref().filter(|n| !n.trim().is_empty())

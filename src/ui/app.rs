@@ -268,6 +268,9 @@ impl ArgusApp {
                     }
                     self.notify(text);
                 }
+                Err(err) if matches!(err.downcast_ref(), Some(ingest::ImportError::Cancelled)) => {
+                    self.notify("Import cancelled; nothing was imported.");
+                }
                 Err(err) => self.notify_error(format!("Import failed, nothing was imported: {err:#}")),
             }
         }

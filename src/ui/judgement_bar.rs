@@ -44,6 +44,12 @@ pub fn judgement_bar_ui(
     let has_item = ws.selected_id().is_some() && !writes_paused;
     let mine = ws.cursor().and_then(|c| ws.row(c)).and_then(|s| s.my_verdict);
     ui.add_space(4.0);
+    if writes_paused {
+        ui.label(
+            egui::RichText::new("Verdicts are paused while the import writes to the database.")
+                .color(ui.visuals().warn_fg_color),
+        );
+    }
     ui.horizontal(|ui| {
         ui.add_enabled_ui(has_item, |ui| {
             for (verdict, label) in
@@ -68,9 +74,6 @@ pub fn judgement_bar_ui(
         ui.separator();
         ui.checkbox(&mut state.use_confidence, "Confidence");
         ui.add_enabled(state.use_confidence, egui::Slider::new(&mut state.confidence, 0.0..=1.0).fixed_decimals(2));
-        if writes_paused {
-            ui.label(egui::RichText::new("judging paused while the import writes").color(ui.visuals().warn_fg_color));
-        }
     });
     ui.horizontal(|ui| {
         let label = ui.label("Note:");

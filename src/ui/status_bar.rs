@@ -32,7 +32,7 @@ pub fn status_bar_ui(
                 format!("{}: {}", job.name(), job.message())
             };
             match job.fraction() {
-                Some(f) => ui.add(egui::ProgressBar::new(f).desired_width(140.0).text(text)),
+                Some(f) => ui.add(egui::ProgressBar::new(f).desired_width(300.0).text(text)),
                 None => ui.label(text),
             };
             if ui.small_button("Cancel").clicked() {

@@ -303,3 +303,18 @@ fn perspectives_are_edited_in_the_studio_and_stored() {
     assert_eq!(added.name, "Source credibility");
     assert!(added.prompt.contains("{news}") && added.verdict_question.contains("fake"));
 }
+
+#[test]
+fn cancelling_an_import_imports_nothing_and_says_so() {
+    let mut s = demo_studio();
+    // Large enough that the job is still running when Cancel is pressed.
+    let big = s._dir.path().join("big.csv");
+    argus::bench::write_synthetic_liar2(&big, 60_000, 1).unwrap();
+    s.harness.state_mut().queue(argus::ui::AppCommand::ChooseImport(vec![big]));
+    step_until(&mut s.harness, "the import to start", |app| app.has_running_jobs());
+    s.harness.get_by_label("Cancel").click();
+    step_until(&mut s.harness, "the import to stop", |app| !app.has_running_jobs());
+    s.harness.run_steps(2);
+    assert_eq!(s.harness.state().notice().unwrap().text, "Import cancelled; nothing was imported.");
+    assert_eq!(Store::open(&s.db).unwrap().stats().unwrap().items, 300);
+}
