@@ -4,6 +4,8 @@
 //!
 //! This module knows nothing of the UI.
 
+pub mod models;
+
 use std::fmt;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};

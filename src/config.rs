@@ -27,6 +27,8 @@ pub struct Settings {
     /// The annotator name chosen at the last start.
     pub annotator: Option<String>,
     pub theme: Theme,
+    /// The rationale writer: local model or server, device, sampling.
+    pub writer: crate::writer::WriterSettings,
 }
 
 impl Settings {
@@ -89,7 +91,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("settings.json");
         assert_eq!(Settings::load_from(&path), Settings::default());
-        let s = Settings { last_db: Some("x.sqlite".into()), annotator: Some("ada".into()), theme: Theme::Light };
+        let s = Settings {
+            last_db: Some("x.sqlite".into()),
+            annotator: Some("ada".into()),
+            theme: Theme::Light,
+            ..Default::default()
+        };
         s.save_to(&path).unwrap();
         assert_eq!(Settings::load_from(&path), s);
         std::fs::write(&path, "{not json").unwrap();

@@ -291,6 +291,8 @@ pub struct Stats {
     pub datasets: u64,
     pub items: u64,
     pub rationales: u64,
+    /// Latest rationales that carry an implied verdict (ARG's r_pred).
+    pub rationales_with_verdict: u64,
     pub judgements: u64,
     pub feedback: u64,
     pub annotators: u64,

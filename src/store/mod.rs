@@ -616,6 +616,46 @@ impl Store {
         Ok(())
     }
 
+    /// Stores a new rationale (first revision) for `item`, committed at once.
+    pub fn add_rationale(&self, item: ItemId, r: &crate::domain::NewRationale) -> Result<RationaleId> {
+        self.conn
+            .execute(
+                "INSERT INTO rationales(item_id, perspective, origin, model, prompt, text, verdict) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![
+                    item,
+                    r.perspective,
+                    r.origin.as_str(),
+                    r.model,
+                    r.prompt,
+                    r.text,
+                    r.verdict.map(|v| v.as_str())
+                ],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    /// True when `item` already has a rationale for `perspective` written by `model` from exactly `prompt`
+    /// (what makes a rationale run resumable).
+    pub fn has_generated_rationale(&self, item: ItemId, perspective: &str, model: &str, prompt: &str) -> Result<bool> {
+        self.conn
+            .query_row(
+                "SELECT EXISTS(SELECT 1 FROM rationales WHERE item_id = ?1 AND perspective = ?2 AND model = ?3 \
+                 AND prompt = ?4 AND retracted_at IS NULL)",
+                params![item, perspective, model, prompt],
+                |r| r.get::<_, bool>(0),
+            )
+            .map_err(|e| self.err(e))
+    }
+
+    /// Ids of every item, in id order.
+    pub fn item_ids(&self) -> Result<Vec<ItemId>> {
+        let mut stmt = self.conn.prepare_cached("SELECT id FROM items ORDER BY id").map_err(|e| self.err(e))?;
+        let rows = stmt.query_map([], |r| r.get::<_, i64>(0)).map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(|e| self.err(e))
+    }
+
     // ---------------------------------------------------------------------------------------------------------
     // Stats and export
 
@@ -628,6 +668,7 @@ impl Store {
             datasets: count("SELECT COUNT(*) FROM datasets")?,
             items: count("SELECT COUNT(*) FROM items")?,
             rationales: count("SELECT COUNT(*) FROM latest_rationales")?,
+            rationales_with_verdict: count("SELECT COUNT(*) FROM latest_rationales WHERE verdict IS NOT NULL")?,
             judgements: count("SELECT COUNT(*) FROM standing_judgements")?,
             feedback: count("SELECT COUNT(*) FROM rationale_feedback WHERE retracted_at IS NULL")?,
             annotators: count("SELECT COUNT(*) FROM annotators")?,

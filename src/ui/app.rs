@@ -6,13 +6,15 @@ use std::path::{Path, PathBuf};
 use egui::{Key, Modifiers};
 
 use super::import_dialog::{ImportDialog, import_dialog_ui};
-use super::{help, item_list, item_view, judgement_bar, perspectives, status_bar};
+use super::{help, item_list, item_view, judgement_bar, perspectives, status_bar, writer_settings};
 use crate::config::{Settings, Theme};
-use crate::domain::{ItemSummary, Verdict};
+use crate::domain::{ItemId, ItemSummary, Verdict};
 use crate::ingest::{self, ColumnMap, ImportOptions, LabelMap, export::ExportFormat};
 use crate::jobs::{Job, JobRegistry, Progress, Waker};
 use crate::store::{ImportSummary, Store};
 use crate::studio::{self, Command, Outcome, Workspace};
+use crate::writer::{Live, LoadedModel, WriterSettings};
+use std::sync::Arc;
 
 /// How the studio starts.
 #[derive(Clone, Debug)]
@@ -27,6 +29,8 @@ pub struct StudioOptions {
     pub settings_path: PathBuf,
     /// Close the window after this many frames (smoke tests under Xvfb).
     pub quit_after_frames: Option<u64>,
+    /// Device for local models, overriding the saved writer settings (`--device`).
+    pub device: Option<crate::models::DeviceChoice>,
 }
 
 /// Something a panel asks for. Handled once per frame by [`ArgusApp::handle_commands`].
@@ -54,6 +58,12 @@ pub enum AppCommand {
     SetTheme(Theme),
     ToggleHelp,
     TogglePerspectives,
+    /// Write rationales (and their verdicts) for these items with the rationale writer, in the background.
+    WriteRationales(Vec<ItemId>),
+    /// Fetch the demo encoder and rationale writer in the background.
+    FetchDemoModels,
+    ToggleWriterSettings,
+    SetWriterSettings(WriterSettings),
     CancelJob(String),
     DismissMessage,
     Quit,
@@ -94,6 +104,10 @@ struct ImportResult {
 
 /// Name of the import job; while it runs, the workspace does not write (the import holds SQLite's write lock).
 const IMPORT_JOB: &str = "import";
+/// Name of the rationale writer's job.
+pub const WRITER_JOB: &str = "rationale writer";
+/// Name of the model fetching job.
+pub const FETCH_JOB: &str = "fetch models";
 
 /// Per-panel UI state that is not part of the workspace.
 #[derive(Default)]
@@ -105,6 +119,7 @@ pub(super) struct PanelState {
     pub import: Option<ImportDialog>,
     pub show_perspectives: bool,
     pub perspectives: perspectives::PerspectivesState,
+    pub writer_settings: Option<WriterSettings>,
 }
 
 /// The studio application.
@@ -116,6 +131,12 @@ pub struct ArgusApp {
     jobs: JobRegistry,
     import_job: Option<Job<ImportResult>>,
     export_job: Option<Job<String>>,
+    writer_job: Option<Job<crate::rationales::Summary>>,
+    fetch_job: Option<Job<String>>,
+    writer_live: Arc<Live>,
+    writer_loaded: Arc<LoadedModel>,
+    /// `writer_live.stored_count()` when the shown item was last reloaded.
+    writer_seen: u64,
     commands: Vec<AppCommand>,
     notice: Option<Notice>,
     panels: PanelState,
@@ -126,7 +147,10 @@ pub struct ArgusApp {
 impl ArgusApp {
     /// Creates the app and starts opening the database in the background; returns at once.
     pub fn new(ctx: egui::Context, options: StudioOptions) -> Self {
-        let settings = Settings::load_from(&options.settings_path);
+        let mut settings = Settings::load_from(&options.settings_path);
+        if let Some(device) = options.device {
+            settings.writer.device = device;
+        }
         apply_theme(&ctx, settings.theme);
         let (db, seed_demo) = match options.db.clone().or_else(|| settings.last_db.clone()) {
             Some(db) => {
@@ -144,6 +168,11 @@ impl ArgusApp {
             jobs: JobRegistry::default(),
             import_job: None,
             export_job: None,
+            writer_job: None,
+            fetch_job: None,
+            writer_live: Arc::new(Live::default()),
+            writer_loaded: Arc::new(LoadedModel::default()),
+            writer_seen: 0,
             commands: Vec::new(),
             notice: None,
             panels: PanelState::default(),
@@ -196,6 +225,76 @@ impl ArgusApp {
     /// True while any background job runs.
     pub fn has_running_jobs(&self) -> bool {
         self.jobs.running().next().is_some()
+    }
+
+    /// The rationale writer's settings.
+    pub fn writer_settings(&self) -> &WriterSettings {
+        &self.settings.writer
+    }
+
+    /// Live rationales of `item` in the current (or last) writer run.
+    pub fn live_rationales(&self, item: ItemId) -> Vec<crate::writer::LiveRationale> {
+        self.writer_live.for_item(item)
+    }
+
+    /// True while the rationale writer runs.
+    pub fn is_writing(&self) -> bool {
+        self.jobs.is_running(WRITER_JOB)
+    }
+
+    /// What the status bar says of the writer: model and device once loaded, else the settings.
+    fn writer_status(&self) -> String {
+        match self.writer_live.model() {
+            Some(model) => format!("writer: {model}"),
+            None => {
+                let w = &self.settings.writer;
+                match w.backend {
+                    crate::writer::WriterBackend::Local => format!("writer: {} · device {}", w.local_model, w.device),
+                    crate::writer::WriterBackend::OpenAi => format!("writer: {} at {}", w.served_model, w.url),
+                }
+            }
+        }
+    }
+
+    fn start_writing(&mut self, items: Vec<ItemId>) {
+        let Phase::Ready(ws) = &self.phase else { return };
+        if items.is_empty() {
+            self.notify("No items to write rationales for.");
+            return;
+        }
+        let perspectives: Vec<_> = ws.perspectives().iter().filter(|p| p.generated).cloned().collect();
+        let db = ws.db_path();
+        let settings = self.settings.writer.clone();
+        let (live, loaded) = (self.writer_live.clone(), self.writer_loaded.clone());
+        let waker = self.waker();
+        let wake = waker.clone();
+        let count = items.len();
+        let spawned = self.jobs.spawn(WRITER_JOB, waker, move |p: &crate::jobs::JobState| {
+            crate::writer::generate(&db, &settings, items, perspectives, &live, &loaded, p, &*wake)
+        });
+        match spawned {
+            Ok(job) => {
+                self.writer_job = Some(job);
+                self.notify(format!("Writing rationales for {count} item(s)…"));
+            }
+            Err(err) => self.notify_error(err.to_string()),
+        }
+    }
+
+    fn start_fetch(&mut self) {
+        let waker = self.waker();
+        let spawned = self.jobs.spawn(FETCH_JOB, waker, move |p: &crate::jobs::JobState| {
+            let mut fetched = Vec::new();
+            for name in [crate::models::catalog::DEMO_ENCODER, crate::models::catalog::DEMO_GENERATOR] {
+                let path = crate::models::fetch::ensure(name, p)?;
+                fetched.push(path.display().to_string());
+            }
+            Ok(format!("Models ready: {}", fetched.join(", ")))
+        });
+        match spawned {
+            Ok(job) => self.fetch_job = Some(job),
+            Err(err) => self.notify_error(err.to_string()),
+        }
     }
 
     fn waker(&self) -> Waker {
@@ -274,6 +373,47 @@ impl ArgusApp {
                 Err(err) => self.notify_error(format!("Import failed, nothing was imported: {err:#}")),
             }
         }
+        if let Some(job) = &mut self.writer_job
+            && let Some(result) = job.try_take()
+        {
+            self.writer_job = None;
+            match result {
+                Ok(s) if s.cancelled => self.notify(format!(
+                    "Stopped: {} rationale(s) written and kept; the rest can be written later.",
+                    s.written
+                )),
+                Ok(s) => {
+                    let failed = if s.failed > 0 {
+                        format!(" {} failed (last: {}).", s.failed, s.last_error.clone().unwrap_or_default())
+                    } else {
+                        String::new()
+                    };
+                    self.notify(format!(
+                        "Wrote {} rationale(s), {} with a verdict ({:.1} tokens/s); {} were already there.{failed}",
+                        s.written,
+                        s.with_verdict,
+                        s.tokens_per_second(),
+                        s.already_done
+                    ));
+                }
+                Err(err) => self.notify_error(format!("The rationale writer stopped: {err:#}")),
+            }
+        }
+        if let Some(job) = &mut self.fetch_job
+            && let Some(result) = job.try_take()
+        {
+            self.fetch_job = None;
+            match result {
+                Ok(text) => self.notify(text),
+                Err(err) => self.notify_error(format!("Fetching models failed: {err:#}")),
+            }
+        }
+        // Rationales stored by the writer's own connection: reload the shown item.
+        let stored = self.writer_live.stored_count();
+        if stored != self.writer_seen {
+            self.writer_seen = stored;
+            self.commands.push(AppCommand::Studio(Command::Refresh));
+        }
         if let Some(job) = &mut self.export_job
             && let Some(result) = job.try_take()
         {
@@ -322,6 +462,12 @@ impl ArgusApp {
                 if i.consume_key(Modifiers::NONE, key) {
                     out.push(AppCommand::Studio(bar.judge_command(verdict)));
                 }
+            }
+            if i.consume_key(Modifiers::NONE, Key::W)
+                && let Phase::Ready(ws) = &self.phase
+                && let Some(id) = ws.selected_id()
+            {
+                out.push(AppCommand::WriteRationales(vec![id]));
             }
             if i.consume_key(Modifiers::NONE, Key::Space) {
                 out.push(AppCommand::Studio(Command::Skip));
@@ -451,6 +597,19 @@ impl ArgusApp {
             }
             AppCommand::ToggleHelp => self.panels.show_help = !self.panels.show_help,
             AppCommand::TogglePerspectives => self.panels.show_perspectives = !self.panels.show_perspectives,
+            AppCommand::WriteRationales(items) => self.start_writing(items),
+            AppCommand::FetchDemoModels => self.start_fetch(),
+            AppCommand::ToggleWriterSettings => {
+                self.panels.writer_settings = match self.panels.writer_settings {
+                    Some(_) => None,
+                    None => Some(self.settings.writer.clone()),
+                };
+            }
+            AppCommand::SetWriterSettings(writer) => {
+                self.settings.writer = writer;
+                self.save_settings();
+                self.notify("Writer settings saved; the model is (re)loaded at the next run.");
+            }
             AppCommand::CancelJob(name) => {
                 if let Some(job) = self.jobs.running().find(|j| j.name() == name) {
                     job.cancel();
@@ -580,6 +739,52 @@ impl ArgusApp {
                     ui.close();
                 }
             });
+            ui.menu_button("Models", |ui| {
+                ui.label(self.writer_status());
+                ui.separator();
+                let selected = match &self.phase {
+                    Phase::Ready(ws) => ws.selected_id(),
+                    _ => None,
+                };
+                let writing = self.jobs.is_running(WRITER_JOB);
+                if ui
+                    .add_enabled(
+                        selected.is_some() && !writing,
+                        egui::Button::new("Write rationales for this item (W)"),
+                    )
+                    .clicked()
+                {
+                    self.commands.push(AppCommand::WriteRationales(selected.into_iter().collect()));
+                    ui.close();
+                }
+                let shown = match &self.phase {
+                    Phase::Ready(ws) => ws.filtered_ids(),
+                    _ => Vec::new(),
+                };
+                if ui
+                    .add_enabled(
+                        !shown.is_empty() && !writing,
+                        egui::Button::new(format!("Write rationales for the {} items shown", shown.len())),
+                    )
+                    .on_hover_text("resumable: items that already have them from the same model and prompt are skipped")
+                    .clicked()
+                {
+                    self.commands.push(AppCommand::WriteRationales(shown));
+                    ui.close();
+                }
+                ui.separator();
+                if ui
+                    .add_enabled(!self.jobs.is_running(FETCH_JOB), egui::Button::new("Fetch the demo models"))
+                    .clicked()
+                {
+                    self.commands.push(AppCommand::FetchDemoModels);
+                    ui.close();
+                }
+                if ui.button("Writer settings…").clicked() {
+                    self.commands.push(AppCommand::ToggleWriterSettings);
+                    ui.close();
+                }
+            });
             ui.menu_button("Annotator", |ui| {
                 ui.label(format!("Annotating as: {}", self.current_annotator()));
                 if ui.button("Switch annotator…").clicked() {
@@ -630,8 +835,12 @@ impl ArgusApp {
                 egui::Panel::bottom("judgement_bar").show(ui, |ui| {
                     self.commands.extend(judgement_bar::judgement_bar_ui(ui, ws, &mut panels.bar, paused));
                 });
+                let writer = item_view::WriterView {
+                    live: ws.selected_id().map(|id| self.writer_live.for_item(id)).unwrap_or_default(),
+                    running: self.jobs.is_running(WRITER_JOB),
+                };
                 egui::CentralPanel::default().show(ui, |ui| {
-                    self.commands.extend(item_view::item_view_ui(ui, ws, &mut panels.view));
+                    self.commands.extend(item_view::item_view_ui(ui, ws, &mut panels.view, &writer));
                 });
             }
         }
@@ -661,8 +870,9 @@ impl eframe::App for ArgusApp {
             _ => None,
         };
         let running: Vec<_> = self.jobs.running().cloned().collect();
+        let writer = self.writer_status();
         egui::Panel::bottom("status_bar").show(ui, |ui| {
-            self.commands.extend(status_bar::status_bar_ui(ui, ws, &running, self.notice.as_ref()));
+            self.commands.extend(status_bar::status_bar_ui(ui, ws, &running, self.notice.as_ref(), &writer));
         });
         self.central_ui(ui);
         if let Some(dialog) = &mut self.panels.import
@@ -678,6 +888,14 @@ impl eframe::App for ArgusApp {
             let out = perspectives::perspectives_window(&ctx, &mut open, ws, &mut self.panels.perspectives);
             self.commands.extend(out);
             self.panels.show_perspectives = open;
+        }
+        if let Some(draft) = &mut self.panels.writer_settings {
+            let mut open = true;
+            let out = writer_settings::writer_settings_window(&ctx, &mut open, draft);
+            if !open || !out.is_empty() {
+                self.panels.writer_settings = None;
+            }
+            self.commands.extend(out);
         }
         if self.panels.show_help {
             let mut open = true;

@@ -9,6 +9,16 @@ use super::item_list::verdict_color;
 use crate::domain::{Rationale, RationaleId, Verdict};
 use crate::prompting::{Perspective, perspective_name};
 use crate::studio::{Command, ItemDetail, Workspace};
+use crate::writer::{LiveRationale, LiveState};
+
+/// What the item view shows of the rationale writer.
+#[derive(Clone, Debug, Default)]
+pub struct WriterView {
+    /// Rationales of the shown item being written in this run (streamed text).
+    pub live: Vec<LiveRationale>,
+    /// A writer job is running.
+    pub running: bool,
+}
 
 /// UI state of the item view.
 #[derive(Default)]
@@ -18,7 +28,7 @@ pub struct ViewState {
 }
 
 /// Draws the selected item; returns the commands it emits.
-pub fn item_view_ui(ui: &mut egui::Ui, ws: &Workspace, state: &mut ViewState) -> Vec<AppCommand> {
+pub fn item_view_ui(ui: &mut egui::Ui, ws: &Workspace, state: &mut ViewState, writer: &WriterView) -> Vec<AppCommand> {
     let mut out = Vec::new();
     let Some(detail) = ws.detail() else {
         ui.centered_and_justified(|ui| {
@@ -33,7 +43,7 @@ pub fn item_view_ui(ui: &mut egui::Ui, ws: &Workspace, state: &mut ViewState) ->
         ui.add_space(8.0);
         metadata_ui(ui, detail);
         ui.separator();
-        rationales_ui(ui, detail, ws.perspectives(), state, &mut out);
+        rationales_ui(ui, detail, ws.perspectives(), state, writer, &mut out);
         ui.separator();
         judgements_ui(ui, detail);
     });
@@ -102,11 +112,51 @@ fn rationales_ui(
     d: &ItemDetail,
     perspectives: &[Perspective],
     state: &mut ViewState,
+    writer: &WriterView,
     out: &mut Vec<AppCommand>,
 ) {
-    ui.heading("Rationales");
+    ui.horizontal(|ui| {
+        ui.heading("Rationales");
+        if writer.running {
+            ui.spinner();
+            if ui.button("Stop writing").on_hover_text("rationales already written are kept").clicked() {
+                out.push(AppCommand::CancelJob(super::app::WRITER_JOB.to_owned()));
+            }
+        } else if ui
+            .button("Write rationales")
+            .on_hover_text("ask the rationale writer for this item's rationales and their verdicts (W)")
+            .clicked()
+        {
+            out.push(AppCommand::WriteRationales(vec![d.item.id]));
+        }
+    });
+    // Rationales being written now (those already stored show below with the others).
+    for live in writer.live.iter().filter(|l| !matches!(l.state, LiveState::Stored { .. })) {
+        ui.add_space(4.0);
+        ui.label(RichText::new(perspective_name(perspectives, &live.perspective)).strong());
+        egui::Frame::group(ui.style()).show(ui, |ui| {
+            ui.set_width(ui.available_width());
+            ui.horizontal(|ui| match &live.state {
+                LiveState::Writing => {
+                    ui.spinner();
+                    ui.label(RichText::new("writing…").small().weak());
+                }
+                LiveState::AskingVerdict => {
+                    ui.spinner();
+                    ui.label(RichText::new("asking for its verdict…").small().weak());
+                }
+                LiveState::Failed(e) => {
+                    ui.colored_label(ui.visuals().error_fg_color, format!("failed: {e}"));
+                }
+                LiveState::Stored { .. } => {}
+            });
+            ui.label(&live.text);
+        });
+    }
     if d.rationales.is_empty() {
-        ui.label(RichText::new("No rationales yet for this item.").weak());
+        if writer.live.is_empty() {
+            ui.label(RichText::new("No rationales yet for this item.").weak());
+        }
         return;
     }
     let mut perspective: Option<&str> = None;

@@ -13,9 +13,12 @@ pub fn status_bar_ui(
     ws: Option<&Workspace>,
     jobs: &[Arc<JobState>],
     notice: Option<&Notice>,
+    writer: &str,
 ) -> Vec<AppCommand> {
     let mut out = Vec::new();
     ui.horizontal(|ui| {
+        ui.label(egui::RichText::new(writer).small()).on_hover_text("the rationale writer: model and device");
+        ui.separator();
         if let Some(ws) = ws {
             let (judged, total) = ws.progress();
             let fraction = if total == 0 { 0.0 } else { judged as f32 / total as f32 };

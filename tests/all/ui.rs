@@ -24,6 +24,7 @@ fn options(dir: &Path, db: &Path, annotator: Option<&str>) -> StudioOptions {
         annotator: annotator.map(str::to_owned),
         settings_path: dir.join("settings.json"),
         quit_after_frames: None,
+        device: Some(argus::models::DeviceChoice::Cpu),
     }
 }
 

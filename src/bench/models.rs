@@ -1,0 +1,356 @@
+//! `argus bench encoder` and `argus bench generate`: Argus's local models measured beside their peers (PyTorch +
+//! transformers for the encoder, llama.cpp for the GGUF writer) in the same invocation, on the same inputs and
+//! thread count. The peers are Python scripts under `benches/peers/`, run with the interpreter of
+//! `.venv-peers` / `.venv-llama` (or `ARGUS_PEER_PYTHON` / `ARGUS_LLAMA_PYTHON`); a missing peer is reported, not
+//! faked.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use crate::models::encoder::{Encoder, EncoderOptions};
+use crate::models::generator::{Generator, GeneratorOptions};
+use crate::models::{ModelError, device};
+
+/// Median of `values` (which must not be empty).
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(|a, b| a.total_cmp(b));
+    let n = values.len();
+    if n % 2 == 1 { values[n / 2] } else { (values[n / 2 - 1] + values[n / 2]) / 2.0 }
+}
+
+fn repo_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn python(env_var: &str, venv: &str) -> Option<PathBuf> {
+    std::env::var_os(env_var)
+        .map(PathBuf::from)
+        .or_else(|| Some(repo_dir().join(venv).join("bin/python")))
+        .filter(|p| p.is_file())
+}
+
+/// Runs a peer script and parses the one JSON object it prints.
+fn run_peer(python: &Path, script: &str, args: &[String]) -> Result<serde_json::Value, String> {
+    let script = repo_dir().join("benches/peers").join(script);
+    let out = Command::new(python)
+        .arg(&script)
+        .args(args)
+        .env("OMP_NUM_THREADS", args.windows(2).find(|w| w[0] == "--threads").map_or("1", |w| w[1].as_str()))
+        .output()
+        .map_err(|e| format!("{}: {e}", python.display()))?;
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let tail: Vec<&str> = stderr.lines().rev().take(5).collect();
+        return Err(format!("{} failed: {}", script.display(), tail.into_iter().rev().collect::<Vec<_>>().join(" | ")));
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout.lines().rev().find(|l| l.trim_start().starts_with('{')).unwrap_or("");
+    serde_json::from_str(line).map_err(|e| format!("{}: unreadable output ({e}): {stdout}", script.display()))
+}
+
+/// Sentences for the encoder bench: claims from the bundled demo, each repeated to be longer than `length` tokens
+/// so that every row is a full `length` tokens for both engines.
+pub fn bench_sentences(batch: usize) -> Vec<String> {
+    let demo = crate::ingest::read_demo_sample().map(|p| p.items).unwrap_or_default();
+    let mut out: Vec<String> = demo
+        .iter()
+        .take(batch)
+        .map(|item| {
+            let t = item.text.trim();
+            format!("{t} {t} {t} {t} {t} {t} {t} {t}")
+        })
+        .collect();
+    while out.len() < batch {
+        out.push("The quick brown fox jumps over the lazy dog. ".repeat(40));
+    }
+    out
+}
+
+/// Encoder figures, Argus and peer.
+#[derive(Debug)]
+pub struct EncoderReport {
+    pub model: PathBuf,
+    pub device: String,
+    pub threads: usize,
+    pub batch: usize,
+    pub length: usize,
+    pub reps: usize,
+    pub argus_median_s: f64,
+    pub peer: Result<serde_json::Value, String>,
+    /// Largest absolute difference of the first sentence's hidden states, Argus vs peer.
+    pub max_abs_diff: Option<f64>,
+}
+
+impl EncoderReport {
+    pub fn argus_sentences_per_s(&self) -> f64 {
+        self.batch as f64 / self.argus_median_s
+    }
+}
+
+impl fmt::Display for EncoderReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "encoder bench: {} on {}, {} threads, batch {} x {} tokens, median of {} runs",
+            self.model.display(),
+            self.device,
+            self.threads,
+            self.batch,
+            self.length,
+            self.reps
+        )?;
+        let ours = self.argus_sentences_per_s();
+        writeln!(
+            f,
+            "  argus (candle)         {ours:10.1} sentences/s   ({:.1} ms per batch)",
+            self.argus_median_s * 1e3
+        )?;
+        match &self.peer {
+            Ok(peer) => {
+                let theirs = peer["sentences_per_second"].as_f64().unwrap_or(f64::NAN);
+                let engine = peer["engine"].as_str().unwrap_or("peer");
+                writeln!(f, "  {engine:<22} {theirs:10.1} sentences/s")?;
+                writeln!(f, "  ratio argus/peer       {:10.2}x", ours / theirs)?;
+                if let Some(d) = self.max_abs_diff {
+                    writeln!(f, "  max |argus - peer| of sentence 1's hidden states: {d:.2e}")?;
+                }
+            }
+            Err(e) => writeln!(f, "  peer: not measured: {e}")?,
+        }
+        Ok(())
+    }
+}
+
+/// Measures the encoder in `dir` (batch x length, `reps` timed runs after a warm-up), then its PyTorch peer.
+pub fn encoder(
+    dir: &Path,
+    choice: crate::models::DeviceChoice,
+    batch: usize,
+    length: usize,
+    reps: usize,
+    with_peer: bool,
+) -> Result<EncoderReport, ModelError> {
+    let device = choice.open()?;
+    let options = EncoderOptions { max_len: length, batch_size: batch, ..Default::default() };
+    let encoder = Encoder::load(dir, &device, options)?;
+    let sentences = bench_sentences(batch);
+    let refs: Vec<&str> = sentences.iter().map(String::as_str).collect();
+    let first = encoder.encode(&refs)?; // warm-up
+    let mut times = Vec::with_capacity(reps);
+    for _ in 0..reps.max(1) {
+        let t = Instant::now();
+        let out = encoder.encode(&refs)?;
+        out.hidden.device().synchronize().map_err(ModelError::candle("synchronising"))?;
+        times.push(t.elapsed().as_secs_f64());
+    }
+    let threads = candle_core::utils::get_num_threads();
+    let mut max_abs_diff = None;
+    let peer = if !with_peer {
+        Err("skipped (--no-peer)".to_owned())
+    } else if let Some(py) = python("ARGUS_PEER_PYTHON", ".venv-peers") {
+        let tmp = tempdir();
+        let inputs = tmp.join("sentences.json");
+        let dump = tmp.join("hidden.json");
+        std::fs::write(&inputs, serde_json::to_string(&sentences).unwrap_or_default())
+            .map_err(|e| ModelError::file(&inputs, e))?;
+        let result = run_peer(
+            &py,
+            "encoder_torch.py",
+            &[
+                "--model".into(),
+                dir.display().to_string(),
+                "--inputs".into(),
+                inputs.display().to_string(),
+                "--batch".into(),
+                batch.to_string(),
+                "--length".into(),
+                length.to_string(),
+                "--threads".into(),
+                threads.to_string(),
+                "--reps".into(),
+                reps.to_string(),
+                "--dump".into(),
+                dump.display().to_string(),
+            ],
+        );
+        if result.is_ok()
+            && let Ok(text) = std::fs::read_to_string(&dump)
+            && let Ok(theirs) = serde_json::from_str::<Vec<Vec<f64>>>(&text)
+            && let Ok(ours) = first.hidden.get(0).and_then(|t| t.to_vec2::<f32>())
+        {
+            let d = ours
+                .iter()
+                .flatten()
+                .zip(theirs.iter().flatten())
+                .map(|(a, b)| (*a as f64 - b).abs())
+                .fold(0.0, f64::max);
+            max_abs_diff = Some(d);
+        }
+        let _ = std::fs::remove_dir_all(&tmp);
+        result
+    } else {
+        Err("PyTorch peer not installed (run benches/peers/setup.sh, or set ARGUS_PEER_PYTHON)".to_owned())
+    };
+    Ok(EncoderReport {
+        model: dir.to_owned(),
+        device: device::describe(&device),
+        threads,
+        batch,
+        length,
+        reps,
+        argus_median_s: median(times),
+        peer,
+        max_abs_diff,
+    })
+}
+
+/// Generation figures, Argus and peer.
+#[derive(Debug)]
+pub struct GenerateReport {
+    pub model: PathBuf,
+    pub device: String,
+    pub threads: usize,
+    pub requantized: bool,
+    pub prompt_tokens: usize,
+    pub generated: usize,
+    pub reps: usize,
+    pub argus_prompt_tps: f64,
+    pub argus_generate_tps: f64,
+    pub argus_tokens: Vec<u32>,
+    pub peer: Result<serde_json::Value, String>,
+}
+
+impl fmt::Display for GenerateReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "generate bench: {} on {}, {} threads{}, prompt {} tokens, {} generated (greedy), median of {} runs",
+            self.model.display(),
+            self.device,
+            self.threads,
+            if self.requantized { ", slow quant types requantised to Q8_0" } else { "" },
+            self.prompt_tokens,
+            self.generated,
+            self.reps
+        )?;
+        writeln!(f, "  {:<34} {:>14} {:>14}", "", "prompt tok/s", "generate tok/s")?;
+        writeln!(f, "  {:<34} {:>14.1} {:>14.1}", "argus (candle)", self.argus_prompt_tps, self.argus_generate_tps)?;
+        match &self.peer {
+            Ok(peer) => {
+                let pp = peer["prompt_tokens_per_second"].as_f64().unwrap_or(f64::NAN);
+                let tg = peer["generate_tokens_per_second"].as_f64().unwrap_or(f64::NAN);
+                let engine = peer["engine"].as_str().unwrap_or("peer");
+                writeln!(f, "  {engine:<34} {pp:>14.1} {tg:>14.1}")?;
+                writeln!(
+                    f,
+                    "  {:<34} {:>13.2}x {:>13.2}x",
+                    "ratio argus/peer",
+                    self.argus_prompt_tps / pp,
+                    self.argus_generate_tps / tg
+                )?;
+                if let Some(theirs) = peer["greedy_tokens"].as_array() {
+                    let theirs: Vec<u64> = theirs.iter().filter_map(|v| v.as_u64()).collect();
+                    let same = self.argus_tokens.iter().zip(&theirs).take_while(|(a, b)| **a as u64 == **b).count();
+                    writeln!(f, "  greedy tokens identical for the first {same} of {}", theirs.len())?;
+                }
+            }
+            Err(e) => writeln!(f, "  peer: not measured: {e}")?,
+        }
+        Ok(())
+    }
+}
+
+/// The bench prompt: a rationale request on a demo claim, rendered with the model's chat template.
+fn bench_prompt(generator: &Generator, prompt_tokens: usize) -> Result<Vec<u32>, ModelError> {
+    let demo = crate::ingest::read_demo_sample().map(|p| p.items).unwrap_or_default();
+    let mut news = String::new();
+    for item in &demo {
+        news.push_str(item.text.trim());
+        news.push(' ');
+        if generator.encode_prompt(&news)?.len() > prompt_tokens {
+            break;
+        }
+    }
+    let perspective = crate::prompting::builtin_perspectives().remove(0);
+    let prompt = generator.template().render(&crate::prompting::rationale_messages(&perspective, &news));
+    let mut ids = generator.encode_prompt(&prompt)?;
+    ids.truncate(prompt_tokens);
+    Ok(ids)
+}
+
+/// Measures prompt processing and greedy generation of the GGUF at `path`, then the llama.cpp peer on the same
+/// token ids.
+pub fn generate(
+    path: &Path,
+    choice: crate::models::DeviceChoice,
+    prompt_tokens: usize,
+    generate: usize,
+    reps: usize,
+    with_peer: bool,
+) -> Result<GenerateReport, ModelError> {
+    let device = choice.open()?;
+    let mut generator = Generator::load(path, &device, &GeneratorOptions::default())?;
+    let prompt = bench_prompt(&generator, prompt_tokens)?;
+    let mut prefill = Vec::new();
+    let mut decode = Vec::new();
+    let mut tokens = Vec::new();
+    for rep in 0..=reps.max(1) {
+        let (p, d, t) = generator.time_greedy(&prompt, generate)?;
+        if rep > 0 {
+            prefill.push(p);
+            decode.push(d);
+        } else {
+            tokens = t;
+        }
+    }
+    let threads = candle_core::utils::get_num_threads();
+    let peer = if !with_peer {
+        Err("skipped (--no-peer)".to_owned())
+    } else if let Some(py) = python("ARGUS_LLAMA_PYTHON", ".venv-llama") {
+        let tmp = tempdir();
+        let file = tmp.join("prompt.json");
+        std::fs::write(&file, serde_json::to_string(&prompt).unwrap_or_default())
+            .map_err(|e| ModelError::file(&file, e))?;
+        let result = run_peer(
+            &py,
+            "generate_llamacpp.py",
+            &[
+                "--model".into(),
+                path.display().to_string(),
+                "--tokens".into(),
+                file.display().to_string(),
+                "--generate".into(),
+                generate.to_string(),
+                "--threads".into(),
+                threads.to_string(),
+                "--reps".into(),
+                reps.to_string(),
+            ],
+        );
+        let _ = std::fs::remove_dir_all(&tmp);
+        result
+    } else {
+        Err("llama.cpp peer not installed (run scripts/setup-llama-server.sh, or set ARGUS_LLAMA_PYTHON)".to_owned())
+    };
+    Ok(GenerateReport {
+        model: path.to_owned(),
+        device: device::describe(&device),
+        threads,
+        requantized: generator.requantized,
+        prompt_tokens: prompt.len(),
+        generated: generate,
+        reps,
+        argus_prompt_tps: prompt.len() as f64 / median(prefill),
+        argus_generate_tps: generate as f64 / median(decode),
+        argus_tokens: tokens,
+        peer,
+    })
+}
+
+fn tempdir() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("argus-bench-{}", std::process::id()));
+    let _ = std::fs::create_dir_all(&dir);
+    dir
+}

@@ -1,0 +1,450 @@
+//! The BERT-family encoder (ARG's "small language model"): a folder with `config.json`, `tokenizer.json` (or
+//! `vocab.txt`) and `model.safetensors`, run through candle-transformers' BERT layers.
+//!
+//! ARG trains only the last encoder layer, so the encoder is split in two: the frozen part (embeddings and all but
+//! the last `top_layers` layers), whose outputs can be cached per text, and the top layers. [`Encoder::encode`] runs
+//! both; [`Encoder::encode_frozen`] and [`Encoder::forward_top`] run one each. Texts are WordPiece-tokenised,
+//! truncated and padded to a fixed length (ARG uses 170), and the mask says which tokens are not padding.
+
+use std::path::{Path, PathBuf};
+
+use candle_core::{D, DType, Device, Module, Tensor};
+use candle_nn::{Embedding, LayerNorm, VarBuilder, embedding, layer_norm};
+use candle_transformers::models::bert::{BertEncoder, Config as BertConfig, PositionEmbeddingType};
+use tokenizers::{PaddingDirection, PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
+
+use super::{ModelError, Result, check_memory};
+
+/// How texts are cut and batched.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EncoderOptions {
+    /// Texts are truncated and padded to this many WordPiece tokens (ARG: 170).
+    pub max_len: usize,
+    /// Texts per forward pass.
+    pub batch_size: usize,
+    /// How many of the last encoder layers are outside the frozen part (ARG: 1).
+    pub top_layers: usize,
+    /// Refuse to load when the model needs more than this many bytes (default: the memory available now).
+    pub memory_budget: Option<u64>,
+}
+
+impl Default for EncoderOptions {
+    fn default() -> Self {
+        Self { max_len: 170, batch_size: 32, top_layers: 1, memory_budget: None }
+    }
+}
+
+/// Token-level output of the encoder for a batch of texts.
+#[derive(Clone, Debug)]
+pub struct Encoded {
+    /// (batch, max_len, hidden), f32.
+    pub hidden: Tensor,
+    /// (batch, max_len), f32: 1 for a real token, 0 for padding.
+    pub mask: Tensor,
+}
+
+/// Tokenised texts, ready for the model.
+#[derive(Clone, Debug)]
+pub struct Tokens {
+    /// (batch, max_len), u32.
+    pub ids: Tensor,
+    /// (batch, max_len), u32.
+    pub mask: Tensor,
+    /// Number of real tokens of each text (after truncation).
+    pub lengths: Vec<usize>,
+}
+
+struct Embeddings {
+    word: Embedding,
+    position: Embedding,
+    token_type: Embedding,
+    norm: LayerNorm,
+}
+
+impl Embeddings {
+    fn load(vb: VarBuilder, c: &BertConfig) -> candle_core::Result<Self> {
+        Ok(Self {
+            word: embedding(c.vocab_size, c.hidden_size, vb.pp("word_embeddings"))?,
+            position: embedding(c.max_position_embeddings, c.hidden_size, vb.pp("position_embeddings"))?,
+            token_type: embedding(c.type_vocab_size, c.hidden_size, vb.pp("token_type_embeddings"))?,
+            norm: layer_norm(c.hidden_size, c.layer_norm_eps, vb.pp("LayerNorm"))?,
+        })
+    }
+
+    fn forward(&self, ids: &Tensor) -> candle_core::Result<Tensor> {
+        let (_, len) = ids.dims2()?;
+        let words = self.word.forward(ids)?;
+        let positions = Tensor::arange(0u32, len as u32, ids.device())?;
+        let positions = self.position.forward(&positions)?;
+        let types = self.token_type.forward(&ids.zeros_like()?)?;
+        let sum = words.broadcast_add(&positions)?.add(&types)?;
+        self.norm.forward(&sum)
+    }
+}
+
+/// A loaded BERT-family encoder.
+pub struct Encoder {
+    dir: PathBuf,
+    id: String,
+    config: BertConfig,
+    tokenizer: Tokenizer,
+    embeddings: Embeddings,
+    frozen: BertEncoder,
+    top: BertEncoder,
+    device: Device,
+    options: EncoderOptions,
+}
+
+impl std::fmt::Debug for Encoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Encoder").field("dir", &self.dir).field("id", &self.id).finish_non_exhaustive()
+    }
+}
+
+/// Model types whose weights candle-transformers' BERT reads.
+const SUPPORTED: &[&str] = &["bert"];
+
+impl Encoder {
+    /// Loads the encoder in folder `dir` onto `device`, checking every file first.
+    pub fn load(dir: &Path, device: &Device, options: EncoderOptions) -> Result<Self> {
+        if !dir.is_dir() {
+            return Err(ModelError::Missing {
+                path: dir.to_owned(),
+                hint: "an encoder is a folder with config.json, tokenizer.json and model.safetensors; \
+                       `argus models fetch minilm` gets the demo encoder"
+                    .into(),
+            });
+        }
+        let config = read_config(&dir.join("config.json"))?;
+        let tokenizer = load_wordpiece(dir, &config, &options)?;
+        let weights = dir.join("model.safetensors");
+        let (prefix, size) = check_safetensors(&weights)?;
+        check_memory(&weights, size + size / 4, options.memory_budget)?;
+        if options.top_layers > config.num_hidden_layers || options.max_len > config.max_position_embeddings {
+            return Err(ModelError::file(
+                dir.join("config.json"),
+                format!(
+                    "the model has {} layers and {} positions; asked for {} top layers and length {}",
+                    config.num_hidden_layers, config.max_position_embeddings, options.top_layers, options.max_len
+                ),
+            ));
+        }
+        // Safe to read the whole file: it was checked to be complete; reading (not mmap) keeps a later truncation
+        // of the file from crashing the app.
+        let bytes = std::fs::read(&weights).map_err(|e| ModelError::file(&weights, e))?;
+        let vb = VarBuilder::from_buffered_safetensors(bytes, DType::F32, device)
+            .map_err(ModelError::candle(weights.display()))?;
+        let embeddings = Embeddings::load(vb.pp(format!("{prefix}embeddings")), &config)
+            .map_err(ModelError::candle(weights.display()))?;
+        let (frozen, top) = load_split_layers(vb, &format!("{prefix}encoder"), &config, options.top_layers)
+            .map_err(ModelError::candle(weights.display()))?;
+        let id = format!("{}#{}", dir.file_name().map(|n| n.to_string_lossy()).unwrap_or_default(), size);
+        Ok(Self {
+            dir: dir.to_owned(),
+            id,
+            config,
+            tokenizer,
+            embeddings,
+            frozen,
+            top,
+            device: device.clone(),
+            options,
+        })
+    }
+
+    /// A stable name of these weights (folder name and size), for caches and stored results.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn hidden_size(&self) -> usize {
+        self.config.hidden_size
+    }
+
+    pub fn config(&self) -> &BertConfig {
+        &self.config
+    }
+
+    pub fn options(&self) -> &EncoderOptions {
+        &self.options
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    pub fn tokenizer(&self) -> &Tokenizer {
+        &self.tokenizer
+    }
+
+    /// Tokenises `texts`, truncated and padded to `max_len`.
+    pub fn tokenize(&self, texts: &[&str]) -> Result<Tokens> {
+        let encodings = self
+            .tokenizer
+            .encode_batch(texts.to_vec(), true)
+            .map_err(|e| ModelError::file(self.dir.join("tokenizer.json"), e))?;
+        let len = self.options.max_len;
+        let mut ids = Vec::with_capacity(texts.len() * len);
+        let mut mask = Vec::with_capacity(texts.len() * len);
+        let mut lengths = Vec::with_capacity(texts.len());
+        for e in &encodings {
+            debug_assert_eq!(e.get_ids().len(), len);
+            ids.extend_from_slice(e.get_ids());
+            mask.extend_from_slice(e.get_attention_mask());
+            lengths.push(e.get_attention_mask().iter().filter(|&&m| m != 0).count());
+        }
+        let n = texts.len();
+        let ids = Tensor::from_vec(ids, (n, len), &self.device).map_err(ModelError::candle("token ids"))?;
+        let mask = Tensor::from_vec(mask, (n, len), &self.device).map_err(ModelError::candle("mask"))?;
+        Ok(Tokens { ids, mask, lengths })
+    }
+
+    /// Token-level hidden states of the last layer and the mask, for `texts` (batched internally).
+    pub fn encode(&self, texts: &[&str]) -> Result<Encoded> {
+        self.batched(texts, |tokens| {
+            let frozen = self.frozen_forward(tokens)?;
+            self.top_forward(&frozen, &tokens.mask)
+        })
+    }
+
+    /// Output of the frozen part (embeddings and all but the top layers): what ARG caches per text.
+    pub fn encode_frozen(&self, texts: &[&str]) -> Result<Encoded> {
+        self.batched(texts, |tokens| self.frozen_forward(tokens))
+    }
+
+    /// Runs the top layers on cached frozen outputs.
+    pub fn forward_top(&self, frozen: &Encoded) -> Result<Tensor> {
+        self.top_forward(&frozen.hidden, &frozen.mask).map_err(ModelError::candle("encoder top layers"))
+    }
+
+    /// Mean of the token states over real tokens: one vector per text (sentence-transformers' pooling).
+    pub fn mean_pool(encoded: &Encoded) -> Result<Tensor> {
+        let pool = || -> candle_core::Result<Tensor> {
+            let mask = encoded.mask.unsqueeze(D::Minus1)?;
+            let sum = encoded.hidden.broadcast_mul(&mask)?.sum(1)?;
+            let count = mask.sum(1)?.clamp(1e-9, f64::MAX)?;
+            sum.broadcast_div(&count)
+        };
+        pool().map_err(ModelError::candle("mean pooling"))
+    }
+
+    fn batched(&self, texts: &[&str], forward: impl Fn(&Tokens) -> candle_core::Result<Tensor>) -> Result<Encoded> {
+        let mut hidden = Vec::new();
+        let mut masks = Vec::new();
+        for chunk in texts.chunks(self.options.batch_size.max(1)) {
+            let tokens = self.tokenize(chunk)?;
+            hidden.push(forward(&tokens).map_err(ModelError::candle(format!("encoding with {}", self.dir.display())))?);
+            masks.push(tokens.mask.to_dtype(DType::F32).map_err(ModelError::candle("mask"))?);
+        }
+        if hidden.is_empty() {
+            let (l, d) = (self.options.max_len, self.config.hidden_size);
+            let hidden =
+                Tensor::zeros((0, l, d), DType::F32, &self.device).map_err(ModelError::candle("empty batch"))?;
+            let mask = Tensor::zeros((0, l), DType::F32, &self.device).map_err(ModelError::candle("empty batch"))?;
+            return Ok(Encoded { hidden, mask });
+        }
+        let hidden = Tensor::cat(&hidden, 0).map_err(ModelError::candle("joining batches"))?;
+        let mask = Tensor::cat(&masks, 0).map_err(ModelError::candle("joining batches"))?;
+        Ok(Encoded { hidden, mask })
+    }
+
+    fn frozen_forward(&self, tokens: &Tokens) -> candle_core::Result<Tensor> {
+        let x = self.embeddings.forward(&tokens.ids)?;
+        let mask = extended_mask(&tokens.mask)?;
+        self.frozen.forward(&x, &mask)
+    }
+
+    fn top_forward(&self, hidden: &Tensor, mask: &Tensor) -> candle_core::Result<Tensor> {
+        let mask = extended_mask(mask)?;
+        self.top.forward(hidden, &mask)
+    }
+}
+
+/// The additive attention mask BERT expects: 0 for real tokens, a very negative number for padding.
+fn extended_mask(mask: &Tensor) -> candle_core::Result<Tensor> {
+    let mask = mask.to_dtype(DType::F32)?.unsqueeze(1)?.unsqueeze(1)?;
+    (mask.ones_like()? - &mask)?.affine(f32::MIN as f64, 0.0)
+}
+
+/// Loads the encoder layers under `{path}.layer.*` of the root VarBuilder `root` as two stacks: `0..n-top`
+/// (frozen) and the last `top` (read through a renaming view, so candle-transformers' own layers are reused).
+pub fn load_split_layers(
+    root: VarBuilder,
+    path: &str,
+    config: &BertConfig,
+    top: usize,
+) -> candle_core::Result<(BertEncoder, BertEncoder)> {
+    let n = config.num_hidden_layers;
+    let frozen = BertEncoder::load(root.pp(path), &BertConfig { num_hidden_layers: n - top, ..config.clone() })?;
+    let offset = n - top;
+    let top_root = root.rename_f(move |name: &str| shift_layer_index(name, offset));
+    let top = BertEncoder::load(top_root.pp(path), &BertConfig { num_hidden_layers: top, ..config.clone() })?;
+    Ok((frozen, top))
+}
+
+/// `layer.{i}.rest` -> `layer.{i + offset}.rest`.
+fn shift_layer_index(name: &str, offset: usize) -> String {
+    if let Some(rest) = name.strip_prefix("layer.")
+        && let Some((index, tail)) = rest.split_once('.')
+        && let Ok(i) = index.parse::<usize>()
+    {
+        return format!("layer.{}.{tail}", i + offset);
+    }
+    // The prefix before `layer.` (e.g. `encoder.`) is applied by the VarBuilder after renaming.
+    if let Some(pos) = name.find(".layer.") {
+        let (head, rest) = name.split_at(pos + 1);
+        return format!("{head}{}", shift_layer_index(rest, offset));
+    }
+    name.to_owned()
+}
+
+fn read_config(path: &Path) -> Result<BertConfig> {
+    let text = std::fs::read_to_string(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => {
+            ModelError::Missing { path: path.to_owned(), hint: "an encoder folder needs its config.json".into() }
+        }
+        _ => ModelError::file(path, e),
+    })?;
+    let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| ModelError::file(path, e))?;
+    let model_type = value.get("model_type").and_then(|v| v.as_str()).unwrap_or("").to_owned();
+    if !SUPPORTED.contains(&model_type.as_str()) {
+        return Err(ModelError::Unsupported {
+            path: path.to_owned(),
+            arch: if model_type.is_empty() { "(no model_type)".into() } else { model_type },
+            supported: SUPPORTED.join(", "),
+        });
+    }
+    let config: BertConfig = serde_json::from_value(value).map_err(|e| ModelError::file(path, e))?;
+    if config.position_embedding_type != PositionEmbeddingType::Absolute {
+        return Err(ModelError::Unsupported {
+            path: path.to_owned(),
+            arch: "bert with non-absolute position embeddings".into(),
+            supported: "bert with absolute positions".into(),
+        });
+    }
+    Ok(config)
+}
+
+/// The WordPiece tokenizer: `tokenizer.json`, else one built from `vocab.txt` (BERT's uncased/cased rules from the
+/// config), with truncation and fixed padding to `max_len`.
+fn load_wordpiece(dir: &Path, config: &BertConfig, options: &EncoderOptions) -> Result<Tokenizer> {
+    let json = dir.join("tokenizer.json");
+    let vocab = dir.join("vocab.txt");
+    let mut tokenizer = if json.is_file() {
+        Tokenizer::from_file(&json).map_err(|e| ModelError::file(&json, e))?
+    } else if vocab.is_file() {
+        tokenizer_from_vocab(&vocab, dir)?
+    } else {
+        return Err(ModelError::Missing {
+            path: json,
+            hint: "the encoder folder has neither tokenizer.json nor vocab.txt".into(),
+        });
+    };
+    let pad_id = config.pad_token_id as u32;
+    let pad_token = tokenizer.id_to_token(pad_id).unwrap_or_else(|| "[PAD]".to_owned());
+    tokenizer.with_padding(Some(PaddingParams {
+        strategy: PaddingStrategy::Fixed(options.max_len),
+        direction: PaddingDirection::Right,
+        pad_to_multiple_of: None,
+        pad_id,
+        pad_type_id: 0,
+        pad_token,
+    }));
+    tokenizer
+        .with_truncation(Some(TruncationParams { max_length: options.max_len, ..Default::default() }))
+        .map_err(|e| ModelError::file(dir.join("tokenizer.json"), e))?;
+    Ok(tokenizer)
+}
+
+fn tokenizer_from_vocab(vocab: &Path, dir: &Path) -> Result<Tokenizer> {
+    use tokenizers::Model as _;
+    use tokenizers::models::wordpiece::WordPiece;
+    use tokenizers::normalizers::BertNormalizer;
+    use tokenizers::pre_tokenizers::bert::BertPreTokenizer;
+    use tokenizers::processors::bert::BertProcessing;
+    let lowercase = std::fs::read_to_string(dir.join("tokenizer_config.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .and_then(|v| v.get("do_lower_case").and_then(|b| b.as_bool()))
+        .unwrap_or(true);
+    let model = WordPiece::from_file(&vocab.to_string_lossy())
+        .unk_token("[UNK]".into())
+        .build()
+        .map_err(|e| ModelError::file(vocab, e))?;
+    let cls = model.get_vocab().get("[CLS]").copied();
+    let sep = model.get_vocab().get("[SEP]").copied();
+    let (Some(cls), Some(sep)) = (cls, sep) else {
+        return Err(ModelError::file(vocab, "no [CLS] or [SEP] token in the vocabulary"));
+    };
+    let mut tokenizer = Tokenizer::new(model);
+    tokenizer
+        .with_normalizer(Some(BertNormalizer::new(true, true, None, lowercase)))
+        .map_err(|e| ModelError::file(vocab, e))?;
+    tokenizer.with_pre_tokenizer(Some(BertPreTokenizer));
+    tokenizer.with_post_processor(Some(BertProcessing::new(("[SEP]".into(), sep), ("[CLS]".into(), cls))));
+    Ok(tokenizer)
+}
+
+/// Checks that a safetensors file is complete (header parses, every tensor's bytes are in the file) and returns
+/// the name prefix of its BERT tensors (`""` or `"bert."`) and the file's size.
+pub fn check_safetensors(path: &Path) -> Result<(String, u64)> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => {
+            ModelError::Missing { path: path.to_owned(), hint: "an encoder folder needs model.safetensors".into() }
+        }
+        _ => ModelError::file(path, e),
+    })?;
+    let size = file.metadata().map_err(|e| ModelError::file(path, e))?.len();
+    let mut len = [0u8; 8];
+    file.read_exact(&mut len)
+        .map_err(|_| ModelError::file(path, format!("truncated: {size} bytes, not even a safetensors header")))?;
+    let header_len = u64::from_le_bytes(len);
+    if header_len > 100 << 20 || 8 + header_len > size {
+        return Err(ModelError::file(
+            path,
+            format!("truncated or not a safetensors file: header of {header_len} bytes in a file of {size} bytes"),
+        ));
+    }
+    let mut header = vec![0u8; header_len as usize];
+    file.read_exact(&mut header).map_err(|e| ModelError::file(path, e))?;
+    let header: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&header).map_err(|e| ModelError::file(path, format!("bad safetensors header: {e}")))?;
+    let data_end =
+        header.values().filter_map(|t| t.get("data_offsets")?.as_array()?.get(1)?.as_u64()).max().unwrap_or(0);
+    let expected = 8 + header_len + data_end;
+    if size < expected {
+        return Err(ModelError::file(
+            path,
+            format!("truncated: the header describes {expected} bytes but the file has {size} (download it again)"),
+        ));
+    }
+    let prefix = if header.contains_key("embeddings.word_embeddings.weight") {
+        String::new()
+    } else if header.contains_key("bert.embeddings.word_embeddings.weight") {
+        "bert.".to_owned()
+    } else {
+        return Err(ModelError::Unsupported {
+            path: path.to_owned(),
+            arch: "weights without BERT embeddings (embeddings.word_embeddings.weight)".into(),
+            supported: SUPPORTED.join(", "),
+        });
+    };
+    Ok((prefix, size))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layer_names_shift() {
+        assert_eq!(shift_layer_index("layer.0.attention.self.query.weight", 5), "layer.5.attention.self.query.weight");
+        assert_eq!(shift_layer_index("encoder.layer.1.output.dense.bias", 11), "encoder.layer.12.output.dense.bias");
+        assert_eq!(shift_layer_index("embeddings.word_embeddings.weight", 3), "embeddings.word_embeddings.weight");
+    }
+}

@@ -1,0 +1,185 @@
+//! A cache of encoder outputs per (model, layer stack, length, text hash), so that no text is encoded twice: ARG's
+//! incremental retraining reads the frozen layers' outputs from here.
+//!
+//! It is a SQLite file of its own (never the user's database: it can be deleted at any time and is rebuilt on
+//! demand). Only the real (non-padding) token rows are stored, as little-endian f32.
+
+use std::path::Path;
+
+use candle_core::{DType, Tensor};
+use rusqlite::{Connection, OptionalExtension, params};
+use sha2::{Digest, Sha256};
+
+use super::encoder::{Encoded, Encoder};
+use super::{ModelError, Result};
+
+/// Which output is cached.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stack {
+    /// Embeddings and all but the top layers (what ARG trains on top of).
+    Frozen,
+    /// The full encoder.
+    Full,
+}
+
+impl Stack {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Frozen => "frozen",
+            Self::Full => "full",
+        }
+    }
+}
+
+/// How many texts a lookup found in the cache and how many it encoded.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    pub hits: usize,
+    pub encoded: usize,
+}
+
+/// The cache file.
+pub struct EncoderCache {
+    conn: Connection,
+    path: String,
+}
+
+impl std::fmt::Debug for EncoderCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EncoderCache").field("path", &self.path).finish()
+    }
+}
+
+impl EncoderCache {
+    /// Opens (creating) the cache at `path`.
+    pub fn open(path: &Path) -> Result<Self> {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| ModelError::file(parent, e))?;
+        }
+        let conn = Connection::open(path).map_err(|e| ModelError::file(path, e))?;
+        Self::init(conn, path.display().to_string())
+    }
+
+    /// A cache that lives only as long as this value (tests, one-off runs).
+    pub fn in_memory() -> Result<Self> {
+        let conn = Connection::open_in_memory().map_err(|e| ModelError::file("(memory)", e))?;
+        Self::init(conn, "(memory)".into())
+    }
+
+    fn init(conn: Connection, path: String) -> Result<Self> {
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;
+             CREATE TABLE IF NOT EXISTS encoded (
+                 model TEXT NOT NULL, stack TEXT NOT NULL, max_len INTEGER NOT NULL, text_sha256 BLOB NOT NULL,
+                 tokens INTEGER NOT NULL, hidden BLOB NOT NULL,
+                 PRIMARY KEY (model, stack, max_len, text_sha256)) WITHOUT ROWID;",
+        )
+        .map_err(|e| ModelError::file(&path, e))?;
+        Ok(Self { conn, path })
+    }
+
+    /// Number of cached texts.
+    pub fn len(&self) -> Result<usize> {
+        self.conn
+            .query_row("SELECT count(*) FROM encoded", [], |r| r.get::<_, i64>(0))
+            .map(|n| n as usize)
+            .map_err(|e| ModelError::file(&self.path, e))
+    }
+
+    pub fn is_empty(&self) -> Result<bool> {
+        Ok(self.len()? == 0)
+    }
+
+    /// The `stack` outputs of `encoder` for `texts`, encoding (and caching) only those not cached yet.
+    pub fn encode(&mut self, encoder: &Encoder, stack: Stack, texts: &[&str]) -> Result<(Encoded, CacheStats)> {
+        let max_len = encoder.options().max_len;
+        let hidden_size = encoder.hidden_size();
+        let keys: Vec<[u8; 32]> = texts.iter().map(|t| Sha256::digest(t.as_bytes()).into()).collect();
+        let mut rows: Vec<Option<(usize, Vec<f32>)>> = Vec::with_capacity(texts.len());
+        {
+            let mut lookup = self
+                .conn
+                .prepare_cached(
+                    "SELECT tokens, hidden FROM encoded WHERE model = ?1 AND stack = ?2 AND max_len = ?3 \
+                     AND text_sha256 = ?4",
+                )
+                .map_err(|e| ModelError::file(&self.path, e))?;
+            for key in &keys {
+                let row = lookup
+                    .query_row(params![encoder.id(), stack.as_str(), max_len as i64, &key[..]], |r| {
+                        Ok((r.get::<_, i64>(0)? as usize, r.get::<_, Vec<u8>>(1)?))
+                    })
+                    .optional()
+                    .map_err(|e| ModelError::file(&self.path, e))?;
+                rows.push(row.map(|(n, bytes)| (n, bytes_to_f32(&bytes))));
+            }
+        }
+        let missing: Vec<usize> = (0..texts.len()).filter(|&i| rows[i].is_none()).collect();
+        let stats = CacheStats { hits: texts.len() - missing.len(), encoded: missing.len() };
+        if !missing.is_empty() {
+            let missing_texts: Vec<&str> = missing.iter().map(|&i| texts[i]).collect();
+            let encoded = match stack {
+                Stack::Frozen => encoder.encode_frozen(&missing_texts)?,
+                Stack::Full => encoder.encode(&missing_texts)?,
+            };
+            let hidden = to_host(&encoded.hidden)?;
+            let mask = to_host(&encoded.mask)?;
+            let tx = self.conn.transaction().map_err(|e| ModelError::file(&self.path, e))?;
+            {
+                let mut insert = tx
+                    .prepare_cached(
+                        "INSERT OR REPLACE INTO encoded (model, stack, max_len, text_sha256, tokens, hidden) \
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    )
+                    .map_err(|e| ModelError::file(&self.path, e))?;
+                for (j, &i) in missing.iter().enumerate() {
+                    let tokens = mask[j * max_len..(j + 1) * max_len].iter().filter(|&&m| m > 0.5).count();
+                    let start = j * max_len * hidden_size;
+                    let real = hidden[start..start + tokens * hidden_size].to_vec();
+                    insert
+                        .execute(params![
+                            encoder.id(),
+                            stack.as_str(),
+                            max_len as i64,
+                            &keys[i][..],
+                            tokens as i64,
+                            f32_to_bytes(&real)
+                        ])
+                        .map_err(|e| ModelError::file(&self.path, e))?;
+                    rows[i] = Some((tokens, real));
+                }
+            }
+            tx.commit().map_err(|e| ModelError::file(&self.path, e))?;
+        }
+        // Assemble (n, max_len, hidden) with zero padding rows, and the mask.
+        let n = texts.len();
+        let mut hidden = vec![0f32; n * max_len * hidden_size];
+        let mut mask = vec![0f32; n * max_len];
+        for (i, row) in rows.into_iter().enumerate() {
+            let (tokens, values) = row.expect("every row is cached or encoded");
+            let start = i * max_len * hidden_size;
+            hidden[start..start + values.len()].copy_from_slice(&values);
+            mask[i * max_len..i * max_len + tokens].fill(1.0);
+        }
+        let device = encoder.device();
+        let hidden =
+            Tensor::from_vec(hidden, (n, max_len, hidden_size), device).map_err(ModelError::candle("cache"))?;
+        let mask = Tensor::from_vec(mask, (n, max_len), device).map_err(ModelError::candle("cache"))?;
+        Ok((Encoded { hidden, mask }, stats))
+    }
+}
+
+fn to_host(t: &Tensor) -> Result<Vec<f32>> {
+    t.to_dtype(DType::F32)
+        .and_then(|t| t.flatten_all())
+        .and_then(|t| t.to_vec1::<f32>())
+        .map_err(ModelError::candle("cache"))
+}
+
+fn f32_to_bytes(values: &[f32]) -> Vec<u8> {
+    values.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+fn bytes_to_f32(bytes: &[u8]) -> Vec<f32> {
+    bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+}

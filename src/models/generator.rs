@@ -1,0 +1,533 @@
+//! The local rationale writer: an instruction-tuned GGUF model run through candle-transformers' quantized model
+//! families (llama incl. SmolLM2, qwen2, gemma3), with the chat template of its family, seeded sampling
+//! (temperature, top-p), streaming and a stop at the end of the model's turn.
+//!
+//! Loading checks the file first (GGUF magic, that every tensor's bytes are in the file, the architecture, the
+//! memory it needs) and finds a tokenizer: a tokenizer.json beside the model, else one built from the GGUF's own
+//! metadata. Tensors in quantisation types that candle has no fast CPU kernel for (Q4_1, Q5_0, Q5_1) are
+//! requantised to Q8_0 at load (a second or two; decoding gets about 4x faster).
+
+use std::io::{Cursor, Read, Seek};
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use candle_core::quantized::gguf_file::{self, Content};
+use candle_core::quantized::{GgmlDType, QTensor};
+use candle_core::{Device, Tensor};
+use candle_transformers::generation::{LogitsProcessor, Sampling};
+use candle_transformers::models::{quantized_gemma3, quantized_llama, quantized_qwen2};
+use tokenizers::Tokenizer;
+
+use super::{ChatModel, Completion, GenerationParams, ModelError, Result, StopReason, check_memory};
+use crate::prompting::ChatMessage;
+
+/// Architectures this writer runs (`general.architecture` of the GGUF).
+pub const SUPPORTED_ARCHITECTURES: &[&str] = &["llama", "qwen2", "gemma3"];
+
+/// How a model's chat turns are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChatTemplate {
+    /// `<|im_start|>role\n...<|im_end|>\n` (SmolLM2, Qwen2).
+    ChatMl,
+    /// `<start_of_turn>user\n...<end_of_turn>\n<start_of_turn>model\n` (Gemma).
+    Gemma,
+    /// `<|start_header_id|>role<|end_header_id|>\n\n...<|eot_id|>` (Llama 3).
+    Llama3,
+}
+
+impl ChatTemplate {
+    /// The prompt for `messages`, ending where the assistant's answer starts.
+    pub fn render(self, messages: &[ChatMessage]) -> String {
+        let mut out = String::new();
+        match self {
+            Self::ChatMl => {
+                for m in messages {
+                    out.push_str(&format!("<|im_start|>{}\n{}<|im_end|>\n", m.role, m.content));
+                }
+                out.push_str("<|im_start|>assistant\n");
+            }
+            Self::Gemma => {
+                // Gemma has no system role: the system message opens the first user turn.
+                let mut pending_system = String::new();
+                for m in messages {
+                    match m.role.as_str() {
+                        "system" => pending_system = format!("{}\n\n", m.content),
+                        "assistant" => out.push_str(&format!("<start_of_turn>model\n{}<end_of_turn>\n", m.content)),
+                        _ => {
+                            out.push_str(&format!(
+                                "<start_of_turn>user\n{}{}<end_of_turn>\n",
+                                std::mem::take(&mut pending_system),
+                                m.content
+                            ));
+                        }
+                    }
+                }
+                out.push_str("<start_of_turn>model\n");
+            }
+            Self::Llama3 => {
+                out.push_str("<|begin_of_text|>");
+                for m in messages {
+                    out.push_str(&format!("<|start_header_id|>{}<|end_header_id|>\n\n{}<|eot_id|>", m.role, m.content));
+                }
+                out.push_str("<|start_header_id|>assistant<|end_header_id|>\n\n");
+            }
+        }
+        out
+    }
+
+    /// Tokens that end the assistant's turn.
+    fn stop_tokens(self) -> &'static [&'static str] {
+        match self {
+            Self::ChatMl => &["<|im_end|>", "<|endoftext|>"],
+            Self::Gemma => &["<end_of_turn>", "<eos>"],
+            Self::Llama3 => &["<|eot_id|>", "<|end_of_text|>"],
+        }
+    }
+}
+
+/// Load-time choices.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GeneratorOptions {
+    /// Requantise Q4_1/Q5_0/Q5_1 tensors to Q8_0 on the CPU (faster kernels).
+    pub requantize: bool,
+    /// Longest prompt + answer, in tokens (bounded by the model's own context length).
+    pub context: usize,
+    /// Refuse to load when the model needs more than this many bytes (default: the memory available now).
+    pub memory_budget: Option<u64>,
+}
+
+impl Default for GeneratorOptions {
+    fn default() -> Self {
+        Self { requantize: true, context: 4096, memory_budget: None }
+    }
+}
+
+enum Weights {
+    Llama(quantized_llama::ModelWeights),
+    Qwen2(quantized_qwen2::ModelWeights),
+    Gemma3(quantized_gemma3::ModelWeights),
+}
+
+impl Weights {
+    fn forward(&mut self, x: &Tensor, pos: usize) -> candle_core::Result<Tensor> {
+        match self {
+            Self::Llama(m) => m.forward(x, pos),
+            Self::Qwen2(m) => m.forward(x, pos),
+            Self::Gemma3(m) => m.forward(x, pos),
+        }
+    }
+}
+
+/// Facts about a GGUF file read without loading its weights.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GgufInfo {
+    pub architecture: String,
+    pub name: Option<String>,
+    pub context_length: Option<usize>,
+    /// Tensor count per quantisation type, e.g. `Q4_1: 210`.
+    pub tensor_types: Vec<(String, usize)>,
+    pub file_size: u64,
+}
+
+/// Reads and checks a GGUF file's header: magic, metadata, tensor table, and that every tensor's bytes are there.
+pub fn inspect(path: &Path) -> Result<(Content, GgufInfo)> {
+    let mut file = std::fs::File::open(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => ModelError::Missing {
+            path: path.to_owned(),
+            hint: "`argus models fetch` gets the demo writer; `argus models list` shows what is here".into(),
+        },
+        _ => ModelError::file(path, e),
+    })?;
+    let file_size = file.metadata().map_err(|e| ModelError::file(path, e))?.len();
+    let mut magic = [0u8; 4];
+    if file.read_exact(&mut magic).is_err() || &magic != b"GGUF" {
+        return Err(ModelError::file(path, "not a GGUF file (it does not start with `GGUF`)"));
+    }
+    file.rewind().map_err(|e| ModelError::file(path, e))?;
+    let content = Content::read(&mut std::io::BufReader::new(&mut file))
+        .map_err(|e| ModelError::file(path, format!("unreadable GGUF header (truncated?): {e}")))?;
+    let mut data_end = content.tensor_data_offset;
+    let mut types = std::collections::BTreeMap::<String, usize>::new();
+    for info in content.tensor_infos.values() {
+        let bytes = info.shape.elem_count() / info.ggml_dtype.block_size() * info.ggml_dtype.type_size();
+        data_end = data_end.max(content.tensor_data_offset + info.offset + bytes as u64);
+        *types.entry(format!("{:?}", info.ggml_dtype)).or_default() += 1;
+    }
+    if data_end > file_size {
+        return Err(ModelError::file(
+            path,
+            format!("truncated: its tensors need {data_end} bytes but the file has {file_size} (fetch it again)"),
+        ));
+    }
+    let architecture = content
+        .metadata
+        .get("general.architecture")
+        .and_then(|v| v.to_string().ok())
+        .cloned()
+        .ok_or_else(|| ModelError::file(path, "no general.architecture in the GGUF metadata"))?;
+    let name = content.metadata.get("general.name").and_then(|v| v.to_string().ok()).cloned();
+    let context_length = content
+        .metadata
+        .get(&format!("{architecture}.context_length"))
+        .and_then(|v| v.to_u32().ok())
+        .map(|n| n as usize);
+    let info = GgufInfo { architecture, name, context_length, tensor_types: types.into_iter().collect(), file_size };
+    Ok((content, info))
+}
+
+/// A loaded GGUF rationale writer.
+pub struct Generator {
+    path: PathBuf,
+    id: String,
+    info: GgufInfo,
+    weights: Weights,
+    tokenizer: Tokenizer,
+    template: ChatTemplate,
+    stop_ids: Vec<u32>,
+    bos: Option<u32>,
+    context: usize,
+    device: Device,
+    /// Whether slow quantisation types were requantised at load.
+    pub requantized: bool,
+}
+
+impl std::fmt::Debug for Generator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Generator").field("path", &self.path).field("info", &self.info).finish_non_exhaustive()
+    }
+}
+
+/// Quantisation types with no fast candle CPU kernel, requantised to Q8_0 at load.
+const SLOW_TYPES: &[GgmlDType] = &[GgmlDType::Q4_1, GgmlDType::Q5_0, GgmlDType::Q5_1];
+
+impl Generator {
+    pub fn load(path: &Path, device: &Device, options: &GeneratorOptions) -> Result<Self> {
+        let (content, info) = inspect(path)?;
+        if !SUPPORTED_ARCHITECTURES.contains(&info.architecture.as_str()) {
+            return Err(ModelError::Unsupported {
+                path: path.to_owned(),
+                arch: info.architecture.clone(),
+                supported: SUPPORTED_ARCHITECTURES.join(", "),
+            });
+        }
+        let requantize = options.requantize
+            && device.is_cpu()
+            && content.tensor_infos.values().any(|t| SLOW_TYPES.contains(&t.ggml_dtype));
+        // The weights, plus a requantised copy while it is built.
+        let needed = if requantize { info.file_size * 3 } else { info.file_size + info.file_size / 4 };
+        check_memory(path, needed, options.memory_budget)?;
+        let tokenizer = load_tokenizer(path, &content)?;
+        let template = detect_template(&tokenizer, &info.architecture).ok_or_else(|| {
+            ModelError::file(path, "no known chat format (ChatML, Gemma or Llama 3) in its vocabulary")
+        })?;
+        let mut stop_ids: Vec<u32> = template.stop_tokens().iter().filter_map(|t| tokenizer.token_to_id(t)).collect();
+        if let Some(eos) = content.metadata.get("tokenizer.ggml.eos_token_id").and_then(|v| v.to_u32().ok())
+            && !stop_ids.contains(&eos)
+        {
+            stop_ids.push(eos);
+        }
+        let add_bos = content.metadata.get("tokenizer.ggml.add_bos_token").and_then(|v| v.to_bool().ok());
+        let bos_id = content.metadata.get("tokenizer.ggml.bos_token_id").and_then(|v| v.to_u32().ok());
+        let bos = match (add_bos, template) {
+            (Some(true), _) | (None, ChatTemplate::Gemma) => bos_id,
+            _ => None,
+        };
+        let file = std::fs::File::open(path).map_err(|e| ModelError::file(path, e))?;
+        let mut reader = std::io::BufReader::new(file);
+        let arch = info.architecture.clone();
+        let weights = if requantize {
+            let bytes = requantized_gguf(&content, &mut reader, path)?;
+            let mut cursor = Cursor::new(bytes);
+            let content = Content::read(&mut cursor).map_err(ModelError::candle(path.display()))?;
+            load_weights(&arch, content, &mut cursor, device, path)?
+        } else {
+            load_weights(&arch, content, &mut reader, device, path)?
+        };
+        let context = options.context.min(info.context_length.unwrap_or(options.context)).max(64);
+        let stem = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let id = format!("{stem}#{}", info.file_size);
+        Ok(Self {
+            path: path.to_owned(),
+            id,
+            info,
+            weights,
+            tokenizer,
+            template,
+            stop_ids,
+            bos,
+            context,
+            device: device.clone(),
+            requantized: requantize,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn info(&self) -> &GgufInfo {
+        &self.info
+    }
+
+    pub fn template(&self) -> ChatTemplate {
+        self.template
+    }
+
+    pub fn tokenizer(&self) -> &Tokenizer {
+        &self.tokenizer
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Token ids of `prompt` (chat markers are single tokens), with BOS where the model wants one.
+    pub fn encode_prompt(&self, prompt: &str) -> Result<Vec<u32>> {
+        let encoding = self.tokenizer.encode(prompt, false).map_err(|e| ModelError::file(&self.path, e))?;
+        let mut ids = Vec::with_capacity(encoding.len() + 1);
+        ids.extend(self.bos);
+        ids.extend_from_slice(encoding.get_ids());
+        Ok(ids)
+    }
+
+    /// Generates from raw prompt tokens. `on_token` gets each new piece of text; `Break` stops.
+    pub fn generate_tokens(
+        &mut self,
+        prompt: &[u32],
+        params: &GenerationParams,
+        on_token: &mut dyn FnMut(&str) -> ControlFlow<()>,
+    ) -> Result<(Vec<u32>, Completion)> {
+        if prompt.is_empty() {
+            return Err(ModelError::file(&self.path, "empty prompt"));
+        }
+        if prompt.len() >= self.context {
+            return Err(ModelError::file(
+                &self.path,
+                format!("the prompt has {} tokens; this model's context is {}", prompt.len(), self.context),
+            ));
+        }
+        let ctx = || ModelError::candle(format!("generating with {}", self.path.display()));
+        let sampling = if params.temperature <= 0.0 {
+            Sampling::ArgMax
+        } else {
+            match params.top_p {
+                Some(p) if p < 1.0 => Sampling::TopP { p, temperature: params.temperature },
+                _ => Sampling::All { temperature: params.temperature },
+            }
+        };
+        let mut sampler = LogitsProcessor::from_sampling(params.seed, sampling);
+        let budget = params.max_tokens.min(self.context - prompt.len());
+        let started = Instant::now();
+        let input = Tensor::new(prompt, &self.device).and_then(|t| t.unsqueeze(0)).map_err(ctx())?;
+        let logits = self.weights.forward(&input, 0).map_err(ctx())?;
+        let mut next = sample_last(&logits, &mut sampler).map_err(ctx())?;
+        let prompt_seconds = started.elapsed().as_secs_f64();
+        let started = Instant::now();
+        let mut generated: Vec<u32> = Vec::new();
+        let mut stream = TextStream::default();
+        let mut stop = StopReason::Length;
+        while generated.len() < budget {
+            if self.stop_ids.contains(&next) {
+                stop = StopReason::EndOfTurn;
+                break;
+            }
+            generated.push(next);
+            if let Some(piece) = stream.push(&self.tokenizer, &generated)
+                && on_token(&piece).is_break()
+            {
+                stop = StopReason::Cancelled;
+                break;
+            }
+            if generated.len() == budget {
+                break;
+            }
+            let input = Tensor::new(&[next], &self.device).and_then(|t| t.unsqueeze(0)).map_err(ctx())?;
+            let logits = self.weights.forward(&input, prompt.len() + generated.len() - 1).map_err(ctx())?;
+            next = sample_last(&logits, &mut sampler).map_err(ctx())?;
+        }
+        let text = self.tokenizer.decode(&generated, true).map_err(|e| ModelError::file(&self.path, e))?;
+        if let Some(rest) = stream.finish(&text) {
+            let _ = on_token(&rest);
+        }
+        let completion = Completion {
+            text: text.trim().to_owned(),
+            prompt_tokens: prompt.len(),
+            completion_tokens: generated.len(),
+            stop,
+            prompt_seconds,
+            generate_seconds: started.elapsed().as_secs_f64(),
+        };
+        Ok((generated, completion))
+    }
+}
+
+impl Generator {
+    /// For benchmarks: seconds to process `prompt` in one batch, seconds to then generate `n` tokens greedily one
+    /// at a time (not stopping at the end of the turn), and the tokens.
+    pub fn time_greedy(&mut self, prompt: &[u32], n: usize) -> Result<(f64, f64, Vec<u32>)> {
+        let ctx = || ModelError::candle(format!("generating with {}", self.path.display()));
+        let mut sampler = LogitsProcessor::from_sampling(0, Sampling::ArgMax);
+        let started = Instant::now();
+        let input = Tensor::new(prompt, &self.device).and_then(|t| t.unsqueeze(0)).map_err(ctx())?;
+        let logits = self.weights.forward(&input, 0).map_err(ctx())?;
+        let mut next = sample_last(&logits, &mut sampler).map_err(ctx())?;
+        self.device.synchronize().map_err(ctx())?;
+        let prefill = started.elapsed().as_secs_f64();
+        let started = Instant::now();
+        let mut tokens = Vec::with_capacity(n);
+        for i in 0..n {
+            tokens.push(next);
+            let input = Tensor::new(&[next], &self.device).and_then(|t| t.unsqueeze(0)).map_err(ctx())?;
+            let logits = self.weights.forward(&input, prompt.len() + i).map_err(ctx())?;
+            next = sample_last(&logits, &mut sampler).map_err(ctx())?;
+        }
+        Ok((prefill, started.elapsed().as_secs_f64(), tokens))
+    }
+}
+
+impl ChatModel for Generator {
+    fn model_id(&self) -> String {
+        format!("local:{}", self.id)
+    }
+
+    fn chat(
+        &mut self,
+        messages: &[ChatMessage],
+        params: &GenerationParams,
+        on_token: &mut dyn FnMut(&str) -> ControlFlow<()>,
+    ) -> Result<Completion> {
+        let prompt = self.template.render(messages);
+        let ids = self.encode_prompt(&prompt)?;
+        self.generate_tokens(&ids, params, on_token).map(|(_, c)| c)
+    }
+}
+
+fn sample_last(logits: &Tensor, sampler: &mut LogitsProcessor) -> candle_core::Result<u32> {
+    let logits = logits.squeeze(0)?;
+    let logits = if logits.rank() == 2 { logits.get(logits.dim(0)? - 1)? } else { logits };
+    sampler.sample(&logits.to_dtype(candle_core::DType::F32)?)
+}
+
+/// Turns a growing list of tokens into text pieces, holding back incomplete UTF-8 sequences.
+#[derive(Default)]
+struct TextStream {
+    emitted: String,
+}
+
+impl TextStream {
+    fn push(&mut self, tokenizer: &Tokenizer, ids: &[u32]) -> Option<String> {
+        let text = tokenizer.decode(ids, true).ok()?;
+        if text.ends_with('\u{fffd}') || !text.starts_with(&self.emitted) || text.len() <= self.emitted.len() {
+            return None;
+        }
+        let piece = text[self.emitted.len()..].to_owned();
+        self.emitted = text;
+        Some(piece)
+    }
+
+    fn finish(&mut self, text: &str) -> Option<String> {
+        let rest = text.strip_prefix(&self.emitted)?;
+        (!rest.is_empty()).then(|| rest.to_owned())
+    }
+}
+
+fn detect_template(tokenizer: &Tokenizer, arch: &str) -> Option<ChatTemplate> {
+    let has = |t: &str| tokenizer.token_to_id(t).is_some();
+    if has("<|im_start|>") && has("<|im_end|>") {
+        Some(ChatTemplate::ChatMl)
+    } else if has("<start_of_turn>") || arch == "gemma3" {
+        Some(ChatTemplate::Gemma)
+    } else if has("<|start_header_id|>") {
+        Some(ChatTemplate::Llama3)
+    } else {
+        None
+    }
+}
+
+/// A tokenizer.json beside the model (`NAME.tokenizer.json`, else `tokenizer.json` in the same folder), else one
+/// built from the GGUF's metadata.
+fn load_tokenizer(path: &Path, content: &Content) -> Result<Tokenizer> {
+    let beside = [path.with_extension("tokenizer.json"), path.with_file_name("tokenizer.json")];
+    for candidate in beside {
+        if candidate.is_file() {
+            return Tokenizer::from_file(&candidate).map_err(|e| ModelError::file(&candidate, e));
+        }
+    }
+    super::gguf_tokenizer::from_gguf(content, path)
+}
+
+fn load_weights<R: Read + Seek>(
+    arch: &str,
+    content: Content,
+    reader: &mut R,
+    device: &Device,
+    path: &Path,
+) -> Result<Weights> {
+    let ctx = ModelError::candle(format!("loading {}", path.display()));
+    match arch {
+        "llama" => quantized_llama::ModelWeights::from_gguf(content, reader, device).map(Weights::Llama).map_err(ctx),
+        "qwen2" => quantized_qwen2::ModelWeights::from_gguf(content, reader, device).map(Weights::Qwen2).map_err(ctx),
+        "gemma3" => {
+            quantized_gemma3::ModelWeights::from_gguf(content, reader, device).map(Weights::Gemma3).map_err(ctx)
+        }
+        other => Err(ModelError::Unsupported {
+            path: path.to_owned(),
+            arch: other.to_owned(),
+            supported: SUPPORTED_ARCHITECTURES.join(", "),
+        }),
+    }
+}
+
+/// A copy of the GGUF in memory with every slow-type tensor requantised to Q8_0.
+fn requantized_gguf<R: Read + Seek>(content: &Content, reader: &mut R, path: &Path) -> Result<Vec<u8>> {
+    let ctx = || ModelError::candle(format!("requantising {}", path.display()));
+    let mut names: Vec<&String> = content.tensor_infos.keys().collect();
+    names.sort();
+    let mut tensors: Vec<(String, QTensor)> = Vec::with_capacity(names.len());
+    for name in names {
+        let q = content.tensor(reader, name, &Device::Cpu).map_err(ctx())?;
+        let q = if SLOW_TYPES.contains(&q.dtype()) && q.shape().dims().last().is_some_and(|d| d % 32 == 0) {
+            let dense = q.dequantize(&Device::Cpu).map_err(ctx())?;
+            QTensor::quantize(&dense, GgmlDType::Q8_0).map_err(ctx())?
+        } else {
+            q
+        };
+        tensors.push((name.clone(), q));
+    }
+    let metadata: Vec<(&str, &gguf_file::Value)> = content.metadata.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    let tensor_refs: Vec<(&str, &QTensor)> = tensors.iter().map(|(n, t)| (n.as_str(), t)).collect();
+    let mut out = Cursor::new(Vec::new());
+    gguf_file::write(&mut out, &metadata, &tensor_refs).map_err(ctx())?;
+    Ok(out.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(role: &str, content: &str) -> ChatMessage {
+        ChatMessage { role: role.into(), content: content.into() }
+    }
+
+    #[test]
+    fn chatml_template() {
+        let p = ChatTemplate::ChatMl.render(&[msg("system", "S"), msg("user", "U")]);
+        assert_eq!(p, "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nU<|im_end|>\n<|im_start|>assistant\n");
+    }
+
+    #[test]
+    fn gemma_template_folds_system_into_first_user_turn() {
+        let p = ChatTemplate::Gemma.render(&[
+            msg("system", "S"),
+            msg("user", "U"),
+            msg("assistant", "A"),
+            msg("user", "V"),
+        ]);
+        assert_eq!(
+            p,
+            "<start_of_turn>user\nS\n\nU<end_of_turn>\n<start_of_turn>model\nA<end_of_turn>\n\
+             <start_of_turn>user\nV<end_of_turn>\n<start_of_turn>model\n"
+        );
+    }
+}

@@ -1,0 +1,369 @@
+//! The rationale job: for each item and perspective, ask a chat model (local GGUF or OpenAI-compatible server) for
+//! a rationale, then for the verdict it implies (ARG's `r_pred`), and store both at once with the exact prompt and
+//! the model's id.
+//!
+//! Runs are resumable: a task is skipped when the item already has a rationale for that perspective written by the
+//! same model from exactly the same prompt. A cancelled or failed run keeps every rationale already written; a
+//! rationale cut short by a cancel is not stored. Models run on worker threads (one per model: several for a
+//! server, up to its concurrency limit) and only the calling thread writes to the store.
+//!
+//! This module knows nothing of the UI: the studio and the CLI watch it through [`Event`]s and [`Progress`].
+
+use std::collections::VecDeque;
+use std::ops::ControlFlow;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::time::Instant;
+
+use crate::domain::{ItemId, NewRationale, RationaleId, RationaleOrigin, Verdict};
+use crate::jobs::Progress;
+use crate::models::{ChatModel, Completion, GenerationParams, ModelError, StopReason};
+use crate::prompting::{Perspective, parse_verdict, rationale_messages, verdict_messages};
+use crate::store::{Store, StoreError};
+
+/// What to generate.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    pub perspectives: Vec<Perspective>,
+    /// Only these items (in this order); `None` means every item in id order.
+    pub items: Option<Vec<ItemId>>,
+    /// At most this many items that still need work.
+    pub limit: Option<usize>,
+    pub params: GenerationParams,
+    /// Tokens allowed for the verdict answer.
+    pub verdict_max_tokens: usize,
+    /// Stop after this many failures in a row (a dead server should not fail slowly item after item).
+    pub max_consecutive_failures: usize,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        Self {
+            perspectives: Vec::new(),
+            items: None,
+            limit: None,
+            params: GenerationParams::default(),
+            verdict_max_tokens: 12,
+            max_consecutive_failures: 3,
+        }
+    }
+}
+
+/// One rationale to write.
+#[derive(Clone, Debug)]
+pub struct Task {
+    pub item: ItemId,
+    pub perspective: Perspective,
+    pub news: String,
+    /// The exact prompt (the chat messages as JSON), stored with the rationale.
+    pub prompt: String,
+}
+
+/// The tasks of a run, and how many were skipped because they were done before.
+#[derive(Clone, Debug, Default)]
+pub struct Plan {
+    pub tasks: Vec<Task>,
+    pub already_done: usize,
+}
+
+/// What a run reports as it goes.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Event {
+    Started {
+        item: ItemId,
+        perspective: String,
+    },
+    Token {
+        item: ItemId,
+        perspective: String,
+        text: String,
+    },
+    /// The rationale is written; asking for its verdict.
+    AskingVerdict {
+        item: ItemId,
+        perspective: String,
+    },
+    Stored {
+        item: ItemId,
+        perspective: String,
+        rationale: RationaleId,
+        verdict: Option<Verdict>,
+    },
+    Failed {
+        item: ItemId,
+        perspective: String,
+        error: String,
+    },
+}
+
+/// How a run went.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Summary {
+    pub written: usize,
+    pub with_verdict: usize,
+    pub already_done: usize,
+    pub failed: usize,
+    pub cancelled: bool,
+    pub completion_tokens: usize,
+    pub generate_seconds: f64,
+    pub last_error: Option<String>,
+}
+
+impl Summary {
+    pub fn tokens_per_second(&self) -> f64 {
+        if self.generate_seconds > 0.0 { self.completion_tokens as f64 / self.generate_seconds } else { 0.0 }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Model(#[from] ModelError),
+    #[error("stopped after {failures} failures in a row; last: {last}")]
+    TooManyFailures { failures: usize, last: String },
+}
+
+/// The exact prompt stored with a rationale: the chat messages, as JSON.
+pub fn prompt_key(perspective: &Perspective, news: &str) -> String {
+    serde_json::to_string(&rationale_messages(perspective, news)).unwrap_or_default()
+}
+
+/// The news text a model sees: title and text.
+pub fn news_text(title: &str, text: &str) -> String {
+    if title.trim().is_empty() || text.starts_with(title.trim()) {
+        text.trim().to_owned()
+    } else {
+        format!("{}\n\n{}", title.trim(), text.trim())
+    }
+}
+
+/// Works out which (item, perspective) pairs still need a rationale from `model_id`.
+pub fn plan(store: &Store, model_id: &str, options: &RunOptions) -> Result<Plan, RunError> {
+    let ids = match &options.items {
+        Some(ids) => ids.clone(),
+        None => store.item_ids()?,
+    };
+    let perspectives: Vec<&Perspective> = options.perspectives.iter().filter(|p| p.generated).collect();
+    let mut plan = Plan::default();
+    let mut items_with_work = 0;
+    for id in ids {
+        if options.limit.is_some_and(|limit| items_with_work >= limit) {
+            break;
+        }
+        let item = store.item(id)?;
+        let news = news_text(item.title.as_deref().unwrap_or(""), &item.text);
+        let mut any = false;
+        for p in &perspectives {
+            let prompt = prompt_key(p, &news);
+            if store.has_generated_rationale(id, &p.key, model_id, &prompt)? {
+                plan.already_done += 1;
+            } else {
+                plan.tasks.push(Task { item: id, perspective: (*p).clone(), news: news.clone(), prompt });
+                any = true;
+            }
+        }
+        items_with_work += usize::from(any);
+    }
+    Ok(plan)
+}
+
+/// A finished task, sent from a worker to the writing thread.
+enum Outcome {
+    Written { task: Task, rationale: Completion, verdict: Option<Verdict>, model_id: String },
+    Failed { task: Task, error: String },
+    Cancelled,
+}
+
+enum Message {
+    Event(Event),
+    Outcome(Outcome),
+}
+
+/// Runs `plan` with one worker per model in `models`; stores each rationale as it is finished.
+pub fn run(
+    store: &Store,
+    models: Vec<Box<dyn ChatModel>>,
+    plan: Plan,
+    options: &RunOptions,
+    progress: &dyn Progress,
+    on_event: &mut dyn FnMut(&Event),
+) -> Result<Summary, RunError> {
+    let total = plan.tasks.len() as u64;
+    let mut summary = Summary { already_done: plan.already_done, ..Default::default() };
+    if plan.tasks.is_empty() || models.is_empty() {
+        progress.set(0, 0, "nothing to do");
+        return Ok(summary);
+    }
+    progress.set(0, total, "starting");
+    let queue = Mutex::new(plan.tasks.into_iter().collect::<VecDeque<_>>());
+    let stop = AtomicBool::new(false);
+    let (tx, rx) = mpsc::channel::<Message>();
+    let started = Instant::now();
+    let mut result: Result<(), RunError> = Ok(());
+    std::thread::scope(|scope| {
+        for mut model in models {
+            let tx = tx.clone();
+            let (queue, stop) = (&queue, &stop);
+            scope.spawn(move || {
+                loop {
+                    if stop.load(Ordering::Relaxed) || progress.is_cancelled() {
+                        break;
+                    }
+                    let Some(task) = queue.lock().ok().and_then(|mut q| q.pop_front()) else { break };
+                    let outcome = write_one(model.as_mut(), task, options, progress, stop, &tx);
+                    let cancelled = matches!(outcome, Outcome::Cancelled);
+                    if tx.send(Message::Outcome(outcome)).is_err() || cancelled {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(tx);
+        let mut done = 0u64;
+        let mut failures_in_a_row = 0usize;
+        for message in rx {
+            match message {
+                Message::Event(event) => on_event(&event),
+                Message::Outcome(Outcome::Cancelled) => summary.cancelled = true,
+                Message::Outcome(Outcome::Failed { task, error }) => {
+                    done += 1;
+                    summary.failed += 1;
+                    failures_in_a_row += 1;
+                    summary.last_error = Some(error.clone());
+                    on_event(&Event::Failed { item: task.item, perspective: task.perspective.key.clone(), error });
+                    if failures_in_a_row >= options.max_consecutive_failures.max(1) && result.is_ok() {
+                        stop.store(true, Ordering::Relaxed);
+                        result = Err(RunError::TooManyFailures {
+                            failures: failures_in_a_row,
+                            last: summary.last_error.clone().unwrap_or_default(),
+                        });
+                    }
+                }
+                Message::Outcome(Outcome::Written { task, rationale, verdict, model_id }) => {
+                    done += 1;
+                    failures_in_a_row = 0;
+                    let row = NewRationale {
+                        perspective: task.perspective.key.clone(),
+                        origin: RationaleOrigin::Generated,
+                        model: Some(model_id),
+                        prompt: Some(task.prompt.clone()),
+                        text: rationale.text.clone(),
+                        verdict,
+                    };
+                    match store.add_rationale(task.item, &row) {
+                        Ok(id) => {
+                            summary.written += 1;
+                            summary.with_verdict += usize::from(verdict.is_some());
+                            summary.completion_tokens += rationale.completion_tokens;
+                            summary.generate_seconds += rationale.generate_seconds;
+                            on_event(&Event::Stored {
+                                item: task.item,
+                                perspective: task.perspective.key.clone(),
+                                rationale: id,
+                                verdict,
+                            });
+                        }
+                        Err(e) => {
+                            // The store failing is not the model's fault: stop, keeping what is written.
+                            stop.store(true, Ordering::Relaxed);
+                            if result.is_ok() {
+                                result = Err(e.into());
+                            }
+                        }
+                    }
+                    let rate = summary.tokens_per_second();
+                    progress.set(
+                        done,
+                        total,
+                        &format!(
+                            "{done}/{total} rationales · {rate:.1} tok/s · {:.0} s",
+                            started.elapsed().as_secs_f64()
+                        ),
+                    );
+                }
+            }
+        }
+    });
+    if progress.is_cancelled() {
+        summary.cancelled = true;
+    }
+    result.map(|()| summary)
+}
+
+fn write_one(
+    model: &mut dyn ChatModel,
+    task: Task,
+    options: &RunOptions,
+    progress: &dyn Progress,
+    stop: &AtomicBool,
+    tx: &mpsc::Sender<Message>,
+) -> Outcome {
+    let key = task.perspective.key.clone();
+    let _ = tx.send(Message::Event(Event::Started { item: task.item, perspective: key.clone() }));
+    let mut on_token = |piece: &str| {
+        let _ = tx.send(Message::Event(Event::Token { item: task.item, perspective: key.clone(), text: piece.into() }));
+        if progress.is_cancelled() || stop.load(Ordering::Relaxed) {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    };
+    let messages = rationale_messages(&task.perspective, &task.news);
+    let rationale = match model.chat(&messages, &options.params, &mut on_token) {
+        Ok(c) if c.stop == StopReason::Cancelled => return Outcome::Cancelled,
+        Ok(c) if c.text.trim().is_empty() => {
+            return Outcome::Failed { task, error: "the model wrote an empty rationale".into() };
+        }
+        Ok(c) => c,
+        Err(ModelError::Cancelled) => return Outcome::Cancelled,
+        Err(e) => return Outcome::Failed { task, error: e.to_string() },
+    };
+    let _ = tx.send(Message::Event(Event::AskingVerdict { item: task.item, perspective: key.clone() }));
+    let question = verdict_messages(&task.perspective, &task.news, &rationale.text);
+    let params = GenerationParams::greedy(options.verdict_max_tokens);
+    let mut quiet = |_: &str| {
+        if progress.is_cancelled() || stop.load(Ordering::Relaxed) {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    };
+    let verdict = match model.chat(&question, &params, &mut quiet) {
+        Ok(c) if c.stop == StopReason::Cancelled => return Outcome::Cancelled,
+        Ok(c) => parse_verdict(&c.text),
+        Err(ModelError::Cancelled) => return Outcome::Cancelled,
+        Err(e) => return Outcome::Failed { task, error: format!("asking for the verdict: {e}") },
+    };
+    Outcome::Written { model_id: model.model_id(), task, rationale, verdict }
+}
+
+/// Which model writes the rationales.
+#[derive(Clone, Debug)]
+pub enum Backend {
+    /// A local GGUF file, on `device`.
+    Local {
+        gguf: std::path::PathBuf,
+        device: crate::models::DeviceChoice,
+        options: crate::models::generator::GeneratorOptions,
+    },
+    /// An OpenAI-compatible server (vLLM, llama.cpp server, Ollama), `concurrency` requests at a time.
+    OpenAi(crate::models::openai::OpenAiSettings),
+}
+
+/// Opens the models of `backend`: one local writer, or one client per allowed concurrent request.
+pub fn open_models(backend: &Backend) -> Result<Vec<Box<dyn ChatModel>>, ModelError> {
+    match backend {
+        Backend::Local { gguf, device, options } => {
+            let device = device.open()?;
+            let generator = crate::models::generator::Generator::load(gguf, &device, options)?;
+            Ok(vec![Box::new(generator)])
+        }
+        Backend::OpenAi(settings) => {
+            let client = crate::models::openai::OpenAiChat::new(settings.clone());
+            Ok((0..client.concurrency().max(1)).map(|_| Box::new(client.clone()) as Box<dyn ChatModel>).collect())
+        }
+    }
+}

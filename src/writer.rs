@@ -1,0 +1,301 @@
+//! The studio's rationale writer, without the UI: its settings, the live text of rationales being written (shared
+//! between the background job and whoever draws it), a loaded model kept between runs, and the job body that
+//! fetches the model on first use, loads it, and writes rationales for chosen items.
+//!
+//! This module knows nothing of egui; the studio runs [`generate`] as a named job and reads [`Live`] each frame.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{ItemId, Verdict};
+use crate::jobs::Progress;
+use crate::models::openai::OpenAiSettings;
+use crate::models::{ChatModel, DeviceChoice, GenerationParams, catalog, device};
+use crate::prompting::Perspective;
+use crate::rationales::{self, Backend, Event, RunOptions, Summary};
+use crate::store::Store;
+
+/// Where rationales come from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WriterBackend {
+    #[default]
+    Local,
+    OpenAi,
+}
+
+/// The writer's settings, remembered between sessions.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct WriterSettings {
+    pub backend: WriterBackend,
+    /// Local: a catalog name or a GGUF path.
+    pub local_model: String,
+    pub device: DeviceChoice,
+    /// OpenAI-compatible server: base URL and served model name.
+    pub url: String,
+    pub served_model: String,
+    /// Name of the environment variable with the API key (the key itself is never stored).
+    pub api_key_env: String,
+    pub concurrency: usize,
+    pub params: GenerationParams,
+}
+
+impl Default for WriterSettings {
+    fn default() -> Self {
+        Self {
+            backend: WriterBackend::Local,
+            local_model: catalog::DEMO_GENERATOR.to_owned(),
+            device: DeviceChoice::Auto,
+            url: "http://127.0.0.1:8080/v1".to_owned(),
+            served_model: String::new(),
+            api_key_env: "OPENAI_API_KEY".to_owned(),
+            concurrency: 4,
+            params: GenerationParams::default(),
+        }
+    }
+}
+
+impl WriterSettings {
+    /// A key that changes whenever a different model would be loaded.
+    fn model_key(&self) -> String {
+        match self.backend {
+            WriterBackend::Local => format!("local:{}:{}", self.local_model, self.device),
+            WriterBackend::OpenAi => format!("openai:{}:{}:{}", self.url, self.served_model, self.concurrency),
+        }
+    }
+}
+
+/// State of one rationale being written.
+#[derive(Clone, Debug, PartialEq)]
+pub enum LiveState {
+    Writing,
+    AskingVerdict,
+    Stored { verdict: Option<Verdict> },
+    Failed(String),
+}
+
+/// A rationale being (or just) written, as the studio shows it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LiveRationale {
+    pub item: ItemId,
+    pub perspective: String,
+    pub text: String,
+    pub state: LiveState,
+}
+
+/// What the studio reads each frame while a run goes on.
+#[derive(Debug, Default)]
+pub struct Live {
+    entries: Mutex<Vec<LiveRationale>>,
+    /// The model and device in use, once loaded ("qwen2.5… on CPU (1 threads)").
+    model: Mutex<Option<String>>,
+    /// Bumped whenever a rationale is stored, so the studio knows to reload the item it shows.
+    stored: std::sync::atomic::AtomicU64,
+}
+
+impl Live {
+    /// Live rationales of `item` (those still being written, and those stored or failed in this run).
+    pub fn for_item(&self, item: ItemId) -> Vec<LiveRationale> {
+        self.entries.lock().map(|e| e.iter().filter(|r| r.item == item).cloned().collect()).unwrap_or_default()
+    }
+
+    pub fn model(&self) -> Option<String> {
+        self.model.lock().ok().and_then(|m| m.clone())
+    }
+
+    pub fn stored_count(&self) -> u64 {
+        self.stored.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn apply(&self, event: &Event) {
+        let Ok(mut entries) = self.entries.lock() else { return };
+        let find = |entries: &mut Vec<LiveRationale>, item: ItemId, p: &str| {
+            entries.iter().position(|r| r.item == item && r.perspective == p)
+        };
+        match event {
+            Event::Started { item, perspective } => {
+                if let Some(i) = find(&mut entries, *item, perspective) {
+                    entries.remove(i);
+                }
+                entries.push(LiveRationale {
+                    item: *item,
+                    perspective: perspective.clone(),
+                    text: String::new(),
+                    state: LiveState::Writing,
+                });
+            }
+            Event::Token { item, perspective, text } => {
+                if let Some(i) = find(&mut entries, *item, perspective) {
+                    entries[i].text.push_str(text);
+                }
+            }
+            Event::AskingVerdict { item, perspective } => {
+                if let Some(i) = find(&mut entries, *item, perspective) {
+                    entries[i].state = LiveState::AskingVerdict;
+                }
+            }
+            Event::Stored { item, perspective, verdict, .. } => {
+                if let Some(i) = find(&mut entries, *item, perspective) {
+                    entries[i].state = LiveState::Stored { verdict: *verdict };
+                }
+                self.stored.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            Event::Failed { item, perspective, error } => {
+                if let Some(i) = find(&mut entries, *item, perspective) {
+                    entries[i].state = LiveState::Failed(error.clone());
+                }
+            }
+        }
+    }
+}
+
+/// A model kept loaded between runs (loading a 1 GB GGUF takes seconds).
+#[derive(Default)]
+pub struct LoadedModel {
+    slot: Mutex<Option<(String, Vec<Box<dyn ChatModel>>, String)>>,
+}
+
+impl std::fmt::Debug for LoadedModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LoadedModel")
+    }
+}
+
+/// Fetches (first use), loads (or reuses) the writer of `settings`, and writes rationales for `items` from
+/// `perspectives` into the database at `db`. Progress says what it is doing; cancel keeps what is written.
+pub fn generate(
+    db: &Path,
+    settings: &WriterSettings,
+    items: Vec<ItemId>,
+    perspectives: Vec<Perspective>,
+    live: &Live,
+    loaded: &LoadedModel,
+    progress: &dyn Progress,
+    wake: &dyn Fn(),
+) -> anyhow::Result<Summary> {
+    let key = settings.model_key();
+    let mut slot = loaded.slot.lock().map_err(|_| anyhow::anyhow!("the writer crashed earlier; restart Argus"))?;
+    if slot.as_ref().is_none_or(|(k, _, _)| *k != key) {
+        *slot = None;
+        let (backend, description) = resolve(settings, progress)?;
+        if progress.is_cancelled() {
+            anyhow::bail!("cancelled");
+        }
+        progress.set(0, 0, &format!("loading {description}"));
+        let models = rationales::open_models(&backend)?;
+        let description = match &backend {
+            Backend::Local { device: choice, .. } => {
+                let device = choice.open()?;
+                format!("{description} on {}", device::describe(&device))
+            }
+            Backend::OpenAi(s) => format!("{} at {} ({} at a time)", s.model, s.url, s.concurrency),
+        };
+        *slot = Some((key, models, description));
+    }
+    let (_, models, description) = slot.as_mut().expect("loaded above");
+    if let Ok(mut m) = live.model.lock() {
+        *m = Some(description.clone());
+    }
+    let store = Store::open(db)?;
+    let options =
+        RunOptions { perspectives, items: Some(items), params: settings.params.clone(), ..Default::default() };
+    let model_id = models[0].model_id();
+    let plan = rationales::plan(&store, &model_id, &options)?;
+    // The run takes the models; they come back afterwards so the next run reuses them.
+    let taken: Vec<Box<dyn ChatModel>> = std::mem::take(models);
+    let returned = Arc::new(Mutex::new(Vec::new()));
+    let result = run_keeping(&store, taken, plan, &options, progress, live, &returned, wake);
+    *models = std::mem::take(&mut *returned.lock().map_err(|_| anyhow::anyhow!("writer state poisoned"))?);
+    if models.is_empty() {
+        *slot = None;
+    }
+    Ok(result?)
+}
+
+/// Runs, then hands the models back through `returned`.
+fn run_keeping(
+    store: &Store,
+    models: Vec<Box<dyn ChatModel>>,
+    plan: rationales::Plan,
+    options: &RunOptions,
+    progress: &dyn Progress,
+    live: &Live,
+    returned: &Arc<Mutex<Vec<Box<dyn ChatModel>>>>,
+    wake: &dyn Fn(),
+) -> Result<Summary, rationales::RunError> {
+    let wrapped: Vec<Box<dyn ChatModel>> =
+        models.into_iter().map(|m| Box::new(Returning { inner: Some(m), home: returned.clone() }) as _).collect();
+    rationales::run(store, wrapped, plan, options, progress, &mut |event| {
+        live.apply(event);
+        // Wake whoever draws `live` so streamed text appears at once.
+        wake();
+    })
+}
+
+/// A model that goes back to `home` when the run drops it.
+struct Returning {
+    inner: Option<Box<dyn ChatModel>>,
+    home: Arc<Mutex<Vec<Box<dyn ChatModel>>>>,
+}
+
+impl Drop for Returning {
+    fn drop(&mut self) {
+        if let (Some(model), Ok(mut home)) = (self.inner.take(), self.home.lock()) {
+            home.push(model);
+        }
+    }
+}
+
+impl ChatModel for Returning {
+    fn model_id(&self) -> String {
+        self.inner.as_ref().map(|m| m.model_id()).unwrap_or_default()
+    }
+
+    fn chat(
+        &mut self,
+        messages: &[crate::prompting::ChatMessage],
+        params: &GenerationParams,
+        on_token: &mut dyn FnMut(&str) -> std::ops::ControlFlow<()>,
+    ) -> crate::models::Result<crate::models::Completion> {
+        match self.inner.as_mut() {
+            Some(m) => m.chat(messages, params, on_token),
+            None => Err(crate::models::ModelError::Cancelled),
+        }
+    }
+}
+
+/// The backend of `settings`, fetching a catalog model first if it is missing; and a short description.
+fn resolve(settings: &WriterSettings, progress: &dyn Progress) -> anyhow::Result<(Backend, String)> {
+    match settings.backend {
+        WriterBackend::Local => {
+            let gguf = match catalog::find(&settings.local_model) {
+                Some(entry) => {
+                    let dir = crate::models::models_dir();
+                    if crate::models::fetch::status(entry, &dir) != crate::models::fetch::ModelStatus::Present {
+                        progress.set(0, 0, &format!("fetching {} ({} MiB), first use", entry.name, entry.size_mib));
+                    }
+                    crate::models::fetch::fetch(entry, &dir, progress)?
+                }
+                None => PathBuf::from(&settings.local_model),
+            };
+            let name = gguf.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            Ok((Backend::Local { gguf, device: settings.device, options: Default::default() }, name))
+        }
+        WriterBackend::OpenAi => {
+            if settings.served_model.trim().is_empty() {
+                anyhow::bail!("the OpenAI-compatible backend needs a model name (Models > Writer settings)");
+            }
+            let openai = OpenAiSettings {
+                url: settings.url.clone(),
+                model: settings.served_model.clone(),
+                api_key: std::env::var(&settings.api_key_env).ok().filter(|k| !k.is_empty()),
+                concurrency: settings.concurrency.max(1),
+                ..Default::default()
+            };
+            Ok((Backend::OpenAi(openai), settings.served_model.clone()))
+        }
+    }
+}

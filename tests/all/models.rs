@@ -1,0 +1,304 @@
+//! Local models on real (small) weights: the MiniLM encoder and the SmolLM2-135M GGUF writer, fetched on first use
+//! (CI fetches them once before the tests). Loading, tokenisation against llama.cpp's, encoder outputs against
+//! PyTorch's, greedy tokens against llama.cpp's, the encoder cache, streaming, and every bad-model case.
+
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+
+use argus::jobs::NoProgress;
+use argus::models::encoder::{Encoder, EncoderOptions};
+use argus::models::encoder_cache::{EncoderCache, Stack};
+use argus::models::generator::{Generator, GeneratorOptions};
+use argus::models::{ChatModel, GenerationParams, ModelError, StopReason, catalog, fetch};
+use argus::prompting::ChatMessage;
+use candle_core::Device;
+
+/// The path of catalog model `name`, fetched if missing.
+pub fn model(name: &str) -> PathBuf {
+    fetch::ensure(name, &NoProgress).unwrap_or_else(|e| panic!("cannot get model {name}: {e}"))
+}
+
+fn reference(name: &str) -> serde_json::Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name);
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))).unwrap()
+}
+
+fn encoder(max_len: usize) -> Encoder {
+    let options = EncoderOptions { max_len, batch_size: 4, ..Default::default() };
+    Encoder::load(&model(catalog::DEMO_ENCODER), &Device::Cpu, options).unwrap()
+}
+
+fn smollm() -> Generator {
+    Generator::load(&model(catalog::TEST_GENERATOR), &Device::Cpu, &GeneratorOptions::default()).unwrap()
+}
+
+fn user(text: &str) -> Vec<ChatMessage> {
+    vec![ChatMessage { role: "user".into(), content: text.into() }]
+}
+
+// ------------------------------------------------------------------------------------------------------------
+// Encoder
+
+#[test]
+fn encoder_tokenises_pads_and_masks_to_a_fixed_length() {
+    let enc = encoder(170);
+    let tokens = enc.tokenize(&["Hello world", "Spices cure cancer, doctors hate them!"]).unwrap();
+    assert_eq!(tokens.ids.dims(), &[2, 170]);
+    let ids = tokens.ids.to_vec2::<u32>().unwrap();
+    // [CLS] hello world [SEP], then padding (uncased WordPiece of bert-base-uncased's vocabulary).
+    assert_eq!(&ids[0][..5], &[101, 7592, 2088, 102, 0]);
+    assert_eq!(tokens.lengths[0], 4);
+    let mask = tokens.mask.to_vec2::<u32>().unwrap();
+    assert_eq!(mask[0].iter().sum::<u32>(), 4);
+    assert!(tokens.lengths[1] > 8);
+    // Truncation keeps [SEP] at the end.
+    let long = "word ".repeat(500);
+    let t = enc.tokenize(&[&long]).unwrap();
+    assert_eq!(t.lengths[0], 170);
+    assert_eq!(t.ids.to_vec2::<u32>().unwrap()[0][169], 102);
+}
+
+#[test]
+fn encoder_matches_pytorch_sentence_embeddings() {
+    // tests/data/minilm_reference.json: mean-pooled last hidden states of all-MiniLM-L6-v2 computed by PyTorch +
+    // transformers (benches/peers/encoder_torch.py --reference), max length 128.
+    let reference = reference("minilm_reference.json");
+    let sentences: Vec<String> =
+        reference["sentences"].as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_owned()).collect();
+    let refs: Vec<&str> = sentences.iter().map(String::as_str).collect();
+    let enc = encoder(128);
+    let out = enc.encode(&refs).unwrap();
+    assert_eq!(out.hidden.dims(), &[sentences.len(), 128, 384]);
+    let pooled = Encoder::mean_pool(&out).unwrap().to_vec2::<f32>().unwrap();
+    for (i, expected) in reference["mean_pooled"].as_array().unwrap().iter().enumerate() {
+        let expected: Vec<f64> = expected.as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+        assert_eq!(expected.len(), 384);
+        let max = pooled[i].iter().zip(&expected).map(|(a, b)| (*a as f64 - b).abs()).fold(0.0, f64::max);
+        assert!(max < 1e-4, "sentence {i}: max difference from PyTorch {max}");
+    }
+}
+
+#[test]
+fn frozen_then_top_layers_equal_the_full_encoder_and_the_cache_encodes_once() {
+    let enc = encoder(64);
+    let texts = ["The moon landing was staged.", "Parliament passed the budget on Tuesday."];
+    let full = enc.encode(&texts).unwrap();
+    let frozen = enc.encode_frozen(&texts).unwrap();
+    let top = enc.forward_top(&frozen).unwrap();
+    let diff = (full.hidden - &top).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+    assert!(diff < 1e-5, "split encoder differs by {diff}");
+
+    let mut cache = EncoderCache::in_memory().unwrap();
+    let (first, stats) = cache.encode(&enc, Stack::Frozen, &texts).unwrap();
+    assert_eq!((stats.hits, stats.encoded), (0, 2));
+    let (again, stats) = cache.encode(&enc, Stack::Frozen, &[texts[1], texts[0], "A new text."]).unwrap();
+    assert_eq!((stats.hits, stats.encoded), (2, 1));
+    assert_eq!(cache.len().unwrap(), 3);
+    // Cached rows equal freshly computed ones on real tokens; the top layers give the same result from either.
+    let a = enc.forward_top(&first).unwrap().get(1).unwrap();
+    let b = enc.forward_top(&again).unwrap().get(0).unwrap();
+    let mask = first.mask.get(1).unwrap().unsqueeze(1).unwrap();
+    let diff = (a - b).unwrap().broadcast_mul(&mask).unwrap().abs().unwrap().max_all().unwrap();
+    assert!(diff.to_scalar::<f32>().unwrap() < 1e-5);
+}
+
+// ------------------------------------------------------------------------------------------------------------
+// GGUF writer
+
+#[test]
+fn gguf_tokenizer_matches_llama_cpp() {
+    // tests/data/smollm2_tokens.json: llama.cpp's tokenisation (llama-cpp-python, special tokens parsed) of texts
+    // chosen to cover digits, punctuation, unicode, whitespace runs and chat markers.
+    let reference = reference("smollm2_tokens.json");
+    let generator = smollm();
+    let cases = reference["cases"].as_array().unwrap();
+    assert!(cases.len() >= 20);
+    for case in cases {
+        let text = case["text"].as_str().unwrap();
+        let expected: Vec<u32> = case["ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
+        let ours = generator.encode_prompt(text).unwrap();
+        assert_eq!(ours, expected, "tokens of {text:?}");
+    }
+}
+
+#[test]
+fn greedy_generation_matches_llama_cpp_and_streams_the_same_text() {
+    // tests/data/smollm2_greedy.json: llama.cpp's greedy continuation of the same prompt tokens.
+    let reference = reference("smollm2_greedy.json");
+    let prompt: Vec<u32> = reference["prompt"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
+    let expected: Vec<u32> =
+        reference["greedy"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
+    let mut generator = smollm();
+    let (_, _, tokens) = generator.time_greedy(&prompt, expected.len()).unwrap();
+    let same = tokens.iter().zip(&expected).take_while(|(a, b)| a == b).count();
+    // Requantising Q4_1 to Q8_0 changes the weights slightly: the first tokens must agree.
+    assert!(same >= 12, "only {same} greedy tokens agree: ours {tokens:?}, llama.cpp {expected:?}");
+
+    let mut streamed = String::new();
+    let completion = generator
+        .chat(&user("Name three primary colours."), &GenerationParams::greedy(48), &mut |piece| {
+            streamed.push_str(piece);
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+    assert!(!completion.text.is_empty());
+    assert_eq!(streamed.trim(), completion.text);
+    assert!(completion.completion_tokens > 0 && completion.prompt_tokens > 10);
+    // Same seed, same answer.
+    let again = generator
+        .chat(&user("Name three primary colours."), &GenerationParams::greedy(48), &mut |_| ControlFlow::Continue(()));
+    assert_eq!(again.unwrap().text, completion.text);
+}
+
+#[test]
+fn generation_stops_at_end_of_turn_and_on_request() {
+    let mut generator = smollm();
+    let done = generator
+        .chat(&user("Reply with the single word: yes"), &GenerationParams::greedy(64), &mut |_| {
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+    assert_eq!(done.stop, StopReason::EndOfTurn, "{done:?}");
+    assert!(!done.text.contains("<|im_end|>"));
+    let mut pieces = 0;
+    let stopped = generator
+        .chat(&user("Write a long story about a dragon."), &GenerationParams::greedy(200), &mut |_| {
+            pieces += 1;
+            if pieces >= 5 { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
+        })
+        .unwrap();
+    assert_eq!(stopped.stop, StopReason::Cancelled);
+    assert!(stopped.completion_tokens <= 8);
+    // Sampling is seeded: two runs with the same seed agree.
+    let params = GenerationParams { max_tokens: 24, temperature: 0.9, top_p: Some(0.9), seed: 7 };
+    let a = generator.chat(&user("Say something about the sea."), &params, &mut |_| ControlFlow::Continue(())).unwrap();
+    let b = generator.chat(&user("Say something about the sea."), &params, &mut |_| ControlFlow::Continue(())).unwrap();
+    assert_eq!(a.text, b.text);
+}
+
+// ------------------------------------------------------------------------------------------------------------
+// Bad models: each a clear error that names the file.
+
+fn copy_prefix(from: &Path, to: &Path, bytes: usize) {
+    let data = std::fs::read(from).unwrap();
+    std::fs::write(to, &data[..bytes.min(data.len())]).unwrap();
+}
+
+fn encoder_folder(dir: &Path, with_tokenizer: bool, truncate_weights: Option<usize>) -> PathBuf {
+    let src = model(catalog::DEMO_ENCODER);
+    let dst = dir.join("encoder");
+    std::fs::create_dir_all(&dst).unwrap();
+    std::fs::copy(src.join("config.json"), dst.join("config.json")).unwrap();
+    if with_tokenizer {
+        std::fs::copy(src.join("tokenizer.json"), dst.join("tokenizer.json")).unwrap();
+    }
+    match truncate_weights {
+        Some(n) => copy_prefix(&src.join("model.safetensors"), &dst.join("model.safetensors"), n),
+        None => {
+            std::fs::copy(src.join("model.safetensors"), dst.join("model.safetensors")).unwrap();
+        }
+    }
+    dst
+}
+
+fn assert_names(err: &ModelError, file: &Path, words: &str) {
+    let text = err.to_string();
+    assert!(text.contains(&file.display().to_string()), "error does not name {}: {text}", file.display());
+    assert!(text.to_lowercase().contains(words), "error does not say `{words}`: {text}");
+}
+
+#[test]
+fn truncated_safetensors_is_refused_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = encoder_folder(dir.path(), true, Some(5_000_000));
+    let err = Encoder::load(&folder, &Device::Cpu, EncoderOptions::default()).unwrap_err();
+    assert_names(&err, &folder.join("model.safetensors"), "truncated");
+    let folder2 = dir.path().join("tiny");
+    std::fs::create_dir_all(&folder2).unwrap();
+    std::fs::copy(folder.join("config.json"), folder2.join("config.json")).unwrap();
+    std::fs::copy(folder.join("tokenizer.json"), folder2.join("tokenizer.json")).unwrap();
+    std::fs::write(folder2.join("model.safetensors"), b"abc").unwrap();
+    let err = Encoder::load(&folder2, &Device::Cpu, EncoderOptions::default()).unwrap_err();
+    assert_names(&err, &folder2.join("model.safetensors"), "truncated");
+}
+
+#[test]
+fn missing_tokenizer_is_refused_and_vocab_txt_is_enough() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = encoder_folder(dir.path(), false, None);
+    let err = Encoder::load(&folder, &Device::Cpu, EncoderOptions::default()).unwrap_err();
+    assert_names(&err, &folder.join("tokenizer.json"), "tokenizer");
+    // A bert-base-uncased style folder with only vocab.txt works the same.
+    let vocab: Vec<String> = {
+        let tok = tokenizers::Tokenizer::from_file(model(catalog::DEMO_ENCODER).join("tokenizer.json")).unwrap();
+        let mut pairs: Vec<(String, u32)> = tok.get_vocab(true).into_iter().collect();
+        pairs.sort_by_key(|(_, id)| *id);
+        pairs.into_iter().map(|(t, _)| t).collect()
+    };
+    std::fs::write(folder.join("vocab.txt"), vocab.join("\n")).unwrap();
+    let from_vocab = Encoder::load(&folder, &Device::Cpu, EncoderOptions::default()).unwrap();
+    let a = from_vocab.tokenize(&["Fact-checkers VERIFY claims, don't they?"]).unwrap();
+    let b = encoder(170).tokenize(&["Fact-checkers VERIFY claims, don't they?"]).unwrap();
+    assert_eq!(a.ids.to_vec2::<u32>().unwrap(), b.ids.to_vec2::<u32>().unwrap());
+}
+
+#[test]
+fn unsupported_architectures_are_refused_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = encoder_folder(dir.path(), true, Some(100));
+    let config = folder.join("config.json");
+    let text = std::fs::read_to_string(&config).unwrap().replace("\"bert\"", "\"gpt2\"");
+    std::fs::write(&config, text).unwrap();
+    let err = Encoder::load(&folder, &Device::Cpu, EncoderOptions::default()).unwrap_err();
+    assert_names(&err, &config, "unsupported architecture `gpt2`");
+
+    // A GGUF of an architecture the writer does not run.
+    use candle_core::quantized::gguf_file::{self, Value};
+    use candle_core::quantized::{GgmlDType, QTensor};
+    let gguf = dir.path().join("mamba.gguf");
+    let tensor = QTensor::quantize(
+        &candle_core::Tensor::zeros((4, 32), candle_core::DType::F32, &Device::Cpu).unwrap(),
+        GgmlDType::F32,
+    )
+    .unwrap();
+    let arch = Value::String("mamba".into());
+    let mut file = std::fs::File::create(&gguf).unwrap();
+    gguf_file::write(&mut file, &[("general.architecture", &arch)], &[("token_embd.weight", &tensor)]).unwrap();
+    drop(file);
+    let err = Generator::load(&gguf, &Device::Cpu, &GeneratorOptions::default()).unwrap_err();
+    assert_names(&err, &gguf, "unsupported architecture `mamba`");
+}
+
+#[test]
+fn truncated_or_foreign_gguf_is_refused_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let truncated = dir.path().join("half.gguf");
+    copy_prefix(&model(catalog::TEST_GENERATOR), &truncated, 30_000_000);
+    let err = Generator::load(&truncated, &Device::Cpu, &GeneratorOptions::default()).unwrap_err();
+    assert_names(&err, &truncated, "truncated");
+    let header_only = dir.path().join("header.gguf");
+    copy_prefix(&model(catalog::TEST_GENERATOR), &header_only, 1000);
+    let err = Generator::load(&header_only, &Device::Cpu, &GeneratorOptions::default()).unwrap_err();
+    assert_names(&err, &header_only, "truncated");
+    let foreign = dir.path().join("notes.gguf");
+    std::fs::write(&foreign, "these are not weights").unwrap();
+    let err = Generator::load(&foreign, &Device::Cpu, &GeneratorOptions::default()).unwrap_err();
+    assert_names(&err, &foreign, "not a gguf");
+    let missing = dir.path().join("absent.gguf");
+    let err = Generator::load(&missing, &Device::Cpu, &GeneratorOptions::default()).unwrap_err();
+    assert_names(&err, &missing, "not found");
+}
+
+#[test]
+fn a_model_bigger_than_memory_is_refused_before_loading() {
+    let budget = Some(16 << 20); // 16 MiB
+    let gguf = model(catalog::TEST_GENERATOR);
+    let options = GeneratorOptions { memory_budget: budget, ..Default::default() };
+    let err = Generator::load(&gguf, &Device::Cpu, &options).unwrap_err();
+    assert!(matches!(err, ModelError::TooBig { .. }), "{err}");
+    assert_names(&err, &gguf, "memory");
+    let folder = model(catalog::DEMO_ENCODER);
+    let options = EncoderOptions { memory_budget: budget, ..Default::default() };
+    let err = Encoder::load(&folder, &Device::Cpu, options).unwrap_err();
+    assert_names(&err, &folder.join("model.safetensors"), "memory");
+}

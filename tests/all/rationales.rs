@@ -1,0 +1,143 @@
+//! The rationale job on the real SmolLM2-135M writer: rationales and verdicts stored with their exact prompt and
+//! model, resume after a cancel (nothing written twice, nothing lost), and the headless `argus rationales` command.
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use argus::jobs::Progress;
+use argus::models::{GenerationParams, catalog};
+use argus::prompting::builtin_perspectives;
+use argus::rationales::{self, Backend, Event, RunOptions};
+use argus::store::Store;
+
+use super::models::model;
+
+/// A database with the first `n` demo items.
+fn demo_db(dir: &Path, n: usize) -> std::path::PathBuf {
+    let db = dir.join("demo.sqlite");
+    let mut store = Store::open(&db).unwrap();
+    let parsed = argus::ingest::read_demo_sample().unwrap();
+    store.import(&[(parsed.dataset, parsed.items.into_iter().take(n).collect())], &mut |_| {}, &|| false).unwrap();
+    db
+}
+
+struct Cancel(AtomicBool);
+
+impl Progress for Cancel {
+    fn set(&self, _: u64, _: u64, _: &str) {}
+    fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+fn options(keys: &[&str]) -> RunOptions {
+    RunOptions {
+        perspectives: builtin_perspectives().into_iter().filter(|p| keys.contains(&p.key.as_str())).collect(),
+        params: GenerationParams { max_tokens: 24, temperature: 0.0, top_p: None, seed: 1 },
+        ..Default::default()
+    }
+}
+
+fn local() -> Backend {
+    Backend::Local {
+        gguf: model(catalog::TEST_GENERATOR),
+        device: argus::models::DeviceChoice::Cpu,
+        options: Default::default(),
+    }
+}
+
+#[test]
+fn rationales_are_stored_with_prompt_model_and_verdict_and_a_cancelled_run_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = demo_db(dir.path(), 3);
+    let store = Store::open(&db).unwrap();
+    let options = options(&["td", "cs"]);
+    let models = rationales::open_models(&local()).unwrap();
+    let model_id = models[0].model_id();
+    let plan = rationales::plan(&store, &model_id, &options).unwrap();
+    assert_eq!(plan.tasks.len(), 6);
+
+    // Cancel as soon as the first rationale is stored, while the second is being written.
+    let cancel = Cancel(AtomicBool::new(false));
+    let mut tokens = 0;
+    let summary = rationales::run(&store, models, plan, &options, &cancel, &mut |event| match event {
+        Event::Token { .. } => tokens += 1,
+        Event::Stored { .. } => cancel.0.store(true, Ordering::Relaxed),
+        _ => {}
+    })
+    .unwrap();
+    assert!(summary.cancelled);
+    assert_eq!(summary.written, 1, "{summary:?}");
+    let first_with_verdict = summary.with_verdict;
+    assert!(tokens > 0, "tokens were streamed");
+    assert_eq!(store.stats().unwrap().rationales, 1);
+
+    // The stored rationale carries the exact prompt and the model.
+    let first_item = store.item_ids().unwrap()[0];
+    let stored = store.rationales(first_item).unwrap();
+    let r = stored.iter().find(|r| r.perspective == "td").expect("td rationale of the first item");
+    assert_eq!(r.model.as_deref(), Some(model_id.as_str()));
+    let prompt: serde_json::Value = serde_json::from_str(r.prompt.as_deref().unwrap()).unwrap();
+    assert!(prompt.to_string().contains("<<<NEWS"), "prompt holds the fenced news: {prompt}");
+    assert!(!r.text.is_empty());
+
+    // Resume: only the five missing rationales are planned, and after the run all six are there, once each.
+    let plan = rationales::plan(&store, &model_id, &options).unwrap();
+    assert_eq!((plan.tasks.len(), plan.already_done), (5, 1));
+    let models = rationales::open_models(&local()).unwrap();
+    let summary = rationales::run(&store, models, plan, &options, &argus::jobs::NoProgress, &mut |_| {}).unwrap();
+    assert_eq!(summary.written, 5);
+    let stats = store.stats().unwrap();
+    assert_eq!(stats.rationales, 6);
+    assert_eq!(stats.rationales_with_verdict as usize, first_with_verdict + summary.with_verdict, "{stats:?}");
+    let plan = rationales::plan(&store, &model_id, &options).unwrap();
+    assert!(plan.tasks.is_empty());
+    assert_eq!(plan.already_done, 6);
+}
+
+#[test]
+fn argus_rationales_runs_headless_and_stats_count_verdicts() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = demo_db(dir.path(), 2);
+    let gguf = model(catalog::TEST_GENERATOR);
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "rationales",
+            "--db",
+            db.to_str().unwrap(),
+            "--perspectives",
+            "td,cs,fc",
+            "--model",
+            gguf.to_str().unwrap(),
+            "--max-tokens",
+            "16",
+            "--temperature",
+            "0",
+            "--device",
+            "cpu",
+        ];
+        args.extend_from_slice(extra);
+        let out = Command::new(env!("CARGO_BIN_EXE_argus")).args(&args).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let first = run(&["--limit", "1"]);
+    assert!(first.contains("wrote 3 rationales"), "{first}");
+    let second = run(&[]);
+    assert!(second.contains("wrote 3 rationales") && second.contains("3 already done"), "{second}");
+    let out = Command::new(env!("CARGO_BIN_EXE_argus"))
+        .args(["stats", "--db", db.to_str().unwrap(), "--json"])
+        .output()
+        .unwrap();
+    let stats: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(stats["rationales"], 6);
+    assert!(stats["rationales_with_verdict"].as_u64().is_some());
+    // An unknown perspective is a clear error.
+    let out = Command::new(env!("CARGO_BIN_EXE_argus"))
+        .args(["rationales", "--db", db.to_str().unwrap(), "--perspectives", "zz", "--model", gguf.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no perspective `zz`"));
+}
