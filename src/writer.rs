@@ -4,7 +4,7 @@
 //!
 //! This module knows nothing of egui; the studio runs [`generate`] as a named job and reads [`Live`] each frame.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
@@ -153,86 +153,98 @@ impl Live {
 }
 
 /// A model kept loaded between runs (loading a 1 GB GGUF takes seconds).
-#[derive(Default)]
-pub struct LoadedModel {
-    slot: Mutex<Option<(String, Vec<Box<dyn ChatModel>>, String)>>,
-}
-
-impl std::fmt::Debug for LoadedModel {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("LoadedModel")
-    }
-}
-
-/// Fetches (first use), loads (or reuses) the writer of `settings`, and writes rationales for `items` from
-/// `perspectives` into the database at `db`. Progress says what it is doing; cancel keeps what is written.
-pub fn generate(
-    db: &Path,
-    settings: &WriterSettings,
-    items: Vec<ItemId>,
-    perspectives: Vec<Perspective>,
-    live: &Live,
-    loaded: &LoadedModel,
-    progress: &dyn Progress,
-    wake: &dyn Fn(),
-) -> anyhow::Result<Summary> {
-    let key = settings.model_key();
-    let mut slot = loaded.slot.lock().map_err(|_| anyhow::anyhow!("the writer crashed earlier; restart Argus"))?;
-    if slot.as_ref().is_none_or(|(k, _, _)| *k != key) {
-        *slot = None;
-        let (backend, description) = resolve(settings, progress)?;
-        if progress.is_cancelled() {
-            anyhow::bail!("cancelled");
-        }
-        progress.set(0, 0, &format!("loading {description}"));
-        let models = rationales::open_models(&backend)?;
-        let description = match &backend {
-            Backend::Local { device: choice, .. } => {
-                let device = choice.open()?;
-                format!("{description} on {}", device::describe(&device))
-            }
-            Backend::OpenAi(s) => format!("{} at {} ({} at a time)", s.model, s.url, s.concurrency),
-        };
-        *slot = Some((key, models, description));
-    }
-    let (_, models, description) = slot.as_mut().expect("loaded above");
-    if let Ok(mut m) = live.model.lock() {
-        *m = Some(description.clone());
-    }
-    let store = Store::open(db)?;
-    let options =
-        RunOptions { perspectives, items: Some(items), params: settings.params.clone(), ..Default::default() };
-    let model_id = models[0].model_id();
-    let plan = rationales::plan(&store, &model_id, &options)?;
-    // The run takes the models; they come back afterwards so the next run reuses them.
-    let taken: Vec<Box<dyn ChatModel>> = std::mem::take(models);
-    let returned = Arc::new(Mutex::new(Vec::new()));
-    let result = run_keeping(&store, taken, plan, &options, progress, live, &returned, wake);
-    *models = std::mem::take(&mut *returned.lock().map_err(|_| anyhow::anyhow!("writer state poisoned"))?);
-    if models.is_empty() {
-        *slot = None;
-    }
-    Ok(result?)
-}
-
-/// Runs, then hands the models back through `returned`.
-fn run_keeping(
-    store: &Store,
+struct Loaded {
+    key: String,
     models: Vec<Box<dyn ChatModel>>,
-    plan: rationales::Plan,
-    options: &RunOptions,
-    progress: &dyn Progress,
-    live: &Live,
-    returned: &Arc<Mutex<Vec<Box<dyn ChatModel>>>>,
-    wake: &dyn Fn(),
-) -> Result<Summary, rationales::RunError> {
-    let wrapped: Vec<Box<dyn ChatModel>> =
-        models.into_iter().map(|m| Box::new(Returning { inner: Some(m), home: returned.clone() }) as _).collect();
-    rationales::run(store, wrapped, plan, options, progress, &mut |event| {
-        live.apply(event);
-        // Wake whoever draws `live` so streamed text appears at once.
-        wake();
-    })
+    description: String,
+}
+
+/// What to write.
+#[derive(Clone, Debug)]
+pub struct WriteRequest {
+    pub db: PathBuf,
+    pub settings: WriterSettings,
+    pub items: Vec<ItemId>,
+    pub perspectives: Vec<Perspective>,
+}
+
+/// The studio's writer: the live text of the current run and the model kept loaded between runs. Shared (in an
+/// `Arc`) between the studio and its background job.
+#[derive(Default)]
+pub struct Writer {
+    live: Live,
+    loaded: Mutex<Option<Loaded>>,
+}
+
+impl std::fmt::Debug for Writer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Writer").field("model", &self.live.model()).finish_non_exhaustive()
+    }
+}
+
+impl Writer {
+    pub fn live(&self) -> &Live {
+        &self.live
+    }
+
+    /// Fetches (first use), loads (or reuses) the writer of `request.settings`, and writes rationales for
+    /// `request.items` into the database. Progress says what it is doing; cancel keeps what is written; `wake` is
+    /// called on every streamed piece of text.
+    pub fn generate(
+        &self,
+        request: &WriteRequest,
+        progress: &dyn Progress,
+        wake: &dyn Fn(),
+    ) -> anyhow::Result<Summary> {
+        let settings = &request.settings;
+        let key = settings.model_key();
+        let mut slot = self.loaded.lock().map_err(|_| anyhow::anyhow!("the writer crashed earlier; restart Argus"))?;
+        if slot.as_ref().is_none_or(|l| l.key != key) {
+            *slot = None;
+            let (backend, description) = resolve(settings, progress)?;
+            if progress.is_cancelled() {
+                anyhow::bail!("cancelled");
+            }
+            progress.set(0, 0, &format!("loading {description}"));
+            let models = rationales::open_models(&backend)?;
+            let description = match &backend {
+                Backend::Local { device: choice, .. } => {
+                    let device = choice.open()?;
+                    format!("{description} on {}", device::describe(&device))
+                }
+                Backend::OpenAi(s) => format!("{} at {} ({} at a time)", s.model, s.url, s.concurrency),
+            };
+            *slot = Some(Loaded { key, models, description });
+        }
+        let loaded = slot.as_mut().expect("loaded above");
+        if let Ok(mut m) = self.live.model.lock() {
+            *m = Some(loaded.description.clone());
+        }
+        let store = Store::open(&request.db)?;
+        let options = RunOptions {
+            perspectives: request.perspectives.clone(),
+            items: Some(request.items.clone()),
+            params: settings.params.clone(),
+            ..Default::default()
+        };
+        let model_id = loaded.models[0].model_id();
+        let plan = rationales::plan(&store, &model_id, &options)?;
+        // The run takes the models; they come back when it drops them, so the next run reuses them.
+        let home = Arc::new(Mutex::new(Vec::new()));
+        let wrapped: Vec<Box<dyn ChatModel>> = std::mem::take(&mut loaded.models)
+            .into_iter()
+            .map(|m| Box::new(Returning { inner: Some(m), home: home.clone() }) as _)
+            .collect();
+        let result = rationales::run(&store, wrapped, plan, &options, progress, &mut |event| {
+            self.live.apply(event);
+            wake();
+        });
+        loaded.models = std::mem::take(&mut *home.lock().map_err(|_| anyhow::anyhow!("writer state poisoned"))?);
+        if loaded.models.is_empty() {
+            *slot = None;
+        }
+        Ok(result?)
+    }
 }
 
 /// A model that goes back to `home` when the run drops it.

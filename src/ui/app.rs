@@ -13,7 +13,7 @@ use crate::ingest::{self, ColumnMap, ImportOptions, LabelMap, export::ExportForm
 use crate::jobs::{Job, JobRegistry, Progress, Waker};
 use crate::store::{ImportSummary, Store};
 use crate::studio::{self, Command, Outcome, Workspace};
-use crate::writer::{Live, LoadedModel, WriterSettings};
+use crate::writer::{WriteRequest, Writer, WriterSettings};
 use std::sync::Arc;
 
 /// How the studio starts.
@@ -133,9 +133,8 @@ pub struct ArgusApp {
     export_job: Option<Job<String>>,
     writer_job: Option<Job<crate::rationales::Summary>>,
     fetch_job: Option<Job<String>>,
-    writer_live: Arc<Live>,
-    writer_loaded: Arc<LoadedModel>,
-    /// `writer_live.stored_count()` when the shown item was last reloaded.
+    writer: Arc<Writer>,
+    /// `writer.live().stored_count()` when the shown item was last reloaded.
     writer_seen: u64,
     commands: Vec<AppCommand>,
     notice: Option<Notice>,
@@ -170,8 +169,7 @@ impl ArgusApp {
             export_job: None,
             writer_job: None,
             fetch_job: None,
-            writer_live: Arc::new(Live::default()),
-            writer_loaded: Arc::new(LoadedModel::default()),
+            writer: Arc::new(Writer::default()),
             writer_seen: 0,
             commands: Vec::new(),
             notice: None,
@@ -234,7 +232,7 @@ impl ArgusApp {
 
     /// Live rationales of `item` in the current (or last) writer run.
     pub fn live_rationales(&self, item: ItemId) -> Vec<crate::writer::LiveRationale> {
-        self.writer_live.for_item(item)
+        self.writer.live().for_item(item)
     }
 
     /// True while the rationale writer runs.
@@ -244,7 +242,7 @@ impl ArgusApp {
 
     /// What the status bar says of the writer: model and device once loaded, else the settings.
     fn writer_status(&self) -> String {
-        match self.writer_live.model() {
+        match self.writer.live().model() {
             Some(model) => format!("writer: {model}"),
             None => {
                 let w = &self.settings.writer;
@@ -263,15 +261,13 @@ impl ArgusApp {
             return;
         }
         let perspectives: Vec<_> = ws.perspectives().iter().filter(|p| p.generated).cloned().collect();
-        let db = ws.db_path();
-        let settings = self.settings.writer.clone();
-        let (live, loaded) = (self.writer_live.clone(), self.writer_loaded.clone());
+        let count = items.len();
+        let request = WriteRequest { db: ws.db_path(), settings: self.settings.writer.clone(), items, perspectives };
+        let writer = self.writer.clone();
         let waker = self.waker();
         let wake = waker.clone();
-        let count = items.len();
-        let spawned = self.jobs.spawn(WRITER_JOB, waker, move |p: &crate::jobs::JobState| {
-            crate::writer::generate(&db, &settings, items, perspectives, &live, &loaded, p, &*wake)
-        });
+        let spawned =
+            self.jobs.spawn(WRITER_JOB, waker, move |p: &crate::jobs::JobState| writer.generate(&request, p, &*wake));
         match spawned {
             Ok(job) => {
                 self.writer_job = Some(job);
@@ -409,7 +405,7 @@ impl ArgusApp {
             }
         }
         // Rationales stored by the writer's own connection: reload the shown item.
-        let stored = self.writer_live.stored_count();
+        let stored = self.writer.live().stored_count();
         if stored != self.writer_seen {
             self.writer_seen = stored;
             self.commands.push(AppCommand::Studio(Command::Refresh));
@@ -836,7 +832,7 @@ impl ArgusApp {
                     self.commands.extend(judgement_bar::judgement_bar_ui(ui, ws, &mut panels.bar, paused));
                 });
                 let writer = item_view::WriterView {
-                    live: ws.selected_id().map(|id| self.writer_live.for_item(id)).unwrap_or_default(),
+                    live: ws.selected_id().map(|id| self.writer.live().for_item(id)).unwrap_or_default(),
                     running: self.jobs.is_running(WRITER_JOB),
                 };
                 egui::CentralPanel::default().show(ui, |ui| {

@@ -57,6 +57,8 @@ fn rationales_are_stored_with_prompt_model_and_verdict_and_a_cancelled_run_resum
     let model_id = models[0].model_id();
     let plan = rationales::plan(&store, &model_id, &options).unwrap();
     assert_eq!(plan.tasks.len(), 6);
+    // The demo items come with PolitiFact's human justifications (rationales without a verdict).
+    let before = store.stats().unwrap();
 
     // Cancel as soon as the first rationale is stored, while the second is being written.
     let cancel = Cancel(AtomicBool::new(false));
@@ -71,7 +73,7 @@ fn rationales_are_stored_with_prompt_model_and_verdict_and_a_cancelled_run_resum
     assert_eq!(summary.written, 1, "{summary:?}");
     let first_with_verdict = summary.with_verdict;
     assert!(tokens > 0, "tokens were streamed");
-    assert_eq!(store.stats().unwrap().rationales, 1);
+    assert_eq!(store.stats().unwrap().rationales, before.rationales + 1);
 
     // The stored rationale carries the exact prompt and the model.
     let first_item = store.item_ids().unwrap()[0];
@@ -89,8 +91,12 @@ fn rationales_are_stored_with_prompt_model_and_verdict_and_a_cancelled_run_resum
     let summary = rationales::run(&store, models, plan, &options, &argus::jobs::NoProgress, &mut |_| {}).unwrap();
     assert_eq!(summary.written, 5);
     let stats = store.stats().unwrap();
-    assert_eq!(stats.rationales, 6);
-    assert_eq!(stats.rationales_with_verdict as usize, first_with_verdict + summary.with_verdict, "{stats:?}");
+    assert_eq!(stats.rationales, before.rationales + 6);
+    assert_eq!(
+        stats.rationales_with_verdict as usize,
+        before.rationales_with_verdict as usize + first_with_verdict + summary.with_verdict,
+        "{stats:?}"
+    );
     let plan = rationales::plan(&store, &model_id, &options).unwrap();
     assert!(plan.tasks.is_empty());
     assert_eq!(plan.already_done, 6);
@@ -122,17 +128,22 @@ fn argus_rationales_runs_headless_and_stats_count_verdicts() {
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
+    let stats = || -> serde_json::Value {
+        let out = Command::new(env!("CARGO_BIN_EXE_argus"))
+            .args(["stats", "--db", db.to_str().unwrap(), "--json"])
+            .output()
+            .unwrap();
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let before = stats()["rationales"].as_u64().unwrap();
     let first = run(&["--limit", "1"]);
     assert!(first.contains("wrote 3 rationales"), "{first}");
     let second = run(&[]);
     assert!(second.contains("wrote 3 rationales") && second.contains("3 already done"), "{second}");
-    let out = Command::new(env!("CARGO_BIN_EXE_argus"))
-        .args(["stats", "--db", db.to_str().unwrap(), "--json"])
-        .output()
-        .unwrap();
-    let stats: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(stats["rationales"], 6);
-    assert!(stats["rationales_with_verdict"].as_u64().is_some());
+    let after = stats();
+    assert_eq!(after["rationales"].as_u64().unwrap(), before + 6);
+    // SmolLM2 answers the verdict question with a parseable word most of the time; the count is there either way.
+    assert!(after["rationales_with_verdict"].as_u64().unwrap() <= 6);
     // An unknown perspective is a clear error.
     let out = Command::new(env!("CARGO_BIN_EXE_argus"))
         .args(["rationales", "--db", db.to_str().unwrap(), "--perspectives", "zz", "--model", gguf.to_str().unwrap()])

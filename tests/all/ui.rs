@@ -319,3 +319,80 @@ fn cancelling_an_import_imports_nothing_and_says_so() {
     assert_eq!(s.harness.state().notice().unwrap().text, "Import cancelled; nothing was imported.");
     assert_eq!(Store::open(&s.db).unwrap().stats().unwrap().items, 300);
 }
+
+/// The demo studio with the rationale writer set to `model` (a GGUF path), short greedy rationales.
+fn studio_with_writer(model: &Path) -> Studio {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("demo.sqlite");
+    let mut settings = argus::config::Settings::default();
+    settings.writer.local_model = model.display().to_string();
+    settings.writer.params = argus::models::GenerationParams::greedy(24);
+    settings.save_to(&dir.path().join("settings.json")).unwrap();
+    let opts = options(dir.path(), &db, Some("ada"));
+    let mut harness = studio_window(opts);
+    step_until(&mut harness, "the demo to open", |app| app.workspace().is_some());
+    Studio { _dir: dir, db, harness }
+}
+
+/// Like `step_until`, with a longer limit for model work.
+fn step_until_slow(harness: &mut Harness<'static, ArgusApp>, what: &str, done: impl Fn(&ArgusApp) -> bool) {
+    let start = Instant::now();
+    while !done(harness.state()) {
+        assert!(start.elapsed() < Duration::from_secs(300), "timed out waiting for {what}");
+        harness.step();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    harness.step();
+}
+
+#[test]
+fn the_writer_streams_three_perspectives_with_verdicts_into_the_item_view() {
+    let gguf = super::models::model(argus::models::catalog::TEST_GENERATOR);
+    let mut s = studio_with_writer(&gguf);
+    let item = s.harness.state().workspace().unwrap().selected_id().unwrap();
+    let generated = |db: &Path| {
+        let store = Store::open(db).unwrap();
+        store.rationales(item).unwrap().into_iter().filter(|r| r.model.is_some()).count()
+    };
+    assert_eq!(generated(&s.db), 0);
+    s.harness.get_by_label("Write rationales").click();
+    s.harness.step();
+    // Text streams in before the first rationale is stored.
+    step_until_slow(&mut s.harness, "streamed text", |app| {
+        app.live_rationales(item).iter().any(|r| !r.text.is_empty())
+    });
+    assert!(s.harness.query_by_label("Stop writing").is_some());
+    step_until_slow(&mut s.harness, "the writer to finish", |app| !app.is_writing());
+    s.harness.step();
+    assert_eq!(generated(&s.db), 3, "td, cs and fc");
+    let notice = s.harness.state().notice().unwrap().text.clone();
+    assert!(notice.starts_with("Wrote 3 rationale(s)"), "{notice}");
+    // The stored rationales show in the view, with the model that wrote them; the status bar names the device.
+    assert_eq!(s.harness.query_all_by_label_contains("· local:SmolLM2-135M-Instruct").count(), 3);
+    assert!(s.harness.query_by_label_contains("on CPU").is_some());
+    // W writes again: nothing to do, every rationale is already there from the same model and prompt.
+    s.harness.key_press(Key::W);
+    s.harness.step();
+    step_until_slow(&mut s.harness, "the second run", |app| !app.is_writing());
+    s.harness.step();
+    let notice = s.harness.state().notice().unwrap().text.clone();
+    assert!(notice.contains("Wrote 0 rationale(s)") && notice.contains("3 were already there"), "{notice}");
+}
+
+#[test]
+fn a_broken_model_is_reported_and_the_studio_stays_usable() {
+    let dir = tempfile::tempdir().unwrap();
+    let broken = dir.path().join("broken.gguf");
+    let bytes = std::fs::read(super::models::model(argus::models::catalog::TEST_GENERATOR)).unwrap();
+    std::fs::write(&broken, &bytes[..5_000_000]).unwrap();
+    let mut s = studio_with_writer(&broken);
+    s.harness.get_by_label("Write rationales").click();
+    s.harness.step();
+    step_until_slow(&mut s.harness, "the writer to fail", |app| app.notice().is_some_and(|n| n.is_error));
+    let notice = s.harness.state().notice().unwrap().text.clone();
+    assert!(notice.contains("broken.gguf") && notice.contains("truncated"), "{notice}");
+    // Judging still works.
+    s.harness.key_press(Key::F);
+    s.harness.step();
+    assert_eq!(my_verdicts(&s.db), vec![(1, Verdict::Fake)]);
+}
