@@ -4,6 +4,7 @@
 //!
 //! This module knows nothing of the UI.
 
+pub mod device;
 pub mod models;
 
 use std::fmt;

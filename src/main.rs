@@ -209,6 +209,30 @@ enum BenchCmd {
         #[arg(long)]
         no_peer: bool,
     },
+    /// CPU against a GPU (`--device cuda`): encoder outputs and greedy tokens compared, both timed, on the real
+    /// architectures with seeded random weights (for lent GPU machines that cannot hold real weights).
+    #[command(hide = true)]
+    DeviceCheck {
+        /// Folder with the encoder's config.json and tokenizer.json.
+        #[arg(long)]
+        encoder_files: PathBuf,
+        /// Skeleton GGUF (metadata and tensor shapes) written by `argus bench skeleton`.
+        #[arg(long)]
+        skeleton: PathBuf,
+        /// Scratch folder for the random-weight models.
+        #[arg(long)]
+        work: PathBuf,
+        #[arg(long, default_value_t = 32)]
+        greedy: usize,
+    },
+    /// Writes a weightless skeleton of a GGUF (metadata, tokenizer, tensor shapes) for `bench device-check`.
+    #[command(hide = true)]
+    Skeleton {
+        #[arg(long)]
+        from: PathBuf,
+        #[arg(long)]
+        to: PathBuf,
+    },
     /// Prompt-processing and generation tokens/s of a GGUF beside llama.cpp on the same tokens and threads.
     Generate {
         /// GGUF file, or a catalog name.
@@ -336,6 +360,18 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 "{}",
                 argus::bench::models::encoder(&dir, cli.device.unwrap_or_default(), batch, length, reps, !no_peer)?
             );
+        }
+        Some(Cmd::Bench { what: BenchCmd::DeviceCheck { encoder_files, skeleton, work, greedy } }) => {
+            let device = cli.device.unwrap_or(argus::models::DeviceChoice::Cuda(0));
+            let report = argus::bench::device::device_check(device, &encoder_files, &skeleton, &work, greedy)?;
+            print!("{report}");
+            if !report.passed() {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        Some(Cmd::Bench { what: BenchCmd::Skeleton { from, to } }) => {
+            argus::bench::device::write_skeleton(&from, &to)?;
+            println!("wrote {}", to.display());
         }
         Some(Cmd::Bench { what: BenchCmd::Generate { model, prompt_tokens, generate, reps, no_peer } }) => {
             let path = model_path(&model)?;

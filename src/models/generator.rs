@@ -363,6 +363,14 @@ impl Generator {
 }
 
 impl Generator {
+    /// The logits after processing `prompt` in one batch (for comparing devices).
+    pub fn prompt_logits(&mut self, prompt: &[u32]) -> Result<Vec<f32>> {
+        let ctx = || ModelError::candle(format!("running {}", self.path.display()));
+        let input = Tensor::new(prompt, &self.device).and_then(|t| t.unsqueeze(0)).map_err(ctx())?;
+        let logits = self.weights.forward(&input, 0).map_err(ctx())?;
+        logits.flatten_all().and_then(|l| l.to_dtype(candle_core::DType::F32)).and_then(|l| l.to_vec1()).map_err(ctx())
+    }
+
     /// For benchmarks: seconds to process `prompt` in one batch, seconds to then generate `n` tokens greedily one
     /// at a time (not stopping at the end of the turn), and the tokens.
     pub fn time_greedy(&mut self, prompt: &[u32], n: usize) -> Result<(f64, f64, Vec<u32>)> {
