@@ -315,7 +315,14 @@ fn write_one(
     let rationale = match model.chat(&messages, &options.params, &mut on_token) {
         Ok(c) if c.stop == StopReason::Cancelled => return Outcome::Cancelled,
         Ok(c) if c.text.trim().is_empty() => {
-            return Outcome::Failed { task, error: "the model wrote an empty rationale".into() };
+            let mut error = "the model wrote an empty rationale".to_owned();
+            if model.model_id().starts_with("openai:") {
+                error.push_str(
+                    " (a server that cuts a streamed answer short when another request arrives does this, as \
+                     llama-cpp-python's does unless started with --interrupt_requests False: lower the concurrency)",
+                );
+            }
+            return Outcome::Failed { task, error };
         }
         Ok(c) => c,
         Err(ModelError::Cancelled) => return Outcome::Cancelled,

@@ -457,6 +457,8 @@ fn real_llama_cpp_python_server() {
         .args(["-m", "llama_cpp.server", "--model"])
         .arg(&model_path)
         .args(["--host", "127.0.0.1", "--port", &port.to_string(), "--n_ctx", "2048", "--chat_format", "chatml"])
+        // By default the server cuts a streamed answer short when the next request arrives; with this it queues them.
+        .args(["--interrupt_requests", "False"])
         .stdin(Stdio::null())
         .stdout(log_file.try_clone().unwrap())
         .stderr(log_file)
@@ -508,4 +510,36 @@ fn real_llama_cpp_python_server() {
     assert!(completion.completion_tokens > 0 && completion.completion_tokens <= 24, "{completion:?}");
     assert!(matches!(completion.stop, StopReason::EndOfTurn | StopReason::Length));
     assert!(model.model_id().starts_with("openai:") && model.model_id().ends_with(&format!("@127.0.0.1:{port}")));
+
+    // The same rationale job as the local writer, headless, through the server: three perspectives for two items,
+    // two requests at a time, each with its verdict; a second run finds everything done.
+    let db = dir.path().join("served.sqlite");
+    {
+        let mut store = argus::store::Store::open(&db).unwrap();
+        let parsed = argus::ingest::read_demo_sample().unwrap();
+        store.import(&[(parsed.dataset, parsed.items.into_iter().take(2).collect())], &mut |_| {}, &|| false).unwrap();
+    }
+    let url = format!("http://127.0.0.1:{port}/v1");
+    let run = || {
+        let out = Command::new(env!("CARGO_BIN_EXE_argus"))
+            .args(["rationales", "--db", db.to_str().unwrap(), "--perspectives", "td,cs,fc", "--backend", "openai"])
+            .args(["--url", &url, "--model", &models[0], "--max-tokens", "16", "--temperature", "0"])
+            .args(["--concurrency", "2"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}\n{}", String::from_utf8_lossy(&out.stderr), server.log_tail());
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let first = run();
+    assert!(first.contains("wrote 6 rationales"), "{first}");
+    let second = run();
+    assert!(second.contains("wrote 0 rationales") && second.contains("6 already done"), "{second}");
+    let store = argus::store::Store::open(&db).unwrap();
+    let served: i64 = store
+        .connection()
+        .query_row("SELECT COUNT(*) FROM rationales WHERE model LIKE 'openai:%' AND prompt LIKE '%<<<NEWS%'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(served, 6);
 }
