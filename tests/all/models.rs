@@ -329,3 +329,20 @@ fn sentencepiece_tokenizer_from_gemma3_metadata_matches_llama_cpp_and_the_model_
     let out = generator.chat(&user("Hello"), &GenerationParams::greedy(8), &mut |_| ControlFlow::Continue(())).unwrap();
     assert!(out.completion_tokens > 0);
 }
+
+#[test]
+fn qwen2_tokenizer_from_gguf_metadata_matches_llama_cpp() {
+    // The demo writer's vocabulary without its weights (`argus bench skeleton` of qwen2.5-coder-1.5b, 6 MB), and
+    // llama.cpp's tokenisation of the same texts with the full model (tests/data/qwen2_tokens.json).
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/qwen2.5-coder-1.5b.skeleton.gguf");
+    let (content, info) = argus::models::generator::inspect(&path).unwrap();
+    assert_eq!(info.architecture, "qwen2");
+    let tokenizer = argus::models::gguf_tokenizer::from_gguf(&content, &path).unwrap();
+    let reference = reference("qwen2_tokens.json");
+    for case in reference["cases"].as_array().unwrap() {
+        let text = case["text"].as_str().unwrap();
+        let expected: Vec<u32> = case["ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
+        assert_eq!(tokenizer.encode(text, false).unwrap().get_ids(), expected.as_slice(), "tokens of {text:?}");
+        assert_eq!(tokenizer.decode(&expected, false).unwrap(), text);
+    }
+}
