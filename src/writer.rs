@@ -286,7 +286,7 @@ fn resolve(settings: &WriterSettings, progress: &dyn Progress) -> anyhow::Result
             let gguf = match catalog::find(&settings.local_model) {
                 Some(entry) => {
                     let dir = crate::models::models_dir();
-                    if crate::models::fetch::status(entry, &dir) != crate::models::fetch::ModelStatus::Present {
+                    if crate::models::fetch::quick_status(entry, &dir) != crate::models::fetch::ModelStatus::Present {
                         progress.set(0, 0, &format!("fetching {} ({} MiB), first use", entry.name, entry.size_mib));
                     }
                     crate::models::fetch::fetch(entry, &dir, progress)?

@@ -100,14 +100,26 @@ fn open_cuda(ordinal: usize) -> Result<Device> {
             reason: "this build of Argus has no CUDA support (build with `--features cuda`)".into(),
         });
     }
-    // cudarc may panic rather than return an error when the driver is missing: turn either into a message.
-    match std::panic::catch_unwind(|| Device::new_cuda(ordinal)) {
+    // cudarc may panic rather than return an error (no driver, no such GPU): turn either into a message, without
+    // the panic's backtrace on the terminal.
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let opened = std::panic::catch_unwind(|| Device::new_cuda(ordinal));
+    std::panic::set_hook(hook);
+    match opened {
         Ok(Ok(device)) => Ok(device),
         Ok(Err(e)) => Err(ModelError::Device { device: format!("cuda:{ordinal}"), reason: e.to_string() }),
-        Err(_) => Err(ModelError::Device {
-            device: format!("cuda:{ordinal}"),
-            reason: "the CUDA driver could not be loaded (no NVIDIA GPU or driver here?)".into(),
-        }),
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            Err(ModelError::Device {
+                device: format!("cuda:{ordinal}"),
+                reason: format!("no such CUDA device, or the driver could not be loaded ({what})"),
+            })
+        }
     }
 }
 

@@ -210,6 +210,18 @@ fn recorded(entry: &CatalogEntry, root: &Path) -> Recorded {
     if unchanged { Recorded::Wrong } else { Recorded::Unknown }
 }
 
+/// Like [`status`] but never hashes: `Present` only when the model's verification marker matches (cheap enough for
+/// a UI frame); an unverified model reads as `Incomplete` until a fetch checks it.
+pub fn quick_status(entry: &CatalogEntry, models_dir: &Path) -> ModelStatus {
+    if fs::symlink_metadata(entry.location(models_dir)).is_err() {
+        return ModelStatus::Missing;
+    }
+    match recorded(entry, models_dir) {
+        Recorded::Verified => ModelStatus::Present,
+        _ => ModelStatus::Incomplete,
+    }
+}
+
 /// Whether `entry` is in `models_dir`: cheap when its marker is valid. Files without a (valid) marker, such as
 /// files put there by hand, are hashed once here and the marker is written, so the next call is cheap again.
 pub fn status(entry: &CatalogEntry, models_dir: &Path) -> ModelStatus {

@@ -27,7 +27,7 @@ pub fn writer_settings_window(ctx: &egui::Context, open: &mut bool, draft: &mut 
                     ui,
                     |ui| {
                         for entry in CATALOG.iter().filter(|e| e.kind == ModelKind::Generator) {
-                            let here = fetch::status(entry, &models_dir) == fetch::ModelStatus::Present;
+                            let here = fetch::quick_status(entry, &models_dir) == fetch::ModelStatus::Present;
                             let text = format!(
                                 "{} ({} MiB{})",
                                 entry.name,
