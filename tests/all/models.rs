@@ -128,11 +128,19 @@ fn greedy_generation_matches_llama_cpp_and_streams_the_same_text() {
     let prompt: Vec<u32> = reference["prompt"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
     let expected: Vec<u32> =
         reference["greedy"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
-    let mut generator = smollm();
-    let (_, _, tokens) = generator.time_greedy(&prompt, expected.len()).unwrap();
+    // On the file's own Q4_1 weights (no requantisation), as llama.cpp runs them.
+    let options = GeneratorOptions { requantize: false, ..Default::default() };
+    let mut exact = Generator::load(&model(catalog::TEST_GENERATOR), &Device::Cpu, &options).unwrap();
+    let (_, _, tokens) = exact.time_greedy(&prompt, expected.len()).unwrap();
     let same = tokens.iter().zip(&expected).take_while(|(a, b)| a == b).count();
-    // Requantising Q4_1 to Q8_0 changes the weights slightly: the first tokens must agree.
-    assert!(same >= 12, "only {same} greedy tokens agree: ours {tokens:?}, llama.cpp {expected:?}");
+    eprintln!("greedy tokens identical to llama.cpp's: {same} of {}", expected.len());
+    // Different kernels sum in a different order; a near-tie late in the answer may go either way.
+    assert!(same >= 20, "only {same} greedy tokens agree: ours {tokens:?}, llama.cpp {expected:?}");
+    // Requantised to Q8_0 (the default on the CPU) the weights change slightly: the answer starts the same.
+    let mut generator = smollm();
+    let (_, _, requantized) = generator.time_greedy(&prompt, expected.len()).unwrap();
+    let same = requantized.iter().zip(&expected).take_while(|(a, b)| a == b).count();
+    assert!(same >= 6, "only {same} greedy tokens agree after requantisation: {requantized:?} vs {expected:?}");
 
     let mut streamed = String::new();
     let completion = generator
