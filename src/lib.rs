@@ -6,6 +6,7 @@
 pub mod bench;
 pub mod config;
 pub mod domain;
+pub mod encoding;
 pub mod ingest;
 pub mod jobs;
 pub mod models;

@@ -90,6 +90,18 @@ enum Cmd {
     /// Resumable: an item and perspective that already have a rationale from the same model and prompt are
     /// skipped, so a run stopped with Ctrl-C goes on where it stopped.
     Rationales(RationalesArgs),
+    /// Encode every news text and rationale of a database into the encoder cache beside it (for the guidance
+    /// model); resumable, nothing is encoded twice.
+    Encode {
+        #[arg(long)]
+        db: PathBuf,
+        /// Encoder: a catalog name (`argus models list`) or a folder.
+        #[arg(long, default_value = "minilm")]
+        model: String,
+        /// Tokens per text (truncated and padded; ARG uses 170).
+        #[arg(long, default_value_t = 170)]
+        max_len: usize,
+    },
     /// Measure speed: `argus bench store` (judgement commit latency, import rate, item-list frame time).
     Bench {
         #[command(subcommand)]
@@ -354,6 +366,24 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Some(Cmd::Rationales(args)) => rationales_command(args, cli.device.unwrap_or_default())?,
+        Some(Cmd::Encode { db, model, max_len }) => {
+            if !db.exists() {
+                anyhow::bail!("{}: no such database", db.display());
+            }
+            let bar = ProgressBar::new();
+            let s = argus::encoding::encode_database(&db, &model, cli.device.unwrap_or_default(), max_len, &bar)?;
+            bar.finish();
+            println!(
+                "{} texts: {} encoded now, {} already cached ({} on {}, {:.1} s) in {}",
+                s.texts,
+                s.stats.encoded,
+                s.stats.hits,
+                s.encoder,
+                s.device,
+                s.seconds,
+                s.cache.display()
+            );
+        }
         Some(Cmd::Bench { what: BenchCmd::Encoder { model, batch, length, reps, no_peer } }) => {
             let dir = model_path(&model)?;
             print!(

@@ -12,6 +12,7 @@ use sha2::{Digest, Sha256};
 
 use super::encoder::{Encoded, Encoder};
 use super::{ModelError, Result};
+use crate::jobs::Progress;
 
 /// Which output is cached.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -167,6 +168,40 @@ impl EncoderCache {
         let mask = Tensor::from_vec(mask, (n, max_len), device).map_err(ModelError::candle("cache"))?;
         Ok((Encoded { hidden, mask }, stats))
     }
+}
+
+/// Encodes every text of `texts` not cached yet, a batch at a time, reporting progress and stopping between
+/// batches when cancelled (what is cached stays cached). Returns how many were already there and how many were
+/// encoded now.
+pub fn encode_all(
+    cache: &mut EncoderCache,
+    encoder: &Encoder,
+    stack: Stack,
+    texts: &[String],
+    progress: &dyn Progress,
+) -> Result<CacheStats> {
+    let started = std::time::Instant::now();
+    let mut total = CacheStats::default();
+    let batch = encoder.options().batch_size.max(1);
+    for (i, chunk) in texts.chunks(batch).enumerate() {
+        if progress.is_cancelled() {
+            return Err(ModelError::Cancelled);
+        }
+        let refs: Vec<&str> = chunk.iter().map(String::as_str).collect();
+        let (_, stats) = cache.encode(encoder, stack, &refs)?;
+        total.hits += stats.hits;
+        total.encoded += stats.encoded;
+        let done = (i * batch + chunk.len()) as u64;
+        let rate = total.encoded as f64 / started.elapsed().as_secs_f64().max(1e-9);
+        progress.set(done, texts.len() as u64, &format!("{done}/{} texts · {rate:.1} encoded/s", texts.len()));
+    }
+    Ok(total)
+}
+
+/// Where the encoder cache of the database `db` lives: beside it, `NAME.encoder-cache.sqlite`.
+pub fn cache_path_for(db: &Path) -> std::path::PathBuf {
+    let name = db.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "argus".into());
+    db.with_file_name(format!("{name}.encoder-cache.sqlite"))
 }
 
 fn to_host(t: &Tensor) -> Result<Vec<f32>> {

@@ -62,6 +62,8 @@ pub enum AppCommand {
     WriteRationales(Vec<ItemId>),
     /// Fetch the demo encoder and rationale writer in the background.
     FetchDemoModels,
+    /// Encode every text of the database into the encoder cache (for the guidance model), in the background.
+    EncodeItems,
     ToggleWriterSettings,
     SetWriterSettings(WriterSettings),
     CancelJob(String),
@@ -108,6 +110,8 @@ const IMPORT_JOB: &str = "import";
 pub const WRITER_JOB: &str = "rationale writer";
 /// Name of the model fetching job.
 pub const FETCH_JOB: &str = "fetch models";
+/// Name of the encoding job.
+pub const ENCODE_JOB: &str = "encoder";
 
 /// Per-panel UI state that is not part of the workspace.
 #[derive(Default)]
@@ -133,6 +137,7 @@ pub struct ArgusApp {
     export_job: Option<Job<String>>,
     writer_job: Option<Job<crate::rationales::Summary>>,
     fetch_job: Option<Job<String>>,
+    encode_job: Option<Job<crate::encoding::EncodingSummary>>,
     writer: Arc<Writer>,
     /// `writer.live().stored_count()` when the shown item was last reloaded.
     writer_seen: u64,
@@ -169,6 +174,7 @@ impl ArgusApp {
             export_job: None,
             writer_job: None,
             fetch_job: None,
+            encode_job: None,
             writer: Arc::new(Writer::default()),
             writer_seen: 0,
             commands: Vec::new(),
@@ -273,6 +279,20 @@ impl ArgusApp {
                 self.writer_job = Some(job);
                 self.notify(format!("Writing rationales for {count} item(s)…"));
             }
+            Err(err) => self.notify_error(err.to_string()),
+        }
+    }
+
+    fn start_encoding(&mut self) {
+        let Phase::Ready(ws) = &self.phase else { return };
+        let db = ws.db_path();
+        let device = self.settings.writer.device;
+        let waker = self.waker();
+        let spawned = self.jobs.spawn(ENCODE_JOB, waker, move |p: &crate::jobs::JobState| {
+            crate::encoding::encode_database(&db, crate::models::catalog::DEMO_ENCODER, device, 170, p)
+        });
+        match spawned {
+            Ok(job) => self.encode_job = Some(job),
             Err(err) => self.notify_error(err.to_string()),
         }
     }
@@ -393,6 +413,21 @@ impl ArgusApp {
                     ));
                 }
                 Err(err) => self.notify_error(format!("The rationale writer stopped: {err:#}")),
+            }
+        }
+        if let Some(job) = &mut self.encode_job
+            && let Some(result) = job.try_take()
+        {
+            self.encode_job = None;
+            match result {
+                Ok(s) => self.notify(format!(
+                    "Encoded {} texts ({} were cached already) with {} on {} in {:.1} s.",
+                    s.stats.encoded, s.stats.hits, s.encoder, s.device, s.seconds
+                )),
+                Err(err) if matches!(err.downcast_ref(), Some(crate::models::ModelError::Cancelled)) => {
+                    self.notify("Encoding stopped; what was encoded stays cached.");
+                }
+                Err(err) => self.notify_error(format!("Encoding failed: {err:#}")),
             }
         }
         if let Some(job) = &mut self.fetch_job
@@ -595,6 +630,7 @@ impl ArgusApp {
             AppCommand::TogglePerspectives => self.panels.show_perspectives = !self.panels.show_perspectives,
             AppCommand::WriteRationales(items) => self.start_writing(items),
             AppCommand::FetchDemoModels => self.start_fetch(),
+            AppCommand::EncodeItems => self.start_encoding(),
             AppCommand::ToggleWriterSettings => {
                 self.panels.writer_settings = match self.panels.writer_settings {
                     Some(_) => None,
@@ -774,6 +810,19 @@ impl ArgusApp {
                     .clicked()
                 {
                     self.commands.push(AppCommand::FetchDemoModels);
+                    ui.close();
+                }
+                if ui
+                    .add_enabled(
+                        !self.jobs.is_running(ENCODE_JOB),
+                        egui::Button::new("Encode items for the guidance model"),
+                    )
+                    .on_hover_text(
+                        "every news text and rationale through the encoder's frozen layers, cached beside the database",
+                    )
+                    .clicked()
+                {
+                    self.commands.push(AppCommand::EncodeItems);
                     ui.close();
                 }
                 if ui.button("Writer settings…").clicked() {

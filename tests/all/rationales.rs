@@ -152,3 +152,25 @@ fn argus_rationales_runs_headless_and_stats_count_verdicts() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no perspective `zz`"));
 }
+
+#[test]
+fn argus_encode_fills_the_encoder_cache_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = demo_db(dir.path(), 5);
+    super::models::model(catalog::DEMO_ENCODER);
+    let run = || {
+        let out = Command::new(env!("CARGO_BIN_EXE_argus"))
+            .args(["encode", "--db", db.to_str().unwrap(), "--max-len", "64", "--device", "cpu"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    // Five claims and their five PolitiFact justifications.
+    let first = run();
+    assert!(first.starts_with("10 texts: 10 encoded now, 0 already cached"), "{first}");
+    let second = run();
+    assert!(second.starts_with("10 texts: 0 encoded now, 10 already cached"), "{second}");
+    let cache = argus::models::encoder_cache::cache_path_for(&db);
+    assert!(cache.exists(), "{}", cache.display());
+}

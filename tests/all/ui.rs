@@ -37,9 +37,18 @@ fn studio_window(opts: StudioOptions) -> Harness<'static, ArgusApp> {
 
 /// Steps the harness (in real time: loading runs on a job thread) until `done` holds.
 fn step_until(harness: &mut Harness<'static, ArgusApp>, what: &str, done: impl Fn(&ArgusApp) -> bool) {
+    step_within(harness, what, Duration::from_secs(60), done);
+}
+
+fn step_within(
+    harness: &mut Harness<'static, ArgusApp>,
+    what: &str,
+    limit: Duration,
+    done: impl Fn(&ArgusApp) -> bool,
+) {
     let start = Instant::now();
     while !done(harness.state()) {
-        assert!(start.elapsed() < Duration::from_secs(60), "timed out waiting for {what}");
+        assert!(start.elapsed() < limit, "timed out waiting for {what}");
         harness.step();
         std::thread::sleep(Duration::from_millis(5));
     }
@@ -336,13 +345,7 @@ fn studio_with_writer(model: &Path) -> Studio {
 
 /// Like `step_until`, with a longer limit for model work.
 fn step_until_slow(harness: &mut Harness<'static, ArgusApp>, what: &str, done: impl Fn(&ArgusApp) -> bool) {
-    let start = Instant::now();
-    while !done(harness.state()) {
-        assert!(start.elapsed() < Duration::from_secs(300), "timed out waiting for {what}");
-        harness.step();
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    harness.step();
+    step_within(harness, what, Duration::from_secs(300), done);
 }
 
 #[test]

@@ -1,0 +1,75 @@
+//! The encoding job: every item's news text and every rationale of a database through the encoder's frozen
+//! layers into the encoder cache beside the database, so that ARG's incremental retraining never encodes a text
+//! twice. Fetches the encoder on first use; progress and cancel between batches (what is cached stays cached).
+//!
+//! This module knows nothing of the UI.
+
+use std::path::{Path, PathBuf};
+
+use crate::jobs::Progress;
+use crate::models::encoder::{Encoder, EncoderOptions};
+use crate::models::encoder_cache::{self, CacheStats, EncoderCache, Stack};
+use crate::models::{DeviceChoice, catalog, fetch};
+use crate::store::Store;
+
+/// What an encoding run did.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EncodingSummary {
+    pub texts: usize,
+    pub stats: CacheStats,
+    pub cache: PathBuf,
+    pub encoder: String,
+    pub device: String,
+    pub seconds: f64,
+}
+
+/// The distinct texts of `db` an ARG model reads: news (title and text) and the latest rationales.
+pub fn texts_of(store: &Store) -> anyhow::Result<Vec<String>> {
+    let mut texts = Vec::new();
+    for id in store.item_ids()? {
+        let item = store.item(id)?;
+        texts.push(crate::rationales::news_text(item.title.as_deref().unwrap_or(""), &item.text));
+        texts.extend(store.rationales(id)?.into_iter().map(|r| r.text));
+    }
+    let mut seen = std::collections::HashSet::new();
+    texts.retain(|t| seen.insert(t.clone()));
+    Ok(texts)
+}
+
+/// Encodes the texts of the database at `db` with `encoder` (a catalog name or a folder) into its cache.
+pub fn encode_database(
+    db: &Path,
+    encoder: &str,
+    device: DeviceChoice,
+    max_len: usize,
+    progress: &dyn Progress,
+) -> anyhow::Result<EncodingSummary> {
+    let dir = match catalog::find(encoder) {
+        Some(entry) => {
+            if fetch::quick_status(entry, &crate::models::models_dir()) != fetch::ModelStatus::Present {
+                progress.set(0, 0, &format!("fetching {} ({} MiB), first use", entry.name, entry.size_mib));
+            }
+            fetch::fetch(entry, &crate::models::models_dir(), progress)?
+        }
+        None => PathBuf::from(encoder),
+    };
+    progress.set(0, 0, "loading the encoder");
+    let device = device.open()?;
+    let encoder = Encoder::load(&dir, &device, EncoderOptions { max_len, ..Default::default() })?;
+    let store = Store::open(db)?;
+    progress.set(0, 0, "reading texts");
+    let texts = texts_of(&store)?;
+    drop(store);
+    let cache_path = encoder_cache::cache_path_for(db);
+    let mut cache = EncoderCache::open(&cache_path)?;
+    let started = std::time::Instant::now();
+    let stats = encoder_cache::encode_all(&mut cache, &encoder, Stack::Frozen, &texts, progress)?;
+    Ok(EncodingSummary {
+        texts: texts.len(),
+        stats,
+        cache: cache_path,
+        encoder: encoder.id().to_owned(),
+        device: crate::models::device::describe(&device),
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
