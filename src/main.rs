@@ -248,7 +248,7 @@ enum BenchCmd {
     /// Prompt-processing and generation tokens/s of a GGUF beside llama.cpp on the same tokens and threads.
     Generate {
         /// GGUF file, or a catalog name.
-        #[arg(long, default_value = "smollm2-135m")]
+        #[arg(long, default_value = "qwen2.5-coder-1.5b")]
         model: String,
         #[arg(long, default_value_t = 128)]
         prompt_tokens: usize,
