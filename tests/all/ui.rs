@@ -399,3 +399,31 @@ fn a_broken_model_is_reported_and_the_studio_stays_usable() {
     s.harness.step();
     assert_eq!(my_verdicts(&s.db), vec![(1, Verdict::Fake)]);
 }
+
+#[test]
+fn writer_settings_switch_to_a_server_and_are_remembered() {
+    let mut s = demo_studio();
+    s.harness.state_mut().queue(argus::ui::AppCommand::ToggleWriterSettings);
+    s.harness.run_steps(3);
+    s.harness.get_by_label("OpenAI-compatible server").click();
+    s.harness.run_steps(2);
+    for (label, text) in [("Model name:", "qwen2.5-7b-instruct"), ("Server URL:", "0")] {
+        s.harness.get_by_label(label).focus();
+        s.harness.step();
+        s.harness.get_by_label(label).type_text(text);
+        s.harness.step();
+    }
+    s.harness.get_by_label("Save").click();
+    s.harness.run_steps(2);
+    let writer = s.harness.state().writer_settings().clone();
+    assert_eq!(writer.backend, argus::writer::WriterBackend::OpenAi);
+    assert_eq!(writer.served_model, "qwen2.5-7b-instruct");
+    assert_eq!(writer.url, "http://127.0.0.1:8080/v10");
+    // Remembered in the settings file, and shown in the status bar.
+    let saved = argus::config::Settings::load_from(&s._dir.path().join("settings.json"));
+    assert_eq!(saved.writer, writer);
+    assert!(s.harness.query_by_label_contains("writer: qwen2.5-7b-instruct at http://127.0.0.1:8080/v10").is_some());
+    // The key itself is never stored: only the name of the variable that holds it.
+    let text = std::fs::read_to_string(s._dir.path().join("settings.json")).unwrap();
+    assert!(text.contains("OPENAI_API_KEY"));
+}
