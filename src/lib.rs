@@ -7,6 +7,7 @@ pub mod bench;
 pub mod config;
 pub mod domain;
 pub mod encoding;
+pub mod guidance;
 pub mod ingest;
 pub mod jobs;
 pub mod models;

@@ -54,7 +54,8 @@ pub struct Tokens {
     pub lengths: Vec<usize>,
 }
 
-struct Embeddings {
+/// BERT's embeddings (word + position + token type, then LayerNorm), token types all zero.
+pub struct Embeddings {
     word: Embedding,
     position: Embedding,
     token_type: Embedding,
@@ -62,7 +63,7 @@ struct Embeddings {
 }
 
 impl Embeddings {
-    fn load(vb: VarBuilder, c: &BertConfig) -> candle_core::Result<Self> {
+    pub fn load(vb: VarBuilder, c: &BertConfig) -> candle_core::Result<Self> {
         Ok(Self {
             word: embedding(c.vocab_size, c.hidden_size, vb.pp("word_embeddings"))?,
             position: embedding(c.max_position_embeddings, c.hidden_size, vb.pp("position_embeddings"))?,
@@ -71,7 +72,7 @@ impl Embeddings {
         })
     }
 
-    fn forward(&self, ids: &Tensor) -> candle_core::Result<Tensor> {
+    pub fn forward(&self, ids: &Tensor) -> candle_core::Result<Tensor> {
         let (_, len) = ids.dims2()?;
         let words = self.word.forward(ids)?;
         let positions = Tensor::arange(0u32, len as u32, ids.device())?;
@@ -264,6 +265,116 @@ impl Encoder {
     }
 }
 
+/// A whole BERT under one name prefix, split into its frozen part (candle-transformers' layers, fused kernels) and
+/// its top layers, written from differentiable operations so that they can be trained: what ARG's encoders are.
+pub struct BertStack {
+    pub embeddings: Embeddings,
+    pub frozen: BertEncoder,
+    pub top: Vec<TrainableBertLayer>,
+}
+
+impl BertStack {
+    /// Loads `{prefix}.embeddings.*` and `{prefix}.encoder.layer.*` from the root VarBuilder `root`.
+    pub fn load(root: VarBuilder, prefix: &str, config: &BertConfig, top: usize) -> candle_core::Result<Self> {
+        let n = config.num_hidden_layers;
+        if top > n {
+            candle_core::bail!("{top} top layers asked of a BERT with {n}");
+        }
+        let embeddings = Embeddings::load(root.pp(format!("{prefix}.embeddings")), config)?;
+        let mut frozen = BertEncoder::load(
+            root.pp(format!("{prefix}.encoder")),
+            &BertConfig { num_hidden_layers: n - top, ..config.clone() },
+        )?;
+        frozen.layers.truncate(n - top);
+        let top = (n - top..n)
+            .map(|i| TrainableBertLayer::load(root.pp(format!("{prefix}.encoder.layer.{i}")), config))
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        Ok(Self { embeddings, frozen, top })
+    }
+
+    /// Output of the frozen part for token ids and their mask (1 = token).
+    pub fn forward_frozen(&self, ids: &Tensor, mask: &Tensor) -> candle_core::Result<Tensor> {
+        self.frozen.forward(&self.embeddings.forward(ids)?, &extended_mask(mask)?)
+    }
+
+    /// The top layers on frozen outputs.
+    pub fn forward_top(&self, frozen: &Tensor, mask: &Tensor) -> candle_core::Result<Tensor> {
+        let mask = extended_mask(mask)?;
+        let mut x = frozen.clone();
+        for layer in &self.top {
+            x = layer.forward(&x, &mask)?;
+        }
+        Ok(x)
+    }
+
+    /// The last hidden states.
+    pub fn forward(&self, ids: &Tensor, mask: &Tensor) -> candle_core::Result<Tensor> {
+        self.forward_top(&self.forward_frozen(ids, mask)?, mask)
+    }
+}
+
+/// One BERT layer from differentiable operations (candle's fused LayerNorm kernel has no backward pass), same
+/// weights and names as candle-transformers' and Hugging Face's.
+pub struct TrainableBertLayer {
+    query: candle_nn::Linear,
+    key: candle_nn::Linear,
+    value: candle_nn::Linear,
+    attention_out: candle_nn::Linear,
+    attention_norm: (Tensor, Tensor),
+    intermediate: candle_nn::Linear,
+    output: candle_nn::Linear,
+    output_norm: (Tensor, Tensor),
+    heads: usize,
+    eps: f64,
+}
+
+impl TrainableBertLayer {
+    pub fn load(vb: VarBuilder, c: &BertConfig) -> candle_core::Result<Self> {
+        use candle_nn::linear;
+        let (h, i) = (c.hidden_size, c.intermediate_size);
+        let norm = |vb: VarBuilder| -> candle_core::Result<(Tensor, Tensor)> {
+            Ok((vb.get(h, "weight")?, vb.get(h, "bias")?))
+        };
+        Ok(Self {
+            query: linear(h, h, vb.pp("attention.self.query"))?,
+            key: linear(h, h, vb.pp("attention.self.key"))?,
+            value: linear(h, h, vb.pp("attention.self.value"))?,
+            attention_out: linear(h, h, vb.pp("attention.output.dense"))?,
+            attention_norm: norm(vb.pp("attention.output.LayerNorm"))?,
+            intermediate: linear(h, i, vb.pp("intermediate.dense"))?,
+            output: linear(i, h, vb.pp("output.dense"))?,
+            output_norm: norm(vb.pp("output.LayerNorm"))?,
+            heads: c.num_attention_heads,
+            eps: c.layer_norm_eps,
+        })
+    }
+
+    /// `x` (B, L, D), `mask` the additive mask (B, 1, 1, L).
+    pub fn forward(&self, x: &Tensor, mask: &Tensor) -> candle_core::Result<Tensor> {
+        let (b, l, d) = x.dims3()?;
+        let dh = d / self.heads;
+        let split = |t: Tensor| t.reshape((b, l, self.heads, dh))?.transpose(1, 2)?.contiguous();
+        let q = split(self.query.forward(x)?)?;
+        let k = split(self.key.forward(x)?)?;
+        let v = split(self.value.forward(x)?)?;
+        let scores = (q.matmul(&k.t()?.contiguous()?)? / (dh as f64).sqrt())?.broadcast_add(mask)?;
+        let probs = candle_nn::ops::softmax(&scores, D::Minus1)?;
+        let context = probs.matmul(&v)?.transpose(1, 2)?.contiguous()?.reshape((b, l, d))?;
+        let attended =
+            differentiable_layer_norm(&(self.attention_out.forward(&context)? + x)?, &self.attention_norm, self.eps)?;
+        let hidden = self.intermediate.forward(&attended)?.gelu_erf()?;
+        differentiable_layer_norm(&(self.output.forward(&hidden)? + &attended)?, &self.output_norm, self.eps)
+    }
+}
+
+/// LayerNorm over the last dimension from differentiable operations.
+fn differentiable_layer_norm(x: &Tensor, (weight, bias): &(Tensor, Tensor), eps: f64) -> candle_core::Result<Tensor> {
+    let mean = x.mean_keepdim(D::Minus1)?;
+    let centred = x.broadcast_sub(&mean)?;
+    let var = centred.sqr()?.mean_keepdim(D::Minus1)?;
+    centred.broadcast_div(&(var + eps)?.sqrt()?)?.broadcast_mul(weight)?.broadcast_add(bias)
+}
+
 /// The additive attention mask BERT expects: 0 for real tokens, a very negative number for padding.
 fn extended_mask(mask: &Tensor) -> candle_core::Result<Tensor> {
     let mask = mask.to_dtype(DType::F32)?.unsqueeze(1)?.unsqueeze(1)?;
@@ -271,7 +382,7 @@ fn extended_mask(mask: &Tensor) -> candle_core::Result<Tensor> {
 }
 
 /// Loads the encoder layers under `{path}.layer.*` of the root VarBuilder `root` as two stacks: `0..n-top`
-/// (frozen) and the last `top` (read through a renaming view, so candle-transformers' own layers are reused).
+/// (frozen) and the last `top`, both candle-transformers' own layers (its `BertEncoder` with its layer list cut).
 pub fn load_split_layers(
     root: VarBuilder,
     path: &str,
@@ -279,27 +390,11 @@ pub fn load_split_layers(
     top: usize,
 ) -> candle_core::Result<(BertEncoder, BertEncoder)> {
     let n = config.num_hidden_layers;
-    let frozen = BertEncoder::load(root.pp(path), &BertConfig { num_hidden_layers: n - top, ..config.clone() })?;
-    let offset = n - top;
-    let top_root = root.rename_f(move |name: &str| shift_layer_index(name, offset));
-    let top = BertEncoder::load(top_root.pp(path), &BertConfig { num_hidden_layers: top, ..config.clone() })?;
-    Ok((frozen, top))
-}
-
-/// `layer.{i}.rest` -> `layer.{i + offset}.rest`.
-fn shift_layer_index(name: &str, offset: usize) -> String {
-    if let Some(rest) = name.strip_prefix("layer.")
-        && let Some((index, tail)) = rest.split_once('.')
-        && let Ok(i) = index.parse::<usize>()
-    {
-        return format!("layer.{}.{tail}", i + offset);
-    }
-    // The prefix before `layer.` (e.g. `encoder.`) is applied by the VarBuilder after renaming.
-    if let Some(pos) = name.find(".layer.") {
-        let (head, rest) = name.split_at(pos + 1);
-        return format!("{head}{}", shift_layer_index(rest, offset));
-    }
-    name.to_owned()
+    let mut frozen = BertEncoder::load(root.pp(path), config)?;
+    let mut upper = BertEncoder::load(root.pp(path), config)?;
+    frozen.layers.truncate(n - top);
+    upper.layers.drain(..n - top);
+    Ok((frozen, upper))
 }
 
 fn read_config(path: &Path) -> Result<BertConfig> {
@@ -435,16 +530,4 @@ pub fn check_safetensors(path: &Path) -> Result<(String, u64)> {
         });
     };
     Ok((prefix, size))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn layer_names_shift() {
-        assert_eq!(shift_layer_index("layer.0.attention.self.query.weight", 5), "layer.5.attention.self.query.weight");
-        assert_eq!(shift_layer_index("encoder.layer.1.output.dense.bias", 11), "encoder.layer.12.output.dense.bias");
-        assert_eq!(shift_layer_index("embeddings.word_embeddings.weight", 3), "embeddings.word_embeddings.weight");
-    }
 }

@@ -3,6 +3,7 @@
 mod architecture;
 mod cli;
 mod durability;
+mod guidance;
 mod ingest;
 mod models;
 mod models_fetch;

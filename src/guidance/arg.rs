@@ -1,0 +1,351 @@
+//! ARG (adaptive rationale guidance, Hu et al., AAAI 2024) in candle, in candle's model shape: [`ArgConfig`],
+//! [`Arg::load`] from a `VarBuilder`, [`Arg::forward`], and [`Arg::loss`]. Generalised from the paper's two
+//! perspectives to N; N = 2 with the reference's tensor names reproduces the original (see
+//! `../shared/docs/ARG.md` and the golden test in `tests/all/guidance.rs`).
+//!
+//! Tensor names follow the reference state dict so its checkpoints load as they are: perspective `i` (0-based) uses
+//! the suffix `ftr_{i+2}` (`ftr_2` = textual description, `ftr_3` = commonsense).
+
+use candle_core::{D, DType, Module, ModuleT, Result, Tensor};
+use candle_nn::{BatchNorm, BatchNormConfig, Linear, VarBuilder, batch_norm, linear};
+use candle_transformers::models::bert::Config as BertConfig;
+
+use crate::models::encoder::BertStack;
+
+/// ARG's settings.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ArgConfig {
+    /// Number of perspectives (rationales per item).
+    pub perspectives: usize,
+    /// Width of the classifier's and the auxiliary heads' hidden layer (reference: 384).
+    pub mlp_dim: usize,
+    /// Width of the gate MLP's second layer (reference: 64).
+    pub gate_dim: usize,
+    /// beta_use: weight of the usefulness loss (English: 1.5).
+    pub beta_use: f64,
+    /// beta_judge: weight of the LLM-judgement loss (English: 1.0).
+    pub beta_judge: f64,
+    /// Encoder layers outside the frozen part (reference: the last one).
+    pub top_layers: usize,
+    /// Reproduce the reference's quirks: means over padded positions and an unmasked judgement pooling. Off, the
+    /// means and poolings skip padding.
+    pub paper_quirks: bool,
+}
+
+impl Default for ArgConfig {
+    fn default() -> Self {
+        Self {
+            perspectives: 2,
+            mlp_dim: 384,
+            gate_dim: 64,
+            beta_use: 1.5,
+            beta_judge: 1.0,
+            top_layers: 1,
+            paper_quirks: false,
+        }
+    }
+}
+
+/// Attention pooling: scores from a Linear(D->1), softmax over positions (padding set to -inf when a mask is
+/// given), weighted sum.
+struct MaskAttention {
+    score: Linear,
+}
+
+impl MaskAttention {
+    fn load(vb: VarBuilder, dim: usize) -> Result<Self> {
+        Ok(Self { score: linear(dim, 1, vb.pp("attention_layer"))? })
+    }
+
+    /// (B, L, D) -> (B, D).
+    fn forward(&self, x: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
+        let mut scores = self.score.forward(x)?.squeeze(D::Minus1)?;
+        if let Some(mask) = mask {
+            scores = mask_fill(&scores, mask)?;
+        }
+        let weights = candle_nn::ops::softmax(&scores, D::Minus1)?.unsqueeze(1)?;
+        weights.matmul(x)?.squeeze(1)
+    }
+}
+
+/// Sets positions where `mask` is 0 to -inf. `scores` (B, ..., L), `mask` (B, L) broadcast over the middle.
+fn mask_fill(scores: &Tensor, mask: &Tensor) -> Result<Tensor> {
+    let mut mask = mask.to_dtype(DType::F32)?;
+    while mask.rank() < scores.rank() {
+        mask = mask.unsqueeze(1)?;
+    }
+    let keep = mask.ne(0f32)?.broadcast_as(scores.shape())?;
+    let minus_inf = Tensor::full(f32::NEG_INFINITY, scores.shape(), scores.device())?;
+    keep.where_cond(scores, &minus_inf)
+}
+
+/// One-head cross-attention: Q from `query`, K and V from `kv`, keys where `kv_mask` is 0 masked, then a Linear.
+struct CrossAttention {
+    q: Linear,
+    k: Linear,
+    v: Linear,
+    out: Linear,
+    scale: f64,
+}
+
+impl CrossAttention {
+    fn load(vb: VarBuilder, dim: usize) -> Result<Self> {
+        let vb = vb.pp("attention");
+        Ok(Self {
+            q: linear(dim, dim, vb.pp("linear_layers.0"))?,
+            k: linear(dim, dim, vb.pp("linear_layers.1"))?,
+            v: linear(dim, dim, vb.pp("linear_layers.2"))?,
+            out: linear(dim, dim, vb.pp("output_linear"))?,
+            scale: 1.0 / (dim as f64).sqrt(),
+        })
+    }
+
+    /// (B, Lq, D) output.
+    fn forward(&self, kv: &Tensor, query: &Tensor, kv_mask: &Tensor) -> Result<Tensor> {
+        let q = self.q.forward(query)?;
+        let k = self.k.forward(kv)?;
+        let v = self.v.forward(kv)?;
+        let scores = (q.matmul(&k.transpose(1, 2)?.contiguous()?)? * self.scale)?;
+        let scores = mask_fill(&scores, kv_mask)?;
+        let probs = candle_nn::ops::softmax(&scores, D::Minus1)?;
+        self.out.forward(&probs.matmul(&v)?)
+    }
+}
+
+/// Linear -> ReLU -> Linear (the reference's `nn.Sequential` indices 0 and 2, or 0 and 3 with dropout between).
+struct TwoLayer {
+    first: Linear,
+    second: Linear,
+}
+
+impl TwoLayer {
+    fn load(vb: VarBuilder, input: usize, hidden: usize, output: usize, second: &str) -> Result<Self> {
+        Ok(Self { first: linear(input, hidden, vb.pp("0"))?, second: linear(hidden, output, vb.pp(second))? })
+    }
+
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.second.forward(&self.first.forward(x)?.relu()?)
+    }
+}
+
+/// The reweighting gate: Linear, BatchNorm, ReLU, (dropout), Linear, BatchNorm, ReLU, (dropout), Linear, sigmoid.
+struct Gate {
+    l0: Linear,
+    bn1: BatchNorm,
+    l4: Linear,
+    bn5: BatchNorm,
+    l8: Linear,
+}
+
+impl Gate {
+    fn load(vb: VarBuilder, dim: usize, hidden: usize, second: usize) -> Result<Self> {
+        let bn = BatchNormConfig { eps: 1e-5, ..Default::default() };
+        Ok(Self {
+            l0: linear(dim, hidden, vb.pp("0"))?,
+            bn1: batch_norm(hidden, bn, vb.pp("1"))?,
+            l4: linear(hidden, second, vb.pp("4"))?,
+            bn5: batch_norm(second, bn, vb.pp("5"))?,
+            l8: linear(second, 1, vb.pp("8"))?,
+        })
+    }
+
+    /// (B, D) -> (B, 1) in 0..1. BatchNorm in evaluation mode (running statistics).
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let h = self.bn1.forward_t(&self.l0.forward(x)?, false)?.relu()?;
+        let h = self.bn5.forward_t(&self.l4.forward(&h)?, false)?.relu()?;
+        candle_nn::ops::sigmoid(&self.l8.forward(&h)?)
+    }
+}
+
+/// The modules of one perspective.
+struct Perspective {
+    /// Query = rationale, key/value = news: f_{r->x}.
+    news_from_rationale: CrossAttention,
+    /// Query = news, key/value = rationale: f_{x->r}.
+    rationale_from_news: CrossAttention,
+    usefulness: TwoLayer,
+    judge_pool: MaskAttention,
+    judge: TwoLayer,
+    gate: Gate,
+}
+
+/// The encoded inputs of a batch: token-level states and masks (1 = token), from the BERTs or the cache.
+pub struct ArgInputs {
+    /// (B, L, D) news states.
+    pub news: Tensor,
+    /// (B, L) news mask.
+    pub news_mask: Tensor,
+    /// Per perspective: (B, L, D) rationale states and (B, L) mask.
+    pub rationales: Vec<(Tensor, Tensor)>,
+}
+
+/// Everything ARG computes for a batch.
+pub struct ArgOutput {
+    /// (B) P(fake).
+    pub p_fake: Tensor,
+    /// (B, N) trust in each rationale (w_r).
+    pub gates: Tensor,
+    /// (B, D) the fused feature (ARG-D's distillation target).
+    pub final_feature: Tensor,
+    /// (B, D) pooled news.
+    pub news_feature: Tensor,
+    /// Per perspective (B, D): gate * f_{r->x}.
+    pub rationale_features: Vec<Tensor>,
+    /// Per perspective (B): predicted usefulness (probability that the rationale's verdict is right).
+    pub usefulness: Vec<Tensor>,
+    /// Per perspective (B, 3): logits of the LLM's judgement (real, fake, other).
+    pub judgement_logits: Vec<Tensor>,
+    /// Per perspective (B, L, D): cross-attention outputs before the mean (for checks).
+    pub news_from_rationale: Vec<Tensor>,
+    pub rationale_from_news: Vec<Tensor>,
+}
+
+/// Targets of a batch.
+pub struct ArgTargets {
+    /// (B) 1 fake, 0 real, as f32.
+    pub label: Tensor,
+    /// Per perspective (B) 1 when the rationale's verdict is right, as f32 (r_acc).
+    pub useful: Vec<Tensor>,
+    /// Per perspective (B) the rationale's verdict, 0 real, 1 fake, 2 other, as u32 (r_pred).
+    pub judgement: Vec<Tensor>,
+}
+
+/// The loss and its parts.
+pub struct ArgLoss {
+    pub total: Tensor,
+    pub classify: Tensor,
+    pub usefulness: Tensor,
+    pub judgement: Tensor,
+}
+
+/// ARG's head (everything after the encoders) and its two encoders.
+pub struct Arg {
+    pub config: ArgConfig,
+    pub news_encoder: BertStack,
+    pub rationale_encoder: BertStack,
+    news_pool: MaskAttention,
+    aggregator: MaskAttention,
+    classifier: TwoLayer,
+    perspectives: Vec<Perspective>,
+}
+
+impl Arg {
+    /// Loads ARG under the reference's names from `vb` (root); `bert` is the encoders' config.
+    pub fn load(vb: VarBuilder, config: ArgConfig, bert: &BertConfig) -> Result<Self> {
+        let dim = bert.hidden_size;
+        let news_encoder = BertStack::load(vb.clone(), "bert_content", bert, config.top_layers)?;
+        let rationale_encoder = BertStack::load(vb.clone(), "bert_FTR", bert, config.top_layers)?;
+        let mut perspectives = Vec::with_capacity(config.perspectives);
+        for i in 0..config.perspectives {
+            let s = i + 2;
+            perspectives.push(Perspective {
+                news_from_rationale: CrossAttention::load(vb.pp(format!("cross_attention_content_{s}")), dim)?,
+                rationale_from_news: CrossAttention::load(vb.pp(format!("cross_attention_ftr_{s}")), dim)?,
+                usefulness: TwoLayer::load(vb.pp(format!("hard_mlp_ftr_{s}")), dim, config.mlp_dim, 1, "2")?,
+                judge_pool: MaskAttention::load(vb.pp(format!("simple_ftr_{s}_attention")), dim)?,
+                judge: TwoLayer::load(vb.pp(format!("simple_mlp_ftr_{s}")), dim, config.mlp_dim, 3, "2")?,
+                gate: Gate::load(vb.pp(format!("score_mapper_ftr_{s}")), dim, config.mlp_dim, config.gate_dim)?,
+            });
+        }
+        Ok(Self {
+            news_pool: MaskAttention::load(vb.pp("content_attention"), dim)?,
+            aggregator: MaskAttention::load(vb.pp("aggregator"), dim)?,
+            classifier: TwoLayer::load(vb.pp("mlp.mlp"), dim, config.mlp_dim, 1, "3")?,
+            news_encoder,
+            rationale_encoder,
+            perspectives,
+            config,
+        })
+    }
+
+    /// Encodes token ids (B, L) with masks through both BERTs.
+    pub fn encode(&self, news: (&Tensor, &Tensor), rationales: &[(&Tensor, &Tensor)]) -> Result<ArgInputs> {
+        let news_states = self.news_encoder.forward(news.0, news.1)?;
+        let rationales = rationales
+            .iter()
+            .map(|(ids, mask)| Ok((self.rationale_encoder.forward(ids, mask)?, (*mask).clone())))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(ArgInputs { news: news_states, news_mask: news.1.clone(), rationales })
+    }
+
+    /// Mean over positions: all of them (the reference) or only real tokens.
+    fn mean_over(&self, x: &Tensor, mask: &Tensor) -> Result<Tensor> {
+        if self.config.paper_quirks {
+            return x.mean(1);
+        }
+        let mask = mask.to_dtype(DType::F32)?.unsqueeze(D::Minus1)?;
+        let count = mask.sum(1)?.clamp(1.0, f64::MAX)?;
+        x.broadcast_mul(&mask)?.sum(1)?.broadcast_div(&count)
+    }
+
+    /// The head on encoded inputs.
+    pub fn forward(&self, inputs: &ArgInputs) -> Result<ArgOutput> {
+        if inputs.rationales.len() != self.perspectives.len() {
+            candle_core::bail!(
+                "ARG has {} perspectives, got {} rationales",
+                self.perspectives.len(),
+                inputs.rationales.len()
+            );
+        }
+        let news_feature = self.news_pool.forward(&inputs.news, Some(&inputs.news_mask))?;
+        let mut rows = vec![news_feature.clone()];
+        let mut out = ArgOutput {
+            p_fake: news_feature.clone(),
+            gates: news_feature.clone(),
+            final_feature: news_feature.clone(),
+            news_feature,
+            rationale_features: Vec::new(),
+            usefulness: Vec::new(),
+            judgement_logits: Vec::new(),
+            news_from_rationale: Vec::new(),
+            rationale_from_news: Vec::new(),
+        };
+        let mut gates = Vec::new();
+        for (p, (states, mask)) in self.perspectives.iter().zip(&inputs.rationales) {
+            // f_{r->x}: rationale tokens query the news; mean over the rationale's positions.
+            let nr = p.news_from_rationale.forward(&inputs.news, states, &inputs.news_mask)?;
+            let expert = self.mean_over(&nr, mask)?;
+            // f_{x->r}: news tokens query the rationale; mean over the news positions.
+            let rn = p.rationale_from_news.forward(states, &inputs.news, mask)?;
+            let m = self.mean_over(&rn, &inputs.news_mask)?;
+            out.usefulness.push(candle_nn::ops::sigmoid(&p.usefulness.forward(&m)?)?.squeeze(1)?);
+            let pool_mask = if self.config.paper_quirks { None } else { Some(mask) };
+            out.judgement_logits.push(p.judge.forward(&p.judge_pool.forward(states, pool_mask)?)?);
+            let gate = p.gate.forward(&m)?;
+            let feature = expert.broadcast_mul(&gate)?;
+            rows.push(feature.clone());
+            out.rationale_features.push(feature);
+            gates.push(gate);
+            out.news_from_rationale.push(nr);
+            out.rationale_from_news.push(rn);
+        }
+        out.gates = Tensor::cat(&gates, 1)?;
+        out.final_feature = self.aggregator.forward(&Tensor::stack(&rows, 1)?, None)?;
+        out.p_fake = candle_nn::ops::sigmoid(&self.classifier.forward(&out.final_feature)?)?.squeeze(1)?;
+        Ok(out)
+    }
+
+    /// BCE(P(fake), label) + beta_use * mean_r BCE(usefulness_r, r_acc) + beta_judge * mean_r CE(judge_r, r_pred).
+    pub fn loss(&self, out: &ArgOutput, targets: &ArgTargets) -> Result<ArgLoss> {
+        let classify = bce(&out.p_fake, &targets.label)?;
+        let n = self.perspectives.len().max(1) as f64;
+        let mut usefulness = Tensor::zeros((), DType::F32, out.p_fake.device())?;
+        let mut judgement = usefulness.clone();
+        for i in 0..self.perspectives.len() {
+            usefulness = (usefulness + bce(&out.usefulness[i], &targets.useful[i])?)?;
+            judgement = (judgement + candle_nn::loss::cross_entropy(&out.judgement_logits[i], &targets.judgement[i])?)?;
+        }
+        let usefulness = (usefulness / n)?;
+        let judgement = (judgement / n)?;
+        let total = ((&classify + (&usefulness * self.config.beta_use)?)? + (&judgement * self.config.beta_judge)?)?;
+        Ok(ArgLoss { total, classify, usefulness, judgement })
+    }
+}
+
+/// torch's `BCELoss`: mean over the batch, logs clamped at -100.
+pub fn bce(p: &Tensor, y: &Tensor) -> Result<Tensor> {
+    let log_p = p.log()?.clamp(-100f32, f32::MAX)?;
+    let log_q = p.affine(-1.0, 1.0)?.log()?.clamp(-100f32, f32::MAX)?;
+    let y_q = y.affine(-1.0, 1.0)?;
+    ((y * log_p)? + (y_q * log_q)?)?.mean_all()?.neg()
+}
