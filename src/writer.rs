@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::domain::{ItemId, Verdict};
 use crate::jobs::Progress;
 use crate::models::openai::OpenAiSettings;
-use crate::models::{ChatModel, DeviceChoice, GenerationParams, catalog, device};
+use crate::models::{ChatModel, DeviceChoice, GenerationParams, catalog};
 use crate::prompting::Perspective;
 use crate::rationales::{self, Backend, Event, RunOptions, Summary};
 use crate::store::Store;
@@ -207,12 +207,10 @@ impl Writer {
             }
             progress.set(0, 0, &format!("loading {description}"));
             let models = rationales::open_models(&backend)?;
-            let description = match &backend {
-                Backend::Local { device: choice, .. } => {
-                    let device = choice.open()?;
-                    format!("{description} on {}", device::describe(&device))
-                }
-                Backend::OpenAi(s) => format!("{} at {} ({} at a time)", s.model, s.url, s.concurrency),
+            let description = match (&backend, models.first().and_then(|m| m.device_name())) {
+                (Backend::OpenAi(s), _) => format!("{} at {} ({} at a time)", s.model, s.url, s.concurrency),
+                (_, Some(device)) => format!("{description} on {device}"),
+                (_, None) => description,
             };
             *slot = Some(Loaded { key, models, description });
         }
@@ -264,6 +262,10 @@ impl Drop for Returning {
 impl ChatModel for Returning {
     fn model_id(&self) -> String {
         self.inner.as_ref().map(|m| m.model_id()).unwrap_or_default()
+    }
+
+    fn device_name(&self) -> Option<String> {
+        self.inner.as_ref().and_then(|m| m.device_name())
     }
 
     fn chat(

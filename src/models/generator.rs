@@ -399,6 +399,10 @@ impl ChatModel for Generator {
         format!("local:{}", self.id)
     }
 
+    fn device_name(&self) -> Option<String> {
+        Some(super::device::describe(&self.device))
+    }
+
     fn chat(
         &mut self,
         messages: &[ChatMessage],

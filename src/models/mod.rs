@@ -129,6 +129,11 @@ pub trait ChatModel: Send {
     /// What is stored in a rationale's `model` column: stable for the same weights and backend.
     fn model_id(&self) -> String;
 
+    /// The device a local model runs on ("CPU (1 threads)", "CUDA GPU"); `None` for a server.
+    fn device_name(&self) -> Option<String> {
+        None
+    }
+
     /// Answers `messages`, calling `on_token` with each new piece of text as it is produced; `on_token` returning
     /// `Break` stops the generation (the text so far is returned with [`StopReason::Cancelled`]).
     fn chat(
