@@ -5,3 +5,4 @@
 //! This module knows nothing of the UI or of storage.
 
 pub mod arg;
+pub mod argd;

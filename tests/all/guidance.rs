@@ -120,3 +120,61 @@ fn the_masked_variant_ignores_what_is_behind_the_padding() {
     // ... the masked variant does not.
     assert!(max_diff(&run(false, &f2), &run(false, &f2_other)) < 1e-6);
 }
+
+fn golden_d(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/golden/argd-tiny").join(name)
+}
+
+#[test]
+fn argd_matches_the_reference_student_outputs_loss_and_gradients() {
+    use argus::guidance::argd::{ArgD, ArgdConfig};
+    let bert: candle_transformers::models::bert::Config =
+        serde_json::from_str(&std::fs::read_to_string(golden_d("tiny-bert-config.json")).unwrap()).unwrap();
+    let mut varmap = VarMap::new();
+    let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+    let teacher = ArgConfig { paper_quirks: true, ..Default::default() };
+    let argd = ArgD::load(vb, ArgdConfig { paper_quirks: true, ..Default::default() }, &bert, Some(teacher)).unwrap();
+    varmap.load(golden_d("weights.safetensors")).unwrap();
+    let inputs = candle_core::safetensors::load(golden_d("inputs.safetensors"), &Device::Cpu).unwrap();
+    let outputs = candle_core::safetensors::load(golden_d("outputs.safetensors"), &Device::Cpu).unwrap();
+    let ids = |k: &str| inputs[k].to_dtype(DType::U32).unwrap();
+    let (content, mask) = (ids("content"), inputs["content_masks"].clone());
+    let out = argd.forward(&content, &mask).unwrap();
+    let teacher = argd.teacher.as_ref().unwrap();
+    let (f2, f3) = (ids("FTR_2"), ids("FTR_3"));
+    let encoded =
+        teacher.encode((&content, &mask), &[(&f2, &inputs["FTR_2_masks"]), (&f3, &inputs["FTR_3_masks"])]).unwrap();
+    let t_feature = argd.teacher_feature(&encoded).unwrap();
+    let label = inputs["label"].to_dtype(DType::F32).unwrap();
+    let loss = argd.loss(&out, &label, &t_feature).unwrap();
+    for (name, ours) in [
+        ("inter.student_bert_hidden", &out.bert_states),
+        ("inter.student_block_out", &out.block_out),
+        ("s_final_feature", &out.feature),
+        ("classify_pred", &out.p_fake),
+        ("t_final_feature", &t_feature),
+        ("loss", &loss.total),
+        ("loss_classify", &loss.classify),
+        ("loss_kd", &loss.distill),
+    ] {
+        let d = max_diff(&ours.flatten_all().unwrap(), &outputs[name].flatten_all().unwrap());
+        assert!(d <= 1e-5, "{name} differs from the reference by {d}");
+    }
+    // Student gradients match; the teacher is detached here (the reference lets gradients into it, unused).
+    let grads = loss.total.backward().unwrap();
+    let vars = varmap.data().lock().unwrap();
+    let mut n = 0;
+    for (key, expected) in &outputs {
+        let Some(param) = key.strip_prefix("grad.") else { continue };
+        let var = &vars[param];
+        if param.starts_with("teacher.") {
+            assert!(grads.get(var.as_tensor()).is_none(), "the teacher must get no gradient: {param}");
+            continue;
+        }
+        let grad = grads.get(var.as_tensor()).unwrap_or_else(|| panic!("no gradient for {param}"));
+        let d = max_diff(grad, expected);
+        assert!(d <= 1e-4, "gradient of {param} differs from the reference by {d}");
+        n += 1;
+    }
+    assert_eq!(n, 8);
+}

@@ -1,0 +1,178 @@
+//! ARG-D, the rationale-free student: news BERT -> a transformer block that imitates ARG's rationale-aware feature
+//! -> attention pooling -> classifier. Trained with BCE(P(fake), label) + kd_weight * MSE(student feature, teacher
+//! feature), the teacher (an [`Arg`]) frozen, in evaluation mode and detached (the reference lets gradients flow
+//! into the teacher; they are never used there). Names follow the reference state dict (`bert.*`, `transformer.*`,
+//! `attention.*`, `mlp.mlp.*`, `teacher.*`).
+
+use candle_core::{D, DType, Module, Result, Tensor};
+use candle_nn::{Linear, VarBuilder, linear, linear_no_bias};
+use candle_transformers::models::bert::Config as BertConfig;
+
+use super::arg::{Arg, ArgConfig, ArgInputs, bce};
+use crate::models::encoder::BertStack;
+
+/// ARG-D's settings.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ArgdConfig {
+    /// Heads of the student's transformer block (reference: 4).
+    pub heads: usize,
+    /// The block's MLP width as a multiple of the hidden size (reference: 4).
+    pub mlp_ratio: usize,
+    pub mlp_dim: usize,
+    /// Weight of the distillation loss (English: 1, Chinese: 15).
+    pub kd_weight: f64,
+    pub top_layers: usize,
+    /// The reference's quirks: the block attends over padding and the pooling is unmasked.
+    pub paper_quirks: bool,
+}
+
+impl Default for ArgdConfig {
+    fn default() -> Self {
+        Self { heads: 4, mlp_ratio: 4, mlp_dim: 384, kd_weight: 1.0, top_layers: 1, paper_quirks: false }
+    }
+}
+
+/// timm's pre-norm transformer block (`Block`): x + attn(norm1(x)), then + mlp(norm2(x)); qkv without bias.
+struct Block {
+    norm1: candle_nn::LayerNorm,
+    qkv: Linear,
+    proj: Linear,
+    norm2: candle_nn::LayerNorm,
+    fc1: Linear,
+    fc2: Linear,
+    heads: usize,
+}
+
+impl Block {
+    fn load(vb: VarBuilder, dim: usize, heads: usize, mlp_ratio: usize) -> Result<Self> {
+        let norm = |vb: VarBuilder| -> Result<candle_nn::LayerNorm> {
+            Ok(candle_nn::LayerNorm::new(vb.get(dim, "weight")?, vb.get(dim, "bias")?, 1e-5))
+        };
+        Ok(Self {
+            norm1: norm(vb.pp("norm1"))?,
+            qkv: linear_no_bias(dim, 3 * dim, vb.pp("attn.qkv"))?,
+            proj: linear(dim, dim, vb.pp("attn.proj"))?,
+            norm2: norm(vb.pp("norm2"))?,
+            fc1: linear(dim, dim * mlp_ratio, vb.pp("mlp.fc1"))?,
+            fc2: linear(dim * mlp_ratio, dim, vb.pp("mlp.fc2"))?,
+            heads,
+        })
+    }
+
+    /// `mask` (B, L) masks attention keys when given.
+    fn forward(&self, x: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
+        let (b, l, d) = x.dims3()?;
+        let dh = d / self.heads;
+        let qkv = self.qkv.forward(&layer_norm(x, &self.norm1)?)?.reshape((b, l, 3, self.heads, dh))?;
+        let part = |i: usize| qkv.narrow(2, i, 1)?.squeeze(2)?.transpose(1, 2)?.contiguous();
+        let (q, k, v) = (part(0)?, part(1)?, part(2)?);
+        let mut scores = (q.matmul(&k.t()?.contiguous()?)? * (dh as f64).powf(-0.5))?;
+        if let Some(mask) = mask {
+            let keep = mask.to_dtype(DType::F32)?.unsqueeze(1)?.unsqueeze(1)?.ne(0f32)?.broadcast_as(scores.shape())?;
+            let minus_inf = Tensor::full(f32::NEG_INFINITY, scores.shape(), scores.device())?;
+            scores = keep.where_cond(&scores, &minus_inf)?;
+        }
+        let attn = candle_nn::ops::softmax(&scores, D::Minus1)?
+            .matmul(&v)?
+            .transpose(1, 2)?
+            .contiguous()?
+            .reshape((b, l, d))?;
+        let x = (x + self.proj.forward(&attn)?)?;
+        let h = self.fc2.forward(&self.fc1.forward(&layer_norm(&x, &self.norm2)?)?.gelu_erf()?)?;
+        x + h
+    }
+}
+
+/// LayerNorm from differentiable operations (candle's fused kernel has no backward pass).
+fn layer_norm(x: &Tensor, norm: &candle_nn::LayerNorm) -> Result<Tensor> {
+    let mean = x.mean_keepdim(D::Minus1)?;
+    let centred = x.broadcast_sub(&mean)?;
+    let var = centred.sqr()?.mean_keepdim(D::Minus1)?;
+    let eps = 1e-5;
+    let normed = centred.broadcast_div(&(var + eps)?.sqrt()?)?;
+    let normed = normed.broadcast_mul(norm.weight())?;
+    match norm.bias() {
+        Some(bias) => normed.broadcast_add(bias),
+        None => Ok(normed),
+    }
+}
+
+/// Everything the student computes.
+pub struct ArgdOutput {
+    /// (B) P(fake).
+    pub p_fake: Tensor,
+    /// (B, D) the student's fused feature (imitates the teacher's).
+    pub feature: Tensor,
+    /// (B, L, D) student BERT states and block output (for checks).
+    pub bert_states: Tensor,
+    pub block_out: Tensor,
+}
+
+/// The loss and its parts.
+pub struct ArgdLoss {
+    pub total: Tensor,
+    pub classify: Tensor,
+    pub distill: Tensor,
+}
+
+/// The student, and (for training) its teacher.
+pub struct ArgD {
+    pub config: ArgdConfig,
+    pub bert: BertStack,
+    block: Block,
+    pool: Linear,
+    classifier: (Linear, Linear),
+    pub teacher: Option<Arg>,
+}
+
+impl ArgD {
+    /// Loads the student from `vb` (root) and, when `teacher` is given, ARG under `teacher.*`.
+    pub fn load(vb: VarBuilder, config: ArgdConfig, bert: &BertConfig, teacher: Option<ArgConfig>) -> Result<Self> {
+        let dim = bert.hidden_size;
+        let teacher = teacher.map(|t| Arg::load(vb.pp("teacher"), t, bert)).transpose()?;
+        Ok(Self {
+            bert: BertStack::load(vb.clone(), "bert", bert, config.top_layers)?,
+            block: Block::load(vb.pp("transformer"), dim, config.heads, config.mlp_ratio)?,
+            pool: linear(dim, 1, vb.pp("attention.attention_layer"))?,
+            classifier: (
+                linear(dim, config.mlp_dim, vb.pp("mlp.mlp.0"))?,
+                linear(config.mlp_dim, 1, vb.pp("mlp.mlp.3"))?,
+            ),
+            teacher,
+            config,
+        })
+    }
+
+    /// The student on news token ids (B, L) and mask: no rationales needed.
+    pub fn forward(&self, ids: &Tensor, mask: &Tensor) -> Result<ArgdOutput> {
+        let bert_states = self.bert.forward(ids, mask)?;
+        let block_mask = if self.config.paper_quirks { None } else { Some(mask) };
+        let block_out = self.block.forward(&bert_states, block_mask)?;
+        let mut scores = self.pool.forward(&block_out)?.squeeze(D::Minus1)?;
+        if !self.config.paper_quirks {
+            let keep = mask.to_dtype(DType::F32)?.ne(0f32)?;
+            let minus_inf = Tensor::full(f32::NEG_INFINITY, scores.shape(), scores.device())?;
+            scores = keep.where_cond(&scores, &minus_inf)?;
+        }
+        let weights = candle_nn::ops::softmax(&scores, D::Minus1)?.unsqueeze(1)?;
+        let feature = weights.matmul(&block_out)?.squeeze(1)?;
+        let hidden = self.classifier.0.forward(&feature)?.relu()?;
+        let p_fake = candle_nn::ops::sigmoid(&self.classifier.1.forward(&hidden)?)?.squeeze(1)?;
+        Ok(ArgdOutput { p_fake, feature, bert_states, block_out })
+    }
+
+    /// The teacher's fused feature for the same batch, detached (no gradient reaches the teacher).
+    pub fn teacher_feature(&self, inputs: &ArgInputs) -> Result<Tensor> {
+        let teacher =
+            self.teacher.as_ref().ok_or_else(|| candle_core::Error::Msg("ARG-D has no teacher loaded".into()))?;
+        Ok(teacher.forward(inputs)?.final_feature.detach())
+    }
+
+    /// BCE(P(fake), label) + kd_weight * MSE(student feature, teacher feature).
+    pub fn loss(&self, out: &ArgdOutput, label: &Tensor, teacher_feature: &Tensor) -> Result<ArgdLoss> {
+        let classify = bce(&out.p_fake, label)?;
+        let distill = (&out.feature - teacher_feature)?.sqr()?.mean_all()?;
+        let total = (&classify + (&distill * self.config.kd_weight)?)?;
+        Ok(ArgdLoss { total, classify, distill })
+    }
+}
