@@ -262,8 +262,8 @@ fn remove_db(path: &Path) {
     }
 }
 
-/// Median of some durations.
-pub fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
+/// Median of some measurements (durations, seconds): the upper one of an even count; the default when empty.
+pub fn median<T: PartialOrd + Copy + Default>(mut v: Vec<T>) -> T {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
     v.get(v.len() / 2).copied().unwrap_or_default()
 }

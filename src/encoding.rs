@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use crate::jobs::Progress;
 use crate::models::encoder::{Encoder, EncoderOptions};
 use crate::models::encoder_cache::{self, CacheStats, EncoderCache, Stack};
-use crate::models::{DeviceChoice, catalog, fetch};
+use crate::models::{DeviceChoice, fetch};
 use crate::store::Store;
 
 /// What an encoding run did.
@@ -44,15 +44,7 @@ pub fn encode_database(
     max_len: usize,
     progress: &dyn Progress,
 ) -> anyhow::Result<EncodingSummary> {
-    let dir = match catalog::find(encoder) {
-        Some(entry) => {
-            if fetch::quick_status(entry, &crate::models::models_dir()) != fetch::ModelStatus::Present {
-                progress.set(0, 0, &format!("fetching {} ({} MiB), first use", entry.name, entry.size_mib));
-            }
-            fetch::fetch(entry, &crate::models::models_dir(), progress)?
-        }
-        None => PathBuf::from(encoder),
-    };
+    let dir = fetch::resolve(encoder, progress)?;
     progress.set(0, 0, "loading the encoder");
     let device = device.open()?;
     let encoder = Encoder::load(&dir, &device, EncoderOptions { max_len, ..Default::default() })?;

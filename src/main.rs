@@ -476,10 +476,7 @@ fn models_command(what: ModelsCmd) -> anyhow::Result<()> {
 
 /// A catalog name (fetched if missing) or a path.
 fn model_path(name: &str) -> anyhow::Result<PathBuf> {
-    Ok(match argus::models::catalog::find(name) {
-        Some(entry) => argus::models::fetch::ensure(entry.name, &ProgressBar::new())?,
-        None => PathBuf::from(name),
-    })
+    Ok(argus::models::fetch::resolve(name, &ProgressBar::new())?)
 }
 
 fn rationales_command(args: RationalesArgs, device: argus::models::DeviceChoice) -> anyhow::Result<()> {
@@ -500,10 +497,7 @@ fn rationales_command(args: RationalesArgs, device: argus::models::DeviceChoice)
     let backend = match args.backend.as_str() {
         "local" => {
             let name = args.model.clone().unwrap_or_else(|| argus::models::catalog::DEMO_GENERATOR.to_owned());
-            let gguf = match argus::models::catalog::find(&name) {
-                Some(entry) => argus::models::fetch::ensure(entry.name, &ProgressBar::new())?,
-                None => PathBuf::from(&name),
-            };
+            let gguf = model_path(&name)?;
             Backend::Local { gguf, device, options: Default::default() }
         }
         "openai" => {
@@ -519,7 +513,7 @@ fn rationales_command(args: RationalesArgs, device: argus::models::DeviceChoice)
         }
         other => anyhow::bail!("--backend: `{other}` (expected local or openai)"),
     };
-    let models = rationales::open_models(&backend)?;
+    let mut models = rationales::open_models(&backend)?;
     let model_id = models[0].model_id();
     let options = RunOptions {
         perspectives,
@@ -535,7 +529,7 @@ fn rationales_command(args: RationalesArgs, device: argus::models::DeviceChoice)
     let plan = rationales::plan(&store, &model_id, &options)?;
     eprintln!("{model_id}: {} rationales to write ({} already done)", plan.tasks.len(), plan.already_done);
     let bar = ProgressBar::new();
-    let summary = rationales::run(&store, models, plan, &options, &bar, &mut |event| {
+    let summary = rationales::run(&store, &mut models, plan, &options, &bar, &mut |event| {
         if let rationales::Event::Failed { item, perspective, error } = event {
             eprintln!("item {item} ({perspective}): {error}");
         }

@@ -182,10 +182,11 @@ enum Message {
     Outcome(Outcome),
 }
 
-/// Runs `plan` with one worker per model in `models`; stores each rationale as it is finished.
+/// Runs `plan` with one worker per model in `models` (borrowed: a caller can keep them loaded for the next run);
+/// stores each rationale as it is finished.
 pub fn run(
     store: &Store,
-    models: Vec<Box<dyn ChatModel>>,
+    models: &mut [Box<dyn ChatModel>],
     plan: Plan,
     options: &RunOptions,
     progress: &dyn Progress,
@@ -204,7 +205,7 @@ pub fn run(
     let started = Instant::now();
     let mut result: Result<(), RunError> = Ok(());
     std::thread::scope(|scope| {
-        for mut model in models {
+        for model in models.iter_mut() {
             let tx = tx.clone();
             let (queue, stop) = (&queue, &stop);
             scope.spawn(move || {

@@ -5,7 +5,7 @@
 //! This module knows nothing of egui; the studio runs [`generate`] as a named job and reads [`Live`] each frame.
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
@@ -227,57 +227,12 @@ impl Writer {
         };
         let model_id = loaded.models[0].model_id();
         let plan = rationales::plan(&store, &model_id, &options)?;
-        // The run takes the models; they come back when it drops them, so the next run reuses them.
-        let home = Arc::new(Mutex::new(Vec::new()));
-        let wrapped: Vec<Box<dyn ChatModel>> = std::mem::take(&mut loaded.models)
-            .into_iter()
-            .map(|m| Box::new(Returning { inner: Some(m), home: home.clone() }) as _)
-            .collect();
-        let result = rationales::run(&store, wrapped, plan, &options, progress, &mut |event| {
+        // The run borrows the models: they stay loaded for the next run.
+        let summary = rationales::run(&store, &mut loaded.models, plan, &options, progress, &mut |event| {
             self.live.apply(event);
             wake();
-        });
-        loaded.models = std::mem::take(&mut *home.lock().map_err(|_| anyhow::anyhow!("writer state poisoned"))?);
-        if loaded.models.is_empty() {
-            *slot = None;
-        }
-        Ok(result?)
-    }
-}
-
-/// A model that goes back to `home` when the run drops it.
-struct Returning {
-    inner: Option<Box<dyn ChatModel>>,
-    home: Arc<Mutex<Vec<Box<dyn ChatModel>>>>,
-}
-
-impl Drop for Returning {
-    fn drop(&mut self) {
-        if let (Some(model), Ok(mut home)) = (self.inner.take(), self.home.lock()) {
-            home.push(model);
-        }
-    }
-}
-
-impl ChatModel for Returning {
-    fn model_id(&self) -> String {
-        self.inner.as_ref().map(|m| m.model_id()).unwrap_or_default()
-    }
-
-    fn device_name(&self) -> Option<String> {
-        self.inner.as_ref().and_then(|m| m.device_name())
-    }
-
-    fn chat(
-        &mut self,
-        messages: &[crate::prompting::ChatMessage],
-        params: &GenerationParams,
-        on_token: &mut dyn FnMut(&str) -> std::ops::ControlFlow<()>,
-    ) -> crate::models::Result<crate::models::Completion> {
-        match self.inner.as_mut() {
-            Some(m) => m.chat(messages, params, on_token),
-            None => Err(crate::models::ModelError::Cancelled),
-        }
+        })?;
+        Ok(summary)
     }
 }
 
@@ -285,16 +240,7 @@ impl ChatModel for Returning {
 fn resolve(settings: &WriterSettings, progress: &dyn Progress) -> anyhow::Result<(Backend, String)> {
     match settings.backend {
         WriterBackend::Local => {
-            let gguf = match catalog::find(&settings.local_model) {
-                Some(entry) => {
-                    let dir = crate::models::models_dir();
-                    if crate::models::fetch::quick_status(entry, &dir) != crate::models::fetch::ModelStatus::Present {
-                        progress.set(0, 0, &format!("fetching {} ({} MiB), first use", entry.name, entry.size_mib));
-                    }
-                    crate::models::fetch::fetch(entry, &dir, progress)?
-                }
-                None => PathBuf::from(&settings.local_model),
-            };
+            let gguf = crate::models::fetch::resolve(&settings.local_model, progress)?;
             let name = gguf.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
             Ok((Backend::Local { gguf, device: settings.device, options: Default::default() }, name))
         }

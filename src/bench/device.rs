@@ -21,6 +21,7 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand_distr::{Distribution, Normal};
 
+use super::median;
 use crate::models::encoder::{Encoder, EncoderOptions};
 use crate::models::generator::{Generator, GeneratorOptions};
 use crate::models::{DeviceChoice, ModelError, Result, device};
@@ -200,11 +201,6 @@ impl fmt::Display for DeviceReport {
         writeln!(f, "  writer generation: cpu {cg:.1} tok/s, gpu {gg:.1} tok/s")?;
         writeln!(f, "  {}", if self.passed() { "PASSED" } else { "FAILED" })
     }
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
 }
 
 /// Runs the check: `encoder_files` holds config.json + tokenizer.json, `skeleton` is a skeleton GGUF.

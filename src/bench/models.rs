@@ -9,16 +9,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
+use super::median;
 use crate::models::encoder::{Encoder, EncoderOptions};
 use crate::models::generator::{Generator, GeneratorOptions};
 use crate::models::{ModelError, device};
-
-/// Median of `values` (which must not be empty).
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(|a, b| a.total_cmp(b));
-    let n = values.len();
-    if n % 2 == 1 { values[n / 2] } else { (values[n / 2 - 1] + values[n / 2]) / 2.0 }
-}
 
 fn repo_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

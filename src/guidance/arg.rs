@@ -69,7 +69,7 @@ impl MaskAttention {
 }
 
 /// Sets positions where `mask` is 0 to -inf. `scores` (B, ..., L), `mask` (B, L) broadcast over the middle.
-fn mask_fill(scores: &Tensor, mask: &Tensor) -> Result<Tensor> {
+pub fn mask_fill(scores: &Tensor, mask: &Tensor) -> Result<Tensor> {
     let mut mask = mask.to_dtype(DType::F32)?;
     while mask.rank() < scores.rank() {
         mask = mask.unsqueeze(1)?;

@@ -4,12 +4,12 @@
 //! into the teacher; they are never used there). Names follow the reference state dict (`bert.*`, `transformer.*`,
 //! `attention.*`, `mlp.mlp.*`, `teacher.*`).
 
-use candle_core::{D, DType, Module, Result, Tensor};
+use candle_core::{D, Module, Result, Tensor};
 use candle_nn::{Linear, VarBuilder, linear, linear_no_bias};
 use candle_transformers::models::bert::Config as BertConfig;
 
-use super::arg::{Arg, ArgConfig, ArgInputs, bce};
-use crate::models::encoder::BertStack;
+use super::arg::{Arg, ArgConfig, ArgInputs, bce, mask_fill};
+use crate::models::encoder::{BertStack, differentiable_layer_norm};
 
 /// ARG-D's settings.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -34,10 +34,10 @@ impl Default for ArgdConfig {
 
 /// timm's pre-norm transformer block (`Block`): x + attn(norm1(x)), then + mlp(norm2(x)); qkv without bias.
 struct Block {
-    norm1: candle_nn::LayerNorm,
+    norm1: (Tensor, Tensor),
     qkv: Linear,
     proj: Linear,
-    norm2: candle_nn::LayerNorm,
+    norm2: (Tensor, Tensor),
     fc1: Linear,
     fc2: Linear,
     heads: usize,
@@ -45,9 +45,7 @@ struct Block {
 
 impl Block {
     fn load(vb: VarBuilder, dim: usize, heads: usize, mlp_ratio: usize) -> Result<Self> {
-        let norm = |vb: VarBuilder| -> Result<candle_nn::LayerNorm> {
-            Ok(candle_nn::LayerNorm::new(vb.get(dim, "weight")?, vb.get(dim, "bias")?, 1e-5))
-        };
+        let norm = |vb: VarBuilder| -> Result<(Tensor, Tensor)> { Ok((vb.get(dim, "weight")?, vb.get(dim, "bias")?)) };
         Ok(Self {
             norm1: norm(vb.pp("norm1"))?,
             qkv: linear_no_bias(dim, 3 * dim, vb.pp("attn.qkv"))?,
@@ -68,9 +66,7 @@ impl Block {
         let (q, k, v) = (part(0)?, part(1)?, part(2)?);
         let mut scores = (q.matmul(&k.t()?.contiguous()?)? * (dh as f64).powf(-0.5))?;
         if let Some(mask) = mask {
-            let keep = mask.to_dtype(DType::F32)?.unsqueeze(1)?.unsqueeze(1)?.ne(0f32)?.broadcast_as(scores.shape())?;
-            let minus_inf = Tensor::full(f32::NEG_INFINITY, scores.shape(), scores.device())?;
-            scores = keep.where_cond(&scores, &minus_inf)?;
+            scores = mask_fill(&scores, mask)?;
         }
         let attn = candle_nn::ops::softmax(&scores, D::Minus1)?
             .matmul(&v)?
@@ -83,18 +79,9 @@ impl Block {
     }
 }
 
-/// LayerNorm from differentiable operations (candle's fused kernel has no backward pass).
-fn layer_norm(x: &Tensor, norm: &candle_nn::LayerNorm) -> Result<Tensor> {
-    let mean = x.mean_keepdim(D::Minus1)?;
-    let centred = x.broadcast_sub(&mean)?;
-    let var = centred.sqr()?.mean_keepdim(D::Minus1)?;
-    let eps = 1e-5;
-    let normed = centred.broadcast_div(&(var + eps)?.sqrt()?)?;
-    let normed = normed.broadcast_mul(norm.weight())?;
-    match norm.bias() {
-        Some(bias) => normed.broadcast_add(bias),
-        None => Ok(normed),
-    }
+/// timm's LayerNorm (eps 1e-5), from differentiable operations (candle's fused kernel has no backward pass).
+fn layer_norm(x: &Tensor, (weight, bias): &(Tensor, Tensor)) -> Result<Tensor> {
+    differentiable_layer_norm(x, (weight, bias), 1e-5)
 }
 
 /// Everything the student computes.
@@ -150,9 +137,7 @@ impl ArgD {
         let block_out = self.block.forward(&bert_states, block_mask)?;
         let mut scores = self.pool.forward(&block_out)?.squeeze(D::Minus1)?;
         if !self.config.paper_quirks {
-            let keep = mask.to_dtype(DType::F32)?.ne(0f32)?;
-            let minus_inf = Tensor::full(f32::NEG_INFINITY, scores.shape(), scores.device())?;
-            scores = keep.where_cond(&scores, &minus_inf)?;
+            scores = mask_fill(&scores, mask)?;
         }
         let weights = candle_nn::ops::softmax(&scores, D::Minus1)?.unsqueeze(1)?;
         let feature = weights.matmul(&block_out)?.squeeze(1)?;

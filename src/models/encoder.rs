@@ -360,15 +360,26 @@ impl TrainableBertLayer {
         let scores = (q.matmul(&k.t()?.contiguous()?)? / (dh as f64).sqrt())?.broadcast_add(mask)?;
         let probs = candle_nn::ops::softmax(&scores, D::Minus1)?;
         let context = probs.matmul(&v)?.transpose(1, 2)?.contiguous()?.reshape((b, l, d))?;
-        let attended =
-            differentiable_layer_norm(&(self.attention_out.forward(&context)? + x)?, &self.attention_norm, self.eps)?;
+        let attended = differentiable_layer_norm(
+            &(self.attention_out.forward(&context)? + x)?,
+            (&self.attention_norm.0, &self.attention_norm.1),
+            self.eps,
+        )?;
         let hidden = self.intermediate.forward(&attended)?.gelu_erf()?;
-        differentiable_layer_norm(&(self.output.forward(&hidden)? + &attended)?, &self.output_norm, self.eps)
+        differentiable_layer_norm(
+            &(self.output.forward(&hidden)? + &attended)?,
+            (&self.output_norm.0, &self.output_norm.1),
+            self.eps,
+        )
     }
 }
 
 /// LayerNorm over the last dimension from differentiable operations.
-fn differentiable_layer_norm(x: &Tensor, (weight, bias): &(Tensor, Tensor), eps: f64) -> candle_core::Result<Tensor> {
+pub fn differentiable_layer_norm(
+    x: &Tensor,
+    (weight, bias): (&Tensor, &Tensor),
+    eps: f64,
+) -> candle_core::Result<Tensor> {
     let mean = x.mean_keepdim(D::Minus1)?;
     let centred = x.broadcast_sub(&mean)?;
     let var = centred.sqr()?.mean_keepdim(D::Minus1)?;

@@ -326,6 +326,17 @@ pub fn ensure(name: &str, progress: &dyn Progress) -> Result<PathBuf> {
 }
 
 /// [`fetch_with`] with [`FetchOptions::from_env`].
+/// A model named on the command line or in settings: a catalog name (fetched into [`models_dir`] on first use,
+/// saying so through `progress`) or else a path, returned as it is.
+pub fn resolve(name_or_path: &str, progress: &dyn Progress) -> Result<PathBuf> {
+    let Some(entry) = catalog::find(name_or_path) else { return Ok(PathBuf::from(name_or_path)) };
+    let dir = models_dir();
+    if quick_status(entry, &dir) != ModelStatus::Present {
+        progress.set(0, 0, &format!("fetching {} ({} MiB), first use", entry.name, entry.size_mib));
+    }
+    fetch(entry, &dir, progress)
+}
+
 pub fn fetch(entry: &CatalogEntry, models_dir: &Path, progress: &dyn Progress) -> Result<PathBuf> {
     fetch_with(entry, models_dir, &FetchOptions::from_env(), progress)
 }

@@ -123,7 +123,7 @@ pub(super) struct PanelState {
     pub import: Option<ImportDialog>,
     pub show_perspectives: bool,
     pub perspectives: perspectives::PerspectivesState,
-    pub writer_settings: Option<WriterSettings>,
+    pub writer_settings: Option<writer_settings::WriterSettingsDraft>,
 }
 
 /// The studio application.
@@ -634,7 +634,7 @@ impl ArgusApp {
             AppCommand::ToggleWriterSettings => {
                 self.panels.writer_settings = match self.panels.writer_settings {
                     Some(_) => None,
-                    None => Some(self.settings.writer.clone()),
+                    None => Some(writer_settings::WriterSettingsDraft::new(self.settings.writer.clone())),
                 };
             }
             AppCommand::SetWriterSettings(writer) => {

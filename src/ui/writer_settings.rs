@@ -8,8 +8,33 @@ use crate::models::catalog::{CATALOG, ModelKind};
 use crate::models::{DeviceChoice, fetch};
 use crate::writer::{WriterBackend, WriterSettings};
 
+/// The window's state: the settings being edited, and which catalog writers were on disk when it opened (looked up
+/// once, not every frame).
+pub struct WriterSettingsDraft {
+    pub settings: WriterSettings,
+    present: Vec<&'static str>,
+}
+
+impl WriterSettingsDraft {
+    pub fn new(settings: WriterSettings) -> Self {
+        let dir = crate::models::models_dir();
+        let present = CATALOG
+            .iter()
+            .filter(|e| e.kind == ModelKind::Generator && fetch::quick_status(e, &dir) == fetch::ModelStatus::Present)
+            .map(|e| e.name)
+            .collect();
+        Self { settings, present }
+    }
+}
+
 /// Draws the writer settings window on `draft` while `open`; returns the commands it emits.
-pub fn writer_settings_window(ctx: &egui::Context, open: &mut bool, draft: &mut WriterSettings) -> Vec<AppCommand> {
+pub fn writer_settings_window(
+    ctx: &egui::Context,
+    open: &mut bool,
+    state: &mut WriterSettingsDraft,
+) -> Vec<AppCommand> {
+    let present = &state.present;
+    let draft = &mut state.settings;
     let mut out = Vec::new();
     let mut cancel = false;
     egui::Window::new("Writer settings").open(open).default_width(520.0).show(ctx, |ui| {
@@ -22,12 +47,11 @@ pub fn writer_settings_window(ctx: &egui::Context, open: &mut bool, draft: &mut 
         egui::Grid::new("writer_grid").num_columns(2).show(ui, |ui| match draft.backend {
             WriterBackend::Local => {
                 ui.label("Model:");
-                let models_dir = crate::models::models_dir();
                 egui::ComboBox::from_id_salt("writer_model").selected_text(draft.local_model.clone()).show_ui(
                     ui,
                     |ui| {
                         for entry in CATALOG.iter().filter(|e| e.kind == ModelKind::Generator) {
-                            let here = fetch::quick_status(entry, &models_dir) == fetch::ModelStatus::Present;
+                            let here = present.contains(&entry.name);
                             let text = format!(
                                 "{} ({} MiB{})",
                                 entry.name,

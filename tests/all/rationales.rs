@@ -53,7 +53,7 @@ fn rationales_are_stored_with_prompt_model_and_verdict_and_a_cancelled_run_resum
     let db = demo_db(dir.path(), 3);
     let store = Store::open(&db).unwrap();
     let options = options(&["td", "cs"]);
-    let models = rationales::open_models(&local()).unwrap();
+    let mut models = rationales::open_models(&local()).unwrap();
     let model_id = models[0].model_id();
     let plan = rationales::plan(&store, &model_id, &options).unwrap();
     assert_eq!(plan.tasks.len(), 6);
@@ -63,7 +63,7 @@ fn rationales_are_stored_with_prompt_model_and_verdict_and_a_cancelled_run_resum
     // Cancel as soon as the first rationale is stored, while the second is being written.
     let cancel = Cancel(AtomicBool::new(false));
     let mut tokens = 0;
-    let summary = rationales::run(&store, models, plan, &options, &cancel, &mut |event| match event {
+    let summary = rationales::run(&store, &mut models, plan, &options, &cancel, &mut |event| match event {
         Event::Token { .. } => tokens += 1,
         Event::Stored { .. } => cancel.0.store(true, Ordering::Relaxed),
         _ => {}
@@ -87,8 +87,8 @@ fn rationales_are_stored_with_prompt_model_and_verdict_and_a_cancelled_run_resum
     // Resume: only the five missing rationales are planned, and after the run all six are there, once each.
     let plan = rationales::plan(&store, &model_id, &options).unwrap();
     assert_eq!((plan.tasks.len(), plan.already_done), (5, 1));
-    let models = rationales::open_models(&local()).unwrap();
-    let summary = rationales::run(&store, models, plan, &options, &argus::jobs::NoProgress, &mut |_| {}).unwrap();
+    let mut models = rationales::open_models(&local()).unwrap();
+    let summary = rationales::run(&store, &mut models, plan, &options, &argus::jobs::NoProgress, &mut |_| {}).unwrap();
     assert_eq!(summary.written, 5);
     let stats = store.stats().unwrap();
     assert_eq!(stats.rationales, before.rationales + 6);
