@@ -102,6 +102,40 @@ enum Cmd {
         #[arg(long, default_value_t = 170)]
         max_len: usize,
     },
+    /// Train a guidance model version (ARG, ARG-D or the BERT-only baseline) on everything labelled so far.
+    ///
+    /// Prints one line per epoch, then, as its last line, one JSON object with the new version's metrics on the
+    /// held-out test split (`version`, `macro_f1`, `accuracy`, `f1_real`, `f1_fake`, `auc`, `train_secs`, ...).
+    Train(TrainArgs),
+    /// Metrics of a model version on the held-out test split, with the labels as they stand now.
+    Eval {
+        #[arg(long)]
+        db: PathBuf,
+        #[arg(long)]
+        version: i64,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Predict every item with a model version and store the predictions (P(fake), trust in each rationale,
+    /// usefulness, predicted LLM verdicts).
+    Predict {
+        #[arg(long)]
+        db: PathBuf,
+        /// Model version (default: the ARG version in use).
+        #[arg(long)]
+        version: Option<i64>,
+    },
+    /// List model versions with their test metrics; `--use V` makes V the version in use for its kind (roll back).
+    Versions {
+        #[arg(long)]
+        db: PathBuf,
+        /// Make this version the one in use for its kind.
+        #[arg(long = "use")]
+        use_version: Option<i64>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Measure speed: `argus bench store` (judgement commit latency, import rate, item-list frame time).
     Bench {
         #[command(subcommand)]
@@ -191,6 +225,46 @@ struct RationalesArgs {
     max_tokens: usize,
 }
 
+#[derive(Args, Debug)]
+struct TrainArgs {
+    #[arg(long)]
+    db: PathBuf,
+    /// arg, argd (the rationale-free student, distilled from an ARG version) or bert (baseline).
+    #[arg(long, default_value = "arg", value_parser = parse_model_kind)]
+    model: argus::guidance::net::ModelKind,
+    /// Start from this version (an incremental retrain); default: from the pretrained encoder.
+    #[arg(long)]
+    from: Option<i64>,
+    /// ARG-D's teacher (default: the ARG version in use).
+    #[arg(long)]
+    teacher: Option<i64>,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Encoder: a catalog name or a folder.
+    #[arg(long, default_value = "minilm")]
+    encoder: String,
+    /// ARG's perspectives, comma-separated (default: every perspective some item has a rationale for).
+    #[arg(long, value_delimiter = ',')]
+    perspectives: Option<Vec<String>>,
+    #[arg(long, default_value_t = 50)]
+    max_epochs: usize,
+    #[arg(long, default_value_t = 5)]
+    patience: usize,
+    #[arg(long, default_value_t = 64)]
+    batch_size: usize,
+    #[arg(long, default_value_t = 5e-5)]
+    lr: f64,
+    /// Times each item labelled by people counts per epoch.
+    #[arg(long, default_value_t = 2)]
+    human_weight: usize,
+    /// Reproduce the reference implementation's quirks (means over padding, unmasked poolings).
+    #[arg(long)]
+    paper_quirks: bool,
+    /// Tokens per text.
+    #[arg(long, default_value_t = 170)]
+    max_len: usize,
+}
+
 #[derive(Subcommand, Debug)]
 enum BenchCmd {
     /// Commit latency of one judgement, import of synthetic rows, frame time of the item list.
@@ -259,6 +333,10 @@ enum BenchCmd {
         #[arg(long)]
         no_peer: bool,
     },
+}
+
+fn parse_model_kind(s: &str) -> Result<argus::guidance::net::ModelKind, String> {
+    argus::guidance::net::ModelKind::parse(s).ok_or_else(|| format!("unknown model {s:?}: use arg, argd or bert"))
 }
 
 fn parse_format(s: &str) -> Result<Format, String> {
@@ -425,8 +503,138 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let _ = std::fs::remove_dir_all(&report.dir);
         }
         Some(Cmd::Models { what }) => models_command(what)?,
+        Some(Cmd::Train(args)) => train_command(args, cli.device.unwrap_or_default())?,
+        Some(Cmd::Eval { db, version, json }) => {
+            existing(&db)?;
+            let bar = ProgressBar::new();
+            let m = argus::guidance::train::eval(&db, version, cli.device.unwrap_or_default(), &bar)?;
+            bar.finish();
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "version": version, "n": m.n, "macro_f1": m.macro_f1, "accuracy": m.accuracy,
+                        "f1_real": m.f1_real, "f1_fake": m.f1_fake, "auc": m.auc, "confusion": m.confusion, "ece": m.ece,
+                    })
+                );
+            } else {
+                println!(
+                    "version {version} on {} test items: macro-F1 {:.4}, accuracy {:.4}, F1 real {:.4}, F1 fake {:.4}, AUC {:.4}",
+                    m.n, m.macro_f1, m.accuracy, m.f1_real, m.f1_fake, m.auc
+                );
+            }
+        }
+        Some(Cmd::Predict { db, version }) => {
+            existing(&db)?;
+            let version = match version {
+                Some(v) => v,
+                None => {
+                    Store::open(&db)?.active_version("arg")?.context("no ARG version yet: run `argus train` first")?
+                }
+            };
+            let bar = ProgressBar::new();
+            let n = argus::guidance::train::predict(&db, version, cli.device.unwrap_or_default(), &bar)?;
+            bar.finish();
+            println!("stored predictions of version {version} for {n} items");
+        }
+        Some(Cmd::Versions { db, use_version, json }) => {
+            existing(&db)?;
+            let store = Store::open(&db)?;
+            if let Some(v) = use_version {
+                store.set_active_version(v)?;
+                println!("version {v} is now in use");
+            }
+            let versions = store.model_versions()?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&versions)?);
+            } else {
+                for v in versions {
+                    let active = store.active_version(&v.kind)? == Some(v.id);
+                    let f1 = v.metrics.pointer("/test/macro_f1").and_then(|x| x.as_f64()).unwrap_or(f64::NAN);
+                    let acc = v.metrics.pointer("/test/accuracy").and_then(|x| x.as_f64()).unwrap_or(f64::NAN);
+                    println!(
+                        "{}{:>4} {:<5} parent {:<5} test macro-F1 {f1:.4} accuracy {acc:.4} {:>7.1} s  {}",
+                        if active { "*" } else { " " },
+                        v.id,
+                        v.kind,
+                        v.parent_id.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
+                        v.seconds_taken.unwrap_or(0.0),
+                        v.created_at
+                    );
+                }
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn existing(db: &std::path::Path) -> anyhow::Result<()> {
+    if !db.exists() {
+        anyhow::bail!("{}: no such database", db.display());
+    }
+    Ok(())
+}
+
+fn train_command(args: TrainArgs, device: argus::models::DeviceChoice) -> anyhow::Result<()> {
+    use argus::guidance::train::{TrainOptions, TrainRequest, train};
+    existing(&args.db)?;
+    let request = TrainRequest {
+        kind: args.model,
+        from: args.from,
+        teacher: args.teacher,
+        encoder: args.encoder,
+        device,
+        options: TrainOptions {
+            seed: args.seed,
+            lr: args.lr,
+            batch_size: args.batch_size,
+            max_epochs: args.max_epochs,
+            patience: args.patience,
+            human_weight: args.human_weight,
+            paper_quirks: args.paper_quirks,
+            max_len: args.max_len,
+            ..TrainOptions::default()
+        },
+        perspectives: args.perspectives,
+    };
+    let bar = ProgressBar::new();
+    let report = train(&args.db, &request, &bar, &mut |e| {
+        bar.println(&format!(
+            "epoch {:>3}  loss {:.4}  val macro-F1 {:.4}  accuracy {:.4}  AUC {:.4}  {:.1} s{}",
+            e.epoch,
+            e.train_loss,
+            e.val_macro_f1,
+            e.val_accuracy,
+            e.val_auc,
+            e.seconds,
+            if e.best { "  (best)" } else { "" }
+        ));
+    })?;
+    bar.finish();
+    let s = &report.snapshot;
+    eprintln!(
+        "{} version {} (parent {}): {} train / {} val / {} test items, perspectives [{}], best epoch {}, {} texts encoded now",
+        report.kind.human_name(),
+        report.version,
+        report.parent.map(|p| p.to_string()).unwrap_or_else(|| "none".into()),
+        s.train,
+        s.val,
+        s.test,
+        s.perspectives.join(","),
+        report.best_epoch,
+        report.encoded_texts
+    );
+    let t = &report.test;
+    println!(
+        "{}",
+        serde_json::json!({
+            "version": report.version, "model": report.kind.as_str(), "macro_f1": t.macro_f1, "accuracy": t.accuracy,
+            "f1_real": t.f1_real, "f1_fake": t.f1_fake, "auc": t.auc, "train_secs": report.train_secs,
+            "test_items": t.n, "best_epoch": report.best_epoch, "epochs": report.epochs.len(), "seed": args.seed,
+            "perspectives": s.perspectives, "val_macro_f1": report.val.macro_f1,
+        })
+    );
+    Ok(())
 }
 
 fn models_command(what: ModelsCmd) -> anyhow::Result<()> {
@@ -578,6 +786,14 @@ impl ProgressBar {
             );
         }
         this
+    }
+
+    /// Prints a line above the bar (or plainly when there is no bar).
+    fn println(&self, line: &str) {
+        match &self.bar {
+            Some(bar) => bar.println(line),
+            None => println!("{line}"),
+        }
     }
 
     fn finish(&self) {

@@ -10,7 +10,7 @@ use candle_core::{D, DType, Module, ModuleT, Result, Tensor};
 use candle_nn::{BatchNorm, BatchNormConfig, Linear, VarBuilder, batch_norm, linear};
 use candle_transformers::models::bert::Config as BertConfig;
 
-use crate::models::encoder::BertStack;
+use crate::models::encoder::{BertStack, Dropout, maybe_dropout};
 
 /// ARG's settings.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -48,17 +48,17 @@ impl Default for ArgConfig {
 
 /// Attention pooling: scores from a Linear(D->1), softmax over positions (padding set to -inf when a mask is
 /// given), weighted sum.
-struct MaskAttention {
+pub(crate) struct MaskAttention {
     score: Linear,
 }
 
 impl MaskAttention {
-    fn load(vb: VarBuilder, dim: usize) -> Result<Self> {
+    pub(crate) fn load(vb: VarBuilder, dim: usize) -> Result<Self> {
         Ok(Self { score: linear(dim, 1, vb.pp("attention_layer"))? })
     }
 
     /// (B, L, D) -> (B, D).
-    fn forward(&self, x: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
+    pub(crate) fn forward(&self, x: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
         let mut scores = self.score.forward(x)?.squeeze(D::Minus1)?;
         if let Some(mask) = mask {
             scores = mask_fill(&scores, mask)?;
@@ -100,31 +100,36 @@ impl CrossAttention {
         })
     }
 
-    /// (B, Lq, D) output.
-    fn forward(&self, kv: &Tensor, query: &Tensor, kv_mask: &Tensor) -> Result<Tensor> {
+    /// (B, Lq, D) output; with `dropout`, 0.1 on the attention probabilities (training).
+    fn forward(&self, kv: &Tensor, query: &Tensor, kv_mask: &Tensor, dropout: Option<&Dropout>) -> Result<Tensor> {
         let q = self.q.forward(query)?;
         let k = self.k.forward(kv)?;
         let v = self.v.forward(kv)?;
         let scores = (q.matmul(&k.transpose(1, 2)?.contiguous()?)? * self.scale)?;
         let scores = mask_fill(&scores, kv_mask)?;
-        let probs = candle_nn::ops::softmax(&scores, D::Minus1)?;
+        let probs = maybe_dropout(candle_nn::ops::softmax(&scores, D::Minus1)?, dropout, 0.1)?;
         self.out.forward(&probs.matmul(&v)?)
     }
 }
 
 /// Linear -> ReLU -> Linear (the reference's `nn.Sequential` indices 0 and 2, or 0 and 3 with dropout between).
-struct TwoLayer {
+pub(crate) struct TwoLayer {
     first: Linear,
     second: Linear,
 }
 
 impl TwoLayer {
-    fn load(vb: VarBuilder, input: usize, hidden: usize, output: usize, second: &str) -> Result<Self> {
+    pub(crate) fn load(vb: VarBuilder, input: usize, hidden: usize, output: usize, second: &str) -> Result<Self> {
         Ok(Self { first: linear(input, hidden, vb.pp("0"))?, second: linear(hidden, output, vb.pp(second))? })
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         self.second.forward(&self.first.forward(x)?.relu()?)
+    }
+
+    /// With dropout `p` after the ReLU when training (the classifier's `nn.Dropout` at index 2).
+    pub(crate) fn forward_t(&self, x: &Tensor, dropout: Option<&Dropout>, p: f32) -> Result<Tensor> {
+        self.second.forward(&maybe_dropout(self.first.forward(x)?.relu()?, dropout, p)?)
     }
 }
 
@@ -149,10 +154,14 @@ impl Gate {
         })
     }
 
-    /// (B, D) -> (B, 1) in 0..1. BatchNorm in evaluation mode (running statistics).
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let h = self.bn1.forward_t(&self.l0.forward(x)?, false)?.relu()?;
-        let h = self.bn5.forward_t(&self.l4.forward(&h)?, false)?.relu()?;
+    /// (B, D) -> (B, 1) in 0..1. Without `dropout`, evaluation mode (BatchNorm's running statistics); with it,
+    /// training mode (batch statistics, running statistics updated, dropout 0.2).
+    fn forward(&self, x: &Tensor, dropout: Option<&Dropout>) -> Result<Tensor> {
+        let train = dropout.is_some();
+        let h = self.bn1.forward_t(&self.l0.forward(x)?, train)?.relu()?;
+        let h = maybe_dropout(h, dropout, 0.2)?;
+        let h = self.bn5.forward_t(&self.l4.forward(&h)?, train)?.relu()?;
+        let h = maybe_dropout(h, dropout, 0.2)?;
         candle_nn::ops::sigmoid(&self.l8.forward(&h)?)
     }
 }
@@ -232,9 +241,27 @@ pub struct Arg {
 impl Arg {
     /// Loads ARG under the reference's names from `vb` (root); `bert` is the encoders' config.
     pub fn load(vb: VarBuilder, config: ArgConfig, bert: &BertConfig) -> Result<Self> {
-        let dim = bert.hidden_size;
         let news_encoder = BertStack::load(vb.clone(), "bert_content", bert, config.top_layers)?;
         let rationale_encoder = BertStack::load(vb.clone(), "bert_FTR", bert, config.top_layers)?;
+        Self::load_with(vb, config, bert, news_encoder, rationale_encoder)
+    }
+
+    /// Loads ARG with only the encoders' top layers: what training on cached frozen outputs needs, and what a
+    /// model version's weights file holds.
+    pub fn load_head(vb: VarBuilder, config: ArgConfig, bert: &BertConfig) -> Result<Self> {
+        let news_encoder = BertStack::load_top(vb.clone(), "bert_content", bert, config.top_layers)?;
+        let rationale_encoder = BertStack::load_top(vb.clone(), "bert_FTR", bert, config.top_layers)?;
+        Self::load_with(vb, config, bert, news_encoder, rationale_encoder)
+    }
+
+    fn load_with(
+        vb: VarBuilder,
+        config: ArgConfig,
+        bert: &BertConfig,
+        news_encoder: BertStack,
+        rationale_encoder: BertStack,
+    ) -> Result<Self> {
+        let dim = bert.hidden_size;
         let mut perspectives = Vec::with_capacity(config.perspectives);
         for i in 0..config.perspectives {
             let s = i + 2;
@@ -278,8 +305,29 @@ impl Arg {
         x.broadcast_mul(&mask)?.sum(1)?.broadcast_div(&count)
     }
 
-    /// The head on encoded inputs.
+    /// Runs the encoders' top layers on cached frozen outputs (news, then each perspective's rationales); with
+    /// `dropout`, in training mode.
+    pub fn encode_top(
+        &self,
+        news: (&Tensor, &Tensor),
+        rationales: &[(Tensor, Tensor)],
+        dropout: Option<&Dropout>,
+    ) -> Result<ArgInputs> {
+        let news_states = self.news_encoder.forward_top_t(news.0, news.1, dropout)?;
+        let rationales = rationales
+            .iter()
+            .map(|(states, mask)| Ok((self.rationale_encoder.forward_top_t(states, mask, dropout)?, mask.clone())))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(ArgInputs { news: news_states, news_mask: news.1.clone(), rationales })
+    }
+
+    /// The head on encoded inputs, in evaluation mode.
     pub fn forward(&self, inputs: &ArgInputs) -> Result<ArgOutput> {
+        self.forward_t(inputs, None)
+    }
+
+    /// The head on encoded inputs; with `dropout`, in training mode (dropout, BatchNorm batch statistics).
+    pub fn forward_t(&self, inputs: &ArgInputs, dropout: Option<&Dropout>) -> Result<ArgOutput> {
         if inputs.rationales.len() != self.perspectives.len() {
             candle_core::bail!(
                 "ARG has {} perspectives, got {} rationales",
@@ -303,15 +351,15 @@ impl Arg {
         let mut gates = Vec::new();
         for (p, (states, mask)) in self.perspectives.iter().zip(&inputs.rationales) {
             // f_{r->x}: rationale tokens query the news; mean over the rationale's positions.
-            let nr = p.news_from_rationale.forward(&inputs.news, states, &inputs.news_mask)?;
+            let nr = p.news_from_rationale.forward(&inputs.news, states, &inputs.news_mask, dropout)?;
             let expert = self.mean_over(&nr, mask)?;
             // f_{x->r}: news tokens query the rationale; mean over the news positions.
-            let rn = p.rationale_from_news.forward(states, &inputs.news, mask)?;
+            let rn = p.rationale_from_news.forward(states, &inputs.news, mask, dropout)?;
             let m = self.mean_over(&rn, &inputs.news_mask)?;
             out.usefulness.push(candle_nn::ops::sigmoid(&p.usefulness.forward(&m)?)?.squeeze(1)?);
             let pool_mask = if self.config.paper_quirks { None } else { Some(mask) };
             out.judgement_logits.push(p.judge.forward(&p.judge_pool.forward(states, pool_mask)?)?);
-            let gate = p.gate.forward(&m)?;
+            let gate = p.gate.forward(&m, dropout)?;
             let feature = expert.broadcast_mul(&gate)?;
             rows.push(feature.clone());
             out.rationale_features.push(feature);
@@ -319,9 +367,14 @@ impl Arg {
             out.news_from_rationale.push(nr);
             out.rationale_from_news.push(rn);
         }
-        out.gates = Tensor::cat(&gates, 1)?;
+        out.gates = if gates.is_empty() {
+            Tensor::zeros((out.news_feature.dim(0)?, 0), DType::F32, out.news_feature.device())?
+        } else {
+            Tensor::cat(&gates, 1)?
+        };
         out.final_feature = self.aggregator.forward(&Tensor::stack(&rows, 1)?, None)?;
-        out.p_fake = candle_nn::ops::sigmoid(&self.classifier.forward(&out.final_feature)?)?.squeeze(1)?;
+        out.p_fake =
+            candle_nn::ops::sigmoid(&self.classifier.forward_t(&out.final_feature, dropout, 0.2)?)?.squeeze(1)?;
         Ok(out)
     }
 

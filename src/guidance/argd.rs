@@ -9,7 +9,7 @@ use candle_nn::{Linear, VarBuilder, linear, linear_no_bias};
 use candle_transformers::models::bert::Config as BertConfig;
 
 use super::arg::{Arg, ArgConfig, ArgInputs, bce, mask_fill};
-use crate::models::encoder::{BertStack, differentiable_layer_norm};
+use crate::models::encoder::{BertStack, Dropout, differentiable_layer_norm, maybe_dropout};
 
 /// ARG-D's settings.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -45,7 +45,12 @@ struct Block {
 
 impl Block {
     fn load(vb: VarBuilder, dim: usize, heads: usize, mlp_ratio: usize) -> Result<Self> {
-        let norm = |vb: VarBuilder| -> Result<(Tensor, Tensor)> { Ok((vb.get(dim, "weight")?, vb.get(dim, "bias")?)) };
+        let norm = |vb: VarBuilder| -> Result<(Tensor, Tensor)> {
+            Ok((
+                vb.get_with_hints(dim, "weight", candle_nn::Init::Const(1.0))?,
+                vb.get_with_hints(dim, "bias", candle_nn::Init::Const(0.0))?,
+            ))
+        };
         Ok(Self {
             norm1: norm(vb.pp("norm1"))?,
             qkv: linear_no_bias(dim, 3 * dim, vb.pp("attn.qkv"))?,
@@ -115,10 +120,28 @@ pub struct ArgD {
 impl ArgD {
     /// Loads the student from `vb` (root) and, when `teacher` is given, ARG under `teacher.*`.
     pub fn load(vb: VarBuilder, config: ArgdConfig, bert: &BertConfig, teacher: Option<ArgConfig>) -> Result<Self> {
-        let dim = bert.hidden_size;
         let teacher = teacher.map(|t| Arg::load(vb.pp("teacher"), t, bert)).transpose()?;
+        let stack = BertStack::load(vb.clone(), "bert", bert, config.top_layers)?;
+        Self::load_with(vb, config, bert, stack, teacher)
+    }
+
+    /// Loads the student alone with only its encoder's top layers (training on cached frozen outputs; what a model
+    /// version's weights file holds).
+    pub fn load_student(vb: VarBuilder, config: ArgdConfig, bert: &BertConfig) -> Result<Self> {
+        let stack = BertStack::load_top(vb.clone(), "bert", bert, config.top_layers)?;
+        Self::load_with(vb, config, bert, stack, None)
+    }
+
+    fn load_with(
+        vb: VarBuilder,
+        config: ArgdConfig,
+        bert: &BertConfig,
+        stack: BertStack,
+        teacher: Option<Arg>,
+    ) -> Result<Self> {
+        let dim = bert.hidden_size;
         Ok(Self {
-            bert: BertStack::load(vb.clone(), "bert", bert, config.top_layers)?,
+            bert: stack,
             block: Block::load(vb.pp("transformer"), dim, config.heads, config.mlp_ratio)?,
             pool: linear(dim, 1, vb.pp("attention.attention_layer"))?,
             classifier: (
@@ -132,7 +155,18 @@ impl ArgD {
 
     /// The student on news token ids (B, L) and mask: no rationales needed.
     pub fn forward(&self, ids: &Tensor, mask: &Tensor) -> Result<ArgdOutput> {
-        let bert_states = self.bert.forward(ids, mask)?;
+        let frozen = self.bert.forward_frozen(ids, mask)?;
+        self.forward_frozen_states(&frozen, mask, None)
+    }
+
+    /// The student on cached frozen outputs of its encoder; with `dropout`, in training mode.
+    pub fn forward_frozen_states(
+        &self,
+        frozen: &Tensor,
+        mask: &Tensor,
+        dropout: Option<&Dropout>,
+    ) -> Result<ArgdOutput> {
+        let bert_states = self.bert.forward_top_t(frozen, mask, dropout)?;
         let block_mask = if self.config.paper_quirks { None } else { Some(mask) };
         let block_out = self.block.forward(&bert_states, block_mask)?;
         let mut scores = self.pool.forward(&block_out)?.squeeze(D::Minus1)?;
@@ -141,7 +175,7 @@ impl ArgD {
         }
         let weights = candle_nn::ops::softmax(&scores, D::Minus1)?.unsqueeze(1)?;
         let feature = weights.matmul(&block_out)?.squeeze(1)?;
-        let hidden = self.classifier.0.forward(&feature)?.relu()?;
+        let hidden = maybe_dropout(self.classifier.0.forward(&feature)?.relu()?, dropout, 0.2)?;
         let p_fake = candle_nn::ops::sigmoid(&self.classifier.1.forward(&hidden)?)?.squeeze(1)?;
         Ok(ArgdOutput { p_fake, feature, bert_states, block_out })
     }

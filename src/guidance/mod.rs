@@ -1,8 +1,14 @@
-//! The guidance model: ARG (which learns, per item, which LLM rationale to trust) in candle. Work in progress for
-//! the guidance issue: the network and its loss, checked against the reference implementation's golden outputs and
-//! gradients; training, versions and the studio's Train panel come next.
+//! The guidance model: ARG (which learns, per item, which LLM rationale to trust), its rationale-free student
+//! ARG-D and a BERT-only baseline, in candle; their training from cached frozen encoder outputs, model versions,
+//! predictions and triage.
 //!
-//! This module knows nothing of the UI or of storage.
+//! This module knows nothing of the UI.
 
 pub mod arg;
 pub mod argd;
+pub mod bert;
+pub mod data;
+pub mod features;
+pub mod metrics;
+pub mod net;
+pub mod train;

@@ -267,9 +267,12 @@ impl Encoder {
 
 /// A whole BERT under one name prefix, split into its frozen part (candle-transformers' layers, fused kernels) and
 /// its top layers, written from differentiable operations so that they can be trained: what ARG's encoders are.
+///
+/// Loaded with [`BertStack::load_top`], only the top layers exist: training from cached frozen outputs needs
+/// nothing else.
 pub struct BertStack {
-    pub embeddings: Embeddings,
-    pub frozen: BertEncoder,
+    pub embeddings: Option<Embeddings>,
+    pub frozen: Option<BertEncoder>,
     pub top: Vec<TrainableBertLayer>,
 }
 
@@ -277,32 +280,53 @@ impl BertStack {
     /// Loads `{prefix}.embeddings.*` and `{prefix}.encoder.layer.*` from the root VarBuilder `root`.
     pub fn load(root: VarBuilder, prefix: &str, config: &BertConfig, top: usize) -> candle_core::Result<Self> {
         let n = config.num_hidden_layers;
-        if top > n {
-            candle_core::bail!("{top} top layers asked of a BERT with {n}");
-        }
-        let embeddings = Embeddings::load(root.pp(format!("{prefix}.embeddings")), config)?;
+        let mut stack = Self::load_top(root.clone(), prefix, config, top)?;
+        stack.embeddings = Some(Embeddings::load(root.pp(format!("{prefix}.embeddings")), config)?);
         let mut frozen = BertEncoder::load(
             root.pp(format!("{prefix}.encoder")),
             &BertConfig { num_hidden_layers: n - top, ..config.clone() },
         )?;
         frozen.layers.truncate(n - top);
+        stack.frozen = Some(frozen);
+        Ok(stack)
+    }
+
+    /// Loads only the top `top` layers (`{prefix}.encoder.layer.{n-top..n}`).
+    pub fn load_top(root: VarBuilder, prefix: &str, config: &BertConfig, top: usize) -> candle_core::Result<Self> {
+        let n = config.num_hidden_layers;
+        if top > n {
+            candle_core::bail!("{top} top layers asked of a BERT with {n}");
+        }
         let top = (n - top..n)
             .map(|i| TrainableBertLayer::load(root.pp(format!("{prefix}.encoder.layer.{i}")), config))
             .collect::<candle_core::Result<Vec<_>>>()?;
-        Ok(Self { embeddings, frozen, top })
+        Ok(Self { embeddings: None, frozen: None, top })
     }
 
     /// Output of the frozen part for token ids and their mask (1 = token).
     pub fn forward_frozen(&self, ids: &Tensor, mask: &Tensor) -> candle_core::Result<Tensor> {
-        self.frozen.forward(&self.embeddings.forward(ids)?, &extended_mask(mask)?)
+        let (Some(embeddings), Some(frozen)) = (&self.embeddings, &self.frozen) else {
+            candle_core::bail!("this encoder was loaded without its frozen layers (it reads cached outputs)");
+        };
+        frozen.forward(&embeddings.forward(ids)?, &extended_mask(mask)?)
     }
 
     /// The top layers on frozen outputs.
     pub fn forward_top(&self, frozen: &Tensor, mask: &Tensor) -> candle_core::Result<Tensor> {
+        self.forward_top_t(frozen, mask, None)
+    }
+
+    /// The top layers on frozen outputs; with `dropout`, in training mode.
+    pub fn forward_top_t(
+        &self,
+        frozen: &Tensor,
+        mask: &Tensor,
+        dropout: Option<&Dropout>,
+    ) -> candle_core::Result<Tensor> {
         let mask = extended_mask(mask)?;
         let mut x = frozen.clone();
         for layer in &self.top {
-            x = layer.forward(&x, &mask)?;
+            x = layer.forward_t(&x, &mask, dropout)?;
         }
         Ok(x)
     }
@@ -310,6 +334,41 @@ impl BertStack {
     /// The last hidden states.
     pub fn forward(&self, ids: &Tensor, mask: &Tensor) -> candle_core::Result<Tensor> {
         self.forward_top(&self.forward_frozen(ids, mask)?, mask)
+    }
+}
+
+/// Seeded dropout for training: the masks come from this generator, so a training run with the same seed makes the
+/// same choices (candle's own dropout draws from an unseeded generator).
+pub struct Dropout {
+    rng: std::cell::RefCell<rand::rngs::StdRng>,
+}
+
+impl Dropout {
+    pub fn new(seed: u64) -> Self {
+        use rand::SeedableRng;
+        Self { rng: std::cell::RefCell::new(rand::rngs::StdRng::seed_from_u64(seed)) }
+    }
+
+    /// Zeroes each element with probability `p` and scales the rest by 1 / (1 - p).
+    pub fn apply(&self, x: &Tensor, p: f32) -> candle_core::Result<Tensor> {
+        use rand::Rng;
+        if p <= 0.0 {
+            return Ok(x.clone());
+        }
+        let scale = 1.0 / (1.0 - p);
+        let n = x.elem_count();
+        let mut rng = self.rng.borrow_mut();
+        let mask: Vec<f32> = (0..n).map(|_| if rng.random::<f32>() < p { 0.0 } else { scale }).collect();
+        let mask = Tensor::from_vec(mask, x.shape(), x.device())?.to_dtype(x.dtype())?;
+        x * mask
+    }
+}
+
+/// Applies `dropout` when training.
+pub fn maybe_dropout(x: Tensor, dropout: Option<&Dropout>, p: f32) -> candle_core::Result<Tensor> {
+    match dropout {
+        Some(d) => d.apply(&x, p),
+        None => Ok(x),
     }
 }
 
@@ -326,6 +385,7 @@ pub struct TrainableBertLayer {
     output_norm: (Tensor, Tensor),
     heads: usize,
     eps: f64,
+    dropout: f32,
 }
 
 impl TrainableBertLayer {
@@ -333,7 +393,10 @@ impl TrainableBertLayer {
         use candle_nn::linear;
         let (h, i) = (c.hidden_size, c.intermediate_size);
         let norm = |vb: VarBuilder| -> candle_core::Result<(Tensor, Tensor)> {
-            Ok((vb.get(h, "weight")?, vb.get(h, "bias")?))
+            Ok((
+                vb.get_with_hints(h, "weight", candle_nn::Init::Const(1.0))?,
+                vb.get_with_hints(h, "bias", candle_nn::Init::Const(0.0))?,
+            ))
         };
         Ok(Self {
             query: linear(h, h, vb.pp("attention.self.query"))?,
@@ -346,11 +409,18 @@ impl TrainableBertLayer {
             output_norm: norm(vb.pp("output.LayerNorm"))?,
             heads: c.num_attention_heads,
             eps: c.layer_norm_eps,
+            dropout: c.hidden_dropout_prob as f32,
         })
     }
 
     /// `x` (B, L, D), `mask` the additive mask (B, 1, 1, L).
     pub fn forward(&self, x: &Tensor, mask: &Tensor) -> candle_core::Result<Tensor> {
+        self.forward_t(x, mask, None)
+    }
+
+    /// As [`Self::forward`]; with `dropout`, BERT's training-mode dropout (attention probabilities and both
+    /// residual branches).
+    pub fn forward_t(&self, x: &Tensor, mask: &Tensor, dropout: Option<&Dropout>) -> candle_core::Result<Tensor> {
         let (b, l, d) = x.dims3()?;
         let dh = d / self.heads;
         let split = |t: Tensor| t.reshape((b, l, self.heads, dh))?.transpose(1, 2)?.contiguous();
@@ -358,19 +428,17 @@ impl TrainableBertLayer {
         let k = split(self.key.forward(x)?)?;
         let v = split(self.value.forward(x)?)?;
         let scores = (q.matmul(&k.t()?.contiguous()?)? / (dh as f64).sqrt())?.broadcast_add(mask)?;
-        let probs = candle_nn::ops::softmax(&scores, D::Minus1)?;
+        let probs = maybe_dropout(candle_nn::ops::softmax(&scores, D::Minus1)?, dropout, self.dropout)?;
         let context = probs.matmul(&v)?.transpose(1, 2)?.contiguous()?.reshape((b, l, d))?;
+        let attention_out = maybe_dropout(self.attention_out.forward(&context)?, dropout, self.dropout)?;
         let attended = differentiable_layer_norm(
-            &(self.attention_out.forward(&context)? + x)?,
+            &(attention_out + x)?,
             (&self.attention_norm.0, &self.attention_norm.1),
             self.eps,
         )?;
         let hidden = self.intermediate.forward(&attended)?.gelu_erf()?;
-        differentiable_layer_norm(
-            &(self.output.forward(&hidden)? + &attended)?,
-            (&self.output_norm.0, &self.output_norm.1),
-            self.eps,
-        )
+        let output = maybe_dropout(self.output.forward(&hidden)?, dropout, self.dropout)?;
+        differentiable_layer_norm(&(output + &attended)?, (&self.output_norm.0, &self.output_norm.1), self.eps)
     }
 }
 

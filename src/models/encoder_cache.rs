@@ -95,6 +95,33 @@ impl EncoderCache {
     pub fn encode(&mut self, encoder: &Encoder, stack: Stack, texts: &[&str]) -> Result<(Encoded, CacheStats)> {
         let max_len = encoder.options().max_len;
         let hidden_size = encoder.hidden_size();
+        let (rows, stats) = self.rows(encoder, stack, texts)?;
+        // Assemble (n, max_len, hidden) with zero padding rows, and the mask.
+        let n = texts.len();
+        let mut hidden = vec![0f32; n * max_len * hidden_size];
+        let mut mask = vec![0f32; n * max_len];
+        for (i, (tokens, values)) in rows.into_iter().enumerate() {
+            let start = i * max_len * hidden_size;
+            hidden[start..start + values.len()].copy_from_slice(&values);
+            mask[i * max_len..i * max_len + tokens].fill(1.0);
+        }
+        let device = encoder.device();
+        let hidden =
+            Tensor::from_vec(hidden, (n, max_len, hidden_size), device).map_err(ModelError::candle("cache"))?;
+        let mask = Tensor::from_vec(mask, (n, max_len), device).map_err(ModelError::candle("cache"))?;
+        Ok((Encoded { hidden, mask }, stats))
+    }
+
+    /// The `stack` outputs of `encoder` for `texts` as (real tokens, their states: tokens x hidden values), without
+    /// padding; encodes (and caches) only those not cached yet.
+    pub fn rows(
+        &mut self,
+        encoder: &Encoder,
+        stack: Stack,
+        texts: &[&str],
+    ) -> Result<(Vec<(usize, Vec<f32>)>, CacheStats)> {
+        let max_len = encoder.options().max_len;
+        let hidden_size = encoder.hidden_size();
         let keys: Vec<[u8; 32]> = texts.iter().map(|t| Sha256::digest(t.as_bytes()).into()).collect();
         let mut rows: Vec<Option<(usize, Vec<f32>)>> = Vec::with_capacity(texts.len());
         {
@@ -152,21 +179,8 @@ impl EncoderCache {
             }
             tx.commit().map_err(|e| ModelError::file(&self.path, e))?;
         }
-        // Assemble (n, max_len, hidden) with zero padding rows, and the mask.
-        let n = texts.len();
-        let mut hidden = vec![0f32; n * max_len * hidden_size];
-        let mut mask = vec![0f32; n * max_len];
-        for (i, row) in rows.into_iter().enumerate() {
-            let (tokens, values) = row.expect("every row is cached or encoded");
-            let start = i * max_len * hidden_size;
-            hidden[start..start + values.len()].copy_from_slice(&values);
-            mask[i * max_len..i * max_len + tokens].fill(1.0);
-        }
-        let device = encoder.device();
-        let hidden =
-            Tensor::from_vec(hidden, (n, max_len, hidden_size), device).map_err(ModelError::candle("cache"))?;
-        let mask = Tensor::from_vec(mask, (n, max_len), device).map_err(ModelError::candle("cache"))?;
-        Ok((Encoded { hidden, mask }, stats))
+        let rows = rows.into_iter().map(|r| r.expect("every row is cached or encoded")).collect();
+        Ok((rows, stats))
     }
 }
 

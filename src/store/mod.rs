@@ -5,6 +5,7 @@
 //!
 //! This module knows nothing of the UI, of file formats (see `ingest`) or of background jobs.
 
+pub mod guidance;
 mod migrations;
 
 use std::path::{Path, PathBuf};
@@ -769,7 +770,7 @@ fn row_to_rationale(r: &rusqlite::Row<'_>) -> rusqlite::Result<Rationale> {
     })
 }
 
-fn row_to_judgement(r: &rusqlite::Row<'_>) -> rusqlite::Result<Judgement> {
+pub(crate) fn row_to_judgement(r: &rusqlite::Row<'_>) -> rusqlite::Result<Judgement> {
     let verdict: String = r.get(3)?;
     Ok(Judgement {
         id: r.get(0)?,

@@ -1,0 +1,295 @@
+//! Turns the store's training view into ARG's examples and targets, with people's feedback taking precedence:
+//! a person's verdict (adjudicated, else the majority) overrides the item's label; a person's "useful" /
+//! "not useful" / "misleading" judgement of a rationale overrides r_acc; a corrected rationale verdict overrides
+//! r_pred and a corrected text replaces the text (both come with the latest revision).
+//!
+//! Splits are fixed: an item's own `split` (train / val|valid|dev / test) when the data says, otherwise a hash of
+//! its text, so an item never moves between splits as people judge it. When the data names no training split
+//! (LIAR2's public valid + test files), the validation items are divided into train (85%) and val (15%) by the
+//! same hash; when it names no split at all, 70 / 15 / 15.
+
+use sha2::{Digest, Sha256};
+
+use crate::domain::{ItemId, Usefulness, Verdict};
+use crate::store::guidance::TrainingItem;
+
+/// Which part of the data an example belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Split {
+    Train,
+    Val,
+    Test,
+}
+
+/// One rationale's inputs and targets.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RationaleTarget {
+    /// The text (empty when the item has no rationale from this perspective).
+    pub text: String,
+    pub present: bool,
+    /// r_pred: the verdict the rationale implies, 0 real, 1 fake, 2 other (also when unknown or missing).
+    pub r_pred: u32,
+    /// r_acc: 1 when the rationale is right (or a person called it useful).
+    pub r_acc: f32,
+}
+
+/// One item ready for the guidance model.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Example {
+    pub item: ItemId,
+    /// The news text (title and text).
+    pub news: String,
+    /// The label (true = fake), when the item has one; unlabelled items are only predicted.
+    pub fake: Option<bool>,
+    /// True when the label is people's (their verdict overrode or supplied it).
+    pub human: bool,
+    pub split: Split,
+    /// One per perspective, in the model's perspective order.
+    pub rationales: Vec<RationaleTarget>,
+}
+
+/// Counts of what a training run saw (stored with each version).
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct DataSnapshot {
+    pub items: usize,
+    pub labelled: usize,
+    /// Labels that come from people (overriding or supplying the gold label).
+    pub human_labels: usize,
+    /// Of those, how many disagree with the gold label.
+    pub human_overrides: usize,
+    pub train: usize,
+    pub val: usize,
+    pub test: usize,
+    pub perspectives: Vec<String>,
+    /// Per perspective: items with a rationale.
+    pub rationales: Vec<usize>,
+    /// Rationales whose usefulness comes from a person's feedback.
+    pub usefulness_feedback: usize,
+    /// Rationales that people corrected (revision > 1).
+    pub corrected_rationales: usize,
+}
+
+/// The perspectives that have at least one rationale, in `order` first, then any others alphabetically.
+pub fn perspectives_present(items: &[TrainingItem], order: &[String]) -> Vec<String> {
+    let mut present: Vec<String> = Vec::new();
+    for item in items {
+        for r in &item.rationales {
+            if !present.contains(&r.perspective) {
+                present.push(r.perspective.clone());
+            }
+        }
+    }
+    let mut out: Vec<String> = order.iter().filter(|p| present.contains(p)).cloned().collect();
+    let mut rest: Vec<String> = present.into_iter().filter(|p| !out.contains(p)).collect();
+    rest.sort();
+    out.extend(rest);
+    out
+}
+
+fn hash_percent(text: &str) -> u64 {
+    let digest = Sha256::digest(text.as_bytes());
+    u64::from_le_bytes(digest[..8].try_into().expect("8 bytes")) % 100
+}
+
+fn explicit_split(split: Option<&str>) -> Option<Split> {
+    match split?.trim().to_ascii_lowercase().as_str() {
+        "train" | "training" => Some(Split::Train),
+        "val" | "valid" | "validation" | "dev" => Some(Split::Val),
+        "test" => Some(Split::Test),
+        _ => None,
+    }
+}
+
+fn label_of(item: &TrainingItem) -> (Option<bool>, bool) {
+    match item.human {
+        Some(Verdict::Fake) => (Some(true), true),
+        Some(Verdict::Real) => (Some(false), true),
+        // A person said neither: the item is not a training example either way.
+        Some(Verdict::Other) => (None, true),
+        None => match item.gold {
+            Some(Verdict::Fake) => (Some(true), false),
+            Some(Verdict::Real) => (Some(false), false),
+            _ => (None, false),
+        },
+    }
+}
+
+/// Builds one example per item, with `perspectives` in that order.
+pub fn build(items: &[TrainingItem], perspectives: &[String]) -> (Vec<Example>, DataSnapshot) {
+    let explicit: Vec<Option<Split>> = items.iter().map(|i| explicit_split(i.split.as_deref())).collect();
+    let any_train = explicit.contains(&Some(Split::Train));
+    let any_test = explicit.contains(&Some(Split::Test));
+    let mut snapshot = DataSnapshot {
+        items: items.len(),
+        perspectives: perspectives.to_vec(),
+        rationales: vec![0; perspectives.len()],
+        ..Default::default()
+    };
+    let mut examples = Vec::with_capacity(items.len());
+    for (item, explicit) in items.iter().zip(explicit) {
+        let news = crate::rationales::news_text(item.title.as_deref().unwrap_or(""), &item.text);
+        let h = hash_percent(&news);
+        let split = match explicit {
+            Some(Split::Val) if !any_train => {
+                if h < 85 {
+                    Split::Train
+                } else {
+                    Split::Val
+                }
+            }
+            Some(s) => s,
+            None if any_test => {
+                if h < 85 {
+                    Split::Train
+                } else {
+                    Split::Val
+                }
+            }
+            None => match h {
+                0..70 => Split::Train,
+                70..85 => Split::Val,
+                _ => Split::Test,
+            },
+        };
+        let (fake, human) = label_of(item);
+        let mut rationales = Vec::with_capacity(perspectives.len());
+        for (k, perspective) in perspectives.iter().enumerate() {
+            // The newest chain of this perspective (an item may hold several, e.g. from two models).
+            let Some(r) = item.rationales.iter().rev().find(|r| &r.perspective == perspective) else {
+                rationales.push(RationaleTarget { text: String::new(), present: false, r_pred: 2, r_acc: 0.0 });
+                continue;
+            };
+            snapshot.rationales[k] += 1;
+            if r.revision > 1 {
+                snapshot.corrected_rationales += 1;
+            }
+            let r_pred = r.verdict.map(|v| v.arg_code() as u32).unwrap_or(2);
+            let r_acc = match r.usefulness {
+                Some(u) => {
+                    snapshot.usefulness_feedback += 1;
+                    (u == Usefulness::Useful) as u8 as f32
+                }
+                None => match (fake, r.verdict) {
+                    (Some(fake), Some(v)) => (v == if fake { Verdict::Fake } else { Verdict::Real }) as u8 as f32,
+                    _ => 0.0,
+                },
+            };
+            rationales.push(RationaleTarget { text: r.text.clone(), present: true, r_pred, r_acc });
+        }
+        if fake.is_some() {
+            snapshot.labelled += 1;
+            match split {
+                Split::Train => snapshot.train += 1,
+                Split::Val => snapshot.val += 1,
+                Split::Test => snapshot.test += 1,
+            }
+        }
+        if human && fake.is_some() {
+            snapshot.human_labels += 1;
+            let gold = item.gold.filter(|g| *g != Verdict::Other).map(|g| g == Verdict::Fake);
+            if gold.is_some() && gold != fake {
+                snapshot.human_overrides += 1;
+            }
+        }
+        examples.push(Example { item: item.id, news, fake, human, split, rationales });
+    }
+    (examples, snapshot)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::guidance::TrainingRationale;
+
+    fn item(id: i64, gold: Option<Verdict>, human: Option<Verdict>, split: Option<&str>) -> TrainingItem {
+        TrainingItem {
+            id,
+            title: None,
+            text: format!("claim number {id}"),
+            gold,
+            split: split.map(str::to_owned),
+            human,
+            judgements: human.is_some() as usize,
+            judged_at: None,
+            rationales: Vec::new(),
+        }
+    }
+
+    fn rationale(
+        p: &str,
+        verdict: Option<Verdict>,
+        revision: u32,
+        usefulness: Option<Usefulness>,
+    ) -> TrainingRationale {
+        TrainingRationale { perspective: p.into(), text: format!("{p} r{revision}"), verdict, revision, usefulness }
+    }
+
+    #[test]
+    fn human_verdict_overrides_the_label_and_other_unlabels() {
+        let items = [
+            item(1, Some(Verdict::Real), Some(Verdict::Fake), None),
+            item(2, Some(Verdict::Fake), None, None),
+            item(3, Some(Verdict::Fake), Some(Verdict::Other), None),
+            item(4, None, None, None),
+        ];
+        let (ex, snap) = build(&items, &[]);
+        assert_eq!(ex.iter().map(|e| e.fake).collect::<Vec<_>>(), [Some(true), Some(true), None, None]);
+        assert!(ex[0].human && !ex[1].human);
+        assert_eq!((snap.labelled, snap.human_labels, snap.human_overrides), (2, 1, 1));
+    }
+
+    #[test]
+    fn feedback_and_corrections_override_rationale_targets() {
+        let mut it = item(1, Some(Verdict::Fake), None, None);
+        it.rationales = vec![
+            // Says fake (right) but a person found it misleading: r_acc 0.
+            rationale("td", Some(Verdict::Fake), 1, Some(Usefulness::Misleading)),
+            // Corrected to real (wrong for a fake item), no feedback: r_pred 0, r_acc 0, revised text.
+            rationale("cs", Some(Verdict::Real), 2, None),
+        ];
+        let persp = vec!["td".to_owned(), "cs".to_owned(), "fc".to_owned()];
+        let (ex, snap) = build(&[it], &persp);
+        let r = &ex[0].rationales;
+        assert_eq!((r[0].r_pred, r[0].r_acc), (1, 0.0));
+        assert_eq!((r[1].r_pred, r[1].r_acc, r[1].text.as_str()), (0, 0.0, "cs r2"));
+        assert!(!r[2].present && r[2].text.is_empty() && r[2].r_pred == 2);
+        assert_eq!((snap.usefulness_feedback, snap.corrected_rationales), (1, 1));
+        assert_eq!(snap.rationales, [1, 1, 0]);
+    }
+
+    #[test]
+    fn useful_feedback_sets_r_acc_even_for_a_wrong_verdict() {
+        let mut it = item(1, Some(Verdict::Fake), None, None);
+        it.rationales = vec![rationale("td", Some(Verdict::Real), 1, Some(Usefulness::Useful))];
+        let (ex, _) = build(&[it], &["td".to_owned()]);
+        assert_eq!(ex[0].rationales[0].r_acc, 1.0);
+    }
+
+    #[test]
+    fn splits_are_stable_and_follow_the_data() {
+        let items: Vec<_> = (0..200).map(|i| item(i, Some(Verdict::Real), None, None)).collect();
+        let (a, snap) = build(&items, &[]);
+        assert!(snap.train > 100 && snap.val > 10 && snap.test > 10, "{snap:?}");
+        // Judging an item does not move it.
+        let mut judged = items.clone();
+        judged[5].human = Some(Verdict::Fake);
+        let (b, _) = build(&judged, &[]);
+        assert!(a.iter().zip(&b).all(|(x, y)| x.split == y.split));
+        // LIAR2's public files: valid + test. Test stays test; valid is divided into train and val.
+        let items: Vec<_> =
+            (0..100).map(|i| item(i, Some(Verdict::Real), None, Some(if i < 50 { "valid" } else { "test" }))).collect();
+        let (ex, snap) = build(&items, &[]);
+        assert!(ex[50..].iter().all(|e| e.split == Split::Test));
+        assert!(snap.train > 30 && snap.val > 0 && snap.test == 50, "{snap:?}");
+    }
+
+    #[test]
+    fn perspectives_follow_the_configured_order() {
+        let mut it = item(1, None, None, None);
+        it.rationales =
+            vec![rationale("zz", None, 1, None), rationale("cs", None, 1, None), rationale("td", None, 1, None)];
+        let order = vec!["td".to_owned(), "cs".to_owned()];
+        assert_eq!(perspectives_present(&[it], &order), ["td", "cs", "zz"]);
+    }
+}

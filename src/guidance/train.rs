@@ -1,0 +1,694 @@
+//! Training, evaluation and prediction of guidance model versions over an Argus database.
+//!
+//! A run reads every item's targets (people's feedback first, see `data`), takes the frozen encoder outputs from
+//! the encoder cache beside the database (encoding only texts it has not seen), and trains only the encoders' top
+//! layer and the head: Adam(W), batch 64, early stopping on validation macro-F1 with patience 5, the best epoch
+//! kept, seeded. An incremental run starts from a parent version and trains on everything labelled so far, with
+//! people's labels counted `human_weight` times, so nothing is forgotten. Each finished run is a version in the
+//! database (config, data snapshot, metrics on the fixed test split, weights file with checksum) and the version
+//! in use for its kind; its predictions for every item are stored with it.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use candle_core::Device;
+use candle_nn::{Optimizer, VarMap};
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use serde::{Deserialize, Serialize};
+
+use super::arg::ArgConfig;
+use super::argd::ArgdConfig;
+use super::bert::BertConfigHead;
+use super::data::{self, DataSnapshot, Example, Split};
+use super::features::FeatureBank;
+use super::metrics::{Metrics, evaluate};
+use super::net::{self, Architecture, ModelKind, Net};
+use crate::domain::Verdict;
+use crate::jobs::Progress;
+use crate::models::encoder::{Dropout, Encoder, EncoderOptions};
+use crate::models::encoder_cache::{self, EncoderCache};
+use crate::models::{DeviceChoice, ModelError, fetch};
+use crate::store::Store;
+use crate::store::guidance::{NewModelVersion, Prediction};
+
+/// How a run trains.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TrainOptions {
+    pub seed: u64,
+    /// Adam learning rate (English: 5e-5).
+    pub lr: f64,
+    pub weight_decay: f64,
+    pub batch_size: usize,
+    pub max_epochs: usize,
+    /// Epochs without a better validation macro-F1 before stopping.
+    pub patience: usize,
+    /// Each item labelled by people counts this many times per epoch.
+    pub human_weight: usize,
+    /// Reproduce the reference's quirks (means over padding, unmasked poolings; fixed-length padding).
+    pub paper_quirks: bool,
+    pub beta_use: f64,
+    pub beta_judge: f64,
+    pub kd_weight: f64,
+    /// WordPiece length of every text (ARG: 170).
+    pub max_len: usize,
+}
+
+impl Default for TrainOptions {
+    fn default() -> Self {
+        Self {
+            seed: 0,
+            lr: 5e-5,
+            weight_decay: 5e-5,
+            batch_size: 64,
+            max_epochs: 50,
+            patience: 5,
+            human_weight: 2,
+            paper_quirks: false,
+            beta_use: 1.5,
+            beta_judge: 1.0,
+            kd_weight: 1.0,
+            max_len: 170,
+        }
+    }
+}
+
+/// What to train.
+#[derive(Clone, Debug)]
+pub struct TrainRequest {
+    pub kind: ModelKind,
+    /// Start from this version's weights (an incremental retrain); `None`: from the pretrained encoder.
+    pub from: Option<i64>,
+    /// ARG-D's teacher (default: the ARG version in use).
+    pub teacher: Option<i64>,
+    /// Encoder: a catalog name or a folder (ignored when starting from a version: its encoder is used).
+    pub encoder: String,
+    pub device: DeviceChoice,
+    pub options: TrainOptions,
+    /// ARG's perspectives (default: every perspective some item has a rationale for, in the studio's order).
+    pub perspectives: Option<Vec<String>>,
+}
+
+impl TrainRequest {
+    pub fn new(kind: ModelKind) -> Self {
+        Self {
+            kind,
+            from: None,
+            teacher: None,
+            encoder: crate::models::catalog::DEMO_ENCODER.to_owned(),
+            device: DeviceChoice::Cpu,
+            options: TrainOptions::default(),
+            perspectives: None,
+        }
+    }
+}
+
+/// One epoch of a run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EpochRecord {
+    pub epoch: usize,
+    pub train_loss: f64,
+    pub val_macro_f1: f64,
+    pub val_accuracy: f64,
+    pub val_auc: f64,
+    pub seconds: f64,
+    /// True when this epoch became the best so far (the kept checkpoint).
+    pub best: bool,
+}
+
+/// What a finished run produced.
+#[derive(Clone, Debug, Serialize)]
+pub struct TrainReport {
+    pub version: i64,
+    pub kind: ModelKind,
+    pub parent: Option<i64>,
+    pub test: Metrics,
+    pub val: Metrics,
+    pub epochs: Vec<EpochRecord>,
+    pub best_epoch: usize,
+    /// Seconds of the training loop (epochs and validation).
+    pub train_secs: f64,
+    /// Seconds of the whole run (reading data and features, training, saving, predicting).
+    pub total_secs: f64,
+    pub snapshot: DataSnapshot,
+    /// Texts whose frozen features were encoded during this run (the rest came from the cache).
+    pub encoded_texts: usize,
+    pub predictions: usize,
+}
+
+/// What is stored in a version's `config`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct VersionConfig {
+    architecture: Architecture,
+    options: TrainOptions,
+    /// Catalog name or folder of the encoder, and the id its cache entries carry.
+    encoder: String,
+    encoder_id: String,
+    teacher: Option<i64>,
+}
+
+/// Everything loaded to run a model.
+struct Session {
+    store: Store,
+    encoder: Encoder,
+    cache: EncoderCache,
+    device: Device,
+}
+
+fn open_session(
+    db: &Path,
+    encoder: &str,
+    device: DeviceChoice,
+    max_len: usize,
+    progress: &dyn Progress,
+) -> anyhow::Result<Session> {
+    let store = Store::open(db)?;
+    let dir = fetch::resolve(encoder, progress)?;
+    progress.set(0, 0, "loading the encoder");
+    let device = device.open()?;
+    let encoder = Encoder::load(&dir, &device, EncoderOptions { max_len, ..Default::default() })?;
+    let cache = EncoderCache::open(&encoder_cache::cache_path_for(db))?;
+    Ok(Session { store, encoder, cache, device })
+}
+
+/// Where version weights live: `NAME.models/` beside the database.
+pub fn weights_dir_for(db: &Path) -> PathBuf {
+    let name = db.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "argus".into());
+    db.with_file_name(format!("{name}.models"))
+}
+
+fn sha256_file(path: &Path) -> anyhow::Result<String> {
+    use sha2::{Digest, Sha256};
+    let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
+    Ok(format!("{:x}", Sha256::digest(&bytes)))
+}
+
+/// A version's model, loaded and checked.
+struct LoadedVersion {
+    net: Net,
+    config: VersionConfig,
+    _varmap: VarMap,
+}
+
+fn load_version(
+    store: &Store,
+    version: i64,
+    device: &Device,
+    bert: &candle_transformers::models::bert::Config,
+) -> anyhow::Result<LoadedVersion> {
+    let v = store.model_version(version)?;
+    let config: VersionConfig = serde_json::from_value(v.config.clone())
+        .with_context(|| format!("model version {version}: its config cannot be read by this Argus"))?;
+    let path = PathBuf::from(v.weights_path.as_deref().unwrap_or_default());
+    if !path.is_file() {
+        bail!("model version {version}: its weights file {} is missing", path.display());
+    }
+    let sha = sha256_file(&path)?;
+    if Some(sha.as_str()) != v.weights_sha256.as_deref() {
+        bail!(
+            "{}: checksum {sha} does not match the one recorded for model version {version} ({}); the file was changed or truncated",
+            path.display(),
+            v.weights_sha256.as_deref().unwrap_or("none")
+        );
+    }
+    let mut varmap = VarMap::new();
+    let net = Net::build(&varmap, &config.architecture, bert, device)?;
+    varmap
+        .load(&path)
+        .with_context(|| format!("{}: cannot load the weights of model version {version}", path.display()))?;
+    Ok(LoadedVersion { net, config, _varmap: varmap })
+}
+
+/// Texts whose frozen features `examples` need for `arch`.
+fn texts_needed<'a>(examples: &'a [Example], with_rationales: bool) -> Vec<&'a str> {
+    let mut texts = Vec::new();
+    for e in examples {
+        texts.push(e.news.as_str());
+        if with_rationales {
+            texts.extend(e.rationales.iter().map(|r| r.text.as_str()));
+        }
+    }
+    texts
+}
+
+/// Runs `net` over `examples` in evaluation mode, `batch` at a time.
+fn predict_all(
+    net: &Net,
+    examples: &[&Example],
+    bank: &FeatureBank,
+    max_len: usize,
+    device: &Device,
+) -> anyhow::Result<net::BatchPrediction> {
+    let mut all = net::BatchPrediction {
+        p_fake: vec![],
+        gates: vec![],
+        usefulness: vec![],
+        judgements: vec![],
+        features: Some(vec![]),
+    };
+    // Sorted by length so that batches pad little; results are put back in order.
+    let mut order: Vec<usize> = (0..examples.len()).collect();
+    order.sort_by_key(|&i| bank.tokens(bank.id(&examples[i].news)));
+    let mut slots: Vec<Option<(f32, Vec<f32>, Vec<f32>, Vec<u32>, Option<Vec<f32>>)>> = vec![None; examples.len()];
+    for chunk in order.chunks(64) {
+        let batch_examples: Vec<&Example> = chunk.iter().map(|&i| examples[i]).collect();
+        let batch = net.batch(&batch_examples, bank, max_len, None, device)?;
+        let p = net.predict(&batch)?;
+        for (j, &i) in chunk.iter().enumerate() {
+            slots[i] = Some((
+                p.p_fake[j],
+                p.gates[j].clone(),
+                p.usefulness[j].clone(),
+                p.judgements[j].clone(),
+                p.features.as_ref().map(|f| f[j].clone()),
+            ));
+        }
+    }
+    for s in slots.into_iter().flatten() {
+        all.p_fake.push(s.0);
+        all.gates.push(s.1);
+        all.usefulness.push(s.2);
+        all.judgements.push(s.3);
+        match (&mut all.features, s.4) {
+            (Some(f), Some(v)) => f.push(v),
+            (f, None) => *f = None,
+            _ => {}
+        }
+    }
+    Ok(all)
+}
+
+fn metrics_of(
+    net: &Net,
+    examples: &[&Example],
+    bank: &FeatureBank,
+    max_len: usize,
+    device: &Device,
+) -> anyhow::Result<Metrics> {
+    let labelled: Vec<&Example> = examples.iter().copied().filter(|e| e.fake.is_some()).collect();
+    let p = predict_all(net, &labelled, bank, max_len, device)?;
+    let y: Vec<bool> = labelled.iter().map(|e| e.fake == Some(true)).collect();
+    let p: Vec<f64> = p.p_fake.iter().map(|&v| v as f64).collect();
+    Ok(evaluate(&p, &y))
+}
+
+fn to_predictions(examples: &[&Example], p: &net::BatchPrediction, perspectives: &[String]) -> Vec<Prediction> {
+    examples
+        .iter()
+        .enumerate()
+        .map(|(i, e)| Prediction {
+            item_id: e.item,
+            p_fake: p.p_fake[i] as f64,
+            gates: perspectives.iter().cloned().zip(p.gates[i].iter().map(|&g| g as f64)).collect(),
+            usefulness: perspectives.iter().cloned().zip(p.usefulness[i].iter().map(|&g| g as f64)).collect(),
+            judgements: perspectives
+                .iter()
+                .cloned()
+                .zip(p.judgements[i].iter().map(|&c| match c {
+                    0 => Verdict::Real,
+                    1 => Verdict::Fake,
+                    _ => Verdict::Other,
+                }))
+                .collect(),
+        })
+        .collect()
+}
+
+/// Trains a new version of `request.kind` on the database at `db`; `on_epoch` sees each epoch as it ends.
+pub fn train(
+    db: &Path,
+    request: &TrainRequest,
+    progress: &dyn Progress,
+    on_epoch: &mut dyn FnMut(&EpochRecord),
+) -> anyhow::Result<TrainReport> {
+    let started = Instant::now();
+    let store = Store::open(db)?;
+    // What the run starts from: a parent version fixes the encoder, the perspectives and the architecture.
+    let parent = request.from.map(|v| store.model_version(v)).transpose()?;
+    if let Some(p) = &parent {
+        if p.kind != request.kind.as_str() {
+            bail!("model version {} is {}, not {}", p.id, p.kind, request.kind.as_str());
+        }
+    }
+    let parent_config: Option<VersionConfig> = parent
+        .as_ref()
+        .map(|p| serde_json::from_value(p.config.clone()))
+        .transpose()
+        .context("the parent version's config cannot be read by this Argus")?;
+    let teacher_id = match request.kind {
+        ModelKind::Argd => Some(match request.teacher.or(parent_config.as_ref().and_then(|c| c.teacher)) {
+            Some(t) => t,
+            None => store
+                .active_version("arg")?
+                .context("ARG-D learns from an ARG version: train ARG first (`argus train --model arg`)")?,
+        }),
+        _ => None,
+    };
+    let teacher_config: Option<VersionConfig> = teacher_id
+        .map(|t| -> anyhow::Result<VersionConfig> {
+            let v = store.model_version(t)?;
+            if v.kind != "arg" {
+                bail!("model version {t} is {}, not an ARG version to distil from", v.kind);
+            }
+            Ok(serde_json::from_value(v.config)?)
+        })
+        .transpose()?;
+    let encoder_name = parent_config
+        .as_ref()
+        .or(teacher_config.as_ref())
+        .map(|c| c.encoder.clone())
+        .unwrap_or_else(|| request.encoder.clone());
+    let mut options = request.options.clone();
+    if let Some(c) = parent_config.as_ref().or(teacher_config.as_ref()) {
+        // The architecture's switches and text length are the parent's; the rest (seed, epochs, ...) this run's.
+        options.paper_quirks = c.options.paper_quirks;
+        options.max_len = c.options.max_len;
+    }
+    progress.set(0, 0, "reading labels and feedback");
+    let items = store.training_items()?;
+    let order: Vec<String> = store.perspectives()?.into_iter().map(|p| p.key).collect();
+    let perspectives = match (request.kind, &parent_config, &teacher_config) {
+        (_, Some(c), _) | (ModelKind::Argd, None, Some(c)) => c.architecture.perspectives.clone(),
+        (ModelKind::Arg, None, _) => {
+            request.perspectives.clone().unwrap_or_else(|| data::perspectives_present(&items, &order))
+        }
+        _ => Vec::new(),
+    };
+    let (examples, snapshot) = data::build(&items, &perspectives);
+    let train_set: Vec<&Example> = examples.iter().filter(|e| e.split == Split::Train && e.fake.is_some()).collect();
+    let mut val_set: Vec<&Example> = examples.iter().filter(|e| e.split == Split::Val && e.fake.is_some()).collect();
+    let test_set: Vec<&Example> = examples.iter().filter(|e| e.split == Split::Test && e.fake.is_some()).collect();
+    if train_set.len() < 2 {
+        bail!(
+            "{}: only {} labelled training items ({} labelled in all); label more items (or import labelled data) \
+             before training",
+            db.display(),
+            train_set.len(),
+            snapshot.labelled
+        );
+    }
+    if val_set.is_empty() {
+        tracing::warn!("no labelled validation items: early stopping watches the training items");
+        val_set = train_set.clone();
+    }
+    drop(store);
+
+    let mut session = open_session(db, &encoder_name, request.device.clone(), options.max_len, progress)?;
+    let device = session.device.clone();
+    let bert = session.encoder.config().clone();
+    let uses_rationales = request.kind == ModelKind::Arg || request.kind == ModelKind::Argd;
+    let texts = texts_needed(&examples, uses_rationales);
+    let bank = FeatureBank::build(&mut session.cache, &session.encoder, &texts, progress)?;
+
+    let arch = Architecture {
+        kind: request.kind,
+        perspectives: perspectives.clone(),
+        arg: ArgConfig {
+            perspectives: perspectives.len(),
+            beta_use: options.beta_use,
+            beta_judge: options.beta_judge,
+            paper_quirks: options.paper_quirks,
+            ..ArgConfig::default()
+        },
+        argd: ArgdConfig { kd_weight: options.kd_weight, paper_quirks: options.paper_quirks, ..ArgdConfig::default() },
+        bert: BertConfigHead::default(),
+    };
+    let arch = match &parent_config {
+        // Keep the parent's architecture, with this run's loss weights.
+        Some(c) => Architecture {
+            arg: ArgConfig { beta_use: options.beta_use, beta_judge: options.beta_judge, ..c.architecture.arg.clone() },
+            argd: ArgdConfig { kd_weight: options.kd_weight, ..c.architecture.argd.clone() },
+            ..c.architecture.clone()
+        },
+        None => arch,
+    };
+
+    // ARG-D's targets: the teacher's fused features on the training items, computed once (teacher in eval mode).
+    let teacher_features: Option<Vec<Vec<f32>>> = match teacher_id {
+        Some(t) => {
+            progress.set(0, 0, &format!("computing the teacher's features (ARG version {t})"));
+            let teacher = load_version(&session.store, t, &device, &bert)?;
+            let p = predict_all(&teacher.net, &train_set, &bank, options.max_len, &device)?;
+            Some(p.features.context("the teacher gave no features")?)
+        }
+        None => None,
+    };
+
+    // Build: seeded initialisation, then the encoder's pretrained top layers (or the parent's / teacher's weights).
+    let mut varmap = VarMap::new();
+    let model = Net::build(&varmap, &arch, &bert, &device)?;
+    net::seeded_init(&varmap, options.seed)?;
+    match &parent {
+        Some(p) => {
+            let path = PathBuf::from(p.weights_path.as_deref().unwrap_or_default());
+            let sha = sha256_file(&path)?;
+            if Some(sha.as_str()) != p.weights_sha256.as_deref() {
+                bail!(
+                    "{}: checksum does not match model version {}; the file was changed or truncated",
+                    path.display(),
+                    p.id
+                );
+            }
+            varmap.load(&path).with_context(|| format!("{}: cannot load model version {}", path.display(), p.id))?;
+        }
+        None => {
+            let weights_path = session.encoder.dir().join("model.safetensors");
+            let (prefix, _) = crate::models::encoder::check_safetensors(&weights_path)?;
+            let pretrained = net::load_tensors(&weights_path, &device)?;
+            let stacks: &[&str] = match request.kind {
+                ModelKind::Arg => &["bert_content.", "bert_FTR."],
+                _ => &["bert."],
+            };
+            for to in stacks {
+                net::copy_matching(&varmap, &pretrained, &prefix, to)?;
+            }
+            if let (ModelKind::Argd, Some(t)) = (request.kind, teacher_id) {
+                // The student starts from its teacher's news encoder and classifier.
+                let tv = session.store.model_version(t)?;
+                let teacher = net::load_tensors(Path::new(tv.weights_path.as_deref().unwrap_or_default()), &device)?;
+                net::copy_matching(&varmap, &teacher, "bert_content.", "bert.")?;
+                net::copy_matching(&varmap, &teacher, "mlp.mlp.", "mlp.mlp.")?;
+            }
+        }
+    }
+
+    let run = session.store.start_training_run(&serde_json::to_value(&snapshot)?)?;
+    let result = fit(
+        &model,
+        &varmap,
+        &options,
+        &train_set,
+        &val_set,
+        teacher_features.as_deref(),
+        &bank,
+        &device,
+        progress,
+        on_epoch,
+    );
+    let (epochs, best_epoch, train_secs) = match result {
+        Ok(r) => r,
+        Err(e) => {
+            let status = if progress.is_cancelled() { "cancelled" } else { "failed" };
+            session.store.end_training_run(
+                run,
+                status,
+                &serde_json::Value::Array(vec![]),
+                started.elapsed().as_secs_f64(),
+            )?;
+            return Err(e);
+        }
+    };
+    progress.set(0, 0, "evaluating on the held-out test split");
+    let test = metrics_of(&model, &test_set, &bank, options.max_len, &device)?;
+    let val = metrics_of(&model, &val_set, &bank, options.max_len, &device)?;
+
+    // Save the weights, then the version (file first: a version row always has its file).
+    let dir = weights_dir_for(db);
+    std::fs::create_dir_all(&dir).with_context(|| format!("{}: cannot create folder", dir.display()))?;
+    let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
+    let path = dir.join(format!("{}-{stamp}-seed{}.safetensors", request.kind.as_str(), options.seed));
+    let partial = path.with_extension("partial");
+    varmap.save(&partial).with_context(|| format!("{}: cannot write weights", partial.display()))?;
+    std::fs::rename(&partial, &path).with_context(|| format!("{}: cannot move into place", path.display()))?;
+    let sha = sha256_file(&path)?;
+    let config = VersionConfig {
+        architecture: arch.clone(),
+        options: options.clone(),
+        encoder: encoder_name.clone(),
+        encoder_id: session.encoder.id().to_owned(),
+        teacher: teacher_id,
+    };
+    let metrics = serde_json::json!({ "test": test, "val": val, "best_epoch": best_epoch, "train_secs": train_secs });
+    let version = session.store.add_model_version(
+        run,
+        &NewModelVersion {
+            kind: request.kind.as_str().to_owned(),
+            parent_id: parent.as_ref().map(|p| p.id),
+            config: serde_json::to_value(&config)?,
+            metrics,
+            weights_path: path.display().to_string(),
+            weights_sha256: sha,
+            seconds_taken: train_secs,
+            data_snapshot: serde_json::to_value(&snapshot)?,
+            epochs: serde_json::to_value(&epochs)?,
+        },
+    )?;
+
+    // Predictions for every item.
+    progress.set(0, 0, "predicting every item");
+    let all: Vec<&Example> = examples.iter().collect();
+    let p = predict_all(&model, &all, &bank, options.max_len, &device)?;
+    let predictions = to_predictions(&all, &p, if request.kind == ModelKind::Arg { &perspectives } else { &[] });
+    session.store.save_predictions(version, &predictions)?;
+    Ok(TrainReport {
+        version,
+        kind: request.kind,
+        parent: parent.map(|p| p.id),
+        test,
+        val,
+        epochs,
+        best_epoch,
+        train_secs,
+        total_secs: started.elapsed().as_secs_f64(),
+        snapshot,
+        encoded_texts: bank.stats.encoded,
+        predictions: predictions.len(),
+    })
+}
+
+/// The training loop: returns the epoch records, the best epoch and the loop's seconds; the best checkpoint is
+/// left in `varmap`.
+#[allow(clippy::too_many_arguments)]
+fn fit(
+    model: &Net,
+    varmap: &VarMap,
+    options: &TrainOptions,
+    train_set: &[&Example],
+    val_set: &[&Example],
+    teacher: Option<&[Vec<f32>]>,
+    bank: &FeatureBank,
+    device: &Device,
+    progress: &dyn Progress,
+    on_epoch: &mut dyn FnMut(&EpochRecord),
+) -> anyhow::Result<(Vec<EpochRecord>, usize, f64)> {
+    let started = Instant::now();
+    let trainable = varmap.all_vars().into_iter().filter(|v| v.dims().len() > 0).collect::<Vec<_>>();
+    let mut optimizer = candle_nn::AdamW::new(
+        trainable,
+        candle_nn::ParamsAdamW { lr: options.lr, weight_decay: options.weight_decay, ..Default::default() },
+    )?;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(options.seed);
+    let dropout = Dropout::new(options.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(1));
+    // Positions into train_set, people's labels repeated.
+    let mut pool: Vec<usize> = Vec::new();
+    for (i, e) in train_set.iter().enumerate() {
+        let copies = if e.human { options.human_weight.max(1) } else { 1 };
+        pool.extend(std::iter::repeat_n(i, copies));
+    }
+    let batch_size = options.batch_size.max(2);
+    let batches_per_epoch = pool.len().div_ceil(batch_size);
+    let mut epochs = Vec::new();
+    let mut best: Option<(f64, usize, Vec<(String, candle_core::Tensor)>)> = None;
+    let mut since_best = 0;
+    for epoch in 1..=options.max_epochs.max(1) {
+        let epoch_started = Instant::now();
+        pool.shuffle(&mut rng);
+        let mut loss_sum = 0.0;
+        let mut seen = 0usize;
+        for (b, chunk) in pool.chunks(batch_size).enumerate() {
+            if progress.is_cancelled() {
+                return Err(ModelError::Cancelled.into());
+            }
+            // BatchNorm cannot normalise a batch of one.
+            if chunk.len() < 2 {
+                continue;
+            }
+            let examples: Vec<&Example> = chunk.iter().map(|&i| train_set[i]).collect();
+            let teacher_rows: Option<Vec<Vec<f32>>> = teacher.map(|t| chunk.iter().map(|&i| t[i].clone()).collect());
+            let batch = model.batch(&examples, bank, options.max_len, teacher_rows.as_deref(), device)?;
+            let loss = model.loss(&batch, Some(&dropout))?;
+            optimizer.backward_step(&loss)?;
+            let l = loss.to_scalar::<f32>()? as f64;
+            loss_sum += l * chunk.len() as f64;
+            seen += chunk.len();
+            progress.set(
+                ((epoch - 1) * batches_per_epoch + b + 1) as u64,
+                (options.max_epochs * batches_per_epoch) as u64,
+                &format!("epoch {epoch}/{} · batch {}/{batches_per_epoch} · loss {l:.4}", options.max_epochs, b + 1),
+            );
+        }
+        let val = metrics_of(model, val_set, bank, options.max_len, device)?;
+        let improved = best.as_ref().is_none_or(|(f1, _, _)| val.macro_f1 > *f1);
+        if improved {
+            best = Some((val.macro_f1, epoch, net::snapshot(varmap)?));
+            since_best = 0;
+        } else {
+            since_best += 1;
+        }
+        let record = EpochRecord {
+            epoch,
+            train_loss: if seen > 0 { loss_sum / seen as f64 } else { f64::NAN },
+            val_macro_f1: val.macro_f1,
+            val_accuracy: val.accuracy,
+            val_auc: val.auc,
+            seconds: epoch_started.elapsed().as_secs_f64(),
+            best: improved,
+        };
+        on_epoch(&record);
+        epochs.push(record);
+        if since_best >= options.patience.max(1) {
+            break;
+        }
+    }
+    let (_, best_epoch, values) = best.expect("at least one epoch ran");
+    net::restore(varmap, &values)?;
+    Ok((epochs, best_epoch, started.elapsed().as_secs_f64()))
+}
+
+/// Metrics of `version` on the database's held-out test split (labels as they stand now).
+pub fn eval(db: &Path, version: i64, device: DeviceChoice, progress: &dyn Progress) -> anyhow::Result<Metrics> {
+    let (examples, loaded, bank, device) = prepare_version(db, version, device, progress)?;
+    let test: Vec<&Example> = examples.iter().filter(|e| e.split == Split::Test).collect();
+    metrics_of(&loaded.net, &test, &bank, loaded.config.options.max_len, &device)
+}
+
+/// Predicts every item with `version` and stores the predictions; returns how many.
+pub fn predict(db: &Path, version: i64, device: DeviceChoice, progress: &dyn Progress) -> anyhow::Result<usize> {
+    let (examples, loaded, bank, device) = prepare_version(db, version, device, progress)?;
+    let all: Vec<&Example> = examples.iter().collect();
+    progress.set(0, all.len() as u64, "predicting");
+    let p = predict_all(&loaded.net, &all, &bank, loaded.config.options.max_len, &device)?;
+    let perspectives = if loaded.config.architecture.kind == ModelKind::Arg {
+        loaded.config.architecture.perspectives.clone()
+    } else {
+        Vec::new()
+    };
+    let predictions = to_predictions(&all, &p, &perspectives);
+    let mut store = Store::open(db)?;
+    store.save_predictions(version, &predictions)?;
+    Ok(predictions.len())
+}
+
+fn prepare_version(
+    db: &Path,
+    version: i64,
+    device: DeviceChoice,
+    progress: &dyn Progress,
+) -> anyhow::Result<(Vec<Example>, LoadedVersion, FeatureBank, Device)> {
+    let store = Store::open(db)?;
+    let v = store.model_version(version)?;
+    let config: VersionConfig = serde_json::from_value(v.config.clone())
+        .with_context(|| format!("model version {version}: its config cannot be read by this Argus"))?;
+    drop(store);
+    let mut session = open_session(db, &config.encoder, device, config.options.max_len, progress)?;
+    let bert = session.encoder.config().clone();
+    let loaded = load_version(&session.store, version, &session.device, &bert)?;
+    let items = session.store.training_items()?;
+    let (examples, _) = data::build(&items, &loaded.config.architecture.perspectives);
+    let with_rationales = loaded.config.architecture.kind == ModelKind::Arg;
+    let bank =
+        FeatureBank::build(&mut session.cache, &session.encoder, &texts_needed(&examples, with_rationales), progress)?;
+    Ok((examples, loaded, bank, session.device))
+}
