@@ -319,6 +319,46 @@ enum BenchCmd {
         #[arg(long)]
         to: PathBuf,
     },
+    /// Guidance-model training speed: one ARG training step beside the PyTorch peer (same shapes, threads, run),
+    /// then one incremental retrain on 1,000 new judgements with cached frozen features.
+    Train {
+        /// Encoder (catalog name or folder).
+        #[arg(long, default_value = "minilm")]
+        encoder: String,
+        #[arg(long, default_value_t = 64)]
+        batch: usize,
+        #[arg(long, default_value_t = 170)]
+        length: usize,
+        #[arg(long, default_value_t = 3)]
+        perspectives: usize,
+        /// Share of real (non-padding) tokens per text.
+        #[arg(long, default_value_t = 0.5)]
+        fill: f64,
+        /// Timed steps (the median is reported).
+        #[arg(long, default_value_t = 3)]
+        reps: usize,
+        #[arg(long)]
+        no_peer: bool,
+        /// Also time the peer as the reference code runs: the whole BERT every step.
+        #[arg(long)]
+        peer_full: bool,
+        /// Skip the step and time only the retrain (or the reverse with --no-retrain).
+        #[arg(long)]
+        no_step: bool,
+        #[arg(long)]
+        no_retrain: bool,
+        /// LIAR2 CSV for the retrain database (default ../shared/data/liar2/valid.csv, else the demo repeated).
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Model retrained: arg, argd or bert.
+        #[arg(long, default_value = "arg", value_parser = parse_model_kind)]
+        model: argus::guidance::net::ModelKind,
+        #[arg(long, default_value_t = 1000)]
+        judgements: usize,
+        /// Epochs of the retrain.
+        #[arg(long, default_value_t = 1)]
+        epochs: usize,
+    },
     /// Prompt-processing and generation tokens/s of a GGUF beside llama.cpp on the same tokens and threads.
     Generate {
         /// GGUF file, or a catalog name.
@@ -494,6 +534,35 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     !no_peer
                 )?
             );
+        }
+        Some(Cmd::Bench {
+            what:
+                BenchCmd::Train {
+                    encoder,
+                    batch,
+                    length,
+                    perspectives,
+                    fill,
+                    reps,
+                    no_peer,
+                    peer_full,
+                    no_step,
+                    no_retrain,
+                    data,
+                    model,
+                    judgements,
+                    epochs,
+                },
+        }) => {
+            let dir = model_path(&encoder)?;
+            if !no_step {
+                let r = argus::bench::train::step(&dir, batch, length, perspectives, fill, reps, !no_peer, peer_full)?;
+                print!("{r}");
+            }
+            if !no_retrain {
+                let r = argus::bench::train::retrain(data.as_deref(), &encoder, model, judgements, epochs)?;
+                print!("{r}");
+            }
         }
         Some(Cmd::Bench { what: BenchCmd::Store { items, commits, frames } }) => {
             let report = argus::bench::store_bench(items, commits)?;

@@ -18,7 +18,7 @@ fn repo_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn python(env_var: &str, venv: &str) -> Option<PathBuf> {
+pub(crate) fn python(env_var: &str, venv: &str) -> Option<PathBuf> {
     std::env::var_os(env_var)
         .map(PathBuf::from)
         .or_else(|| Some(repo_dir().join(venv).join("bin/python")))
@@ -26,7 +26,7 @@ fn python(env_var: &str, venv: &str) -> Option<PathBuf> {
 }
 
 /// Runs a peer script and parses the one JSON object it prints.
-fn run_peer(python: &Path, script: &str, args: &[String]) -> Result<serde_json::Value, String> {
+pub(crate) fn run_peer(python: &Path, script: &str, args: &[String]) -> Result<serde_json::Value, String> {
     let script = repo_dir().join("benches/peers").join(script);
     let out = Command::new(python)
         .arg(&script)
@@ -343,7 +343,7 @@ pub fn generate(
     })
 }
 
-fn tempdir() -> PathBuf {
+pub(crate) fn tempdir() -> PathBuf {
     let dir = std::env::temp_dir().join(format!("argus-bench-{}", std::process::id()));
     let _ = std::fs::create_dir_all(&dir);
     dir

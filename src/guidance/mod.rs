@@ -12,3 +12,4 @@ pub mod features;
 pub mod metrics;
 pub mod net;
 pub mod train;
+pub mod triage;

@@ -355,12 +355,13 @@ impl Dropout {
         if p <= 0.0 {
             return Ok(x.clone());
         }
-        let scale = 1.0 / (1.0 - p);
-        let n = x.elem_count();
-        let mut rng = self.rng.borrow_mut();
-        let mask: Vec<f32> = (0..n).map(|_| if rng.random::<f32>() < p { 0.0 } else { scale }).collect();
-        let mask = Tensor::from_vec(mask, x.shape(), x.device())?.to_dtype(x.dtype())?;
-        x * mask
+        // Random u32s in bulk, compared with the threshold by candle: no per-element loop here.
+        let mut bits = vec![0u32; x.elem_count()];
+        self.rng.borrow_mut().fill(&mut bits[..]);
+        let threshold = (p as f64 * u32::MAX as f64) as u32;
+        let bits = Tensor::from_vec(bits, x.shape(), x.device())?;
+        let keep = bits.ge(threshold)?.to_dtype(x.dtype())?;
+        (x * keep)? * (1.0 / (1.0 - p as f64))
     }
 }
 

@@ -10,4 +10,5 @@ mod models_fetch;
 mod openai_backend;
 mod rationales;
 mod store;
+mod training;
 mod ui;

@@ -1,0 +1,233 @@
+//! Training the guidance models end to end on a real (small) database and the real demo encoder: versions,
+//! reproducibility, incremental retrains with people's feedback, distillation, roll back, bad weights files, CLI.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use argus::domain::{NewJudgement, Verdict};
+use argus::guidance::net::ModelKind;
+use argus::guidance::train::{TrainOptions, TrainRequest, eval, predict, train};
+use argus::jobs::NoProgress;
+use argus::store::Store;
+
+use super::models::model;
+
+/// A database of the first `n` demo items (LIAR2 claims with their justification as a `human` rationale).
+fn small_db(dir: &Path, n: usize) -> PathBuf {
+    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/demo/liar2-sample.csv");
+    let mut reader = csv::Reader::from_path(&demo).unwrap();
+    let subset = dir.join("small.csv");
+    let mut writer = csv::Writer::from_path(&subset).unwrap();
+    writer.write_record(reader.headers().unwrap()).unwrap();
+    for rec in reader.records().take(n) {
+        writer.write_record(&rec.unwrap()).unwrap();
+    }
+    writer.flush().unwrap();
+    let db = dir.join("small.db");
+    let mut store = Store::open(&db).unwrap();
+    argus::ingest::import_files(&mut store, &[subset], &Default::default(), &NoProgress).unwrap();
+    db
+}
+
+/// Short texts and few epochs: these tests check behaviour, not quality.
+fn request(kind: ModelKind, seed: u64) -> TrainRequest {
+    let encoder = model(argus::models::catalog::DEMO_ENCODER);
+    TrainRequest {
+        encoder: encoder.display().to_string(),
+        options: TrainOptions { seed, max_epochs: 2, max_len: 32, batch_size: 16, ..TrainOptions::default() },
+        ..TrainRequest::new(kind)
+    }
+}
+
+#[test]
+fn a_seeded_run_is_reproducible_and_becomes_a_version_with_predictions() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = small_db(dir.path(), 60);
+    let mut epochs_seen = 0;
+    let a = train(&db, &request(ModelKind::Arg, 7), &NoProgress, &mut |_| epochs_seen += 1).unwrap();
+    let b = train(&db, &request(ModelKind::Arg, 7), &NoProgress, &mut |_| {}).unwrap();
+    assert_eq!(epochs_seen, a.epochs.len());
+    assert_eq!(a.snapshot.perspectives, ["human"]);
+    assert!(a.encoded_texts > 0 && b.encoded_texts == 0, "the second run reads every frozen feature from the cache");
+    // Same seed, same data: the same losses, metrics and predictions.
+    let losses = |r: &argus::guidance::train::TrainReport| r.epochs.iter().map(|e| e.train_loss).collect::<Vec<_>>();
+    assert_eq!(losses(&a), losses(&b));
+    assert_eq!(a.test, b.test);
+    let store = Store::open(&db).unwrap();
+    let (pa, pb) = (store.predictions(a.version).unwrap(), store.predictions(b.version).unwrap());
+    assert_eq!(pa.len(), 60);
+    assert_eq!(pa, pb);
+    let p = pa.values().next().unwrap();
+    assert!((0.0..=1.0).contains(&p.p_fake));
+    assert_eq!(p.gates.len(), 1, "one trust value per perspective: {p:?}");
+    assert_eq!(p.usefulness.len(), 1);
+    // Versions: both stored, the newest in use, the weights file matches its checksum, metrics on the test split.
+    let versions = store.model_versions().unwrap();
+    assert_eq!(versions.len(), 2);
+    assert_eq!(store.active_version("arg").unwrap(), Some(b.version));
+    let v = &versions[0];
+    let bytes = std::fs::read(v.weights_path.as_ref().unwrap()).unwrap();
+    use sha2::Digest;
+    assert_eq!(format!("{:x}", sha2::Sha256::digest(&bytes)), v.weights_sha256.clone().unwrap());
+    assert_eq!(v.metrics["test"]["n"].as_u64().unwrap() as usize, a.snapshot.test);
+    assert_eq!(store.version_epochs(a.version).unwrap().as_array().unwrap().len(), a.epochs.len());
+    // Evaluating the stored version gives the metrics the run reported.
+    let m = eval(&db, a.version, argus::models::DeviceChoice::Cpu, &NoProgress).unwrap();
+    assert!((m.macro_f1 - a.test.macro_f1).abs() < 1e-9 && m.n == a.test.n);
+    // A different seed trains differently.
+    let c = train(&db, &request(ModelKind::Arg, 8), &NoProgress, &mut |_| {}).unwrap();
+    assert_ne!(losses(&a), losses(&c));
+    // Roll back: the older version is in use again; nothing is deleted.
+    store.set_active_version(a.version).unwrap();
+    assert_eq!(store.active_version("arg").unwrap(), Some(a.version));
+    assert_eq!(store.model_versions().unwrap().len(), 3);
+}
+
+#[test]
+fn an_incremental_retrain_starts_from_its_parent_and_learns_from_people() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = small_db(dir.path(), 50);
+    let first = train(&db, &request(ModelKind::Bert, 1), &NoProgress, &mut |_| {}).unwrap();
+    // Two annotators disagree with the gold label on 10 items; on one more they split and an adjudicator decides.
+    let store = Store::open(&db).unwrap();
+    let items = store.training_items().unwrap();
+    let (ann, other, judge) =
+        (store.annotator_id("ann").unwrap(), store.annotator_id("bob").unwrap(), store.annotator_id("adj").unwrap());
+    let flip = |v: Option<Verdict>| if v == Some(Verdict::Fake) { Verdict::Real } else { Verdict::Fake };
+    for item in items.iter().take(10) {
+        for who in [ann, other] {
+            let j = NewJudgement {
+                item_id: item.id,
+                annotator_id: who,
+                verdict: flip(item.gold),
+                confidence: None,
+                note: None,
+                time_spent_ms: 1,
+            };
+            store.record_judgement(&j).unwrap();
+        }
+    }
+    let split = &items[10];
+    for (who, verdict) in [(ann, Verdict::Fake), (other, Verdict::Real)] {
+        let j = NewJudgement {
+            item_id: split.id,
+            annotator_id: who,
+            verdict,
+            confidence: None,
+            note: None,
+            time_spent_ms: 1,
+        };
+        store.record_judgement(&j).unwrap();
+    }
+    let j = NewJudgement {
+        item_id: split.id,
+        annotator_id: judge,
+        verdict: flip(split.gold),
+        confidence: None,
+        note: None,
+        time_spent_ms: 1,
+    };
+    let id = store.record_judgement(&j).unwrap();
+    store.connection().execute("UPDATE judgements SET adjudicated = 1 WHERE id = ?1", [id]).unwrap();
+    drop(store);
+    let again = train(
+        &db,
+        &TrainRequest { from: Some(first.version), ..request(ModelKind::Bert, 1) },
+        &NoProgress,
+        &mut |_| {},
+    )
+    .unwrap();
+    assert_eq!(again.parent, Some(first.version));
+    assert_eq!(again.snapshot.human_labels, 11);
+    assert_eq!(again.snapshot.human_overrides, 11, "{:?}", again.snapshot);
+    // It trains on everything labelled, not only the new judgements.
+    assert_eq!(again.snapshot.train + again.snapshot.val + again.snapshot.test, 50);
+    let store = Store::open(&db).unwrap();
+    let v = store.model_version(again.version).unwrap();
+    assert_eq!(v.parent_id, Some(first.version));
+    assert_eq!(v.data_snapshot["human_labels"], 11);
+    // A parent of another kind is refused.
+    let err =
+        train(&db, &TrainRequest { from: Some(first.version), ..request(ModelKind::Arg, 1) }, &NoProgress, &mut |_| {})
+            .unwrap_err();
+    assert!(err.to_string().contains("is bert, not arg"), "{err}");
+}
+
+#[test]
+fn argd_distils_from_an_arg_version_and_predicts_without_rationales() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = small_db(dir.path(), 40);
+    let err = train(&db, &request(ModelKind::Argd, 0), &NoProgress, &mut |_| {}).unwrap_err();
+    assert!(err.to_string().contains("train ARG first"), "{err}");
+    let teacher = train(&db, &request(ModelKind::Arg, 0), &NoProgress, &mut |_| {}).unwrap();
+    let student = train(&db, &request(ModelKind::Argd, 0), &NoProgress, &mut |_| {}).unwrap();
+    let store = Store::open(&db).unwrap();
+    let v = store.model_version(student.version).unwrap();
+    assert_eq!(v.config["teacher"], teacher.version);
+    // The student predicts items that have no rationale at all.
+    store.connection().execute("UPDATE rationales SET retracted_at = 'now'", []).unwrap();
+    drop(store);
+    assert_eq!(predict(&db, student.version, argus::models::DeviceChoice::Cpu, &NoProgress).unwrap(), 40);
+}
+
+#[test]
+fn a_changed_weights_file_is_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = small_db(dir.path(), 30);
+    let r = train(
+        &db,
+        &TrainRequest {
+            options: TrainOptions { max_epochs: 1, ..request(ModelKind::Bert, 0).options },
+            ..request(ModelKind::Bert, 0)
+        },
+        &NoProgress,
+        &mut |_| {},
+    )
+    .unwrap();
+    let path = PathBuf::from(Store::open(&db).unwrap().model_version(r.version).unwrap().weights_path.unwrap());
+    let bytes = std::fs::read(&path).unwrap();
+    std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+    let err = eval(&db, r.version, argus::models::DeviceChoice::Cpu, &NoProgress).unwrap_err().to_string();
+    assert!(err.contains(&path.display().to_string()) && err.contains("checksum"), "{err}");
+    let err =
+        train(&db, &TrainRequest { from: Some(r.version), ..request(ModelKind::Bert, 0) }, &NoProgress, &mut |_| {})
+            .unwrap_err()
+            .to_string();
+    assert!(err.contains("checksum"), "{err}");
+}
+
+#[test]
+fn too_few_labels_is_a_clear_error_and_stores_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("empty.db");
+    Store::open(&db).unwrap();
+    let err = train(&db, &request(ModelKind::Bert, 0), &NoProgress, &mut |_| {}).unwrap_err().to_string();
+    assert!(err.contains("labelled training items"), "{err}");
+    assert!(Store::open(&db).unwrap().model_versions().unwrap().is_empty());
+}
+
+#[test]
+fn the_train_command_ends_with_one_json_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = small_db(dir.path(), 40);
+    let encoder = model(argus::models::catalog::DEMO_ENCODER);
+    let out = Command::new(env!("CARGO_BIN_EXE_argus"))
+        .args(["train", "--db", db.to_str().unwrap(), "--model", "bert", "--max-epochs", "1", "--max-len", "32"])
+        .args(["--encoder", encoder.to_str().unwrap(), "--seed", "3"])
+        .env("ARGUS_LOG", "error")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.lines().any(|l| l.starts_with("epoch   1")), "{stdout}");
+    let last: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    for key in ["version", "macro_f1", "accuracy", "f1_real", "f1_fake", "auc", "train_secs"] {
+        assert!(last.get(key).is_some(), "{key} missing from {last}");
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_argus"))
+        .args(["eval", "--db", db.to_str().unwrap(), "--version", "1", "--json"])
+        .output()
+        .unwrap();
+    let eval: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(eval["macro_f1"], last["macro_f1"]);
+}
