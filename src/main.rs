@@ -126,6 +126,20 @@ enum Cmd {
         #[arg(long)]
         version: Option<i64>,
     },
+    /// Cost-aware routing (as in the ARG paper): ARG-D scores every item without rationales; the share it is least
+    /// sure about is listed, and with --writer gets rationales written and is predicted by ARG.
+    Route {
+        #[arg(long)]
+        db: PathBuf,
+        /// Share of items routed to rationales + ARG (the paper: 0.23).
+        #[arg(long, default_value_t = 0.23)]
+        share: f64,
+        /// Write rationales for the routed items with this model (catalog name or GGUF path), then run ARG.
+        #[arg(long)]
+        writer: Option<String>,
+        #[arg(long, default_value = "td,cs", value_delimiter = ',')]
+        perspectives: Vec<String>,
+    },
     /// List model versions with their test metrics; `--use V` makes V the version in use for its kind (roll back).
     Versions {
         #[arg(long)]
@@ -223,6 +237,9 @@ struct RationalesArgs {
     /// Longest rationale, in tokens.
     #[arg(long, default_value_t = 256)]
     max_tokens: usize,
+    /// Only these items (set by `argus route`).
+    #[arg(skip)]
+    items: Option<Vec<i64>>,
 }
 
 #[derive(Args, Debug)]
@@ -359,6 +376,37 @@ enum BenchCmd {
         #[arg(long, default_value_t = 1)]
         epochs: usize,
     },
+    /// Quality on LIAR2 (binarised; valid.csv as train/val, test.csv as test): macro-F1 of the LLM verdicts alone,
+    /// BERT only, ARG and ARG-D, mean and std over seeds. With --writer, first writes LLM rationales for the
+    /// --perspectives (resumable); the stripped PolitiFact justification is always one more perspective.
+    Quality {
+        /// Folder with LIAR2's valid.csv and test.csv.
+        #[arg(long, default_value = "../shared/data/liar2")]
+        liar2: PathBuf,
+        /// Working folder (database, encoder cache, weights, quality.json); reused by a second run.
+        #[arg(long, default_value = "target/quality-liar2")]
+        work: PathBuf,
+        #[arg(long, default_value = "0,1,2", value_delimiter = ',')]
+        seeds: Vec<u64>,
+        #[arg(long, default_value = "minilm")]
+        encoder: String,
+        #[arg(long, default_value_t = 50)]
+        max_epochs: usize,
+        #[arg(long, default_value_t = 5)]
+        patience: usize,
+        /// Also train ARG in the reference's quirks mode.
+        #[arg(long)]
+        paper_quirks: bool,
+        /// At most this many claims from each file.
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Write LLM rationales first with this model (catalog name or GGUF path), e.g. qwen2.5-coder-1.5b.
+        #[arg(long)]
+        writer: Option<String>,
+        /// Perspectives the writer writes.
+        #[arg(long, default_value = "td,cs", value_delimiter = ',')]
+        perspectives: Vec<String>,
+    },
     /// Prompt-processing and generation tokens/s of a GGUF beside llama.cpp on the same tokens and threads.
     Generate {
         /// GGUF file, or a catalog name.
@@ -396,6 +444,7 @@ fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     set_threads(cli.threads);
+    keep_freed_memory();
     match run(cli) {
         Ok(code) => code,
         Err(err) => {
@@ -413,12 +462,28 @@ fn set_threads(threads: Option<usize>) {
     }
     let n = threads.unwrap_or_else(argus::models::default_threads).max(1);
     // SAFETY: called at the start of `main`, before any other thread exists, so nothing reads the environment
-    // concurrently. This is the crate's only unsafe block.
+    // concurrently. This and `keep_freed_memory` are the crate's only unsafe blocks.
     #[allow(unsafe_code)]
     unsafe {
         std::env::set_var("RAYON_NUM_THREADS", n.to_string());
     }
 }
+
+/// Tells glibc's allocator to keep freed memory (up to its 32 MiB limit for mmap'd blocks) instead of handing it
+/// back to the kernel: candle allocates a fresh buffer for every tensor operation, and page-faulting those in again
+/// took about a fifth of a guidance-model training step (`argus bench train`: 22.7 s -> 17.7 s per step).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn keep_freed_memory() {
+    // SAFETY: mallopt only changes allocator parameters; called at the start of `main`, before other threads.
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn keep_freed_memory() {}
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
@@ -564,6 +629,57 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 print!("{r}");
             }
         }
+        Some(Cmd::Bench {
+            what:
+                BenchCmd::Quality {
+                    liar2,
+                    work,
+                    seeds,
+                    encoder,
+                    max_epochs,
+                    patience,
+                    paper_quirks,
+                    limit,
+                    writer,
+                    perspectives,
+                },
+        }) => {
+            let options = argus::bench::quality::QualityOptions {
+                liar2,
+                work,
+                seeds,
+                encoder,
+                max_epochs,
+                patience,
+                paper_quirks,
+                limit,
+            };
+            let bar = ProgressBar::new();
+            let db = argus::bench::quality::database(&options, &bar)?;
+            if let Some(model) = writer {
+                rationales_command(
+                    RationalesArgs {
+                        db: db.clone(),
+                        perspectives,
+                        limit: None,
+                        backend: "local".into(),
+                        model: Some(model),
+                        url: None,
+                        api_key_env: "OPENAI_API_KEY".into(),
+                        concurrency: 1,
+                        temperature: 0.7,
+                        top_p: 0.9,
+                        seed: 299_792_458,
+                        max_tokens: 256,
+                        items: None,
+                    },
+                    cli.device.unwrap_or_default(),
+                )?;
+            }
+            let report = argus::bench::quality::run(&options, &bar, &mut |line| bar.println(line))?;
+            bar.finish();
+            print!("{report}");
+        }
         Some(Cmd::Bench { what: BenchCmd::Store { items, commits, frames } }) => {
             let report = argus::bench::store_bench(items, commits)?;
             print!("{report}");
@@ -605,6 +721,52 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let n = argus::guidance::train::predict(&db, version, cli.device.unwrap_or_default(), &bar)?;
             bar.finish();
             println!("stored predictions of version {version} for {n} items");
+        }
+        Some(Cmd::Route { db, share, writer, perspectives }) => {
+            existing(&db)?;
+            let device = cli.device.unwrap_or_default();
+            let store = Store::open(&db)?;
+            let argd = store.active_version("argd")?.context("no ARG-D version yet: `argus train --model argd`")?;
+            drop(store);
+            let bar = ProgressBar::new();
+            argus::guidance::train::predict(&db, argd, device.clone(), &bar)?;
+            let store = Store::open(&db)?;
+            let scores: std::collections::HashMap<_, _> =
+                store.predictions(argd)?.into_iter().map(|(id, p)| (id, p.p_fake)).collect();
+            let routed = argus::guidance::triage::route(&scores, share);
+            bar.finish();
+            println!(
+                "ARG-D version {argd} scored {} items; the {:.0}% it is least sure about: {} items",
+                scores.len(),
+                share * 100.0,
+                routed.len()
+            );
+            for id in routed.iter().take(20) {
+                println!("  item {id}: ARG-D P(fake) {:.3}", scores[id]);
+            }
+            if let Some(model) = writer {
+                rationales_command(
+                    RationalesArgs {
+                        db: db.clone(),
+                        perspectives,
+                        limit: None,
+                        backend: "local".into(),
+                        model: Some(model),
+                        url: None,
+                        api_key_env: "OPENAI_API_KEY".into(),
+                        concurrency: 1,
+                        temperature: 0.7,
+                        top_p: 0.9,
+                        seed: 299_792_458,
+                        max_tokens: 256,
+                        items: Some(routed.clone()),
+                    },
+                    device.clone(),
+                )?;
+                let arg = store.active_version("arg")?.context("no ARG version yet: `argus train --model arg`")?;
+                let n = argus::guidance::train::predict_items(&db, arg, Some(&routed), device, &ProgressBar::new())?;
+                println!("ARG version {arg} predicted the {n} routed items");
+            }
         }
         Some(Cmd::Versions { db, use_version, json }) => {
             existing(&db)?;
@@ -794,6 +956,7 @@ fn rationales_command(args: RationalesArgs, device: argus::models::DeviceChoice)
     let model_id = models[0].model_id();
     let options = RunOptions {
         perspectives,
+        items: args.items.clone(),
         limit: args.limit,
         params: argus::models::GenerationParams {
             max_tokens: args.max_tokens,

@@ -656,8 +656,19 @@ pub fn eval(db: &Path, version: i64, device: DeviceChoice, progress: &dyn Progre
 
 /// Predicts every item with `version` and stores the predictions; returns how many.
 pub fn predict(db: &Path, version: i64, device: DeviceChoice, progress: &dyn Progress) -> anyhow::Result<usize> {
+    predict_items(db, version, None, device, progress)
+}
+
+/// Predicts `items` (all when `None`) with `version` and stores the predictions; returns how many.
+pub fn predict_items(
+    db: &Path,
+    version: i64,
+    items: Option<&[crate::domain::ItemId]>,
+    device: DeviceChoice,
+    progress: &dyn Progress,
+) -> anyhow::Result<usize> {
     let (examples, loaded, bank, device) = prepare_version(db, version, device, progress)?;
-    let all: Vec<&Example> = examples.iter().collect();
+    let all: Vec<&Example> = examples.iter().filter(|e| items.is_none_or(|ids| ids.contains(&e.item))).collect();
     progress.set(0, all.len() as u64, "predicting");
     let p = predict_all(&loaded.net, &all, &bank, loaded.config.options.max_len, &device)?;
     let perspectives = if loaded.config.architecture.kind == ModelKind::Arg {

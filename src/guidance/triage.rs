@@ -174,6 +174,17 @@ pub fn route(argd: &HashMap<ItemId, f64>, share: f64) -> Vec<ItemId> {
     items.into_iter().take(n).map(|(id, _)| id).collect()
 }
 
+/// Cost-aware predictions: ARG's P(fake) for the routed share (ARG-D least sure), ARG-D's for the rest.
+pub fn routed(argd: &HashMap<ItemId, f64>, arg: &HashMap<ItemId, f64>, share: f64) -> HashMap<ItemId, f64> {
+    let mut out = argd.clone();
+    for id in route(argd, share) {
+        if let Some(&p) = arg.get(&id) {
+            out.insert(id, p);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -224,5 +235,8 @@ mod tests {
         assert_eq!(route(&argd, 0.4), [2, 5]);
         assert_eq!(route(&argd, 0.0), Vec::<ItemId>::new());
         assert_eq!(route(&argd, 1.0).len(), 5);
+        let arg: HashMap<ItemId, f64> = [(2, 0.9), (5, 0.1), (1, 0.9)].into_iter().collect();
+        let r = routed(&argd, &arg, 0.4);
+        assert_eq!((r[&2], r[&5], r[&1], r[&3]), (0.9, 0.1, 0.02, 0.7));
     }
 }
