@@ -406,6 +406,9 @@ enum BenchCmd {
         /// Perspectives the writer writes.
         #[arg(long, default_value = "td,cs", value_delimiter = ',')]
         perspectives: Vec<String>,
+        /// Methods: bert, arg, argd (adds the routing row), arg-quirks. Runs already in quality.json are kept.
+        #[arg(long, default_value = "bert,arg,argd", value_delimiter = ',')]
+        methods: Vec<String>,
     },
     /// Prompt-processing and generation tokens/s of a GGUF beside llama.cpp on the same tokens and threads.
     Generate {
@@ -642,6 +645,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     limit,
                     writer,
                     perspectives,
+                    methods,
                 },
         }) => {
             let options = argus::bench::quality::QualityOptions {
@@ -653,6 +657,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 patience,
                 paper_quirks,
                 limit,
+                methods,
             };
             let bar = ProgressBar::new();
             let db = argus::bench::quality::database(&options, &bar)?;

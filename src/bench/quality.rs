@@ -36,7 +36,13 @@ pub struct QualityOptions {
     pub paper_quirks: bool,
     /// At most this many claims from each file (quick runs); `None`: all.
     pub limit: Option<usize>,
+    /// Methods to train: `bert`, `arg`, `argd` (with the routing row), `arg-quirks`.
+    pub methods: Vec<String>,
 }
+
+/// The method names of the report, by option name.
+const METHODS: [(&str, &str); 4] =
+    [("bert", "BERT only"), ("arg", "ARG"), ("argd", "ARG-D"), ("arg-quirks", "ARG, paper quirks")];
 
 /// One trained model's test figures.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -194,6 +200,18 @@ pub fn run(
         let path = options.work.join("quality.json");
         std::fs::write(&path, serde_json::to_vec_pretty(report)?).with_context(|| path.display().to_string())
     };
+    // Resumable: runs already in quality.json (same database) are kept and not trained again.
+    if let Ok(text) = std::fs::read_to_string(options.work.join("quality.json"))
+        && let Ok(previous) = serde_json::from_str::<QualityReport>(&text)
+        && (previous.train, previous.val, previous.test) == (report.train, report.val, report.test)
+    {
+        report.runs = previous.runs;
+    }
+    for m in &options.methods {
+        if !METHODS.iter().any(|(k, _)| k == m) {
+            anyhow::bail!("unknown method {m:?}: use bert, arg, argd, arg-quirks");
+        }
+    }
     save(&report)?;
     for &seed in &options.seeds {
         let base = TrainOptions {
@@ -202,20 +220,25 @@ pub fn run(
             patience: options.patience,
             ..TrainOptions::default()
         };
-        let mut plan: Vec<(String, ModelKind, TrainOptions)> = vec![
-            ("BERT only".into(), ModelKind::Bert, base.clone()),
-            ("ARG".into(), ModelKind::Arg, base.clone()),
-            ("ARG-D".into(), ModelKind::Argd, base.clone()),
-        ];
-        if options.paper_quirks {
-            plan.push((
-                "ARG, paper quirks".into(),
-                ModelKind::Arg,
-                TrainOptions { paper_quirks: true, ..base.clone() },
-            ));
-        }
-        let mut arg_version = None;
+        let plan: Vec<(String, ModelKind, TrainOptions)> = METHODS
+            .iter()
+            .filter(|(k, _)| options.methods.iter().any(|m| m == k) || (*k == "arg-quirks" && options.paper_quirks))
+            .map(|(k, name)| {
+                let (kind, o) = match *k {
+                    "bert" => (ModelKind::Bert, base.clone()),
+                    "arg" => (ModelKind::Arg, base.clone()),
+                    "argd" => (ModelKind::Argd, base.clone()),
+                    _ => (ModelKind::Arg, TrainOptions { paper_quirks: true, ..base.clone() }),
+                };
+                (name.to_string(), kind, o)
+            })
+            .collect();
+        let mut arg_version = report.runs.iter().find(|r| r.method == "ARG" && r.seed == seed).map(|r| r.version);
         for (method, kind, train_options) in plan {
+            if report.runs.iter().any(|r| r.method == method && r.seed == seed) {
+                log(&format!("seed {seed}: {method} already in quality.json"));
+                continue;
+            }
             let request = TrainRequest {
                 encoder: options.encoder.clone(),
                 options: train_options,
