@@ -734,7 +734,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let argd = store.active_version("argd")?.context("no ARG-D version yet: `argus train --model argd`")?;
             drop(store);
             let bar = ProgressBar::new();
-            argus::guidance::train::predict(&db, argd, device.clone(), &bar)?;
+            argus::guidance::train::predict(&db, argd, device, &bar)?;
             let store = Store::open(&db)?;
             let scores: std::collections::HashMap<_, _> =
                 store.predictions(argd)?.into_iter().map(|(id, p)| (id, p.p_fake)).collect();
@@ -766,7 +766,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         max_tokens: 256,
                         items: Some(routed.clone()),
                     },
-                    device.clone(),
+                    device,
                 )?;
                 let arg = store.active_version("arg")?.context("no ARG version yet: `argus train --model arg`")?;
                 let n = argus::guidance::train::predict_items(&db, arg, Some(&routed), device, &ProgressBar::new())?;
@@ -860,6 +860,13 @@ fn train_command(args: TrainArgs, device: argus::models::DeviceChoice) -> anyhow
         report.best_epoch,
         report.encoded_texts
     );
+    if !report.unused_perspectives.is_empty() {
+        eprintln!(
+            "note: rationales from perspectives [{}] are not read by this model (it keeps its parent's \
+             perspectives); train without --from to include them",
+            report.unused_perspectives.join(",")
+        );
+    }
     let t = &report.test;
     println!(
         "{}",

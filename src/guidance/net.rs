@@ -66,9 +66,9 @@ pub struct Architecture {
 
 /// A built model.
 pub enum Net {
-    Arg(Arg),
-    Argd(ArgD),
-    Bert(BertClassifier),
+    Arg(Box<Arg>),
+    Argd(Box<ArgD>),
+    Bert(Box<BertClassifier>),
 }
 
 /// A batch of examples as tensors.
@@ -98,13 +98,13 @@ impl Net {
     pub fn build(varmap: &VarMap, arch: &Architecture, bert: &BertConfig, device: &Device) -> Result<Self> {
         let vb = VarBuilder::from_varmap(varmap, DType::F32, device);
         Ok(match arch.kind {
-            ModelKind::Arg => Net::Arg(Arg::load_head(
+            ModelKind::Arg => Net::Arg(Box::new(Arg::load_head(
                 vb,
                 ArgConfig { perspectives: arch.perspectives.len(), ..arch.arg.clone() },
                 bert,
-            )?),
-            ModelKind::Argd => Net::Argd(ArgD::load_student(vb, arch.argd.clone(), bert)?),
-            ModelKind::Bert => Net::Bert(BertClassifier::load_head(vb, arch.bert.clone(), bert)?),
+            )?)),
+            ModelKind::Argd => Net::Argd(Box::new(ArgD::load_student(vb, arch.argd.clone(), bert)?)),
+            ModelKind::Bert => Net::Bert(Box::new(BertClassifier::load_head(vb, arch.bert.clone(), bert)?)),
         })
     }
 

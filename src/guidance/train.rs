@@ -136,6 +136,9 @@ pub struct TrainReport {
     /// Texts whose frozen features were encoded during this run (the rest came from the cache).
     pub encoded_texts: usize,
     pub predictions: usize,
+    /// Perspectives that items have rationales for but the model does not read (an incremental run keeps its
+    /// parent's perspectives; train from scratch to add them).
+    pub unused_perspectives: Vec<String>,
 }
 
 /// What is stored in a version's `config`.
@@ -222,7 +225,7 @@ fn load_version(
 }
 
 /// Texts whose frozen features `examples` need for `arch`.
-fn texts_needed<'a>(examples: &'a [Example], with_rationales: bool) -> Vec<&'a str> {
+fn texts_needed(examples: &[Example], with_rationales: bool) -> Vec<&str> {
     let mut texts = Vec::new();
     for e in examples {
         texts.push(e.news.as_str());
@@ -251,7 +254,8 @@ fn predict_all(
     // Sorted by length so that batches pad little; results are put back in order.
     let mut order: Vec<usize> = (0..examples.len()).collect();
     order.sort_by_key(|&i| bank.tokens(bank.id(&examples[i].news)));
-    let mut slots: Vec<Option<(f32, Vec<f32>, Vec<f32>, Vec<u32>, Option<Vec<f32>>)>> = vec![None; examples.len()];
+    type Slot = (f32, Vec<f32>, Vec<f32>, Vec<u32>, Option<Vec<f32>>);
+    let mut slots: Vec<Option<Slot>> = vec![None; examples.len()];
     for chunk in order.chunks(64) {
         let batch_examples: Vec<&Example> = chunk.iter().map(|&i| examples[i]).collect();
         let batch = net.batch(&batch_examples, bank, max_len, None, device)?;
@@ -327,10 +331,10 @@ pub fn train(
     let store = Store::open(db)?;
     // What the run starts from: a parent version fixes the encoder, the perspectives and the architecture.
     let parent = request.from.map(|v| store.model_version(v)).transpose()?;
-    if let Some(p) = &parent {
-        if p.kind != request.kind.as_str() {
-            bail!("model version {} is {}, not {}", p.id, p.kind, request.kind.as_str());
-        }
+    if let Some(p) = &parent
+        && p.kind != request.kind.as_str()
+    {
+        bail!("model version {} is {}, not {}", p.id, p.kind, request.kind.as_str());
     }
     let parent_config: Option<VersionConfig> = parent
         .as_ref()
@@ -376,6 +380,11 @@ pub fn train(
         }
         _ => Vec::new(),
     };
+    let unused_perspectives: Vec<String> = if request.kind == ModelKind::Bert {
+        Vec::new()
+    } else {
+        data::perspectives_present(&items, &order).into_iter().filter(|p| !perspectives.contains(p)).collect()
+    };
     let (examples, snapshot) = data::build(&items, &perspectives);
     let train_set: Vec<&Example> = examples.iter().filter(|e| e.split == Split::Train && e.fake.is_some()).collect();
     let mut val_set: Vec<&Example> = examples.iter().filter(|e| e.split == Split::Val && e.fake.is_some()).collect();
@@ -395,7 +404,7 @@ pub fn train(
     }
     drop(store);
 
-    let mut session = open_session(db, &encoder_name, request.device.clone(), options.max_len, progress)?;
+    let mut session = open_session(db, &encoder_name, request.device, options.max_len, progress)?;
     let device = session.device.clone();
     let bert = session.encoder.config().clone();
     let uses_rationales = request.kind == ModelKind::Arg || request.kind == ModelKind::Argd;
@@ -555,6 +564,7 @@ pub fn train(
         snapshot,
         encoded_texts: bank.stats.encoded,
         predictions: predictions.len(),
+        unused_perspectives,
     })
 }
 
@@ -574,7 +584,7 @@ fn fit(
     on_epoch: &mut dyn FnMut(&EpochRecord),
 ) -> anyhow::Result<(Vec<EpochRecord>, usize, f64)> {
     let started = Instant::now();
-    let trainable = varmap.all_vars().into_iter().filter(|v| v.dims().len() > 0).collect::<Vec<_>>();
+    let trainable = varmap.all_vars().into_iter().filter(|v| !v.dims().is_empty()).collect::<Vec<_>>();
     let mut optimizer = candle_nn::AdamW::new(
         trainable,
         candle_nn::ParamsAdamW { lr: options.lr, weight_decay: options.weight_decay, ..Default::default() },
@@ -590,7 +600,8 @@ fn fit(
     let batch_size = options.batch_size.max(2);
     let batches_per_epoch = pool.len().div_ceil(batch_size);
     let mut epochs = Vec::new();
-    let mut best: Option<(f64, usize, Vec<(String, candle_core::Tensor)>)> = None;
+    type Checkpoint = (f64, usize, Vec<(String, candle_core::Tensor)>);
+    let mut best: Option<Checkpoint> = None;
     let mut since_best = 0;
     for epoch in 1..=options.max_epochs.max(1) {
         let epoch_started = Instant::now();

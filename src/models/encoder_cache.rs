@@ -39,6 +39,9 @@ pub struct CacheStats {
     pub encoded: usize,
 }
 
+/// One text's cached output: its real token count and their states (tokens x hidden values).
+pub type Row = (usize, Vec<f32>);
+
 /// The cache file.
 pub struct EncoderCache {
     conn: Connection,
@@ -114,12 +117,7 @@ impl EncoderCache {
 
     /// The `stack` outputs of `encoder` for `texts` as (real tokens, their states: tokens x hidden values), without
     /// padding; encodes (and caches) only those not cached yet.
-    pub fn rows(
-        &mut self,
-        encoder: &Encoder,
-        stack: Stack,
-        texts: &[&str],
-    ) -> Result<(Vec<(usize, Vec<f32>)>, CacheStats)> {
+    pub fn rows(&mut self, encoder: &Encoder, stack: Stack, texts: &[&str]) -> Result<(Vec<Row>, CacheStats)> {
         let max_len = encoder.options().max_len;
         let hidden_size = encoder.hidden_size();
         let keys: Vec<[u8; 32]> = texts.iter().map(|t| Sha256::digest(t.as_bytes()).into()).collect();
