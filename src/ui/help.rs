@@ -10,6 +10,7 @@ pub const SHORTCUTS: &[(&str, &str)] = &[
     ("k / ↑", "previous item"),
     ("ctrl+z", "undo the last judgement (kept in the database as retracted)"),
     ("/", "search the item list"),
+    ("t", "show or hide the Train panel (retrain the guidance model, compare versions)"),
     ("Esc", "leave a text field / close this sheet"),
     ("?", "show or hide this sheet"),
 ];

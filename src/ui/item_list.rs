@@ -1,10 +1,12 @@
-//! The item list: a filter bar and a virtualised list (only visible rows are laid out, so 100,000 items scroll and
-//! filter smoothly).
+//! The item list: a filter bar, the order (as imported, or by what the guidance models predict; the fact-checker's
+//! queue), and a virtualised list (only visible rows are laid out, so 100,000 items scroll and filter smoothly) with
+//! each item's P(fake) once a model version has predictions.
 
 use egui::{Color32, RichText};
 
 use super::AppCommand;
 use crate::domain::{ItemSummary, Verdict};
+use crate::guidance::triage::Order;
 use crate::studio::{Command, LabelFilter, StatusFilter, Workspace};
 
 /// Id of the search field, so `/` can focus it.
@@ -76,6 +78,7 @@ pub fn item_list_ui(ui: &mut egui::Ui, ws: &Workspace, state: &mut ListState) ->
     if filter != *ws.filter() {
         out.push(AppCommand::Studio(Command::SetFilter(filter.clone())));
     }
+    order_ui(ui, ws, &mut out);
     ui.label(RichText::new(format!("{} of {} items", ws.filtered_len(), ws.progress().1)).small().weak());
     ui.separator();
 
@@ -102,7 +105,8 @@ pub fn item_list_ui(ui: &mut egui::Ui, ws: &Workspace, state: &mut ListState) ->
         for row in rows {
             let Some(summary) = ws.row(row) else { continue };
             let selected = cursor == Some(row);
-            if row_ui(ui, summary, selected).clicked() {
+            let p_fake = if ws.has_predictions() { Some(ws.p_fake(summary.id)) } else { None };
+            if row_ui(ui, summary, selected, p_fake).clicked() {
                 out.push(AppCommand::Studio(Command::SelectRow(row)));
             }
         }
@@ -112,7 +116,55 @@ pub fn item_list_ui(ui: &mut egui::Ui, ws: &Workspace, state: &mut ListState) ->
     out
 }
 
-fn row_ui(ui: &mut egui::Ui, s: &ItemSummary, selected: bool) -> egui::Response {
+/// The order combo and the fact-checker's queue toggle.
+fn order_ui(ui: &mut egui::Ui, ws: &Workspace, out: &mut Vec<AppCommand>) {
+    ui.horizontal_wrapped(|ui| {
+        let queue = ws.is_fact_check_queue();
+        let mut order = ws.order();
+        ui.add_enabled_ui(!queue, |ui| {
+            let label = ui.label("Order:");
+            egui::ComboBox::from_id_salt("list_order")
+                .selected_text(order.label())
+                .show_ui(ui, |ui| {
+                    for o in Order::ALL {
+                        ui.selectable_value(&mut order, o, o.label());
+                    }
+                })
+                .response
+                .on_hover_text(
+                    "risk: highest P(fake) first · uncertainty: P(fake) nearest 0.5 first · disagreement: where the \
+                     models, the rationales' verdicts and people disagree most · random: a shuffle for a cold start",
+                )
+                .labelled_by(label.id);
+        });
+        if order != ws.order() {
+            out.push(AppCommand::Studio(Command::SetOrder(order)));
+        }
+        let mut on = queue;
+        if ui
+            .toggle_value(&mut on, "Fact-check queue")
+            .on_hover_text("only the items nobody has judged yet, riskiest (highest P(fake)) first")
+            .changed()
+        {
+            out.push(AppCommand::Studio(Command::SetFactCheckQueue(on)));
+        }
+        if !ws.has_predictions() && (queue || matches!(order, Order::Risk | Order::Uncertainty)) {
+            ui.label(RichText::new("no predictions yet: train a model (t)").small().weak());
+        }
+    });
+}
+
+/// Colour of a P(fake): from the real colour at 0 to the fake colour at 1.
+pub fn risk_color(p: f64) -> Color32 {
+    let (a, b) = (verdict_color(Verdict::Real), verdict_color(Verdict::Fake));
+    let t = p.clamp(0.0, 1.0) as f32;
+    let mix = |x: u8, y: u8| (x as f32 + (y as f32 - x as f32) * t).round() as u8;
+    Color32::from_rgb(mix(a.r(), b.r()), mix(a.g(), b.g()), mix(a.b(), b.b()))
+}
+
+/// One row: my verdict, the disagreement mark, P(fake) (`Some` once a model has predictions: `Some(None)` for an
+/// item it did not score), the headline.
+fn row_ui(ui: &mut egui::Ui, s: &ItemSummary, selected: bool, p_fake: Option<Option<f64>>) -> egui::Response {
     let badge = match s.my_verdict {
         Some(Verdict::Fake) => {
             RichText::new(" FAKE ").color(Color32::WHITE).background_color(verdict_color(Verdict::Fake))
@@ -132,6 +184,15 @@ fn row_ui(ui: &mut egui::Ui, s: &ItemSummary, selected: bool) -> egui::Response 
         let size = egui::vec2(10.0, ui.spacing().interact_size.y);
         ui.add_sized(size, egui::Label::new(RichText::new(mark).strong().color(ui.visuals().warn_fg_color)))
             .on_hover_text("people disagree, or contradict the gold label");
+        if let Some(p) = p_fake {
+            let text = match p {
+                Some(p) => RichText::new(format!("{p:.2}")).color(Color32::WHITE).background_color(risk_color(p)),
+                None => RichText::new(" -  ").weak(),
+            };
+            let size = egui::vec2(34.0, ui.spacing().interact_size.y);
+            ui.add_sized(size, egui::Label::new(text.monospace().small()))
+                .on_hover_text("P(fake) of the guidance model in use (ARG, else ARG-D, else BERT)");
+        }
         ui.add(egui::Button::selectable(selected, &s.headline).truncate())
     })
     .inner

@@ -1,14 +1,16 @@
-//! The item view: the news text and its metadata, the rationales grouped by perspective, and who judged what.
+//! The item view: the news text and its metadata, what the guidance models predict (ARG's P(fake), its trust in
+//! each rationale and predicted usefulness and LLM verdict; ARG-D's and BERT's P(fake)), the rationales grouped by
+//! perspective, and who judged what.
 //!
 //! News text and model output are shown as plain text (labels), never as markup or links.
 
 use egui::RichText;
 
 use super::AppCommand;
-use super::item_list::verdict_color;
+use super::item_list::{risk_color, verdict_color};
 use crate::domain::{Rationale, RationaleId, Verdict};
 use crate::prompting::{Perspective, perspective_name};
-use crate::studio::{Command, ItemDetail, Workspace};
+use crate::studio::{Command, GuidanceDetail, ItemDetail, Workspace};
 use crate::writer::{LiveRationale, LiveState};
 
 /// What the item view shows of the rationale writer.
@@ -42,6 +44,10 @@ pub fn item_view_ui(ui: &mut egui::Ui, ws: &Workspace, state: &mut ViewState, wr
         ui.label(RichText::new(&detail.item.text).size(17.0));
         ui.add_space(8.0);
         metadata_ui(ui, detail);
+        if !detail.guidance.is_empty() {
+            ui.separator();
+            guidance_ui(ui, &detail.guidance, ws.perspectives());
+        }
         ui.separator();
         rationales_ui(ui, detail, ws.perspectives(), state, writer, &mut out);
         ui.separator();
@@ -104,6 +110,47 @@ fn metadata_ui(ui: &mut egui::Ui, d: &ItemDetail) {
                 }
             }
         });
+    });
+}
+
+/// The guidance models' view of the item: P(fake) of each model in use, then ARG's per-perspective trust (w_r) as
+/// bars, predicted usefulness and predicted LLM verdict.
+fn guidance_ui(ui: &mut egui::Ui, g: &GuidanceDetail, perspectives: &[Perspective]) {
+    ui.horizontal_wrapped(|ui| {
+        ui.label(RichText::new("Guidance").strong());
+        let models = [("ARG", g.arg.as_ref().map(|(v, p)| (*v, p.p_fake))), ("ARG-D", g.argd), ("BERT", g.bert)];
+        for (name, p) in models {
+            let Some((version, p)) = p else { continue };
+            ui.label(RichText::new(format!("{name}: P(fake) {p:.2}")).strong().color(risk_color(p)))
+                .on_hover_text(format!("{name} version {version} (in use)"));
+        }
+    });
+    let Some((_, arg)) = &g.arg else { return };
+    if arg.gates.is_empty() {
+        return;
+    }
+    egui::Grid::new("guidance_grid").num_columns(4).spacing([12.0, 4.0]).show(ui, |ui| {
+        ui.label(RichText::new("perspective").small().weak());
+        ui.label(RichText::new("ARG's trust in the rationale (w_r)").small().weak());
+        ui.label(RichText::new("predicted useful").small().weak());
+        ui.label(RichText::new("predicted LLM verdict").small().weak());
+        ui.end_row();
+        for (key, w) in &arg.gates {
+            ui.label(RichText::new(key).monospace()).on_hover_text(perspective_name(perspectives, key));
+            let w = w.clamp(0.0, 1.0);
+            ui.add(egui::ProgressBar::new(w as f32).desired_width(180.0).text(format!("{w:.2}")))
+                .on_hover_text("how much ARG weighs this rationale for this item (0 to 1)");
+            match arg.usefulness.iter().find(|(k, _)| k == key) {
+                Some((_, u)) => ui.label(format!("{u:.2}")),
+                None => ui.label("—"),
+            }
+            .on_hover_text("predicted probability that this rationale's verdict is right");
+            match arg.judgements.iter().find(|(k, _)| k == key) {
+                Some((_, v)) => ui.label(RichText::new(v.human_name()).color(verdict_color(*v))),
+                None => ui.label("—"),
+            };
+            ui.end_row();
+        }
     });
 }
 

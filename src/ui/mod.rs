@@ -14,6 +14,7 @@ mod item_view;
 mod judgement_bar;
 mod perspectives;
 mod status_bar;
+mod train_panel;
 mod writer_settings;
 
 use std::path::PathBuf;

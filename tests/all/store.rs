@@ -298,7 +298,14 @@ fn a_version_1_database_is_migrated_and_gets_the_builtin_perspectives() {
     let (dir, store) = seeded();
     let path = dir.path().join("t.sqlite");
     // Make it what the first release wrote: schema 1, no perspectives table.
-    store.connection().execute_batch("DROP TABLE perspectives; PRAGMA user_version = 1;").unwrap();
+    store
+        .connection()
+        .execute_batch(
+            "DROP TABLE perspectives; DROP TABLE predictions; DROP TABLE active_models;
+             ALTER TABLE model_versions DROP COLUMN seconds_taken; ALTER TABLE model_versions DROP COLUMN data_snapshot;
+             PRAGMA user_version = 1;",
+        )
+        .unwrap();
     drop(store);
     let store = Store::open(&path).unwrap();
     assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);

@@ -427,3 +427,195 @@ fn writer_settings_switch_to_a_server_and_are_remembered() {
     let text = std::fs::read_to_string(s._dir.path().join("settings.json")).unwrap();
     assert!(text.contains("OPENAI_API_KEY"));
 }
+
+/// A database with the first `n` items of the bundled demo sample; `labelled`: keep their gold labels and
+/// rationales (else neither: nothing to train on).
+fn demo_subset(db: &Path, n: usize, labelled: bool) {
+    let mut store = Store::open(db).unwrap();
+    let mut parsed = argus::ingest::read_demo_sample().unwrap();
+    parsed.items.truncate(n);
+    if !labelled {
+        for item in &mut parsed.items {
+            item.gold_label = None;
+            item.rationales.clear();
+        }
+    }
+    store.import(&[(parsed.dataset, parsed.items)], &mut |_| {}, &|| false).unwrap();
+}
+
+/// The studio on `db` as "ada", with `settings` written first.
+fn studio_on(dir: tempfile::TempDir, db: PathBuf, settings: argus::config::Settings) -> Studio {
+    settings.save_to(&dir.path().join("settings.json")).unwrap();
+    let mut opts = options(dir.path(), &db, Some("ada"));
+    opts.seed_demo = false;
+    let mut harness = studio_window(opts);
+    step_until(&mut harness, "the database to open", |app| app.workspace().is_some());
+    Studio { _dir: dir, db, harness }
+}
+
+#[test]
+fn the_train_panel_retrains_in_the_background_compares_versions_and_rolls_back() {
+    use argus::guidance::net::ModelKind;
+    use argus::guidance::train::{TrainRequest, train};
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("small.sqlite");
+    // 40 labelled items and a first version (BERT only, one epoch: the encoder's cache is filled here, once).
+    demo_subset(&db, 40, true);
+    let mut request = TrainRequest::new(ModelKind::Bert);
+    request.options.max_epochs = 1;
+    let first = train(&db, &request, &argus::jobs::NoProgress, &mut |_| {}).unwrap();
+    assert_eq!(first.version, 1);
+    let mut s = studio_on(dir, db, argus::config::Settings::default());
+
+    // t opens the panel on the kind trained last, incremental from the version in use.
+    s.harness.key_press(Key::T);
+    s.harness.run_steps(3);
+    assert!(s.harness.state().is_train_panel_open());
+    assert_eq!(s.harness.get_by_label("Model:").value().as_deref(), Some("BERT only"));
+    s.harness.get_by_label("incremental (from version 1)");
+    s.harness.get_by_label("Max epochs:").focus();
+    s.harness.step();
+    s.harness.key_press(Key::Backspace);
+    s.harness.key_press(Key::Backspace);
+    s.harness.get_by_label("Max epochs:").type_text("1");
+    s.harness.key_press(Key::Enter);
+    s.harness.run_steps(2);
+    s.harness.get_by_label("Retrain").click();
+    s.harness.step();
+    assert!(s.harness.state().is_training(), "the run goes in the background");
+    // The window keeps drawing while it trains; the job shows in the status bar with the panel's Cancel.
+    s.harness.run_steps(2);
+    assert!(s.harness.query_all_by_label_contains("Training BERT only").count() >= 2, "status bar and panel");
+    assert!(s.harness.query_by_label("Cancel training").is_some());
+    step_within(&mut s.harness, "the training to finish", Duration::from_secs(240), |app| !app.is_training());
+    s.harness.run_steps(2);
+
+    // The epoch arrived live, the new version is compared with its parent, in use, and listed beside the old one.
+    assert_eq!(s.harness.state().training_epochs().len(), 1);
+    let notice = s.harness.state().notice().unwrap().clone();
+    assert!(!notice.is_error, "{}", notice.text);
+    assert!(
+        notice.text.starts_with("BERT only version 2: test macro-F1")
+            && notice.text.contains("of version 1, its parent"),
+        "{}",
+        notice.text
+    );
+    let store = Store::open(&s.db).unwrap();
+    assert_eq!(store.active_version("bert").unwrap(), Some(2));
+    assert_eq!(store.model_version(2).unwrap().parent_id, Some(1));
+    assert_eq!(s.harness.state().model_versions().rows.len(), 2);
+    s.harness.get_by_label("#2 beside #1");
+    assert!(s.harness.query_by_label("Confusion matrix").is_some());
+    // The list shows the new version's P(fake).
+    assert!(s.harness.state().workspace().unwrap().has_predictions());
+
+    // Pick version 1 and put it back in use.
+    s.harness.get_by_label("#1").click();
+    s.harness.run_steps(2);
+    s.harness.get_by_label("Use this version").click();
+    s.harness.run_steps(2);
+    assert_eq!(store.active_version("bert").unwrap(), Some(1));
+    assert_eq!(s.harness.state().model_versions().active.bert, Some(1));
+    let notice = s.harness.state().notice().unwrap().text.clone();
+    assert_eq!(notice, "BERT only version 1 is now in use; the list order follows it.");
+}
+
+#[test]
+fn retraining_without_labels_says_why_and_the_automatic_retrain_waits_for_more_judgements() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("unlabelled.sqlite");
+    demo_subset(&db, 30, false);
+    let settings = argus::config::Settings { retrain_every_judgements: 2, ..Default::default() };
+    let mut s = studio_on(dir, db, settings);
+    s.harness.get_by_label("Train").click();
+    s.harness.run_steps(3);
+    s.harness.get_by_label("from scratch");
+    s.harness.get_by_label("Retrain").click();
+    step_until(&mut s.harness, "the training to fail", |app| app.notice().is_some_and(|n| n.is_error));
+    let notice = s.harness.state().notice().unwrap().text.clone();
+    assert!(notice.starts_with("Training ARG failed:") && notice.contains("label more items"), "{notice}");
+    assert_eq!(Store::open(&s.db).unwrap().model_versions().unwrap().len(), 0);
+
+    // Close the panel (t), then judge: the second judgement starts a retrain by itself (and it fails the same way).
+    s.harness.key_press(Key::T);
+    s.harness.step();
+    assert!(!s.harness.state().is_train_panel_open());
+    s.harness.key_press(Key::F);
+    s.harness.step();
+    assert!(!s.harness.state().is_training());
+    s.harness.key_press(Key::R);
+    s.harness.step();
+    assert!(s.harness.state().is_training(), "two judgements since no version: an automatic retrain");
+    step_until(&mut s.harness, "the automatic retrain to fail", |app| !app.is_training());
+    assert!(s.harness.state().notice().unwrap().text.starts_with("Training ARG failed:"));
+    // The next judgement does not retry at once: it waits for two more.
+    s.harness.key_press(Key::F);
+    s.harness.step();
+    assert!(!s.harness.state().is_training());
+    assert_eq!(s.harness.state().notice().unwrap().text, "Saved: fake");
+}
+
+#[test]
+fn the_list_orders_by_risk_shows_p_fake_and_the_item_view_shows_args_trust() {
+    use argus::store::guidance::{NewModelVersion, Prediction};
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("demo.sqlite");
+    {
+        let mut store = Store::open(&db).unwrap();
+        argus::studio::import_demo(&mut store, &argus::jobs::NoProgress).unwrap();
+        // An ARG version with made-up predictions: item 7 the riskiest, then 42; the rest below 0.9.
+        let run = store.start_training_run(&serde_json::json!({})).unwrap();
+        let version = NewModelVersion {
+            kind: "arg".into(),
+            parent_id: None,
+            config: serde_json::json!({}),
+            metrics: serde_json::json!({}),
+            weights_path: "none".into(),
+            weights_sha256: "none".into(),
+            seconds_taken: 1.0,
+            data_snapshot: serde_json::json!({}),
+            epochs: serde_json::json!([]),
+        };
+        let v = store.add_model_version(run, &version).unwrap();
+        let predictions: Vec<Prediction> = (1..=300)
+            .map(|id| Prediction {
+                item_id: id,
+                p_fake: match id {
+                    7 => 0.97,
+                    42 => 0.91,
+                    _ => (id % 80) as f64 / 100.0,
+                },
+                gates: vec![("td".into(), 0.8), ("cs".into(), 0.25)],
+                usefulness: vec![("td".into(), 0.7), ("cs".into(), 0.4)],
+                judgements: vec![("td".into(), Verdict::Fake), ("cs".into(), Verdict::Real)],
+            })
+            .collect();
+        store.save_predictions(v, &predictions).unwrap();
+    }
+    let mut s = studio_on(dir, db, argus::config::Settings::default());
+    // The item view shows ARG's P(fake) and trust of item 1; the list shows P(fake) per row.
+    s.harness.run_steps(2);
+    assert!(s.harness.query_by_label("ARG: P(fake) 0.01").is_some());
+    assert!(s.harness.query_by_label("ARG's trust in the rationale (w_r)").is_some());
+    assert!(s.harness.query_by_label("0.97").is_some(), "item 7's P(fake) in the list");
+
+    // Order: risk.
+    assert_eq!(s.harness.get_by_label("Order:").value().as_deref(), Some("as imported"));
+    s.harness.get_by_label("Order:").click();
+    s.harness.run_steps(2);
+    s.harness.get_by_label("risk (P(fake))").click();
+    s.harness.run_steps(2);
+    let ws = s.harness.state().workspace().unwrap();
+    assert_eq!(ws.order(), argus::guidance::triage::Order::Risk);
+    assert_eq!((ws.row(0).unwrap().id, ws.row(1).unwrap().id), (7, 42));
+    assert_eq!(ws.selected_id(), Some(7), "a new order starts at its top");
+
+    // Judge item 7; the fact-check queue then starts with the riskiest item nobody has judged.
+    s.harness.key_press(Key::F);
+    s.harness.step();
+    assert_eq!(my_verdicts(&s.db), vec![(7, Verdict::Fake)]);
+    s.harness.get_by_label("Fact-check queue").click();
+    s.harness.run_steps(2);
+    let ws = s.harness.state().workspace().unwrap();
+    assert_eq!((ws.filtered_len(), ws.row(0).unwrap().id, ws.selected_id()), (299, 42, Some(42)));
+}
