@@ -14,6 +14,9 @@ use crate::domain::{
     AnnotatorId, Item, ItemId, ItemSummary, Judgement, JudgementId, NewJudgement, Rationale, RationaleId,
     RationaleOrigin, Verdict,
 };
+use crate::guidance::metrics::Metrics;
+use crate::guidance::net::ModelKind;
+use crate::guidance::train::EpochRecord;
 use crate::guidance::triage::{self, Order, Signals};
 use crate::ingest;
 use crate::jobs::Progress;
@@ -689,6 +692,20 @@ fn model_signals(store: &Store, active: &ActiveVersions) -> Result<HashMap<ItemI
 }
 
 /// Loads the item list of `db` for `annotator` with a connection of its own (for a background job).
+impl Workspace {
+    /// Every model version with its metrics and epochs, and the versions in use (for the Train panel).
+    pub fn versions(&self) -> anyhow::Result<VersionsCache> {
+        VersionsCache::load(&self.store)
+    }
+
+    /// Standing judgements made since the version of `kind` in use was trained (all of them when there is none):
+    /// what the automatic retrain counts.
+    pub fn judgements_since_version_in_use(&self, kind: &str) -> Result<u64, StoreError> {
+        let since = self.active.of(kind).map(|v| self.store.model_version(v)).transpose()?.map(|v| v.created_at);
+        self.store.judgements_since(since.as_deref())
+    }
+}
+
 pub fn load_summaries(db: &Path, annotator: &str) -> anyhow::Result<Vec<ItemSummary>> {
     let store = Store::open(db)?;
     let id = store.annotator_id(annotator)?;
@@ -701,4 +718,75 @@ pub fn import_demo(store: &mut Store, progress: &dyn Progress) -> anyhow::Result
     let parsed = ingest::read_demo_sample()?;
     store.import(&[(parsed.dataset, parsed.items)], &mut |_| {}, &|| progress.is_cancelled())?;
     Ok(())
+}
+
+/// A stored model version as the panel shows it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct VersionRow {
+    pub id: i64,
+    /// "arg", "argd" or "bert".
+    pub kind: String,
+    pub parent: Option<i64>,
+    /// Metrics on the held-out test split and on the validation split, when the version recorded them.
+    pub test: Option<Metrics>,
+    pub val: Option<Metrics>,
+    pub best_epoch: Option<usize>,
+    /// Items with a label when it was trained, and how many of those labels came from people.
+    pub labelled: Option<u64>,
+    pub human_labels: Option<u64>,
+    /// Training seconds (the epochs loop).
+    pub seconds: Option<f64>,
+    pub created_at: String,
+    /// The run's epochs, as stored.
+    pub epochs: Vec<EpochRecord>,
+}
+
+impl VersionRow {
+    /// "ARG", "ARG-D", "BERT only", or the stored kind.
+    pub fn kind_name(&self) -> String {
+        ModelKind::parse(&self.kind).map_or_else(|| self.kind.clone(), |k| k.human_name().to_owned())
+    }
+}
+
+/// The model versions and the versions in use, read from the store when the panel opens or a run ends.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct VersionsCache {
+    /// Oldest first.
+    pub rows: Vec<VersionRow>,
+    pub active: ActiveVersions,
+}
+
+impl VersionsCache {
+    /// Reads every version (with its metrics and epochs) and the versions in use.
+    pub fn load(store: &Store) -> anyhow::Result<Self> {
+        let mut rows = Vec::new();
+        for v in store.model_versions()? {
+            let metrics = |key: &str| serde_json::from_value::<Metrics>(v.metrics.get(key)?.clone()).ok();
+            let count = |key: &str| v.data_snapshot.get(key).and_then(serde_json::Value::as_u64);
+            let epochs = serde_json::from_value(store.version_epochs(v.id)?).unwrap_or_default();
+            rows.push(VersionRow {
+                id: v.id,
+                parent: v.parent_id,
+                test: metrics("test"),
+                val: metrics("val"),
+                best_epoch: v.metrics.get("best_epoch").and_then(|e| e.as_u64()).map(|e| e as usize),
+                labelled: count("labelled"),
+                human_labels: count("human_labels"),
+                seconds: v.seconds_taken,
+                created_at: v.created_at.clone(),
+                epochs,
+                kind: v.kind,
+            });
+        }
+        Ok(Self { rows, active: ActiveVersions::load(store)? })
+    }
+
+    pub fn row(&self, id: i64) -> Option<&VersionRow> {
+        self.rows.iter().find(|r| r.id == id)
+    }
+
+    /// True when `row` is the version in use for its kind.
+    pub fn in_use(&self, row: &VersionRow) -> bool {
+        self.active.of(&row.kind) == Some(row.id)
+    }
 }

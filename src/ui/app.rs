@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use egui::{Key, Modifiers};
 
 use super::import_dialog::{ImportDialog, import_dialog_ui};
-use super::train_panel::{self, LiveRun, VersionsCache};
+use super::train_panel::{self, LiveRun};
 use super::{help, item_list, item_view, judgement_bar, perspectives, status_bar, writer_settings};
 use crate::config::{Settings, Theme};
 use crate::domain::{ItemId, ItemSummary, Verdict};
@@ -15,7 +15,7 @@ use crate::guidance::train::{TrainReport, TrainRequest};
 use crate::ingest::{self, ColumnMap, ImportOptions, LabelMap, export::ExportFormat};
 use crate::jobs::{Job, JobRegistry, Progress, Waker};
 use crate::store::{ImportSummary, Store};
-use crate::studio::{self, Command, Outcome, Workspace};
+use crate::studio::{self, Command, Outcome, VersionsCache, Workspace};
 use crate::writer::{WriteRequest, Writer, WriterSettings};
 use std::sync::{Arc, Mutex};
 
@@ -297,7 +297,7 @@ impl ArgusApp {
     /// Re-reads the model versions for the Train panel (on opening it, after a run, after a roll back).
     fn reload_versions(&mut self) {
         let Phase::Ready(ws) = &self.phase else { return };
-        match VersionsCache::load(ws.store()) {
+        match ws.versions() {
             Ok(versions) => {
                 self.versions = versions;
                 self.panels.train.pick_defaults(&self.versions);
@@ -359,10 +359,7 @@ impl ArgusApp {
         let Phase::Ready(ws) = &self.phase else { return };
         let kind = self.panels.train.kind;
         let in_use = ws.active_versions().of(kind.as_str());
-        let count = (|| -> Result<u64, crate::store::StoreError> {
-            let since = in_use.map(|v| ws.store().model_version(v)).transpose()?.map(|v| v.created_at);
-            ws.store().judgements_since(since.as_deref())
-        })();
+        let count = ws.judgements_since_version_in_use(kind.as_str());
         let count = match count {
             Ok(n) => n,
             Err(err) => {

@@ -4,8 +4,8 @@
 //! (pick two to compare side by side, put one back in use); test macro-F1 across versions; for the chosen version,
 //! its confusion matrix and calibration on the held-out test split.
 //!
-//! The versions are read from the store when the panel opens and when a run ends ([`VersionsCache::load`], called
-//! by the app), never while drawing; the live epochs come from the training job through a shared vector.
+//! The versions are read from the store when the panel opens and when a run ends (`studio::Workspace::versions`,
+//! called by the app), never while drawing; the live epochs come from the training job through a shared vector.
 
 use std::sync::{Arc, Mutex};
 
@@ -19,79 +19,7 @@ use crate::guidance::metrics::Metrics;
 use crate::guidance::net::ModelKind;
 use crate::guidance::train::EpochRecord;
 use crate::jobs::JobState;
-use crate::store::Store;
-use crate::studio::{ActiveVersions, Command};
-
-/// A stored model version as the panel shows it.
-#[derive(Clone, Debug, PartialEq)]
-pub struct VersionRow {
-    pub id: i64,
-    /// "arg", "argd" or "bert".
-    pub kind: String,
-    pub parent: Option<i64>,
-    /// Metrics on the held-out test split and on the validation split, when the version recorded them.
-    pub test: Option<Metrics>,
-    pub val: Option<Metrics>,
-    pub best_epoch: Option<usize>,
-    /// Items with a label when it was trained, and how many of those labels came from people.
-    pub labelled: Option<u64>,
-    pub human_labels: Option<u64>,
-    /// Training seconds (the epochs loop).
-    pub seconds: Option<f64>,
-    pub created_at: String,
-    /// The run's epochs, as stored.
-    pub epochs: Vec<EpochRecord>,
-}
-
-impl VersionRow {
-    /// "ARG", "ARG-D", "BERT only", or the stored kind.
-    pub fn kind_name(&self) -> String {
-        ModelKind::parse(&self.kind).map_or_else(|| self.kind.clone(), |k| k.human_name().to_owned())
-    }
-}
-
-/// The model versions and the versions in use, read from the store when the panel opens or a run ends.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct VersionsCache {
-    /// Oldest first.
-    pub rows: Vec<VersionRow>,
-    pub active: ActiveVersions,
-}
-
-impl VersionsCache {
-    /// Reads every version (with its metrics and epochs) and the versions in use.
-    pub fn load(store: &Store) -> anyhow::Result<Self> {
-        let mut rows = Vec::new();
-        for v in store.model_versions()? {
-            let metrics = |key: &str| serde_json::from_value::<Metrics>(v.metrics.get(key)?.clone()).ok();
-            let count = |key: &str| v.data_snapshot.get(key).and_then(serde_json::Value::as_u64);
-            let epochs = serde_json::from_value(store.version_epochs(v.id)?).unwrap_or_default();
-            rows.push(VersionRow {
-                id: v.id,
-                parent: v.parent_id,
-                test: metrics("test"),
-                val: metrics("val"),
-                best_epoch: v.metrics.get("best_epoch").and_then(|e| e.as_u64()).map(|e| e as usize),
-                labelled: count("labelled"),
-                human_labels: count("human_labels"),
-                seconds: v.seconds_taken,
-                created_at: v.created_at.clone(),
-                epochs,
-                kind: v.kind,
-            });
-        }
-        Ok(Self { rows, active: ActiveVersions::load(store)? })
-    }
-
-    pub fn row(&self, id: i64) -> Option<&VersionRow> {
-        self.rows.iter().find(|r| r.id == id)
-    }
-
-    /// True when `row` is the version in use for its kind.
-    pub fn in_use(&self, row: &VersionRow) -> bool {
-        self.active.of(&row.kind) == Some(row.id)
-    }
-}
+use crate::studio::{Command, VersionRow, VersionsCache};
 
 /// A training run started from the studio: what the panel plots while it goes, and after it ended.
 pub struct LiveRun {
