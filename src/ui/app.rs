@@ -410,8 +410,17 @@ impl ArgusApp {
                     },
                     None => " (the first version)".to_owned(),
                 };
+                let unused = if report.unused_perspectives.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        " It does not read the {} rationales (its parent had no such perspective): retrain from \
+                         scratch to include them.",
+                        report.unused_perspectives.join(", ")
+                    )
+                };
                 self.notify(format!(
-                    "{} version {}: test macro-F1 {:.3}{beside}; best epoch {} of {}, {:.1} s. It is now in use.",
+                    "{} version {}: test macro-F1 {:.3}{beside}; best epoch {} of {}, {:.1} s. It is now in use.{unused}",
                     report.kind.human_name(),
                     report.version,
                     report.test.macro_f1,
