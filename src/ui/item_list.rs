@@ -49,6 +49,8 @@ pub fn item_list_ui(ui: &mut egui::Ui, ws: &Workspace, state: &mut ListState) ->
         state.focus_search = false;
     }
     ui.horizontal_wrapped(|ui| {
+        // Each combo is labelled (screen readers, kittest's accessibility check).
+        let gold = ui.label("Gold:");
         egui::ComboBox::from_id_salt("label_filter")
             .selected_text(match filter.label {
                 LabelFilter::Any => "Any label",
@@ -61,7 +63,10 @@ pub fn item_list_ui(ui: &mut egui::Ui, ws: &Workspace, state: &mut ListState) ->
                 ui.selectable_value(&mut filter.label, LabelFilter::Real, "Gold: real");
                 ui.selectable_value(&mut filter.label, LabelFilter::Fake, "Gold: fake");
                 ui.selectable_value(&mut filter.label, LabelFilter::Unlabelled, "Unlabelled");
-            });
+            })
+            .response
+            .labelled_by(gold.id);
+        let show = ui.label("Show:");
         egui::ComboBox::from_id_salt("status_filter")
             .selected_text(match filter.status {
                 StatusFilter::All => "All items",
@@ -72,7 +77,9 @@ pub fn item_list_ui(ui: &mut egui::Ui, ws: &Workspace, state: &mut ListState) ->
                 ui.selectable_value(&mut filter.status, StatusFilter::All, "All items");
                 ui.selectable_value(&mut filter.status, StatusFilter::Unjudged, "Unjudged by me");
                 ui.selectable_value(&mut filter.status, StatusFilter::JudgedByMe, "Judged by me");
-            });
+            })
+            .response
+            .labelled_by(show.id);
         ui.checkbox(&mut filter.disagreement_only, "Disagreement");
     });
     if filter != *ws.filter() {

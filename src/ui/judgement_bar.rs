@@ -72,8 +72,12 @@ pub fn judgement_bar_ui(
             out.push(AppCommand::Studio(Command::Undo));
         }
         ui.separator();
-        ui.checkbox(&mut state.use_confidence, "Confidence");
-        ui.add_enabled(state.use_confidence, egui::Slider::new(&mut state.confidence, 0.0..=1.0).fixed_decimals(2));
+        let confidence = ui.checkbox(&mut state.use_confidence, "Confidence");
+        ui.add_enabled(
+            state.use_confidence,
+            egui::Slider::new(&mut state.confidence, 0.0..=1.0).fixed_decimals(2).text("confidence level"),
+        )
+        .labelled_by(confidence.id);
     });
     ui.horizontal(|ui| {
         let label = ui.label("Note:");

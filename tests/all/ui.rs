@@ -118,6 +118,11 @@ fn clicking_the_buttons_works_like_the_keys() {
     s.harness.step();
     s.harness.step();
     assert!(my_verdicts(&s.db).is_empty());
+    // Every input of the main view has an accessible name, the confidence slider included once it is enabled.
+    s.harness.get_by_label("Confidence").click();
+    s.harness.step();
+    s.harness.step();
+    s.harness.check_accessibility();
 }
 
 #[test]
