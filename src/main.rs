@@ -663,21 +663,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let db = argus::bench::quality::database(&options, &bar)?;
             if let Some(model) = writer {
                 rationales_command(
-                    RationalesArgs {
-                        db: db.clone(),
-                        perspectives,
-                        limit: None,
-                        backend: "local".into(),
-                        model: Some(model),
-                        url: None,
-                        api_key_env: "OPENAI_API_KEY".into(),
-                        concurrency: 1,
-                        temperature: 0.7,
-                        top_p: 0.9,
-                        seed: 299_792_458,
-                        max_tokens: 256,
-                        items: None,
-                    },
+                    local_writer(db.clone(), perspectives, model, None),
                     cli.device.unwrap_or_default(),
                 )?;
             }
@@ -750,24 +736,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 println!("  item {id}: ARG-D P(fake) {:.3}", scores[id]);
             }
             if let Some(model) = writer {
-                rationales_command(
-                    RationalesArgs {
-                        db: db.clone(),
-                        perspectives,
-                        limit: None,
-                        backend: "local".into(),
-                        model: Some(model),
-                        url: None,
-                        api_key_env: "OPENAI_API_KEY".into(),
-                        concurrency: 1,
-                        temperature: 0.7,
-                        top_p: 0.9,
-                        seed: 299_792_458,
-                        max_tokens: 256,
-                        items: Some(routed.clone()),
-                    },
-                    device,
-                )?;
+                rationales_command(local_writer(db.clone(), perspectives, model, Some(routed.clone())), device)?;
                 let arg = store.active_version("arg")?.context("no ARG version yet: `argus train --model arg`")?;
                 let n = argus::guidance::train::predict_items(&db, arg, Some(&routed), device, &ProgressBar::new())?;
                 println!("ARG version {arg} predicted the {n} routed items");
@@ -802,6 +771,25 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `argus rationales` with a local writer and its defaults, for the commands that write rationales first.
+fn local_writer(db: PathBuf, perspectives: Vec<String>, model: String, items: Option<Vec<i64>>) -> RationalesArgs {
+    RationalesArgs {
+        db,
+        perspectives,
+        limit: None,
+        backend: "local".into(),
+        model: Some(model),
+        url: None,
+        api_key_env: "OPENAI_API_KEY".into(),
+        concurrency: 1,
+        temperature: 0.7,
+        top_p: 0.9,
+        seed: 299_792_458,
+        max_tokens: 256,
+        items,
+    }
 }
 
 fn existing(db: &std::path::Path) -> anyhow::Result<()> {

@@ -676,22 +676,9 @@ impl Workspace {
 /// The models' P(fake) of every item, from the predictions of the versions in use (no rationale or people's
 /// verdicts: those are read only for the disagreement order).
 fn model_signals(store: &Store, active: &ActiveVersions) -> Result<HashMap<ItemId, Signals>, StoreError> {
-    let mut out: HashMap<ItemId, Signals> = HashMap::new();
-    for (kind, version) in [("arg", active.arg), ("argd", active.argd), ("bert", active.bert)] {
-        let Some(version) = version else { continue };
-        for (item, p) in store.predictions(version)? {
-            let s = out.entry(item).or_default();
-            match kind {
-                "arg" => s.arg = Some(p.p_fake),
-                "argd" => s.argd = Some(p.p_fake),
-                _ => s.bert = Some(p.p_fake),
-            }
-        }
-    }
-    Ok(out)
+    triage::model_signals(store, active.arg, active.argd, active.bert)
 }
 
-/// Loads the item list of `db` for `annotator` with a connection of its own (for a background job).
 impl Workspace {
     /// Every model version with its metrics and epochs, and the versions in use (for the Train panel).
     pub fn versions(&self) -> anyhow::Result<VersionsCache> {
@@ -706,6 +693,7 @@ impl Workspace {
     }
 }
 
+/// Loads the item list of `db` for `annotator` with a connection of its own (for a background job).
 pub fn load_summaries(db: &Path, annotator: &str) -> anyhow::Result<Vec<ItemSummary>> {
     let store = Store::open(db)?;
     let id = store.annotator_id(annotator)?;

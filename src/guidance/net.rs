@@ -93,6 +93,20 @@ pub struct BatchPrediction {
     pub features: Option<Vec<Vec<f32>>>,
 }
 
+impl BatchPrediction {
+    /// Predictions of a model that reads no rationales: P(fake) alone.
+    fn p_fake_only(p_fake: Vec<f32>) -> Self {
+        let b = p_fake.len();
+        Self {
+            p_fake,
+            gates: vec![vec![]; b],
+            usefulness: vec![vec![]; b],
+            judgements: vec![vec![]; b],
+            features: None,
+        }
+    }
+}
+
 impl Net {
     /// Builds the architecture in `varmap` (new variables get candle's initialisation; see [`seeded_init`]).
     pub fn build(varmap: &VarMap, arch: &Architecture, bert: &BertConfig, device: &Device) -> Result<Self> {
@@ -171,27 +185,9 @@ impl Net {
             }
             Net::Argd(m) => {
                 let out = m.forward_frozen_states(&batch.news.0, &batch.news.1, None)?;
-                let p_fake: Vec<f32> = out.p_fake.to_vec1()?;
-                let b = p_fake.len();
-                Ok(BatchPrediction {
-                    p_fake,
-                    gates: vec![vec![]; b],
-                    usefulness: vec![vec![]; b],
-                    judgements: vec![vec![]; b],
-                    features: None,
-                })
+                Ok(BatchPrediction::p_fake_only(out.p_fake.to_vec1()?))
             }
-            Net::Bert(m) => {
-                let p_fake: Vec<f32> = m.forward(&batch.news.0, &batch.news.1, None)?.to_vec1()?;
-                let b = p_fake.len();
-                Ok(BatchPrediction {
-                    p_fake,
-                    gates: vec![vec![]; b],
-                    usefulness: vec![vec![]; b],
-                    judgements: vec![vec![]; b],
-                    features: None,
-                })
-            }
+            Net::Bert(m) => Ok(BatchPrediction::p_fake_only(m.forward(&batch.news.0, &batch.news.1, None)?.to_vec1()?)),
         }
     }
 

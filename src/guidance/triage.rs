@@ -97,11 +97,16 @@ impl Signals {
     }
 }
 
-/// The signals of every item: predictions of the versions in use, rationale verdicts, people's verdicts.
-pub fn load_signals(store: &Store) -> Result<HashMap<ItemId, Signals>> {
+/// The models' P(fake) of every item, from the predictions of these ARG, ARG-D and BERT versions.
+pub fn model_signals(
+    store: &Store,
+    arg: Option<i64>,
+    argd: Option<i64>,
+    bert: Option<i64>,
+) -> Result<HashMap<ItemId, Signals>> {
     let mut out: HashMap<ItemId, Signals> = HashMap::new();
-    for kind in ["arg", "argd", "bert"] {
-        let Some(version) = store.active_version(kind)? else { continue };
+    for (kind, version) in [("arg", arg), ("argd", argd), ("bert", bert)] {
+        let Some(version) = version else { continue };
         for (item, p) in store.predictions(version)? {
             let s = out.entry(item).or_default();
             match kind {
@@ -111,6 +116,17 @@ pub fn load_signals(store: &Store) -> Result<HashMap<ItemId, Signals>> {
             }
         }
     }
+    Ok(out)
+}
+
+/// The signals of every item: predictions of the versions in use, rationale verdicts, people's verdicts.
+pub fn load_signals(store: &Store) -> Result<HashMap<ItemId, Signals>> {
+    let mut out = model_signals(
+        store,
+        store.active_version("arg")?,
+        store.active_version("argd")?,
+        store.active_version("bert")?,
+    )?;
     for item in store.training_items()? {
         let s = out.entry(item.id).or_default();
         s.llm = item.rationales.iter().filter_map(|r| r.verdict).collect();
