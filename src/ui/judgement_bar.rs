@@ -75,7 +75,7 @@ pub fn judgement_bar_ui(
         let confidence = ui.checkbox(&mut state.use_confidence, "Confidence");
         ui.add_enabled(
             state.use_confidence,
-            egui::Slider::new(&mut state.confidence, 0.0..=1.0).fixed_decimals(2).text("confidence level"),
+            egui::Slider::new(&mut state.confidence, 0.0..=1.0).fixed_decimals(2).text("level"),
         )
         .labelled_by(confidence.id);
     });
