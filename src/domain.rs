@@ -217,7 +217,22 @@ pub struct NewFeedback {
     pub fb_where: Option<String>,
     pub fb_what: Option<String>,
     pub fb_fix: Option<String>,
+    /// How easy giving the feedback was, 1 (very hard) ..= 4 (very easy).
+    pub ease: Option<u8>,
+    /// Likert 1 ..= 7: "I understand how the model reached its verdict".
+    pub understanding: Option<u8>,
+    /// Likert 1 ..= 7: "I trust this explanation".
+    pub trust: Option<u8>,
+    /// The stored rendering of the format the person saw, when it was written by the LLM.
+    pub rendering_id: Option<i64>,
     pub time_spent_ms: i64,
+}
+
+impl NewFeedback {
+    /// True when the three-part natural-language feedback says what is wrong or how to fix it.
+    pub fn has_written_feedback(&self) -> bool {
+        [&self.fb_what, &self.fb_fix].iter().any(|t| t.as_deref().is_some_and(|t| !t.trim().is_empty()))
+    }
 }
 
 /// A dataset about to be imported.

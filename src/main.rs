@@ -140,6 +140,48 @@ enum Cmd {
         #[arg(long, default_value = "td,cs", value_delimiter = ',')]
         perspectives: Vec<String>,
     },
+    /// Show a rationale in an explanation format, with every quote's character span in the news (null when the
+    /// news does not say it). Structured formats are written by the LLM on first use and stored.
+    ///
+    /// Formats: free-text, annotated-report, markup-and-mask, procedural, subquestions, decision-tree, claim-card,
+    /// side-by-side, or `all`. Spans count characters (Unicode scalar values) of the item's text, end exclusive.
+    Explain {
+        #[arg(long)]
+        db: PathBuf,
+        #[arg(long)]
+        item: i64,
+        #[arg(long)]
+        format: String,
+        /// The perspective whose rationale (latest revision) is shown; default: the item's first.
+        #[arg(long)]
+        perspective: Option<String>,
+        /// The model that writes structured formats: a catalog name or a GGUF path (default: the demo writer).
+        #[arg(long)]
+        writer: Option<String>,
+        /// Only show what is stored; never load a model.
+        #[arg(long)]
+        no_generate: bool,
+        /// Print JSON (one object; an array for `--format all`).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Apply a person's feedback (a `rationale_feedback` row): the LLM writes a repaired revision of the rationale,
+    /// its verdict is asked again, and the repair is scored against people's verdict or the gold label.
+    Repair {
+        #[arg(long)]
+        db: PathBuf,
+        /// Feedback row id.
+        #[arg(long)]
+        feedback: i64,
+        /// Writer: a catalog name or a GGUF path (default: the demo writer).
+        #[arg(long)]
+        writer: Option<String>,
+        /// Let the ARG version in use re-score the item afterwards.
+        #[arg(long)]
+        rescore: bool,
+        #[arg(long)]
+        json: bool,
+    },
     /// List model versions with their test metrics; `--use V` makes V the version in use for its kind (roll back).
     Versions {
         #[arg(long)]
@@ -237,8 +279,8 @@ struct RationalesArgs {
     /// Longest rationale, in tokens.
     #[arg(long, default_value_t = 256)]
     max_tokens: usize,
-    /// Only these items (set by `argus route`).
-    #[arg(skip)]
+    /// Only these item ids, comma-separated.
+    #[arg(long = "only", value_delimiter = ',')]
     items: Option<Vec<i64>>,
 }
 
@@ -742,6 +784,41 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 println!("ARG version {arg} predicted the {n} routed items");
             }
         }
+        Some(Cmd::Explain { db, item, format, perspective, writer, no_generate, json }) => {
+            explain_command(&db, item, &format, perspective.as_deref(), writer, no_generate, json, cli.device)?
+        }
+        Some(Cmd::Repair { db, feedback, writer, rescore, json }) => {
+            existing(&db)?;
+            let mut store = Store::open(&db)?;
+            let mut model = open_local_writer(writer, cli.device.unwrap_or_default())?;
+            let bar = ProgressBar::new();
+            let device = rescore.then(|| cli.device.unwrap_or_default());
+            let outcome = argus::formats::repair::apply_feedback(
+                &mut store,
+                model.as_mut(),
+                feedback,
+                device,
+                &bar,
+                &mut |_| {},
+            )?;
+            bar.finish();
+            if json {
+                println!("{}", serde_json::to_string(&outcome)?);
+            } else {
+                let show = |v: Option<argus::domain::Verdict>| v.map_or("unknown", |v| v.as_str());
+                println!("revision {} (rationale {}):\n{}", outcome.revision, outcome.repaired_rationale, outcome.text);
+                println!(
+                    "verdict {} -> {}; reference {}; success {}; locality {}; {} words changed; {:.1} s",
+                    show(outcome.verdict_before),
+                    show(outcome.verdict_after),
+                    show(outcome.reference),
+                    outcome.success.map_or("not scored".to_owned(), |s| s.to_string()),
+                    outcome.locality.map_or("n/a".to_owned(), |l| format!("{l:.2}")),
+                    outcome.changed_words,
+                    outcome.seconds
+                );
+            }
+        }
         Some(Cmd::Versions { db, use_version, json }) => {
             existing(&db)?;
             let store = Store::open(&db)?;
@@ -790,6 +867,75 @@ fn local_writer(db: PathBuf, perspectives: Vec<String>, model: String, items: Op
         max_tokens: 256,
         items,
     }
+}
+
+/// Loads a local writer (catalog name or GGUF path; the demo writer by default), fetching it on first use.
+fn open_local_writer(
+    name: Option<String>,
+    device: argus::models::DeviceChoice,
+) -> anyhow::Result<Box<dyn argus::models::ChatModel>> {
+    let name = name.unwrap_or_else(|| argus::models::catalog::DEMO_GENERATOR.to_owned());
+    let gguf = model_path(&name)?;
+    let backend = argus::rationales::Backend::Local { gguf, device, options: Default::default() };
+    argus::rationales::open_models(&backend)?.into_iter().next().context("no writer model")
+}
+
+#[allow(clippy::too_many_arguments)]
+fn explain_command(
+    db: &std::path::Path,
+    item: i64,
+    format: &str,
+    perspective: Option<&str>,
+    writer: Option<String>,
+    no_generate: bool,
+    json: bool,
+    device: Option<argus::models::DeviceChoice>,
+) -> anyhow::Result<()> {
+    use argus::formats::{Format, generate};
+    existing(db)?;
+    let formats: Vec<Format> = if format == "all" {
+        Format::ALL.to_vec()
+    } else {
+        vec![Format::parse(format).with_context(|| {
+            let names: Vec<&str> = Format::ALL.iter().map(|f| f.as_str()).collect();
+            format!("--format: no format `{format}` (known: {}, all)", names.join(", "))
+        })?]
+    };
+    let store = Store::open(db)?;
+    let rationales = store.rationales(item)?;
+    store.item(item)?;
+    let rationale = match perspective {
+        Some(p) => rationales.iter().find(|r| r.perspective == p).with_context(|| {
+            let have: Vec<&str> = rationales.iter().map(|r| r.perspective.as_str()).collect();
+            format!("item {item} has no rationale from perspective `{p}` (it has: {})", have.join(", "))
+        })?,
+        None => rationales.first().with_context(|| format!("item {item} has no rationale yet"))?,
+    };
+    let needs_model = !no_generate
+        && formats.iter().any(|f| {
+            f.needs_llm() && generate::stored(&store, rationale.id, *f).ok().flatten().is_none_or(|_| writer.is_some())
+        });
+    let mut model = if needs_model { Some(open_local_writer(writer, device.unwrap_or_default())?) } else { None };
+    let bar = ProgressBar::new();
+    let mut out = Vec::new();
+    for f in formats {
+        let m: Option<&mut dyn argus::models::ChatModel> = match model.as_mut() {
+            Some(m) => Some(m.as_mut()),
+            None => None,
+        };
+        out.push(generate::render(&store, rationale, f, m, &bar)?);
+    }
+    bar.finish();
+    if json {
+        let value = if out.len() == 1 { serde_json::to_value(&out[0])? } else { serde_json::to_value(&out)? };
+        println!("{}", serde_json::to_string_pretty(&value)?);
+    } else {
+        let news = store.item(item)?.text;
+        for r in &out {
+            println!("{}", argus::formats::plain_text(r, &news));
+        }
+    }
+    Ok(())
 }
 
 fn existing(db: &std::path::Path) -> anyhow::Result<()> {

@@ -11,9 +11,11 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use crate::domain::{
-    AnnotatorId, Item, ItemId, ItemSummary, Judgement, JudgementId, NewJudgement, Rationale, RationaleId,
+    AnnotatorId, Item, ItemId, ItemSummary, Judgement, JudgementId, NewFeedback, NewJudgement, Rationale, RationaleId,
     RationaleOrigin, Verdict,
 };
+use crate::formats::Format;
+use crate::formats::generate::{self, Rendered};
 use crate::guidance::metrics::Metrics;
 use crate::guidance::net::ModelKind;
 use crate::guidance::train::EpochRecord;
@@ -22,6 +24,7 @@ use crate::ingest;
 use crate::jobs::Progress;
 use crate::prompting::{Perspective, builtin_perspectives};
 use crate::store::guidance::Prediction;
+use crate::store::formats::{FeedbackRow, FormatRepairStats, RepairRow};
 use crate::store::{Store, StoreError};
 
 /// Which gold label to show.
@@ -106,6 +109,36 @@ pub struct ItemDetail {
     pub judgements: Vec<Judgement>,
     /// What the guidance models in use predict for this item.
     pub guidance: GuidanceDetail,
+    /// Per rationale (by the id of its latest revision): revisions, formats shown so far, this annotator's
+    /// feedback forms, and the repair that produced it.
+    pub explain: HashMap<RationaleId, RationaleExplain>,
+}
+
+/// What the explanation view needs of one rationale chain; read when the item is loaded or changes, never per
+/// frame.
+#[derive(Clone, Debug, Default)]
+pub struct RationaleExplain {
+    /// Every revision of the chain, oldest first (the last is the one shown).
+    pub revisions: Vec<Rationale>,
+    /// The latest revision in every format available without the model (free text, side by side) and in every
+    /// structured format stored for it (the newest per format).
+    pub renderings: Vec<Rendered>,
+    /// The current annotator's feedback forms on the latest revision, one per format.
+    pub forms: Vec<FeedbackRow>,
+    /// Repairs made from those forms, by feedback row.
+    pub repairs: HashMap<i64, Vec<RepairRow>>,
+    /// The repair that produced the latest revision, when it was machine-repaired.
+    pub produced_by: Option<RepairRow>,
+}
+
+impl RationaleExplain {
+    pub fn rendering(&self, format: Format) -> Option<&Rendered> {
+        self.renderings.iter().find(|r| r.format == format)
+    }
+
+    pub fn form(&self, format: Format) -> Option<&FeedbackRow> {
+        self.forms.iter().find(|f| f.form.format == format.as_str())
+    }
 }
 
 /// The guidance models' predictions for one item: ARG's in full (P(fake), trust in each rationale, predicted
@@ -194,6 +227,11 @@ pub enum Command {
     ReloadPredictions,
     /// Make this model version the one in use for its kind (roll back, or forward again); nothing is deleted.
     UseModelVersion(i64),
+    /// Autosave the current annotator's feedback form on a rationale revision shown in a format (its
+    /// `annotator_id` is replaced by the current annotator's).
+    SaveFeedback(NewFeedback),
+    /// Bring back an earlier revision's text and verdict as a new revision of its chain (nothing is deleted).
+    RestoreRevision(RationaleId),
 }
 
 /// What happened, for the UI's status line.
@@ -209,6 +247,7 @@ pub enum Outcome {
     Filtered { shown: usize },
     Ordered { order: Order, shown: usize },
     VersionInUse { version: i64, kind: String },
+    FeedbackSaved { id: i64 },
 }
 
 #[derive(Clone, Debug)]
@@ -469,6 +508,36 @@ impl Workspace {
                 self.reload_detail()?;
                 Ok(Outcome::Revised { rationale: id, revision })
             }
+            Command::SaveFeedback(mut form) => {
+                form.annotator_id = self.annotator_id;
+                let id = self.store.save_feedback_form(&form)?;
+                // Keep the shown item's copy current without re-reading everything (forms autosave often).
+                let row = self.store.feedback(id)?;
+                if let Some(explain) = self.detail.as_mut().and_then(|d| {
+                    d.explain.values_mut().find(|e| e.revisions.last().is_some_and(|r| r.id == form.rationale_id))
+                }) {
+                    explain.forms.retain(|f| f.id != id && f.form.format != row.form.format);
+                    explain.forms.push(row);
+                }
+                Ok(Outcome::FeedbackSaved { id })
+            }
+            Command::RestoreRevision(revision) => {
+                let old = self.store.rationale(revision)?;
+                let latest = self
+                    .store
+                    .rationale_revisions(old.root_id)?
+                    .pop()
+                    .ok_or(StoreError::NotFound { what: "rationale", id: old.root_id })?;
+                let (id, revision) = self.store.revise_rationale(
+                    latest.id,
+                    &old.text,
+                    old.verdict,
+                    RationaleOrigin::Human,
+                    Some(self.annotator_id),
+                )?;
+                self.reload_detail()?;
+                Ok(Outcome::Revised { rationale: id, revision })
+            }
             Command::SavePerspective(perspective) => {
                 self.store.save_perspective(&perspective)?;
                 self.perspectives = self.store.perspectives()?;
@@ -599,16 +668,59 @@ impl Workspace {
             None => None,
             Some(id) => {
                 let item = self.store.item(id)?;
+                let rationales = self.store.rationales(id)?;
+                let mut explain = HashMap::new();
+                for r in &rationales {
+                    explain.insert(r.id, self.explain_of(r)?);
+                }
                 Some(ItemDetail {
                     dataset: self.store.dataset_name(item.dataset_id)?,
-                    rationales: self.store.rationales(id)?,
+                    rationales,
                     judgements: self.store.judgements(id)?,
                     guidance: self.guidance_of(id)?,
+                    explain,
                     item,
                 })
             }
         };
         Ok(())
+    }
+
+    /// The explanation view's data for the latest revision `r` of a rationale chain.
+    fn explain_of(&self, r: &Rationale) -> Result<RationaleExplain, StoreError> {
+        let invalid = |e: anyhow::Error| StoreError::Invalid(format!("{e:#}"));
+        let mut renderings = Vec::new();
+        for format in [Format::FreeText, Format::SideBySide] {
+            renderings.push(generate::render(&self.store, r, format, None, &crate::jobs::NoProgress).map_err(invalid)?);
+        }
+        let news = self.store.item(r.item_id)?.text;
+        let mut seen = std::collections::HashSet::new();
+        for stored in self.store.renderings(r.id)? {
+            if seen.insert(stored.format.clone()) {
+                renderings.push(generate::from_stored(&news, r, &stored).map_err(invalid)?);
+            }
+        }
+        renderings.sort_by_key(|x| x.format);
+        let mut forms = Vec::new();
+        let mut repairs = HashMap::new();
+        for format in Format::ALL {
+            if let Some(form) = self.store.feedback_form(r.id, self.annotator_id, format.as_str())? {
+                repairs.insert(form.id, self.store.repairs_of_feedback(form.id)?);
+                forms.push(form);
+            }
+        }
+        Ok(RationaleExplain {
+            revisions: self.store.rationale_revisions(r.root_id)?,
+            renderings,
+            forms,
+            repairs,
+            produced_by: self.store.repair_producing(r.id)?,
+        })
+    }
+
+    /// Per format: how often feedback led to a successful repair (read on demand, not per frame).
+    pub fn repair_stats(&self) -> Result<Vec<FormatRepairStats>, StoreError> {
+        self.store.repair_stats()
     }
 
     fn guidance_of(&self, item: ItemId) -> Result<GuidanceDetail, StoreError> {

@@ -9,7 +9,8 @@ use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{ItemId, Verdict};
+use crate::domain::{ItemId, RationaleId, Verdict};
+use crate::formats::{self, Format, generate::Rendered, repair::RepairOutcome};
 use crate::jobs::Progress;
 use crate::models::openai::OpenAiSettings;
 use crate::models::{ChatModel, DeviceChoice, GenerationParams, catalog};
@@ -94,6 +95,8 @@ pub struct Live {
     model: Mutex<Option<String>>,
     /// Bumped whenever a rationale is stored, so the studio knows to reload the item it shows.
     stored: std::sync::atomic::AtomicU64,
+    /// The repaired rationale being written: (feedback row, text so far).
+    repair: Mutex<Option<(i64, String)>>,
 }
 
 impl Live {
@@ -108,6 +111,11 @@ impl Live {
 
     pub fn stored_count(&self) -> u64 {
         self.stored.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The repaired rationale being written now (or last): (feedback row, text so far).
+    pub fn repair_text(&self) -> Option<(i64, String)> {
+        self.repair.lock().ok().and_then(|r| r.clone())
     }
 
     fn apply(&self, event: &Event) {
@@ -159,6 +167,25 @@ struct Loaded {
     description: String,
 }
 
+/// A format to show with the writer.
+#[derive(Clone, Debug)]
+pub struct FormatRequest {
+    pub db: PathBuf,
+    pub settings: WriterSettings,
+    pub rationale: RationaleId,
+    pub format: Format,
+}
+
+/// Feedback to apply with the writer.
+#[derive(Clone, Debug)]
+pub struct RepairRequest {
+    pub db: PathBuf,
+    pub settings: WriterSettings,
+    pub feedback: i64,
+    /// Device on which the ARG version in use re-scores the item afterwards (none: no re-score).
+    pub rescore: Option<DeviceChoice>,
+}
+
 /// What to write.
 #[derive(Clone, Debug)]
 pub struct WriteRequest {
@@ -187,16 +214,12 @@ impl Writer {
         &self.live
     }
 
-    /// Fetches (first use), loads (or reuses) the writer of `request.settings`, and writes rationales for
-    /// `request.items` into the database. Progress says what it is doing; cancel keeps what is written; `wake` is
-    /// called on every streamed piece of text.
-    pub fn generate(
+    /// Fetches (first use) and loads the writer of `settings`, or reuses the one loaded; the slot holds it.
+    fn load(
         &self,
-        request: &WriteRequest,
+        settings: &WriterSettings,
         progress: &dyn Progress,
-        wake: &dyn Fn(),
-    ) -> anyhow::Result<Summary> {
-        let settings = &request.settings;
+    ) -> anyhow::Result<std::sync::MutexGuard<'_, Option<Loaded>>> {
         let key = settings.model_key();
         let mut slot = self.loaded.lock().map_err(|_| anyhow::anyhow!("the writer crashed earlier; restart Argus"))?;
         if slot.as_ref().is_none_or(|l| l.key != key) {
@@ -214,15 +237,72 @@ impl Writer {
             };
             *slot = Some(Loaded { key, models, description });
         }
-        let loaded = slot.as_mut().expect("loaded above");
-        if let Ok(mut m) = self.live.model.lock() {
+        if let (Ok(mut m), Some(loaded)) = (self.live.model.lock(), slot.as_ref()) {
             *m = Some(loaded.description.clone());
         }
+        Ok(slot)
+    }
+
+    /// Shows rationale revision `request.rationale` in `request.format`: written by the writer (loaded on first
+    /// use) and stored, or read from the store when this model already wrote it.
+    pub fn render_format(&self, request: &FormatRequest, progress: &dyn Progress) -> anyhow::Result<Rendered> {
+        let store = Store::open(&request.db)?;
+        let rationale = store.rationale(request.rationale)?;
+        if !request.format.needs_llm() {
+            return formats::generate::render(&store, &rationale, request.format, None, progress);
+        }
+        let mut slot = self.load(&request.settings, progress)?;
+        let loaded = slot.as_mut().expect("loaded by load()");
+        let model = loaded.models[0].as_mut();
+        formats::generate::render(&store, &rationale, request.format, Some(model), progress)
+    }
+
+    /// "Apply feedback": the writer repairs the rationale the feedback row is about, streaming the new text into
+    /// [`Live::repair_text`]; the new revision and the scored repair are stored.
+    pub fn apply_feedback(
+        &self,
+        request: &RepairRequest,
+        progress: &dyn Progress,
+        wake: &dyn Fn(),
+    ) -> anyhow::Result<RepairOutcome> {
+        let mut store = Store::open(&request.db)?;
+        let mut slot = self.load(&request.settings, progress)?;
+        let loaded = slot.as_mut().expect("loaded by load()");
+        let model = loaded.models[0].as_mut();
+        if let Ok(mut r) = self.live.repair.lock() {
+            *r = Some((request.feedback, String::new()));
+        }
+        let outcome =
+            formats::repair::apply_feedback(&mut store, model, request.feedback, request.rescore, progress, &mut |t| {
+                if let Ok(mut r) = self.live.repair.lock()
+                    && let Some((_, text)) = r.as_mut()
+                {
+                    text.push_str(t);
+                }
+                wake();
+            });
+        if outcome.is_ok() {
+            self.live.stored.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        outcome
+    }
+
+    /// Fetches (first use), loads (or reuses) the writer of `request.settings`, and writes rationales for
+    /// `request.items` into the database. Progress says what it is doing; cancel keeps what is written; `wake` is
+    /// called on every streamed piece of text.
+    pub fn generate(
+        &self,
+        request: &WriteRequest,
+        progress: &dyn Progress,
+        wake: &dyn Fn(),
+    ) -> anyhow::Result<Summary> {
+        let mut slot = self.load(&request.settings, progress)?;
+        let loaded = slot.as_mut().expect("loaded by load()");
         let store = Store::open(&request.db)?;
         let options = RunOptions {
             perspectives: request.perspectives.clone(),
             items: Some(request.items.clone()),
-            params: settings.params.clone(),
+            params: request.settings.params.clone(),
             ..Default::default()
         };
         let model_id = loaded.models[0].model_id();

@@ -59,12 +59,16 @@ impl MaskAttention {
 
     /// (B, L, D) -> (B, D).
     pub(crate) fn forward(&self, x: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
+        self.weights(x, mask)?.unsqueeze(1)?.matmul(x)?.squeeze(1)
+    }
+
+    /// The attention weights over positions, (B, L, D) -> (B, L); masked positions get 0.
+    pub(crate) fn weights(&self, x: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
         let mut scores = self.score.forward(x)?.squeeze(D::Minus1)?;
         if let Some(mask) = mask {
             scores = mask_fill(&scores, mask)?;
         }
-        let weights = candle_nn::ops::softmax(&scores, D::Minus1)?.unsqueeze(1)?;
-        weights.matmul(x)?.squeeze(1)
+        candle_nn::ops::softmax(&scores, D::Minus1)
     }
 }
 
@@ -319,6 +323,13 @@ impl Arg {
             .map(|(states, mask)| Ok((self.rationale_encoder.forward_top_t(states, mask, dropout)?, mask.clone())))
             .collect::<Result<Vec<_>>>()?;
         Ok(ArgInputs { news: news_states, news_mask: news.1.clone(), rationales })
+    }
+
+    /// How the news feature pools the news tokens: the weights of ARG's news attention (`content_attention`)
+    /// over the (B, L) tokens, from cached frozen outputs; in evaluation mode.
+    pub fn news_attention(&self, frozen: &Tensor, mask: &Tensor) -> Result<Tensor> {
+        let news = self.news_encoder.forward_top_t(frozen, mask, None)?;
+        self.news_pool.weights(&news, Some(mask))
     }
 
     /// The head on encoded inputs, in evaluation mode.

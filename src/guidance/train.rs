@@ -693,6 +693,72 @@ pub fn predict_items(
     Ok(predictions.len())
 }
 
+/// One token of the news text with the attention ARG gives it.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct TokenWeight {
+    /// Character span of the token in the item's text (end exclusive).
+    pub start: usize,
+    pub end: usize,
+    /// Its share of ARG's news attention (the weights over the item's tokens sum to at most 1: tokens of the title
+    /// are left out).
+    pub weight: f64,
+}
+
+/// The attention of ARG `version` over the tokens of `item`'s news text (what its news feature pools), with each
+/// token's character span in the item's text; the encoder loads on `device`, and the frozen outputs come from (or
+/// go into) the encoder cache.
+pub fn news_attention(
+    db: &Path,
+    version: i64,
+    item: crate::domain::ItemId,
+    device: DeviceChoice,
+    progress: &dyn Progress,
+) -> anyhow::Result<Vec<TokenWeight>> {
+    let store = Store::open(db)?;
+    let v = store.model_version(version)?;
+    let config: VersionConfig = serde_json::from_value(v.config.clone())
+        .with_context(|| format!("model version {version}: its config cannot be read by this Argus"))?;
+    if config.architecture.kind != ModelKind::Arg {
+        anyhow::bail!("model version {version} is {}, not ARG: it has no news attention", v.kind);
+    }
+    let it = store.item(item)?;
+    drop(store);
+    let news = crate::rationales::news_text(it.title.as_deref().unwrap_or(""), &it.text);
+    let mut session = open_session(db, &config.encoder, device, config.options.max_len, progress)?;
+    let bert = session.encoder.config().clone();
+    let loaded = load_version(&session.store, version, &session.device, &bert)?;
+    let Net::Arg(arg) = &loaded.net else { anyhow::bail!("model version {version} did not load as ARG") };
+    progress.set(0, 0, "ARG reads the news");
+    let bank = FeatureBank::build(&mut session.cache, &session.encoder, &[news.as_str()], progress)?;
+    let (frozen, mask) = bank.batch(&[bank.id(&news)], None, &session.device)?;
+    let weights: Vec<f32> = arg.news_attention(&frozen, &mask)?.squeeze(0)?.to_vec1()?;
+    // Token spans: byte offsets into `news` from the encoder's tokenizer, then characters of the item's text (the
+    // news may start with the title).
+    let encoding = session
+        .encoder
+        .tokenizer()
+        .encode(news.as_str(), true)
+        .map_err(|e| anyhow::anyhow!("tokenising item {item}: {e}"))?;
+    let text_start = news.find(it.text.trim()).unwrap_or(0);
+    let char_of = |byte: usize| news[..byte.min(news.len())].chars().count();
+    let first_char = char_of(text_start);
+    let lead = it.text.len() - it.text.trim_start().len();
+    let lead_chars = it.text[..lead].chars().count();
+    let mut out = Vec::new();
+    for (i, (&(s, e), &special)) in encoding.get_offsets().iter().zip(encoding.get_special_tokens_mask()).enumerate()
+    {
+        if special == 1 || e <= s || i >= weights.len() || s < text_start {
+            continue;
+        }
+        out.push(TokenWeight {
+            start: char_of(s) - first_char + lead_chars,
+            end: char_of(e) - first_char + lead_chars,
+            weight: f64::from(weights[i]),
+        });
+    }
+    Ok(out)
+}
+
 fn prepare_version(
     db: &Path,
     version: i64,

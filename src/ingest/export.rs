@@ -20,6 +20,7 @@ use serde_json::{Map, Value, json};
 
 use super::{ParseOptionError, normalize_split};
 use crate::domain::{Rationale, Verdict, resolve_verdicts};
+use crate::store::formats::FeedbackExportRow;
 use crate::store::{ExportRow, Store, StoreError};
 
 /// An output format.
@@ -99,13 +100,90 @@ pub struct ExportSummary {
 /// ARG JSON puts an item in its own split when it is train/val/test (`valid`, `validation`, `dev` count as val);
 /// any other item goes by its id: `id % 20` in 0..=13 -> train, 14..=16 -> val, 17..=19 -> test (70/15/15), so the
 /// assignment is the same on every export.
+///
+/// Feedback on rationales (every form, with its format, the rationale's revision chain and the outcome of its
+/// newest repair) goes into each item's `feedback` list in JSONL, and into a second file beside the CSV,
+/// `NAME.feedback.csv`, one row per form.
 pub fn export(store: &Store, format: ExportFormat, out: &Path) -> Result<ExportSummary, ExportError> {
     let rows = store.export_rows()?;
+    let feedback = store.feedback_export_rows()?;
     match format {
         ExportFormat::ArgJson => export_arg_json(&rows, out),
-        ExportFormat::Jsonl => export_jsonl(&rows, out),
-        ExportFormat::Csv => export_csv(&rows, out),
+        ExportFormat::Jsonl => export_jsonl(&rows, &feedback, out),
+        ExportFormat::Csv => {
+            let feedback_path = feedback_csv_path(out);
+            let tmp = write_temp(&feedback_path, |w| write_feedback_csv(&feedback, w))?;
+            let mut summary = match export_csv(&rows, out) {
+                Ok(s) => s,
+                Err(e) => {
+                    let _ = std::fs::remove_file(&tmp);
+                    return Err(e);
+                }
+            };
+            commit(&tmp, &feedback_path)?;
+            summary.files.push(feedback_path);
+            Ok(summary)
+        }
     }
+}
+
+/// `NAME.feedback.csv` beside `NAME.csv`.
+pub fn feedback_csv_path(out: &Path) -> PathBuf {
+    let stem = out.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "export".into());
+    out.with_file_name(format!("{stem}.feedback.csv"))
+}
+
+/// The columns of the feedback CSV, in order (the JSONL's `feedback` objects have the same keys).
+const FEEDBACK_COLUMNS: &[&str] = &[
+    "feedback_id",
+    "annotator",
+    "item_id",
+    "external_id",
+    "perspective",
+    "format",
+    "rationale_id",
+    "revision",
+    "revision_chain",
+    "rationale_origin",
+    "usefulness",
+    "sufficiency",
+    "faithfulness",
+    "agrees_verdict",
+    "fb_where",
+    "fb_what",
+    "fb_fix",
+    "ease",
+    "understanding",
+    "trust",
+    "time_spent_ms",
+    "created_at",
+    "repaired_rationale_id",
+    "repair_verdict_before",
+    "repair_verdict_after",
+    "repair_reference",
+    "repair_right_before",
+    "repair_right_after",
+    "repair_locality",
+    "repair_success",
+];
+
+fn write_feedback_csv(rows: &[FeedbackExportRow], w: &mut BufWriter<File>) -> std::io::Result<()> {
+    let mut csv = csv::Writer::from_writer(w);
+    csv.write_record(FEEDBACK_COLUMNS)?;
+    for row in rows {
+        let value = serde_json::to_value(row).map_err(std::io::Error::other)?;
+        let record: Vec<String> = FEEDBACK_COLUMNS
+            .iter()
+            .map(|c| match &value[*c] {
+                Value::Null => String::new(),
+                Value::String(s) => s.clone(),
+                Value::Array(ids) => ids.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(" "),
+                other => other.to_string(),
+            })
+            .collect();
+        csv.write_record(&record)?;
+    }
+    csv.flush()
 }
 
 /// A row's merged labels.
@@ -232,9 +310,14 @@ fn rationale_json(r: &Rationale) -> Value {
     })
 }
 
-fn export_jsonl(rows: &[ExportRow], out: &Path) -> Result<ExportSummary, ExportError> {
+fn export_jsonl(rows: &[ExportRow], feedback: &[FeedbackExportRow], out: &Path) -> Result<ExportSummary, ExportError> {
+    let mut by_item: std::collections::HashMap<i64, Vec<&FeedbackExportRow>> = std::collections::HashMap::new();
+    for f in feedback {
+        by_item.entry(f.item_id).or_default().push(f);
+    }
     let tmp = write_temp(out, |w| {
         for row in rows {
+            let item_feedback = by_item.get(&row.item.id).map(Vec::as_slice).unwrap_or_default();
             let l = labels(row);
             let item = &row.item;
             let judgements: Vec<Value> = row
@@ -270,6 +353,7 @@ fn export_jsonl(rows: &[ExportRow], out: &Path) -> Result<ExportSummary, ExportE
                 "human_verdict": verdict_value(l.human),
                 "n_judgements": l.n_judgements,
                 "label": verdict_value(l.label),
+                "feedback": item_feedback,
             });
             serde_json::to_writer(&mut *w, &o).map_err(std::io::Error::other)?;
             w.write_all(b"\n")?;

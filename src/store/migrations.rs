@@ -12,6 +12,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0001_init.sql"),
     include_str!("../../migrations/0002_perspectives.sql"),
     include_str!("../../migrations/0003_guidance.sql"),
+    include_str!("../../migrations/0004_formats.sql"),
 ];
 
 /// The schema version this build writes.

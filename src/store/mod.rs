@@ -5,6 +5,7 @@
 //!
 //! This module knows nothing of the UI, of file formats (see `ingest`) or of background jobs.
 
+pub mod formats;
 pub mod guidance;
 mod migrations;
 
@@ -425,6 +426,18 @@ impl Store {
         )
     }
 
+    /// One rationale revision by id (retracted or not).
+    pub fn rationale(&self, id: RationaleId) -> Result<Rationale> {
+        self.query_rationales(
+            "SELECT r.id, r.item_id, r.root_id, r.parent_id, r.revision, r.perspective, r.origin, r.model, r.prompt, \
+             r.text, r.verdict, a.name, r.created_at \
+             FROM rationales r LEFT JOIN annotators a ON a.id = r.author_id WHERE r.id = ?1",
+            id,
+        )?
+        .pop()
+        .ok_or(StoreError::NotFound { what: "rationale", id })
+    }
+
     fn query_rationales(&self, sql: &str, key: i64) -> Result<Vec<Rationale>> {
         let mut stmt = self.conn.prepare_cached(sql).map_err(|e| self.err(e))?;
         let rows = stmt.query_map([key], row_to_rationale).map_err(|e| self.err(e))?;
@@ -576,18 +589,15 @@ impl Store {
     // ---------------------------------------------------------------------------------------------------------
     // Feedback
 
-    /// Records structured feedback on one rationale revision; committed when this returns.
+    /// Records structured feedback on one rationale revision as a new row; committed when this returns. (The
+    /// studio's forms autosave into one row per revision, format and annotator: [`Store::save_feedback_form`].)
     pub fn record_feedback(&self, f: &NewFeedback) -> Result<i64> {
-        for (name, v) in [("sufficiency", f.sufficiency), ("faithfulness", f.faithfulness)] {
-            if let Some(v) = v.filter(|v| !(1..=3).contains(v)) {
-                return Err(StoreError::Invalid(format!("{name} {v} is outside 1..3")));
-            }
-        }
+        validate_feedback(f)?;
         self.conn
             .execute(
                 "INSERT INTO rationale_feedback(rationale_id, annotator_id, format, usefulness, sufficiency, \
-                 faithfulness, agrees_verdict, fb_where, fb_what, fb_fix, time_spent_ms) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                 faithfulness, agrees_verdict, fb_where, fb_what, fb_fix, time_spent_ms, ease, understanding, trust, \
+                 rendering_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
                 params![
                     f.rationale_id,
                     f.annotator_id,
@@ -599,7 +609,11 @@ impl Store {
                     f.fb_where,
                     f.fb_what,
                     f.fb_fix,
-                    f.time_spent_ms.max(0)
+                    f.time_spent_ms.max(0),
+                    f.ease,
+                    f.understanding,
+                    f.trust,
+                    f.rendering_id
                 ],
             )
             .map_err(|e| self.err(e))?;
@@ -709,6 +723,23 @@ impl Store {
         }
         Ok(out)
     }
+}
+
+/// Refuses answers outside their scales, naming the field.
+pub(crate) fn validate_feedback(f: &NewFeedback) -> Result<()> {
+    let scales = [
+        ("sufficiency", f.sufficiency, 3),
+        ("faithfulness", f.faithfulness, 3),
+        ("ease", f.ease, 4),
+        ("understanding", f.understanding, 7),
+        ("trust", f.trust, 7),
+    ];
+    for (name, v, top) in scales {
+        if let Some(v) = v.filter(|v| !(1..=top).contains(v)) {
+            return Err(StoreError::Invalid(format!("{name} {v} is outside 1..{top}")));
+        }
+    }
+    Ok(())
 }
 
 /// SHA-256 of a text, hex: the key under which encoders cache their outputs.

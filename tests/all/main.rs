@@ -3,6 +3,7 @@
 mod architecture;
 mod cli;
 mod durability;
+mod formats;
 mod guidance;
 mod ingest;
 mod models;
@@ -12,3 +13,4 @@ mod rationales;
 mod store;
 mod training;
 mod ui;
+mod ui_formats;

@@ -256,6 +256,7 @@ fn feedback_is_stored_against_a_revision() {
         fb_what: Some("invents a statistic".into()),
         fb_fix: Some("drop the number".into()),
         time_spent_ms: 4000,
+        ..Default::default()
     };
     let id = store.record_feedback(&fb).unwrap();
     assert_eq!(store.stats().unwrap().feedback, 1);

@@ -6,7 +6,7 @@ use std::process::Command;
 
 use argus::domain::{NewJudgement, Verdict};
 use argus::guidance::net::ModelKind;
-use argus::guidance::train::{TrainOptions, TrainRequest, eval, predict, train};
+use argus::guidance::train::{TrainOptions, TrainRequest, eval, news_attention, predict, train};
 use argus::jobs::NoProgress;
 use argus::store::Store;
 
@@ -81,6 +81,22 @@ fn a_seeded_run_is_reproducible_and_becomes_a_version_with_predictions() {
     store.set_active_version(a.version).unwrap();
     assert_eq!(store.active_version("arg").unwrap(), Some(a.version));
     assert_eq!(store.model_versions().unwrap().len(), 3);
+
+    // ARG's attention over the news tokens: a distribution over the item's (truncated) tokens, each with its
+    // character span in the item's text.
+    let item = store.item(1).unwrap();
+    let weights = news_attention(&db, a.version, 1, argus::models::DeviceChoice::Cpu, &NoProgress).unwrap();
+    assert!(!weights.is_empty() && weights.len() <= 32);
+    let total: f64 = weights.iter().map(|w| w.weight).sum();
+    assert!((total - 1.0).abs() < 1e-3, "the title-less claim's tokens take all the attention: {total}");
+    let chars: Vec<char> = item.text.chars().collect();
+    for w in &weights {
+        let token: String = chars[w.start..w.end].iter().collect();
+        assert!(!token.trim().is_empty() && w.weight >= 0.0, "{w:?}");
+    }
+    assert!(weights.windows(2).all(|p| p[0].end <= p[1].start), "spans in reading order");
+    let err = news_attention(&db, 999, 1, argus::models::DeviceChoice::Cpu, &NoProgress).unwrap_err();
+    assert!(err.to_string().contains("999"), "{err}");
 }
 
 #[test]
