@@ -9,14 +9,18 @@ use super::import_dialog::{ImportDialog, import_dialog_ui};
 use super::train_panel::{self, LiveRun};
 use super::{help, item_list, item_view, judgement_bar, perspectives, status_bar, writer_settings};
 use crate::config::{Settings, Theme};
-use crate::domain::{ItemId, ItemSummary, Verdict};
+use crate::domain::{ItemId, ItemSummary, RationaleId, Verdict};
+use crate::formats::Format;
+use crate::formats::generate::{Rendered, Status};
+use crate::formats::repair::RepairOutcome;
 use crate::guidance::net::ModelKind;
 use crate::guidance::train::{TrainReport, TrainRequest};
 use crate::ingest::{self, ColumnMap, ImportOptions, LabelMap, export::ExportFormat};
 use crate::jobs::{Job, JobRegistry, Progress, Waker};
+use crate::store::formats::FormatRepairStats;
 use crate::store::{ImportSummary, Store};
 use crate::studio::{self, Command, Outcome, VersionsCache, Workspace};
-use crate::writer::{WriteRequest, Writer, WriterSettings};
+use crate::writer::{FormatRequest, RepairRequest, WriteRequest, Writer, WriterSettings};
 use std::sync::{Arc, Mutex};
 
 /// How the studio starts.
@@ -80,6 +84,19 @@ pub enum AppCommand {
     },
     /// Retrain automatically after every this many new judgements (0 = off); saved in the settings.
     SetAutoRetrain(u64),
+    /// Show the rationales in this explanation format (keys `1`..`8`); kept across items.
+    SetFormat(Format),
+    /// Have the rationale writer restructure rationale revision `rationale` as `format`, in the background
+    /// (the "format" job); the item reloads when it is stored.
+    RenderFormat {
+        rationale: RationaleId,
+        format: Format,
+    },
+    /// Have the rationale writer apply a saved feedback form, in the background (the "repair" job): a new
+    /// revision, scored.
+    ApplyFeedback {
+        feedback_id: i64,
+    },
     CancelJob(String),
     DismissMessage,
     Quit,
@@ -126,6 +143,12 @@ pub const WRITER_JOB: &str = "rationale writer";
 pub const FETCH_JOB: &str = "fetch models";
 /// Name of the encoding job.
 pub const ENCODE_JOB: &str = "encoder";
+/// Name of the job that writes a rationale in a structured explanation format.
+pub const FORMAT_JOB: &str = "format";
+/// Name of the job that applies feedback to a rationale.
+pub const REPAIR_JOB: &str = "repair";
+/// The jobs that use the rationale writer's model (one at a time).
+const LLM_JOBS: [&str; 3] = [WRITER_JOB, FORMAT_JOB, REPAIR_JOB];
 
 /// Per-panel UI state that is not part of the workspace.
 #[derive(Default)]
@@ -151,6 +174,12 @@ pub struct ArgusApp {
     import_job: Option<Job<ImportResult>>,
     export_job: Option<Job<String>>,
     writer_job: Option<Job<crate::rationales::Summary>>,
+    /// Writing a structured format: the job, the rationale revision and the format.
+    format_job: Option<(Job<Rendered>, RationaleId, Format)>,
+    /// Applying feedback: the job and the feedback row.
+    repair_job: Option<(Job<RepairOutcome>, i64)>,
+    /// Repairs by format, read on opening a database, after feedback is saved and after a repair (never per frame).
+    repair_stats: Vec<FormatRepairStats>,
     fetch_job: Option<Job<String>>,
     encode_job: Option<Job<crate::encoding::EncodingSummary>>,
     train_job: Option<Job<TrainReport>>,
@@ -180,6 +209,7 @@ impl ArgusApp {
             settings.writer.device = device;
         }
         apply_theme(&ctx, settings.theme);
+        use_symbol_fallback_font(&ctx);
         let (db, seed_demo) = match options.db.clone().or_else(|| settings.last_db.clone()) {
             Some(db) => {
                 let is_demo = db == crate::config::demo_db_path();
@@ -197,6 +227,9 @@ impl ArgusApp {
             import_job: None,
             export_job: None,
             writer_job: None,
+            format_job: None,
+            repair_job: None,
+            repair_stats: Vec::new(),
             fetch_job: None,
             encode_job: None,
             train_job: None,
@@ -272,6 +305,83 @@ impl ArgusApp {
     /// True while the rationale writer runs.
     pub fn is_writing(&self) -> bool {
         self.jobs.is_running(WRITER_JOB)
+    }
+
+    /// True while a job that uses the writer's model runs (rationales, a format, a repair).
+    pub fn is_llm_busy(&self) -> bool {
+        LLM_JOBS.iter().any(|name| self.jobs.is_running(name))
+    }
+
+    /// The quote hovered in the news or in a format view: (rationale revision, location in the format).
+    pub fn hovered_quote(&self) -> Option<(RationaleId, String)> {
+        self.panels.view.explain.hovered.as_ref().map(|k| (k.rationale, k.location.clone()))
+    }
+
+    /// The format the item view shows the rationales in.
+    pub fn format(&self) -> Format {
+        self.panels.view.format
+    }
+
+    /// Repairs by format, as last read.
+    pub fn repair_stats(&self) -> &[FormatRepairStats] {
+        &self.repair_stats
+    }
+
+    /// Re-reads the repairs by format (on events only: opening, feedback saved, a repair done).
+    fn reload_repair_stats(&mut self) {
+        let Phase::Ready(ws) = &self.phase else { return };
+        match ws.repair_stats() {
+            Ok(stats) => self.repair_stats = stats,
+            Err(err) => tracing::warn!("cannot read the repairs by format: {err}"),
+        }
+    }
+
+    /// Starts writing rationale revision `rationale` as `format` with the writer, in the background.
+    fn start_rendering(&mut self, rationale: RationaleId, format: Format) {
+        if self.is_llm_busy() {
+            self.notify("The writer is busy; wait for the running job or cancel it.");
+            return;
+        }
+        let Phase::Ready(ws) = &self.phase else { return };
+        let request = FormatRequest { db: ws.db_path(), settings: self.settings.writer.clone(), rationale, format };
+        let writer = self.writer.clone();
+        let spawned = self.jobs.spawn(FORMAT_JOB, self.waker(), move |p: &crate::jobs::JobState| {
+            p.set(0, 0, &format!("{} of rationale {rationale}", format.title().to_lowercase()));
+            writer.render_format(&request, p)
+        });
+        match spawned {
+            Ok(job) => {
+                self.format_job = Some((job, rationale, format));
+                self.notify(format!("Writing the {}…", format.title().to_lowercase()));
+            }
+            Err(err) => self.notify_error(err.to_string()),
+        }
+    }
+
+    /// Starts applying feedback row `feedback` with the writer, in the background.
+    fn start_repair(&mut self, feedback: i64) {
+        if self.is_llm_busy() {
+            self.notify("The writer is busy; wait for the running job or cancel it.");
+            return;
+        }
+        let Phase::Ready(ws) = &self.phase else { return };
+        // The ARG version in use re-scores the item afterwards, when there is one.
+        let rescore = ws.active_versions().arg.map(|_| self.settings.writer.device);
+        let request = RepairRequest { db: ws.db_path(), settings: self.settings.writer.clone(), feedback, rescore };
+        let writer = self.writer.clone();
+        let waker = self.waker();
+        let wake = waker.clone();
+        let spawned = self.jobs.spawn(REPAIR_JOB, waker, move |p: &crate::jobs::JobState| {
+            p.set(0, 0, "applying the feedback");
+            writer.apply_feedback(&request, p, &*wake)
+        });
+        match spawned {
+            Ok(job) => {
+                self.repair_job = Some((job, feedback));
+                self.notify("Applying the feedback…");
+            }
+            Err(err) => self.notify_error(err.to_string()),
+        }
     }
 
     /// True while a guidance model trains.
@@ -457,11 +567,15 @@ impl ArgusApp {
     }
 
     fn start_writing(&mut self, items: Vec<ItemId>) {
-        let Phase::Ready(ws) = &self.phase else { return };
+        if self.is_llm_busy() {
+            self.notify("The writer is busy; wait for the running job or cancel it.");
+            return;
+        }
         if items.is_empty() {
             self.notify("No items to write rationales for.");
             return;
         }
+        let Phase::Ready(ws) = &self.phase else { return };
         let perspectives: Vec<_> = ws.perspectives().iter().filter(|p| p.generated).cloned().collect();
         let count = items.len();
         let request = WriteRequest { db: ws.db_path(), settings: self.settings.writer.clone(), items, perspectives };
@@ -553,6 +667,7 @@ impl ArgusApp {
                     self.settings.last_db = Some(db.clone());
                     self.save_settings();
                     self.phase = Phase::Ready(Box::new(ws));
+                    self.reload_repair_stats();
                 }
                 Err(err) => self.phase = Phase::Failed { error: format!("{err:#}") },
             }
@@ -611,6 +726,20 @@ impl ArgusApp {
                 Err(err) => self.notify_error(format!("The rationale writer stopped: {err:#}")),
             }
         }
+        if let Some((job, _, format)) = &mut self.format_job
+            && let Some(result) = job.try_take()
+        {
+            let (format, cancelled) = (*format, job.state().is_cancelled());
+            self.format_job = None;
+            self.format_finished(format, result, cancelled);
+        }
+        if let Some((job, _)) = &mut self.repair_job
+            && let Some(result) = job.try_take()
+        {
+            let cancelled = job.state().is_cancelled();
+            self.repair_job = None;
+            self.repair_finished(result, cancelled);
+        }
         if let Some(job) = &mut self.encode_job
             && let Some(result) = job.try_take()
         {
@@ -659,6 +788,55 @@ impl ArgusApp {
         }
     }
 
+    /// A format job ended: reload the item so that it shows (or say why not).
+    fn format_finished(&mut self, format: Format, result: anyhow::Result<Rendered>, cancelled: bool) {
+        let name = format.title().to_lowercase();
+        match result {
+            Ok(rendered) => {
+                self.commands.push(AppCommand::Studio(Command::Refresh));
+                let revision = rendered.rationale.revision;
+                if rendered.status == Status::Fallback {
+                    let notice = rendered.notice.unwrap_or_default();
+                    self.notify_error(format!("The {name} of revision {revision} is shown as free text: {notice}"));
+                } else {
+                    let unsupported = match rendered.unsupported {
+                        0 => String::new(),
+                        1 => "; 1 quote is not in the news".to_owned(),
+                        n => format!("; {n} quotes are not in the news"),
+                    };
+                    self.notify(format!("Wrote the {name} of revision {revision}{unsupported}."));
+                }
+            }
+            Err(_) if cancelled => self.notify(format!("Stopped writing the {name}; nothing was stored.")),
+            Err(err) => self.notify_error(format!("Writing the {name} failed: {err:#}")),
+        }
+    }
+
+    /// A repair job ended: reload the item and the repair statistics, and say how it went.
+    fn repair_finished(&mut self, result: anyhow::Result<RepairOutcome>, cancelled: bool) {
+        match result {
+            Ok(o) => {
+                self.commands.push(AppCommand::Studio(Command::Refresh));
+                self.reload_repair_stats();
+                let verdict = |v: Option<Verdict>| v.map_or("unknown", Verdict::as_str);
+                let success = match o.success {
+                    Some(true) => "success",
+                    Some(false) => "no success",
+                    None => "not scored",
+                };
+                let locality = o.locality.map_or_else(|| "locality —".to_owned(), |l| format!("locality {l:.2}"));
+                self.notify(format!(
+                    "repaired: revision {}, verdict {} → {}, {success}, {locality}",
+                    o.revision,
+                    verdict(o.verdict_before),
+                    verdict(o.verdict_after)
+                ));
+            }
+            Err(_) if cancelled => self.notify("Stopped applying the feedback; nothing was stored."),
+            Err(err) => self.notify_error(format!("Applying the feedback failed: {err:#}")),
+        }
+    }
+
     /// Keyboard shortcuts of the labelling flow; ignored while a text field has the keyboard, and letter keys only
     /// count without modifiers (alt+f is not f).
     fn shortcuts(&mut self, ctx: &egui::Context) {
@@ -666,12 +844,17 @@ impl ArgusApp {
             return;
         }
         let typing = ctx.text_edit_focused();
+        // A widget reached with Tab (a radio button, a button) takes Space and Esc leaves it.
+        let focused = ctx.memory(|m| m.focused().is_some());
         let mut out = Vec::new();
         let mut leave_field = false;
         ctx.input_mut(|i| {
             if typing {
                 leave_field = i.consume_key(Modifiers::NONE, Key::Escape);
                 return;
+            }
+            if focused && !self.panels.show_help {
+                leave_field = i.consume_key(Modifiers::NONE, Key::Escape);
             }
             if i.modifiers.command_only() && i.consume_key(Modifiers::COMMAND, Key::Z) {
                 out.push(AppCommand::Studio(Command::Undo));
@@ -706,8 +889,14 @@ impl ArgusApp {
             if i.consume_key(Modifiers::NONE, Key::T) {
                 out.push(AppCommand::ToggleTrainPanel);
             }
-            if i.consume_key(Modifiers::NONE, Key::Space) {
+            if !focused && i.consume_key(Modifiers::NONE, Key::Space) {
                 out.push(AppCommand::Studio(Command::Skip));
+            }
+            let number_keys = [Key::Num1, Key::Num2, Key::Num3, Key::Num4, Key::Num5, Key::Num6, Key::Num7, Key::Num8];
+            for (key, format) in number_keys.into_iter().zip(Format::ALL) {
+                if i.consume_key(Modifiers::NONE, key) {
+                    out.push(AppCommand::SetFormat(format));
+                }
             }
             for key in [Key::J, Key::ArrowDown] {
                 if i.consume_key(Modifiers::NONE, key) {
@@ -753,6 +942,8 @@ impl ArgusApp {
                         | Command::SavePerspective(_)
                         | Command::ResetPerspective(_)
                         | Command::UseModelVersion(_)
+                        | Command::SaveFeedback(_)
+                        | Command::RestoreRevision(_)
                 );
                 if writes && self.writes_paused() {
                     self.notify_error("Not saved: an import is writing to the database; judge again when it is done.");
@@ -760,6 +951,13 @@ impl ArgusApp {
                 }
                 let Phase::Ready(ws) = &mut self.phase else { return };
                 let is_judge = matches!(cmd, Command::Judge { .. });
+                // The revision number a restore brings back, for the status line.
+                let restoring = match &cmd {
+                    Command::RestoreRevision(id) => ws.detail().and_then(|d| {
+                        d.explain.values().flat_map(|e| &e.revisions).find(|r| r.id == *id).map(|r| r.revision)
+                    }),
+                    _ => None,
+                };
                 match ws.apply(cmd) {
                     Ok(Outcome::Judged { verdict, .. }) => {
                         self.panels.bar.clear_after_judgement();
@@ -777,8 +975,12 @@ impl ArgusApp {
                     Ok(Outcome::NothingToUndo) => self.notify("Nothing to undo in this session."),
                     Ok(Outcome::Revised { revision, .. }) => {
                         self.panels.view.editing = None;
-                        self.notify(format!("Saved the correction as revision {revision}."));
+                        match restoring {
+                            Some(old) => self.notify(format!("Restored revision {old} as revision {revision}.")),
+                            None => self.notify(format!("Saved the correction as revision {revision}.")),
+                        }
                     }
+                    Ok(Outcome::FeedbackSaved { .. }) => self.reload_repair_stats(),
                     Ok(Outcome::PerspectiveSaved { key }) => {
                         self.panels.perspectives.forget(&key);
                         self.notify(format!("Saved perspective '{key}'."));
@@ -790,7 +992,9 @@ impl ArgusApp {
             }
             AppCommand::OpenDatabase(db) => {
                 let annotator = self.current_annotator();
+                let format = self.panels.view.format;
                 self.panels = PanelState::default();
+                self.panels.view.format = format;
                 if self.train_job.is_none() {
                     self.train_run = None;
                 }
@@ -867,6 +1071,9 @@ impl ArgusApp {
             AppCommand::Retrain { kind, from, max_epochs, seed } => {
                 self.start_training(kind, from, max_epochs, seed, false);
             }
+            AppCommand::SetFormat(format) => self.panels.view.format = format,
+            AppCommand::RenderFormat { rationale, format } => self.start_rendering(rationale, format),
+            AppCommand::ApplyFeedback { feedback_id } => self.start_repair(feedback_id),
             AppCommand::SetAutoRetrain(every) => {
                 self.settings.retrain_every_judgements = every;
                 self.auto_retrain_started_at = None;
@@ -1008,7 +1215,7 @@ impl ArgusApp {
                     Phase::Ready(ws) => ws.selected_id(),
                     _ => None,
                 };
-                let writing = self.jobs.is_running(WRITER_JOB);
+                let writing = self.is_llm_busy();
                 if ui
                     .add_enabled(
                         selected.is_some() && !writing,
@@ -1124,9 +1331,17 @@ impl ArgusApp {
                 egui::Panel::bottom("judgement_bar").show(ui, |ui| {
                     self.commands.extend(judgement_bar::judgement_bar_ui(ui, ws, &mut panels.bar, paused));
                 });
+                let repairing = self.repair_job.as_ref().map(|(_, id)| *id);
                 let writer = item_view::WriterView {
                     live: ws.selected_id().map(|id| self.writer.live().for_item(id)).unwrap_or_default(),
                     running: self.jobs.is_running(WRITER_JOB),
+                    llm_busy: LLM_JOBS.iter().any(|name| self.jobs.is_running(name)),
+                    rendering: self.format_job.as_ref().map(|(_, r, f)| (*r, *f)),
+                    repair: repairing.map(|id| match self.writer.live().repair_text() {
+                        Some((live, text)) if live == id => (id, text),
+                        _ => (id, String::new()),
+                    }),
+                    repair_stats: self.repair_stats.clone(),
                 };
                 egui::CentralPanel::default().show(ui, |ui| {
                     self.commands.extend(item_view::item_view_ui(ui, ws, &mut panels.view, &writer));
@@ -1209,6 +1424,19 @@ impl eframe::App for ArgusApp {
 
     fn on_exit(&mut self, _gl: Option<&eframe::glow::Context>) {
         self.save_settings();
+    }
+}
+
+/// Lets proportional text fall back on the bundled monospace font for the symbols Ubuntu-Light lacks (arrows such
+/// as "→", geometric shapes), instead of drawing boxes.
+fn use_symbol_fallback_font(ctx: &egui::Context) {
+    let mut fonts = egui::FontDefinitions::default();
+    if fonts.font_data.contains_key("Hack")
+        && let Some(family) = fonts.families.get_mut(&egui::FontFamily::Proportional)
+        && !family.iter().any(|f| f == "Hack")
+    {
+        family.push("Hack".to_owned());
+        ctx.set_fonts(fonts);
     }
 }
 

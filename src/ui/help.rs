@@ -11,7 +11,17 @@ pub const SHORTCUTS: &[(&str, &str)] = &[
     ("ctrl+z", "undo the last judgement (kept in the database as retracted)"),
     ("/", "search the item list"),
     ("t", "show or hide the Train panel (retrain the guidance model, compare versions)"),
-    ("Esc", "leave a text field / close this sheet"),
+    (
+        "1 … 8",
+        "explanation format: free text, annotated report, markup and mask, procedural, subquestions, decision tree, claim card, side by side",
+    ),
+    ("Tab / shift+Tab", "move between the fields of a feedback form (or any control)"),
+    (
+        "space / enter",
+        "press the focused button, option or section header (space skips the item when nothing is focused)",
+    ),
+    ("enter", "in a feedback text field: save it (shift+enter: new line)"),
+    ("Esc", "leave a text field or focused control / close this sheet"),
     ("?", "show or hide this sheet"),
 ];
 

@@ -1,47 +1,73 @@
 //! The item view: the news text and its metadata, what the guidance models predict (ARG's P(fake), its trust in
 //! each rationale and predicted usefulness and LLM verdict; ARG-D's and BERT's P(fake)), the rationales grouped by
-//! perspective, and who judged what.
+//! perspective and shown in the chosen explanation format (with attribution highlights in the news, feedback
+//! forms and revision history: [`super::explain`]), and who judged what.
 //!
 //! News text and model output are shown as plain text (labels), never as markup or links.
 
 use egui::RichText;
 
 use super::AppCommand;
+use super::explain::{self, ExplainState, Highlight};
 use super::item_list::{risk_color, verdict_color};
 use crate::domain::{Rationale, RationaleId, Verdict};
+use crate::formats::Format;
 use crate::prompting::{Perspective, perspective_name};
+use crate::store::formats::FormatRepairStats;
 use crate::studio::{Command, GuidanceDetail, ItemDetail, Workspace};
 use crate::writer::{LiveRationale, LiveState};
 
-/// What the item view shows of the rationale writer.
+/// What the item view shows of the rationale writer and the other model jobs.
 #[derive(Clone, Debug, Default)]
 pub struct WriterView {
     /// Rationales of the shown item being written in this run (streamed text).
     pub live: Vec<LiveRationale>,
     /// A writer job is running.
     pub running: bool,
+    /// Some model job (rationale writer, format, repair) is running: buttons that start one are disabled.
+    pub llm_busy: bool,
+    /// The structured format being written: (rationale revision, format).
+    pub rendering: Option<(RationaleId, Format)>,
+    /// The repair being written: (feedback row, text so far).
+    pub repair: Option<(i64, String)>,
+    /// Repairs by format, as the app last read them.
+    pub repair_stats: Vec<FormatRepairStats>,
 }
 
 /// UI state of the item view.
-#[derive(Default)]
 pub struct ViewState {
     /// A rationale being corrected: (revision it corrects, edited text, edited verdict).
     pub editing: Option<(RationaleId, String, Option<Verdict>)>,
+    /// The format the rationales are shown in (kept across items).
+    pub format: Format,
+    /// Hovered quote, feedback form drafts, word diffs.
+    pub explain: ExplainState,
+}
+
+impl Default for ViewState {
+    fn default() -> Self {
+        Self { editing: None, format: Format::FreeText, explain: ExplainState::default() }
+    }
 }
 
 /// Draws the selected item; returns the commands it emits.
 pub fn item_view_ui(ui: &mut egui::Ui, ws: &Workspace, state: &mut ViewState, writer: &WriterView) -> Vec<AppCommand> {
     let mut out = Vec::new();
+    state.explain.begin(ws.selected_id(), &mut out);
     let Some(detail) = ws.detail() else {
         ui.centered_and_justified(|ui| {
             ui.label(if ws.filtered_len() == 0 { "No item matches the filter." } else { "Select an item." });
         });
+        state.explain.end(ui.ctx(), &mut out);
         return out;
     };
     egui::ScrollArea::vertical().id_salt("item_view").auto_shrink([false, false]).show(ui, |ui| {
         header_ui(ui, detail, ws);
         ui.add_space(6.0);
-        ui.label(RichText::new(&detail.item.text).size(17.0));
+        let spans = highlights(detail, state.format);
+        if let Some(key) = explain::news_ui(ui, &detail.item.text, &spans, state.explain.hovered.as_ref()) {
+            state.explain.hover(key);
+        }
         ui.add_space(8.0);
         metadata_ui(ui, detail);
         if !detail.guidance.is_empty() {
@@ -52,8 +78,22 @@ pub fn item_view_ui(ui: &mut egui::Ui, ws: &Workspace, state: &mut ViewState, wr
         rationales_ui(ui, detail, ws.perspectives(), state, writer, &mut out);
         ui.separator();
         judgements_ui(ui, detail);
+        ui.separator();
+        explain::repair_stats_ui(ui, &writer.repair_stats);
     });
+    state.explain.end(ui.ctx(), &mut out);
     out
+}
+
+/// The supported quote spans of every rendering shown (the chosen format's, else the free text's).
+fn highlights(d: &ItemDetail, format: Format) -> Vec<Highlight> {
+    let mut spans = Vec::new();
+    for r in &d.rationales {
+        if let Some(rend) = d.explain.get(&r.id).and_then(|e| explain::shown_rendering(e, format)) {
+            explain::highlights(rend, r.id, &mut spans);
+        }
+    }
+    spans
 }
 
 fn header_ui(ui: &mut egui::Ui, d: &ItemDetail, ws: &Workspace) {
@@ -170,13 +210,14 @@ fn rationales_ui(
                 out.push(AppCommand::CancelJob(super::app::WRITER_JOB.to_owned()));
             }
         } else if ui
-            .button("Write rationales")
+            .add_enabled(!writer.llm_busy, egui::Button::new("Write rationales"))
             .on_hover_text("ask the rationale writer for this item's rationales and their verdicts (W)")
             .clicked()
         {
             out.push(AppCommand::WriteRationales(vec![d.item.id]));
         }
     });
+    explain::format_selector(ui, state.format, out);
     // Rationales being written now (those already stored show below with the others).
     for live in writer.live.iter().filter(|l| !matches!(l.state, LiveState::Stored { .. })) {
         ui.add_space(4.0);
@@ -206,6 +247,10 @@ fn rationales_ui(
         }
         return;
     }
+    if state.format == Format::SideBySide {
+        side_by_side_ui(ui, d, perspectives, state, writer, out);
+        return;
+    }
     let mut perspective: Option<&str> = None;
     for r in &d.rationales {
         if perspective != Some(r.perspective.as_str()) {
@@ -215,12 +260,47 @@ fn rationales_ui(
         }
         egui::Frame::group(ui.style()).show(ui, |ui| {
             ui.set_width(ui.available_width());
-            rationale_ui(ui, r, state, out);
+            rationale_ui(ui, r, d, state, writer, out);
         });
     }
 }
 
-fn rationale_ui(ui: &mut egui::Ui, r: &Rationale, state: &mut ViewState, out: &mut Vec<AppCommand>) {
+/// Every perspective in a column of its own, with ARG's trust in it (shown once per item).
+fn side_by_side_ui(
+    ui: &mut egui::Ui,
+    d: &ItemDetail,
+    perspectives: &[Perspective],
+    state: &mut ViewState,
+    writer: &WriterView,
+    out: &mut Vec<AppCommand>,
+) {
+    ui.columns(d.rationales.len(), |columns| {
+        for (ui, r) in columns.iter_mut().zip(&d.rationales) {
+            ui.with_layout(egui::Layout::top_down(egui::Align::LEFT), |ui| {
+                ui.label(RichText::new(perspective_name(perspectives, &r.perspective)).strong());
+                if let Some(rend) = d.explain.get(&r.id).and_then(|e| e.rendering(Format::SideBySide)) {
+                    explain::trust_ui(ui, rend, r.id);
+                }
+                egui::Frame::group(ui.style()).show(ui, |ui| {
+                    ui.set_width(ui.available_width());
+                    rationale_ui(ui, r, d, state, writer, out);
+                });
+            });
+        }
+    });
+}
+
+/// One rationale (its latest revision) in the chosen format, with "Correct…", its feedback form and its history.
+fn rationale_ui(
+    ui: &mut egui::Ui,
+    r: &Rationale,
+    d: &ItemDetail,
+    state: &mut ViewState,
+    writer: &WriterView,
+    out: &mut Vec<AppCommand>,
+) {
+    let explain = d.explain.get(&r.id);
+    let format = state.format;
     ui.horizontal_wrapped(|ui| {
         let who = match (&r.model, &r.author) {
             (_, Some(author)) => format!("corrected by {author}"),
@@ -236,9 +316,16 @@ fn rationale_ui(ui: &mut egui::Ui, r: &Rationale, state: &mut ViewState, out: &m
     if editing_this {
         let mut done = None;
         if let Some((_, text, verdict)) = &mut state.editing {
-            ui.add(egui::TextEdit::multiline(text).desired_rows(4).desired_width(f32::INFINITY));
+            let label = ui.label(RichText::new("Corrected text:").small());
+            ui.add(
+                egui::TextEdit::multiline(text)
+                    .hint_text("the corrected rationale")
+                    .desired_rows(4)
+                    .desired_width(f32::INFINITY),
+            )
+            .labelled_by(label.id);
             ui.horizontal(|ui| {
-                ui.label("implied verdict:");
+                let label = ui.label("implied verdict:");
                 egui::ComboBox::from_id_salt(("rationale_verdict", r.id))
                     .selected_text(verdict.map_or("unknown", Verdict::as_str))
                     .show_ui(ui, |ui| {
@@ -246,7 +333,9 @@ fn rationale_ui(ui: &mut egui::Ui, r: &Rationale, state: &mut ViewState, out: &m
                         for v in Verdict::ALL {
                             ui.selectable_value(verdict, Some(v), v.as_str());
                         }
-                    });
+                    })
+                    .response
+                    .labelled_by(label.id);
                 let changed = text.trim() != r.text.trim() || *verdict != r.verdict;
                 if ui
                     .add_enabled(changed && !text.trim().is_empty(), egui::Button::new("Save as new revision"))
@@ -271,7 +360,7 @@ fn rationale_ui(ui: &mut egui::Ui, r: &Rationale, state: &mut ViewState, out: &m
             }
         }
     } else {
-        ui.label(&r.text);
+        explain::format_body(ui, r, explain, format, &mut state.explain, writer, out);
         if ui
             .small_button("Correct…")
             .on_hover_text("edit this rationale; the edit is stored as a new revision")
@@ -280,6 +369,12 @@ fn rationale_ui(ui: &mut egui::Ui, r: &Rationale, state: &mut ViewState, out: &m
             state.editing = Some((r.id, r.text.clone(), r.verdict));
         }
     }
+    let Some(explain) = explain else { return };
+    // A form on what the person saw: the format when it is written (free text and side by side always are).
+    if let Some(rendering) = explain.rendering(format) {
+        explain::feedback_ui(ui, r, explain, format, Some(rendering), &mut state.explain, writer, out);
+    }
+    explain::history_ui(ui, r, explain, &mut state.explain, out);
 }
 
 fn judgements_ui(ui: &mut egui::Ui, d: &ItemDetail) {

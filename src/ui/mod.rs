@@ -7,6 +7,7 @@
 
 mod app;
 pub mod bench;
+mod explain;
 mod help;
 mod import_dialog;
 mod item_list;

@@ -296,23 +296,33 @@ fn import_failure_in_a_later_dataset_rolls_back_the_earlier_ones() {
 
 #[test]
 fn a_version_1_database_is_migrated_and_gets_the_builtin_perspectives() {
-    let (dir, store) = seeded();
-    let path = dir.path().join("t.sqlite");
-    // Make it what the first release wrote: schema 1, no perspectives table.
-    store
-        .connection()
-        .execute_batch(
-            "DROP TABLE perspectives; DROP TABLE predictions; DROP TABLE active_models;
-             ALTER TABLE model_versions DROP COLUMN seconds_taken; ALTER TABLE model_versions DROP COLUMN data_snapshot;
-             PRAGMA user_version = 1;",
+    // What the first release wrote: schema 1 exactly as its migration made it, with data and feedback in it.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v1.sqlite");
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(include_str!("../../migrations/0001_init.sql")).unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+        conn.pragma_update(None, "application_id", argus::store::APPLICATION_ID).unwrap();
+        conn.execute_batch(
+            "INSERT INTO datasets(id, name, format, source_path) VALUES (1, 'd', 'csv', 'd.csv');
+             INSERT INTO items(dataset_id, text, gold_label, text_sha256) VALUES (1, 'one', 'fake', 'a'),
+                 (1, 'two', 'real', 'b'), (1, 'three', NULL, 'c');
+             INSERT INTO annotators(id, name) VALUES (1, 'ada');
+             INSERT INTO rationales(item_id, perspective, origin, text) VALUES (1, 'td', 'imported', 'why');
+             INSERT INTO rationale_feedback(rationale_id, annotator_id, usefulness, fb_what)
+                 VALUES (1, 1, 'misleading', 'invents a number');",
         )
         .unwrap();
-    drop(store);
+    }
     let store = Store::open(&path).unwrap();
     assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
     let keys: Vec<String> = store.perspectives().unwrap().into_iter().map(|p| p.key).collect();
     assert_eq!(keys, ["td", "cs", "fc", "human"]);
     assert_eq!(store.stats().unwrap().items, 3, "the data survives the migration");
+    let ada = store.annotator_id("ada").unwrap();
+    let form = store.feedback_form(1, ada, "free-text").unwrap().unwrap();
+    assert_eq!((form.form.fb_what.as_deref(), form.form.ease), (Some("invents a number"), None));
 }
 
 #[test]

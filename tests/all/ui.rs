@@ -11,10 +11,10 @@ use egui::Key;
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable as _;
 
-struct Studio {
-    _dir: tempfile::TempDir,
-    db: PathBuf,
-    harness: Harness<'static, ArgusApp>,
+pub(super) struct Studio {
+    pub(super) _dir: tempfile::TempDir,
+    pub(super) db: PathBuf,
+    pub(super) harness: Harness<'static, ArgusApp>,
 }
 
 fn options(dir: &Path, db: &Path, annotator: Option<&str>) -> StudioOptions {
@@ -36,7 +36,7 @@ fn studio_window(opts: StudioOptions) -> Harness<'static, ArgusApp> {
 }
 
 /// Steps the harness (in real time: loading runs on a job thread) until `done` holds.
-fn step_until(harness: &mut Harness<'static, ArgusApp>, what: &str, done: impl Fn(&ArgusApp) -> bool) {
+pub(super) fn step_until(harness: &mut Harness<'static, ArgusApp>, what: &str, done: impl Fn(&ArgusApp) -> bool) {
     step_within(harness, what, Duration::from_secs(60), done);
 }
 
@@ -449,7 +449,7 @@ fn demo_subset(db: &Path, n: usize, labelled: bool) {
 }
 
 /// The studio on `db` as "ada", with `settings` written first.
-fn studio_on(dir: tempfile::TempDir, db: PathBuf, settings: argus::config::Settings) -> Studio {
+pub(super) fn studio_on(dir: tempfile::TempDir, db: PathBuf, settings: argus::config::Settings) -> Studio {
     settings.save_to(&dir.path().join("settings.json")).unwrap();
     let mut opts = options(dir.path(), &db, Some("ada"));
     opts.seed_demo = false;
