@@ -4,6 +4,7 @@
 # tests/all/formats.rs re-parses the model's raw answers and re-matches their quotes against these files.
 #
 #   scripts/make-format-fixtures.sh [ITEM...]      (default items: 1 2; about 15 minutes on 2 CPU cores)
+#   KEEP_DB=/path/demo.db scripts/make-format-fixtures.sh    also keeps the database (for scripts/xvfb-formats.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 items=("${@:-1 2}")
@@ -22,3 +23,8 @@ for item in "${items[@]}"; do
     >"tests/data/formats/item-$item.json"
   echo "tests/data/formats/item-$item.json: $(jq length "tests/data/formats/item-$item.json") formats"
 done
+if [ -n "${KEEP_DB:-}" ]; then
+  mkdir -p "$(dirname "$KEEP_DB")"
+  cp "$db" "$KEEP_DB"
+  echo "database kept: $KEEP_DB"
+fi

@@ -202,6 +202,111 @@ enum Cmd {
         #[command(subcommand)]
         what: ModelsCmd,
     },
+    /// User studies: `argus study check | run-sim | analyse | export` (see `assets/studies/` for an example file).
+    Study {
+        #[command(subcommand)]
+        what: StudyCmd,
+    },
+    /// Inter-annotator agreement on the standing judgements (Cohen's kappa per pair, Fleiss' kappa, Krippendorff's
+    /// alpha per label and overall, diagnostics; adjudicated verdicts left out) and per-annotator metrics (items
+    /// per active hour, median time per item, agreement with the others' majority and with gold labels).
+    Agreement {
+        #[arg(long)]
+        db: PathBuf,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Route items to annotators: each item not yet assigned gets k distinct annotators, loads balanced (overlap
+    /// for agreement); seeded.
+    Assign {
+        #[arg(long)]
+        db: PathBuf,
+        /// Annotator names, comma-separated.
+        #[arg(long, value_delimiter = ',', required = true)]
+        annotators: Vec<String>,
+        /// Annotators per item.
+        #[arg(long, default_value_t = 2)]
+        k: usize,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Only these item ids, comma-separated (default: every item).
+        #[arg(long = "only", value_delimiter = ',')]
+        items: Option<Vec<i64>>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum StudyCmd {
+    /// Validate a study file (TOML or JSON) and print a summary and the plans of the first participants.
+    Check {
+        /// The study file.
+        #[arg(long)]
+        study: PathBuf,
+        /// Resolve the item set against this database (needed to list the items of a filtered set).
+        #[arg(long)]
+        db: Option<PathBuf>,
+        /// Plans printed.
+        #[arg(long, default_value_t = 4)]
+        participants: u32,
+    },
+    /// Register the study and run simulated participants through the real participant flow (seeded answers and
+    /// timings; one in eight fails attention checks, one in eight answers too fast). Participants that exist are
+    /// resumed. An empty database first gets the built-in demo items.
+    RunSim {
+        /// The study file (TOML or JSON).
+        #[arg(long)]
+        study: PathBuf,
+        /// Simulated participants (codes `sim-s{SEED}-v{VERSION}-{N:03}`).
+        #[arg(long)]
+        participants: u32,
+        /// Database (created if missing).
+        #[arg(long)]
+        db: PathBuf,
+        /// Seeds the simulated answers and timings.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Simulate a crash: abort the process (no clean-up) after this many answered steps.
+        #[arg(long)]
+        kill_after_steps: Option<usize>,
+        /// For tests: after this many answered steps print `PAUSED` and wait (to be killed).
+        #[arg(long, hide = true)]
+        pause_after_steps: Option<usize>,
+        /// Print JSON (the simulation's summary and the analysis) instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Per condition: mean and 95% bootstrap interval of every numeric question, time per item, verdict accuracy
+    /// and repair success; attention-check failures and too-fast answers flagged (and left out on request).
+    Analyse {
+        #[arg(long)]
+        db: PathBuf,
+        /// The study's name.
+        #[arg(long)]
+        study: String,
+        /// The version (default: the newest).
+        #[arg(long)]
+        version: Option<u32>,
+        /// Leave out participants who failed an attention check.
+        #[arg(long)]
+        exclude_failed_attention: bool,
+        /// Leave out item answers faster than the study's minimum time per item.
+        #[arg(long)]
+        exclude_too_fast: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write the tidy tables (responses.csv, responses.jsonl: one row per participant x step x question;
+    /// participants.csv) and the study file (study.toml) into a folder.
+    Export {
+        #[arg(long)]
+        db: PathBuf,
+        /// The study's name.
+        #[arg(long)]
+        study: String,
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -819,6 +924,37 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 );
             }
         }
+        Some(Cmd::Study { what }) => study_command(what)?,
+        Some(Cmd::Agreement { db, json }) => {
+            existing(&db)?;
+            let summary = argus::studies::metrics::agreement_summary(&Store::open(&db)?)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&summary)?);
+            } else {
+                print_agreement(&summary);
+            }
+        }
+        Some(Cmd::Assign { db, annotators, k, seed, items }) => {
+            existing(&db)?;
+            let mut store = Store::open(&db)?;
+            let names: Vec<String> = annotators.iter().map(|a| a.trim().to_owned()).filter(|a| !a.is_empty()).collect();
+            let assigned: std::collections::BTreeSet<i64> = store.assignments()?.into_iter().map(|(i, _)| i).collect();
+            let all = store.item_ids()?;
+            if let Some(missing) = items.iter().flatten().find(|i| !all.contains(i)) {
+                anyhow::bail!("--only: item {missing} is not in {}", db.display());
+            }
+            let todo: Vec<i64> = items.unwrap_or(all).into_iter().filter(|i| !assigned.contains(i)).collect();
+            let pairs = argus::studies::assign::assign_items(&todo, &names, k, seed)?;
+            let added = store.add_assignments(&pairs)?;
+            println!(
+                "assigned {} items to {k} annotators each ({added} assignments; {} items were already assigned)",
+                todo.len(),
+                assigned.len()
+            );
+            for name in &names {
+                println!("  {name}: {} items", store.assigned_items(name)?.len());
+            }
+        }
         Some(Cmd::Versions { db, use_version, json }) => {
             existing(&db)?;
             let store = Store::open(&db)?;
@@ -848,6 +984,233 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn study_command(what: StudyCmd) -> anyhow::Result<()> {
+    use argus::studies::{self, analysis, spec::StudySpec};
+    match what {
+        StudyCmd::Check { study, db, participants } => {
+            let spec = StudySpec::load(&study)?;
+            let (pool, source) = match &db {
+                Some(db) => {
+                    existing(db)?;
+                    let store = Store::open(db)?;
+                    (studies::resolve_items(&store, &spec).map_err(|e| e.in_file(&study))?, "resolved in the database")
+                }
+                None if !spec.items.is_filter() => (spec.items.ids.clone(), "as listed"),
+                None => (Vec::new(), "a filter: pass --db to resolve it"),
+            };
+            let conditions: Vec<String> =
+                spec.conditions.iter().map(|c| format!("{} ({})", c.name, c.format)).collect();
+            println!("{}: study `{}` is valid (sha256 {})", study.display(), spec.name, spec.sha256());
+            println!(
+                "  {}-subjects; conditions: {}; {} items per participant ({} gold) from {} items ({source})",
+                spec.design.as_str(),
+                conditions.join(", "),
+                spec.items_per_participant,
+                spec.gold_items.len(),
+                pool.len()
+            );
+            let questions: Vec<&str> = spec.questions.iter().map(|q| q.key()).collect();
+            println!(
+                "  questions: {}; {} practice item(s); {} questionnaire item(s)",
+                questions.join(", "),
+                spec.practice.len(),
+                spec.questionnaire.len()
+            );
+            if pool.is_empty() {
+                return Ok(());
+            }
+            for number in 1..=participants {
+                let plan = argus::studies::assign::plan(&spec, &pool, number);
+                let steps: Vec<String> = plan
+                    .steps
+                    .iter()
+                    .map(|s| match s {
+                        studies::assign::PlanStep::Item { item, condition, is_gold, .. } => {
+                            format!("{item}{}:{}", if *is_gold { "*" } else { "" }, spec.conditions[*condition].name)
+                        }
+                        studies::assign::PlanStep::Attention { .. } => "[attention]".to_owned(),
+                        studies::assign::PlanStep::Practice { item, .. } => format!("practice {item}"),
+                        studies::assign::PlanStep::Consent => "consent".to_owned(),
+                        studies::assign::PlanStep::Instructions => "instructions".to_owned(),
+                        studies::assign::PlanStep::Questionnaire => "questionnaire".to_owned(),
+                    })
+                    .collect();
+                println!("  participant {number}: {}", steps.join(" > "));
+            }
+            println!("  (item:condition; * marks a gold item)");
+        }
+        StudyCmd::RunSim { study, participants, db, seed, kill_after_steps, pause_after_steps, json } => {
+            let spec = StudySpec::load(&study)?;
+            let mut store = Store::open(&db)?;
+            if store.stats()?.items == 0 {
+                argus::studio::import_demo(&mut store, &argus::jobs::NoProgress)?;
+                eprintln!("{} was empty: imported the built-in demo items", db.display());
+            }
+            let stop = match (kill_after_steps, pause_after_steps) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            let summary = argus::studies::sim::simulate(&mut store, &spec, participants, seed, stop)
+                .map_err(|e| e.in_file(&study))?;
+            if let Some((code, step)) = &summary.stopped_at {
+                if kill_after_steps.is_some() {
+                    eprintln!("aborting after {} steps (participant {code}, next step {step})", summary.steps_answered);
+                    std::process::abort();
+                }
+                use std::io::Write as _;
+                println!("PAUSED after {} steps: participant {code}, next step {step}", summary.steps_answered);
+                std::io::stdout().flush()?;
+                std::thread::sleep(std::time::Duration::from_secs(600));
+                return Ok(());
+            }
+            let plain = analysis::analyse(&store, &summary.study, Some(summary.version), Default::default())?;
+            let strict = analysis::Exclusions { failed_attention: true, too_fast: true };
+            let excluded = analysis::analyse(&store, &summary.study, Some(summary.version), strict)?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(
+                        &serde_json::json!({ "simulation": summary, "analysis": plain, "analysis_excluded": excluded })
+                    )?
+                );
+                return Ok(());
+            }
+            println!(
+                "study `{}` version {} ({}): {} simulated participants ({} resumed), {} finished, {} steps answered now",
+                summary.study,
+                summary.version,
+                summary.registered.map_or("", |o| match o {
+                    argus::store::studies::RegisterOutcome::Created => "new",
+                    argus::store::studies::RegisterOutcome::NewVersion => "new version",
+                    argus::store::studies::RegisterOutcome::ReplacedDraft => "draft replaced",
+                    argus::store::studies::RegisterOutcome::Unchanged => "unchanged",
+                }),
+                summary.participants,
+                summary.resumed,
+                summary.finished,
+                summary.steps_answered
+            );
+            print_analysis(&plain);
+            println!("with failed-attention participants and too-fast answers left out:");
+            print_analysis(&excluded);
+        }
+        StudyCmd::Analyse { db, study, version, exclude_failed_attention, exclude_too_fast, json } => {
+            existing(&db)?;
+            let exclusions =
+                analysis::Exclusions { failed_attention: exclude_failed_attention, too_fast: exclude_too_fast };
+            let a = analysis::analyse(&Store::open(&db)?, &study, version, exclusions)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&a)?);
+            } else {
+                print_analysis(&a);
+            }
+        }
+        StudyCmd::Export { db, study, out } => {
+            existing(&db)?;
+            let summary = argus::studies::export::export_study(&Store::open(&db)?, &study, &out)?;
+            println!(
+                "exported {} responses of {} participants (versions {:?}) to {}",
+                summary.responses,
+                summary.participants,
+                summary.versions,
+                out.display()
+            );
+            for file in &summary.files {
+                println!("  {}", file.display());
+            }
+        }
+    }
+    Ok(())
+}
+
+fn print_analysis(a: &argus::studies::analysis::Analysis) {
+    use argus::studies::analysis::Estimate;
+    let show = |e: &Option<Estimate>, scale: f64, unit: &str| match e {
+        Some(e) => format!("{:.2}{unit} [{:.2}, {:.2}]", e.mean * scale, e.ci_low * scale, e.ci_high * scale),
+        None => "n/a".to_owned(),
+    };
+    println!(
+        "  {} participants ({} finished); {} failed an attention check, {} item answers too fast; left out: {} \
+         participants, {} item answers",
+        a.participants, a.finished, a.failed_attention, a.too_fast_items, a.excluded_participants, a.excluded_items
+    );
+    for c in &a.conditions {
+        let questions: Vec<String> =
+            c.questions.iter().map(|(k, e)| format!("{k} {}", show(&Some(*e), 1.0, ""))).collect();
+        println!(
+            "  {} ({}{}): {} items from {} participants; accuracy {}; time {}; {}; repairs {}",
+            c.condition,
+            c.format,
+            if c.shown_as_free_text > 0 {
+                format!(", {} shown as free text", c.shown_as_free_text)
+            } else {
+                String::new()
+            },
+            c.items,
+            c.participants,
+            show(&c.verdict_accuracy, 1.0, ""),
+            show(&c.time_ms, 0.001, " s"),
+            questions.join(", "),
+            c.repair.map_or("none".to_owned(), |r| format!("{}/{} succeeded", r.successes, r.scored)),
+        );
+    }
+}
+
+fn print_agreement(s: &argus::studies::metrics::AgreementSummary) {
+    let f = |v: Option<f64>| v.map_or("n/a".to_owned(), |v| format!("{v:.3}"));
+    let r = &s.agreement;
+    println!(
+        "{} items, {} annotators, {} ratings; labels: {}",
+        r.n_items,
+        r.n_annotators,
+        r.n_ratings,
+        r.labels.join(", ")
+    );
+    println!(
+        "percent agreement {}; Fleiss' kappa {} ({} units with {} raters); Krippendorff's alpha {} ({} pairable units)",
+        f(r.percent_agreement),
+        f(r.fleiss.kappa),
+        r.fleiss.units_used,
+        r.fleiss.raters_per_unit,
+        f(r.alpha.alpha),
+        r.alpha.pairable_units
+    );
+    for l in &r.alpha.labels {
+        let fleiss = r.fleiss.categories.iter().find(|c| c.label == l.label).and_then(|c| c.kappa);
+        println!("  {}: alpha {}, Fleiss' kappa {}", l.label, f(l.alpha), f(fleiss));
+    }
+    let p = &r.pairwise;
+    for i in 0..p.annotators.len() {
+        for j in i + 1..p.annotators.len() {
+            if p.n[i][j] > 0 {
+                println!(
+                    "  Cohen's kappa {} / {}: {} on {} items",
+                    p.annotators[i],
+                    p.annotators[j],
+                    f(p.kappa[i][j]),
+                    p.n[i][j]
+                );
+            }
+        }
+    }
+    for m in &s.annotators {
+        println!(
+            "  {}: {} items, {} per active hour, median {} s per item, majority agreement {}, gold agreement {} ({} items)",
+            m.annotator,
+            m.items_judged,
+            m.items_per_hour.map_or("n/a".to_owned(), |v| format!("{v:.1}")),
+            m.median_time_ms.map_or("n/a".to_owned(), |v| format!("{:.1}", v / 1000.0)),
+            f(m.majority_agreement),
+            f(m.gold_agreement),
+            m.gold_items
+        );
+    }
+    println!("{} items adjudicated, {} disagreements open", s.adjudicated_items, s.open_disagreements);
+    for m in &r.diagnostics.messages {
+        println!("note: {m}");
+    }
 }
 
 /// `argus rationales` with a local writer and its defaults, for the commands that write rationales first.

@@ -61,12 +61,12 @@ pub struct Matcher<'a> {
     words: Vec<(usize, usize)>,
 }
 
-/// The normal form of one character: lower case, straight quotes, a plain hyphen for every dash, a space for every
-/// kind of whitespace, three dots for an ellipsis.
+/// The normal form of one character: lower case, one straight quote for every single or double quote mark (models
+/// swap them when they quote a text that quotes), a plain hyphen for every dash, a space for every kind of
+/// whitespace, three dots for an ellipsis.
 fn normal(c: char, out: &mut Vec<char>) {
     match c {
-        '‘' | '’' | '‚' | '‛' | '′' | '`' | '´' => out.push('\''),
-        '“' | '”' | '„' | '‟' | '″' | '«' | '»' => out.push('"'),
+        '\'' | '‘' | '’' | '‚' | '‛' | '′' | '`' | '´' | '“' | '”' | '„' | '‟' | '″' | '«' | '»' => out.push('"'),
         '‐' | '‑' | '‒' | '–' | '—' | '―' | '−' => out.push('-'),
         '…' => out.extend(['.', '.', '.']),
         c if c.is_whitespace() => out.push(' '),
@@ -100,7 +100,7 @@ fn normalise(text: &str) -> (Vec<char>, Vec<usize>) {
 /// A quote's normal form without the quote marks, ellipses and punctuation a model puts around what it quotes.
 fn normalise_quote(quote: &str) -> Vec<char> {
     let (norm, _) = normalise(quote);
-    let trim = |c: &char| matches!(c, '"' | '\'' | '.' | ' ' | ',' | ';' | ':');
+    let trim = |c: &char| matches!(c, '"' | '.' | ' ' | ',' | ';' | ':');
     let start = norm.iter().position(|c| !trim(c)).unwrap_or(norm.len());
     let end = norm.iter().rposition(|c| !trim(c)).map_or(start, |e| e + 1);
     norm[start..end].to_vec()
@@ -277,6 +277,11 @@ mod tests {
         assert_eq!(
             found(news, "critics disagree. Officials declined"),
             Some(("critics disagree.\nOfficials  declined".into(), Method::Normalised))
+        );
+        // Single quotes for the news's double ones.
+        assert_eq!(
+            found(news, "the mayor said 'taxes will fall by 20%'"),
+            Some(("The mayor said “taxes will fall by 20%".into(), Method::Normalised))
         );
         // Wrapped in quote marks and an ellipsis by the model.
         assert_eq!(

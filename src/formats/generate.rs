@@ -274,14 +274,15 @@ pub struct Written {
     pub parsed: Result<Structured, super::ParseError>,
 }
 
-/// Asks `model` for `format` (greedy); a malformed answer is asked again once, with the parse error.
+/// Asks `model` for `format` (greedy); a malformed answer is asked again once, with the parse error, sampling
+/// (seeded) so that the second answer is not the first one again.
 pub fn write(
     model: &mut dyn ChatModel,
     format: Format,
     messages: &[ChatMessage],
     progress: &dyn Progress,
 ) -> anyhow::Result<Written> {
-    let params = GenerationParams::greedy(FORMAT_MAX_TOKENS);
+    let mut params = GenerationParams::greedy(FORMAT_MAX_TOKENS);
     let mut conversation = messages.to_vec();
     let mut answers = Vec::new();
     loop {
@@ -300,6 +301,7 @@ pub fn write(
             Err(e) if answers.len() < 2 => {
                 conversation.push(ChatMessage { role: "assistant".into(), content: completion.text });
                 conversation.push(retry_message(&e, format));
+                params = GenerationParams { temperature: 0.5, top_p: Some(0.9), seed: 1, ..params };
             }
             parsed => return Ok(Written { answers, parsed }),
         }

@@ -319,7 +319,7 @@ impl Structured {
 }
 
 /// Version of the format prompts: part of every stored rendering's key, so changed prompts write new renderings.
-pub const PROMPT_VERSION: u32 = 1;
+pub const PROMPT_VERSION: u32 = 2;
 
 /// The JSON shape each structured format must answer with, as shown to the model.
 fn shape(format: Format) -> &'static str {
@@ -395,7 +395,8 @@ pub fn prompt(format: Format, news: &str, rationale: &str) -> Vec<ChatMessage> {
     assert!(format.needs_llm(), "{format} is not written by the model");
     let user = format!(
         "Here is a news text and an analysis of it.\n\n{}\n\n{}\n\n{} Use only what the analysis says; do not add \
-         new arguments. Answer with one JSON object and nothing else, in exactly this shape:\n{}",
+         new arguments. Answer with one JSON object and nothing else, in exactly this shape (inside a JSON string, \
+         write a double quote as \\\"):\n{}",
         fence_news(news),
         fence(ANALYSIS_OPEN, ANALYSIS_CLOSE, rationale),
         instruction(format),

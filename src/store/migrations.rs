@@ -13,6 +13,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0002_perspectives.sql"),
     include_str!("../../migrations/0003_guidance.sql"),
     include_str!("../../migrations/0004_formats.sql"),
+    include_str!("../../migrations/0005_studies.sql"),
 ];
 
 /// The schema version this build writes.

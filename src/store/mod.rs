@@ -8,6 +8,7 @@
 pub mod formats;
 pub mod guidance;
 mod migrations;
+pub mod studies;
 
 use std::path::{Path, PathBuf};
 

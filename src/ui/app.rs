@@ -14,7 +14,7 @@ use crate::formats::Format;
 use crate::formats::generate::{Rendered, Status};
 use crate::formats::repair::RepairOutcome;
 use crate::guidance::net::ModelKind;
-use crate::guidance::train::{TrainReport, TrainRequest};
+use crate::guidance::train::{TokenWeight, TrainReport, TrainRequest};
 use crate::ingest::{self, ColumnMap, ImportOptions, LabelMap, export::ExportFormat};
 use crate::jobs::{Job, JobRegistry, Progress, Waker};
 use crate::store::formats::FormatRepairStats;
@@ -97,6 +97,12 @@ pub enum AppCommand {
     ApplyFeedback {
         feedback_id: i64,
     },
+    /// Compute ARG `version`'s attention over `item`'s news tokens, in the background (the "attention" job), to
+    /// shade the news by it.
+    LoadAttention {
+        item: ItemId,
+        version: i64,
+    },
     CancelJob(String),
     DismissMessage,
     Quit,
@@ -143,6 +149,8 @@ pub const WRITER_JOB: &str = "rationale writer";
 pub const FETCH_JOB: &str = "fetch models";
 /// Name of the encoding job.
 pub const ENCODE_JOB: &str = "encoder";
+/// Name of the job that computes ARG's attention over a news text.
+pub const ATTENTION_JOB: &str = "attention";
 /// Name of the job that writes a rationale in a structured explanation format.
 pub const FORMAT_JOB: &str = "format";
 /// Name of the job that applies feedback to a rationale.
@@ -176,6 +184,12 @@ pub struct ArgusApp {
     writer_job: Option<Job<crate::rationales::Summary>>,
     /// Writing a structured format: the job, the rationale revision and the format.
     format_job: Option<(Job<Rendered>, RationaleId, Format)>,
+    /// ARG's attention over a news text being computed: (job, item, version).
+    attention_job: Option<(Job<Vec<TokenWeight>>, ItemId, i64)>,
+    /// The last attention computed: (item, version, token weights).
+    attention: Option<(ItemId, i64, Vec<TokenWeight>)>,
+    /// The last (item, version) whose attention could not be computed (not asked again).
+    attention_failed: Option<(ItemId, i64)>,
     /// Applying feedback: the job and the feedback row.
     repair_job: Option<(Job<RepairOutcome>, i64)>,
     /// Repairs by format, read on opening a database, after feedback is saved and after a repair (never per frame).
@@ -228,6 +242,9 @@ impl ArgusApp {
             export_job: None,
             writer_job: None,
             format_job: None,
+            attention_job: None,
+            attention: None,
+            attention_failed: None,
             repair_job: None,
             repair_stats: Vec::new(),
             fetch_job: None,
@@ -354,6 +371,26 @@ impl ArgusApp {
                 self.format_job = Some((job, rationale, format));
                 self.notify(format!("Writing the {}…", format.title().to_lowercase()));
             }
+            Err(err) => self.notify_error(err.to_string()),
+        }
+    }
+
+    /// Starts computing ARG `version`'s attention over `item`'s news tokens, in the background.
+    fn start_attention(&mut self, item: ItemId, version: i64) {
+        if self.attention_job.is_some()
+            || self.attention_failed == Some((item, version))
+            || self.attention.as_ref().is_some_and(|(i, v, _)| (*i, *v) == (item, version))
+        {
+            return;
+        }
+        let Phase::Ready(ws) = &self.phase else { return };
+        let db = ws.db_path();
+        let device = self.settings.writer.device;
+        let spawned = self.jobs.spawn(ATTENTION_JOB, self.waker(), move |p: &crate::jobs::JobState| {
+            crate::guidance::train::news_attention(&db, version, item, device, p)
+        });
+        match spawned {
+            Ok(job) => self.attention_job = Some((job, item, version)),
             Err(err) => self.notify_error(err.to_string()),
         }
     }
@@ -733,6 +770,19 @@ impl ArgusApp {
             self.format_job = None;
             self.format_finished(format, result, cancelled);
         }
+        if let Some((job, item, version)) = &mut self.attention_job
+            && let Some(result) = job.try_take()
+        {
+            let (item, version) = (*item, *version);
+            self.attention_job = None;
+            match result {
+                Ok(weights) => self.attention = Some((item, version, weights)),
+                Err(err) => {
+                    self.attention_failed = Some((item, version));
+                    self.notify_error(format!("ARG's attention could not be computed: {err:#}"));
+                }
+            }
+        }
         if let Some((job, _)) = &mut self.repair_job
             && let Some(result) = job.try_take()
         {
@@ -1074,6 +1124,7 @@ impl ArgusApp {
             AppCommand::SetFormat(format) => self.panels.view.format = format,
             AppCommand::RenderFormat { rationale, format } => self.start_rendering(rationale, format),
             AppCommand::ApplyFeedback { feedback_id } => self.start_repair(feedback_id),
+            AppCommand::LoadAttention { item, version } => self.start_attention(item, version),
             AppCommand::SetAutoRetrain(every) => {
                 self.settings.retrain_every_judgements = every;
                 self.auto_retrain_started_at = None;
@@ -1342,6 +1393,8 @@ impl ArgusApp {
                         _ => (id, String::new()),
                     }),
                     repair_stats: self.repair_stats.clone(),
+                    attention: self.attention.clone(),
+                    attention_loading: self.attention_job.as_ref().map(|(_, item, _)| *item),
                 };
                 egui::CentralPanel::default().show(ui, |ui| {
                     self.commands.extend(item_view::item_view_ui(ui, ws, &mut panels.view, &writer));

@@ -221,9 +221,26 @@ fn section(ui: &egui::Ui, base: &TextFormat, background: Color32) -> TextFormat 
 /// Text colour on the strong (hovered) highlight.
 const HOVERED_TEXT: Color32 = Color32::from_gray(20);
 
-/// The news text with every highlighted span on a background (the hovered quote's stronger). Returns the quote
-/// whose span the pointer is over.
-pub fn news_ui(ui: &mut egui::Ui, news: &str, spans: &[Highlight], hovered: Option<&QuoteKey>) -> Option<QuoteKey> {
+/// Background of a news token by ARG's attention: `share` is its weight relative to the heaviest token.
+fn attention_color(ui: &egui::Ui, share: f64) -> Color32 {
+    let alpha = (share.clamp(0.0, 1.0) * 170.0).round() as u8;
+    if ui.visuals().dark_mode {
+        Color32::from_rgba_unmultiplied(80, 140, 255, alpha)
+    } else {
+        Color32::from_rgba_unmultiplied(40, 110, 240, alpha)
+    }
+}
+
+/// The news text with every highlighted span on a background (the hovered quote's stronger), and, under the
+/// quotes, each token of `shade` tinted by its share of ARG's attention. Returns the quote whose span the pointer
+/// is over.
+pub fn news_ui(
+    ui: &mut egui::Ui,
+    news: &str,
+    spans: &[Highlight],
+    shade: &[crate::guidance::train::TokenWeight],
+    hovered: Option<&QuoteKey>,
+) -> Option<QuoteKey> {
     // Spans are in characters; the layout job wants byte ranges.
     let bytes: Vec<usize> = news.char_indices().map(|(b, _)| b).chain(std::iter::once(news.len())).collect();
     let chars = bytes.len() - 1;
@@ -231,6 +248,12 @@ pub fn news_ui(ui: &mut egui::Ui, news: &str, spans: &[Highlight], hovered: Opti
     let mut cuts: Vec<usize> = vec![0, chars];
     for s in &spans {
         cuts.extend([s.start, s.end]);
+    }
+    let shade: Vec<&crate::guidance::train::TokenWeight> =
+        shade.iter().filter(|t| t.start < t.end && t.end <= chars).collect();
+    let heaviest = shade.iter().map(|t| t.weight).fold(0.0, f64::max);
+    for t in &shade {
+        cuts.extend([t.start, t.end]);
     }
     cuts.sort_unstable();
     cuts.dedup();
@@ -245,9 +268,11 @@ pub fn news_ui(ui: &mut egui::Ui, news: &str, spans: &[Highlight], hovered: Opti
         let (a, b) = (w[0], w[1]);
         let inside: Vec<&&Highlight> = spans.iter().filter(|s| s.start <= a && b <= s.end).collect();
         let strong = inside.iter().any(|s| Some(&s.key) == hovered);
-        let background = match (inside.is_empty(), strong) {
-            (true, _) => Color32::TRANSPARENT,
-            (false, strong) => highlight_color(ui, strong),
+        let token = shade.iter().find(|t| t.start <= a && b <= t.end);
+        let background = match (inside.is_empty(), strong, token) {
+            (true, _, Some(t)) if heaviest > 0.0 => attention_color(ui, t.weight / heaviest),
+            (true, _, _) => Color32::TRANSPARENT,
+            (false, strong, _) => highlight_color(ui, strong),
         };
         run = match run {
             Some((start, _, bg)) if bg == background => Some((start, b, bg)),

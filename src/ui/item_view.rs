@@ -32,6 +32,10 @@ pub struct WriterView {
     pub repair: Option<(i64, String)>,
     /// Repairs by format, as the app last read them.
     pub repair_stats: Vec<FormatRepairStats>,
+    /// ARG's attention over a news text, as last computed: (item, version, token weights).
+    pub attention: Option<(crate::domain::ItemId, i64, Vec<crate::guidance::train::TokenWeight>)>,
+    /// The item whose attention is being computed.
+    pub attention_loading: Option<crate::domain::ItemId>,
 }
 
 /// UI state of the item view.
@@ -42,11 +46,13 @@ pub struct ViewState {
     pub format: Format,
     /// Hovered quote, feedback form drafts, word diffs.
     pub explain: ExplainState,
+    /// Shade the news tokens by ARG's attention (when ARG has scored the item).
+    pub shade_attention: bool,
 }
 
 impl Default for ViewState {
     fn default() -> Self {
-        Self { editing: None, format: Format::FreeText, explain: ExplainState::default() }
+        Self { editing: None, format: Format::FreeText, explain: ExplainState::default(), shade_attention: false }
     }
 }
 
@@ -65,7 +71,8 @@ pub fn item_view_ui(ui: &mut egui::Ui, ws: &Workspace, state: &mut ViewState, wr
         header_ui(ui, detail, ws);
         ui.add_space(6.0);
         let spans = highlights(detail, state.format);
-        if let Some(key) = explain::news_ui(ui, &detail.item.text, &spans, state.explain.hovered.as_ref()) {
+        let shade = attention_ui(ui, detail, state, writer, &mut out);
+        if let Some(key) = explain::news_ui(ui, &detail.item.text, &spans, shade, state.explain.hovered.as_ref()) {
             state.explain.hover(key);
         }
         ui.add_space(8.0);
@@ -83,6 +90,40 @@ pub fn item_view_ui(ui: &mut egui::Ui, ws: &Workspace, state: &mut ViewState, wr
     });
     state.explain.end(ui.ctx(), &mut out);
     out
+}
+
+/// The "shade by ARG's attention" toggle (when the ARG version in use has scored the item); returns the token
+/// weights to shade the news with, once computed (in the background, on first use).
+fn attention_ui<'a>(
+    ui: &mut egui::Ui,
+    d: &ItemDetail,
+    state: &mut ViewState,
+    writer: &'a WriterView,
+    out: &mut Vec<AppCommand>,
+) -> &'a [crate::guidance::train::TokenWeight] {
+    let Some((version, _)) = &d.guidance.arg else { return &[] };
+    let item = d.item.id;
+    let mut shown: &[crate::guidance::train::TokenWeight] = &[];
+    ui.horizontal(|ui| {
+        ui.checkbox(&mut state.shade_attention, "Shade by ARG's attention").on_hover_text(
+            "darker words weigh more in how ARG reads the news (its attention over the news tokens, version in use)",
+        );
+        if !state.shade_attention {
+            return;
+        }
+        match &writer.attention {
+            Some((i, v, weights)) if *i == item && v == version => shown = weights,
+            _ if writer.attention_loading == Some(item) => {
+                ui.spinner();
+                ui.label(RichText::new("ARG reads the news…").small().weak());
+            }
+            _ if writer.attention_loading.is_none() => {
+                out.push(AppCommand::LoadAttention { item, version: *version });
+            }
+            _ => {}
+        }
+    });
+    shown
 }
 
 /// The supported quote spans of every rendering shown (the chosen format's, else the free text's).

@@ -11,6 +11,7 @@ mod models_fetch;
 mod openai_backend;
 mod rationales;
 mod store;
+mod studies;
 mod training;
 mod ui;
 mod ui_formats;

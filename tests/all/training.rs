@@ -86,9 +86,9 @@ fn a_seeded_run_is_reproducible_and_becomes_a_version_with_predictions() {
     // character span in the item's text.
     let item = store.item(1).unwrap();
     let weights = news_attention(&db, a.version, 1, argus::models::DeviceChoice::Cpu, &NoProgress).unwrap();
-    assert!(!weights.is_empty() && weights.len() <= 32);
+    assert!(!weights.is_empty() && weights.len() <= 30, "at most 32 tokens, less [CLS] and [SEP]");
     let total: f64 = weights.iter().map(|w| w.weight).sum();
-    assert!((total - 1.0).abs() < 1e-3, "the title-less claim's tokens take all the attention: {total}");
+    assert!(total > 0.0 && total <= 1.0 + 1e-4, "a share of one softmax (the rest is on [CLS]/[SEP]): {total}");
     let chars: Vec<char> = item.text.chars().collect();
     for w in &weights {
         let token: String = chars[w.start..w.end].iter().collect();

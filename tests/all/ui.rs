@@ -623,4 +623,10 @@ fn the_list_orders_by_risk_shows_p_fake_and_the_item_view_shows_args_trust() {
     s.harness.run_steps(2);
     let ws = s.harness.state().workspace().unwrap();
     assert_eq!((ws.filtered_len(), ws.row(0).unwrap().id, ws.selected_id()), (299, 42, Some(42)));
+
+    // Shading the news by ARG's attention runs as a job; this made-up version has no weights, which it says.
+    s.harness.get_by_label("Shade by ARG's attention").click();
+    step_until(&mut s.harness, "the attention job to fail", |app| app.notice().is_some_and(|n| n.is_error));
+    let notice = s.harness.state().notice().unwrap().text.clone();
+    assert!(notice.contains("ARG's attention could not be computed") && notice.contains("model version"), "{notice}");
 }
