@@ -235,7 +235,7 @@ pub fn render(
                 return from_stored(&text, rationale, &stored);
             }
             let started = Instant::now();
-            let written = write(model, format, &messages, progress)?;
+            let written = write(model, format, &messages, &news, progress)?;
             let (ok, content, notice) = match written.parsed {
                 Ok(s) => (true, Some(s), None),
                 Err(e) => (
@@ -280,6 +280,7 @@ pub fn write(
     model: &mut dyn ChatModel,
     format: Format,
     messages: &[ChatMessage],
+    news: &str,
     progress: &dyn Progress,
 ) -> anyhow::Result<Written> {
     let mut params = GenerationParams::greedy(FORMAT_MAX_TOKENS);
@@ -296,7 +297,7 @@ pub fn write(
             anyhow::bail!("cancelled; nothing was stored");
         }
         answers.push(completion.text.clone());
-        let parsed = parse(format, &completion.text);
+        let parsed = parse(format, &completion.text, news);
         match parsed {
             Err(e) if answers.len() < 2 => {
                 conversation.push(ChatMessage { role: "assistant".into(), content: completion.text });

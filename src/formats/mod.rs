@@ -319,7 +319,7 @@ impl Structured {
 }
 
 /// Version of the format prompts: part of every stored rendering's key, so changed prompts write new renderings.
-pub const PROMPT_VERSION: u32 = 2;
+pub const PROMPT_VERSION: u32 = 3;
 
 /// The JSON shape each structured format must answer with, as shown to the model.
 fn shape(format: Format) -> &'static str {
@@ -328,7 +328,7 @@ fn shape(format: Format) -> &'static str {
             r#"{"annotations": [{"quote": "<a phrase copied exactly from the news>", "reasoning": "<why this phrase matters for the verdict>"}], "verdict": "real" | "fake" | "other"}"#
         }
         Format::MarkupAndMask => {
-            r#"{"sentences": ["<a sentence of the news, copied exactly, that the analysis relies on>"], "verdict": "real" | "fake" | "other"}"#
+            r#"{"sentences": [<the number of each news sentence the analysis relies on>], "verdict": "real" | "fake" | "other"}"#
         }
         Format::Procedural => {
             r#"{"steps": [{"operation": "extract" | "disambiguate" | "locate" | "compare" | "conclude", "detail": "<what this step does and finds>", "quote": "<the phrase of the news it works on, copied exactly>" or null}], "verdict": "real" | "fake" | "other"}"#
@@ -354,8 +354,8 @@ fn instruction(format: Format) -> &'static str {
              with the reasoning the analysis gives about it."
         }
         Format::MarkupAndMask => {
-            "List the 1 to 4 sentences of the news that the analysis relies on, each copied exactly from the news, \
-             without any reasoning."
+            "The news is given as numbered sentences. Give the numbers of the 1 to 4 sentences the analysis relies \
+             on, without any reasoning."
         }
         Format::Procedural => {
             "Restructure the analysis as 3 to 6 numbered steps, each one of the fixed operations extract, \
@@ -393,6 +393,14 @@ pub const DATA_SYSTEM_PROMPT: &str = "You are a careful assistant helping fact-c
 /// When `format` is not a structured one ([`Format::needs_llm`]).
 pub fn prompt(format: Format, news: &str, rationale: &str) -> Vec<ChatMessage> {
     assert!(format.needs_llm(), "{format} is not written by the model");
+    // Markup and mask points at sentences by number: nothing to copy, nothing to mis-quote.
+    let numbered;
+    let news = if format == Format::MarkupAndMask {
+        numbered = numbered_sentences(news);
+        numbered.as_str()
+    } else {
+        news
+    };
     let user = format!(
         "Here is a news text and an analysis of it.\n\n{}\n\n{}\n\n{} Use only what the analysis says; do not add \
          new arguments. Answer with one JSON object and nothing else, in exactly this shape (inside a JSON string, \
@@ -455,13 +463,41 @@ fn json_body(answer: &str) -> Result<&str, ParseError> {
     Ok(body)
 }
 
-/// Reads the model's answer for `format` strictly: one JSON object of exactly the format's shape (no unknown
-/// fields, every field present, lists of 1 to 12 entries, no empty texts, a verdict of real / fake / other).
-pub fn parse(format: Format, answer: &str) -> Result<Structured, ParseError> {
+/// The model's answer for markup and mask: sentence numbers.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MarkupAnswer {
+    sentences: Vec<usize>,
+    verdict: Verdict,
+}
+
+/// Reads the model's answer for `format` about `news` strictly: one JSON object of exactly the format's shape (no
+/// unknown fields, every field present, lists of 1 to 12 entries, no empty texts, a verdict of real / fake /
+/// other). Markup and mask answers with sentence numbers of `news`, which must exist; they become the sentences.
+pub fn parse(format: Format, answer: &str, news: &str) -> Result<Structured, ParseError> {
     if !format.needs_llm() {
         return Err(ParseError::Content(format!("{format} is not written by the model")));
     }
     let body = json_body(answer)?;
+    if format == Format::MarkupAndMask {
+        let a: MarkupAnswer = serde_json::from_str(body).map_err(|e| ParseError::Shape(e.to_string()))?;
+        let spans = sentences(news);
+        let mut numbers = a.sentences.clone();
+        numbers.dedup();
+        if numbers.len() != a.sentences.len() {
+            return Err(ParseError::Content("`sentences` repeats a number".into()));
+        }
+        if let Some(n) = a.sentences.iter().find(|&&n| n == 0 || n > spans.len()) {
+            return Err(ParseError::Content(format!("there is no sentence {n} (the news has {})", spans.len())));
+        }
+        let chars: Vec<char> = news.chars().collect();
+        let parsed = Structured::MarkupAndMask {
+            sentences: a.sentences.iter().map(|&n| chars[spans[n - 1].0..spans[n - 1].1].iter().collect()).collect(),
+            verdict: a.verdict,
+        };
+        validate(&parsed)?;
+        return Ok(parsed);
+    }
     let mut value: serde_json::Value = serde_json::from_str(body).map_err(|e| {
         if e.is_eof() || e.is_syntax() { ParseError::Shape(format!("invalid JSON ({e})")) } else { ParseError::NoJson }
     })?;
@@ -624,6 +660,82 @@ pub fn plain_text(r: &generate::Rendered, news: &str) -> String {
     out
 }
 
+/// Words after which a period does not end a sentence.
+const ABBREVIATIONS: &[&str] =
+    &["mr", "mrs", "ms", "dr", "prof", "sen", "rep", "gov", "gen", "st", "jr", "sr", "vs", "no", "inc", "co", "e.g", "i.e"];
+
+/// The sentences of `text` as character spans (start inclusive, end exclusive), without surrounding whitespace. A
+/// sentence ends at `.`, `!` or `?` (and the quote marks or brackets after it) followed by whitespace and a
+/// capital, digit or quote, unless the period follows an abbreviation or an initial (`U.S.`); and at a line
+/// break.
+pub fn sentences(text: &str) -> Vec<(usize, usize)> {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut i = 0;
+    let push = |out: &mut Vec<(usize, usize)>, s: usize, e: usize| {
+        let mut s = s;
+        let mut e = e;
+        while s < e && chars[s].is_whitespace() {
+            s += 1;
+        }
+        while e > s && chars[e - 1].is_whitespace() {
+            e -= 1;
+        }
+        if e > s {
+            out.push((s, e));
+        }
+    };
+    while i < chars.len() {
+        let c = chars[i];
+        if c == '\n' {
+            push(&mut out, start, i);
+            start = i + 1;
+        } else if matches!(c, '.' | '!' | '?') {
+            let mut end = i + 1;
+            while end < chars.len() && matches!(chars[end], '"' | '\'' | '”' | '’' | ')' | ']') {
+                end += 1;
+            }
+            let next = chars[end..].iter().position(|c| !c.is_whitespace()).map(|p| end + p);
+            let spaced = end < chars.len() && chars[end].is_whitespace();
+            let starts_new = next.is_some_and(|n| {
+                chars[n].is_uppercase() || chars[n].is_ascii_digit() || matches!(chars[n], '"' | '“' | '\'' | '‘')
+            });
+            let word: String = chars[start..i]
+                .iter()
+                .rev()
+                .take_while(|c| !c.is_whitespace())
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect::<String>()
+                .to_lowercase();
+            let initial = word.chars().filter(|c| c.is_alphabetic()).count() == 1 || word.contains('.');
+            let abbreviation = c == '.' && (initial || ABBREVIATIONS.contains(&word.trim_start_matches(['(', '"'])));
+            if (spaced && starts_new && !abbreviation) || next.is_none() {
+                push(&mut out, start, end);
+                start = end;
+                i = end;
+                continue;
+            }
+        }
+        i += 1;
+    }
+    push(&mut out, start, chars.len());
+    out
+}
+
+/// The news as numbered sentences (`[1] First sentence.` one per line), as markup and mask shows it to the model.
+pub fn numbered_sentences(news: &str) -> String {
+    let chars: Vec<char> = news.chars().collect();
+    sentences(news)
+        .iter()
+        .enumerate()
+        .map(|(i, &(s, e))| format!("[{}] {}", i + 1, chars[s..e].iter().collect::<String>()))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// Phrases a free-text rationale quotes from the news: text between double quotes (straight or curly) of at least
 /// three words.
 pub fn quoted_phrases(text: &str) -> Vec<String> {
@@ -663,11 +775,11 @@ mod tests {
     #[test]
     fn strict_parsing_takes_the_shape_and_nothing_else() {
         let good = r#"{"annotations": [{"quote": "the moon", "reasoning": "it is far"}], "verdict": "fake"}"#;
-        let s = parse(Format::AnnotatedReport, good).unwrap();
+        let s = parse(Format::AnnotatedReport, good, "").unwrap();
         assert_eq!(s.verdict(), Verdict::Fake);
         assert_eq!(s.quotes(), vec![("annotations[0].quote".to_owned(), "the moon".to_owned())]);
         // A ```json fence around it is fine.
-        assert!(parse(Format::AnnotatedReport, &format!("```json\n{good}\n```")).is_ok());
+        assert!(parse(Format::AnnotatedReport, &format!("```json\n{good}\n```"), "").is_ok());
         let bad: &[(&str, &str)] = &[
             ("", "no JSON"),
             ("The news is fake.", "no JSON"),
@@ -684,15 +796,39 @@ mod tests {
             (r#"{"format": "markup-and-mask", "sentences": ["a"], "verdict": "fake"}"#, "format"),
         ];
         for (answer, why) in bad {
-            let err = parse(Format::AnnotatedReport, answer).expect_err(answer).to_string();
+            let err = parse(Format::AnnotatedReport, answer, "").expect_err(answer).to_string();
             assert!(err.contains(why), "{answer:?}: {err}");
         }
+    }
+
+    const NEWS: &str = "It rained in Paris on 3 May. The U.S. Sen. Smith said so!";
+
+    #[test]
+    fn sentences_split_where_they_end() {
+        let text = "It rained in Paris on 3 May. The U.S. Sen. Smith said so! \"Really?\" Yes, e.g. in Mr. Li's town.\n\
+                    A new line. ";
+        let got: Vec<String> = sentences(text)
+            .iter()
+            .map(|&(s, e)| text.chars().skip(s).take(e - s).collect())
+            .collect();
+        assert_eq!(
+            got,
+            [
+                "It rained in Paris on 3 May.",
+                "The U.S. Sen. Smith said so!",
+                "\"Really?\"",
+                "Yes, e.g. in Mr. Li's town.",
+                "A new line."
+            ]
+        );
+        assert_eq!(numbered_sentences(NEWS), "[1] It rained in Paris on 3 May.\n[2] The U.S. Sen. Smith said so!");
+        assert!(sentences("").is_empty());
     }
 
     #[test]
     fn every_structured_shape_parses() {
         let answers = [
-            (Format::MarkupAndMask, r#"{"sentences": ["A sentence."], "verdict": "real"}"#),
+            (Format::MarkupAndMask, r#"{"sentences": [2], "verdict": "real"}"#),
             (
                 Format::Procedural,
                 r#"{"steps": [{"operation": "extract", "detail": "d", "quote": "q"}, {"operation": "conclude", "detail": "e", "quote": null}], "verdict": "other"}"#,
@@ -708,14 +844,32 @@ mod tests {
             ),
         ];
         for (format, answer) in answers {
-            let s = parse(format, answer).unwrap_or_else(|e| panic!("{format}: {e}"));
+            let s = parse(format, answer, NEWS).unwrap_or_else(|e| panic!("{format}: {e}"));
             assert_eq!(s.format(), format);
             assert!(!s.parts().is_empty());
         }
-        let tree = parse(Format::DecisionTree, answers[3].1).unwrap();
+        let tree = parse(Format::DecisionTree, answers[3].1, NEWS).unwrap();
         let Structured::DecisionTree { nodes, .. } = tree else { unreachable!() };
         assert_eq!(nodes[0].branches(), ("n", "y"));
-        assert!(parse(Format::FreeText, "{}").is_err());
+        assert!(parse(Format::FreeText, "{}", NEWS).is_err());
+        let marked = parse(Format::MarkupAndMask, answers[0].1, NEWS).unwrap();
+        assert_eq!(marked.quotes(), vec![("sentences[0]".to_owned(), "The U.S. Sen. Smith said so!".to_owned())]);
+        for (bad, why) in [
+            (r#"{"sentences": [3], "verdict": "real"}"#, "no sentence 3 (the news has 2)"),
+            (r#"{"sentences": [0], "verdict": "real"}"#, "no sentence 0"),
+            (r#"{"sentences": [1, 1], "verdict": "real"}"#, "repeats"),
+            (r#"{"sentences": ["It rained."], "verdict": "real"}"#, "expected usize"),
+            (r#"{"sentences": [], "verdict": "real"}"#, "empty"),
+        ] {
+            let err = parse(Format::MarkupAndMask, bad, NEWS).unwrap_err().to_string();
+            assert!(err.contains(why), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn markup_and_mask_shows_numbered_sentences() {
+        let p = prompt(Format::MarkupAndMask, NEWS, "It is real.");
+        assert!(p[1].content.contains("[1] It rained in Paris on 3 May.\n[2] The U.S."), "{}", p[1].content);
     }
 
     #[test]

@@ -16,6 +16,7 @@ pub mod assign;
 pub mod export;
 pub mod flow;
 pub mod metrics;
+pub mod prepare;
 pub mod sim;
 pub mod spec;
 

@@ -261,19 +261,19 @@ fn the_demo_writers_real_renderings_parse_and_their_quotes_match_again() {
             match r.status {
                 Status::Ok => {
                     ok += 1;
-                    let parsed = parse(r.format, last).unwrap_or_else(|e| panic!("{}: {e}", r.format));
+                    let parsed = parse(r.format, last, &r.news).unwrap_or_else(|e| panic!("{}: {e}", r.format));
                     assert_eq!(Some(&parsed), r.content.as_ref());
                     // The quotes match the news again exactly as stored.
                     assert_eq!(Matcher::new(&r.news).attribute(&parsed.quotes()), r.quotes, "{}", r.format);
                     assert_eq!(r.unsupported, r.quotes.iter().filter(|q| !q.supported()).count());
                     // A retry happened only when the first answer did not parse.
                     if r.raw_answers.len() == 2 {
-                        assert!(parse(r.format, &r.raw_answers[0]).is_err());
+                        assert!(parse(r.format, &r.raw_answers[0], &r.news).is_err());
                     }
                 }
                 Status::Fallback => {
                     assert_eq!(r.raw_answers.len(), 2);
-                    assert!(r.raw_answers.iter().all(|a| parse(r.format, a).is_err()));
+                    assert!(r.raw_answers.iter().all(|a| parse(r.format, a, &r.news).is_err()));
                     assert!(r.notice.is_some());
                 }
                 Status::AsStored => panic!("{} is written by the model", r.format),
