@@ -276,6 +276,17 @@ enum StudyCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Write, with the writer, every rendering the study needs before its first participant (each item in each
+    /// condition whose format the LLM writes), so nobody is shown free text in place of a format.
+    Prepare {
+        #[arg(long)]
+        study: PathBuf,
+        #[arg(long)]
+        db: PathBuf,
+        /// The writer: a catalog name or a GGUF path (default: the demo writer).
+        #[arg(long)]
+        writer: Option<String>,
+    },
     /// Per condition: mean and 95% bootstrap interval of every numeric question, time per item, verdict accuracy
     /// and repair success; attention-check failures and too-fast answers flagged (and left out on request).
     Analyse {
@@ -989,6 +1000,24 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 fn study_command(what: StudyCmd) -> anyhow::Result<()> {
     use argus::studies::{self, analysis, spec::StudySpec};
     match what {
+        StudyCmd::Prepare { study, db, writer } => {
+            existing(&db)?;
+            let spec = StudySpec::load(&study)?;
+            let store = Store::open(&db)?;
+            let mut model = open_local_writer(writer, argus::models::DeviceChoice::default())?;
+            let bar = ProgressBar::new();
+            let s = argus::studies::prepare::prepare(&store, &spec, model.as_mut(), &bar).map_err(|e| e.in_file(&study))?;
+            bar.finish();
+            println!(
+                "{}: {} renderings written now, {} already stored, {} fell back to free text; {} item-condition pairs \
+                 have no rationale of the condition's perspective",
+                spec.name,
+                s.written,
+                s.already,
+                s.fallback,
+                s.missing_rationale.len()
+            );
+        }
         StudyCmd::Check { study, db, participants } => {
             let spec = StudySpec::load(&study)?;
             let (pool, source) = match &db {
