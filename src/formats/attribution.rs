@@ -66,7 +66,9 @@ pub struct Matcher<'a> {
 /// whitespace, three dots for an ellipsis.
 fn normal(c: char, out: &mut Vec<char>) {
     match c {
-        '\'' | '‘' | '’' | '‚' | '‛' | '′' | '`' | '´' | '“' | '”' | '„' | '‟' | '″' | '«' | '»' => out.push('"'),
+        '\'' | '‘' | '’' | '‚' | '‛' | '′' | '`' | '´' | '“' | '”' | '„' | '‟' | '″' | '«' | '»' => {
+            out.push('"')
+        }
         '‐' | '‑' | '‒' | '–' | '—' | '―' | '−' => out.push('-'),
         '…' => out.extend(['.', '.', '.']),
         c if c.is_whitespace() => out.push(' '),

@@ -192,8 +192,11 @@ pub fn render(
     let matcher = Matcher::new(&text);
     match format {
         Format::FreeText => {
-            let quotes: Vec<(String, String)> =
-                quoted_phrases(&rationale.text).into_iter().enumerate().map(|(i, q)| (format!("text[{i}]"), q)).collect();
+            let quotes: Vec<(String, String)> = quoted_phrases(&rationale.text)
+                .into_iter()
+                .enumerate()
+                .map(|(i, q)| (format!("text[{i}]"), q))
+                .collect();
             Ok(with_quotes(base(item, &text, rationale, format), matcher.attribute(&quotes)))
         }
         Format::SideBySide => {

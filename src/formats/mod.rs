@@ -308,9 +308,8 @@ impl Structured {
                 .collect(),
             Structured::ClaimCard { claim, evidence, rating, .. } => {
                 let mut parts = vec![("claim".to_owned(), claim.clone())];
-                parts.extend(
-                    evidence.iter().enumerate().map(|(i, e)| (format!("evidence {}", i + 1), e.quote.clone())),
-                );
+                parts
+                    .extend(evidence.iter().enumerate().map(|(i, e)| (format!("evidence {}", i + 1), e.quote.clone())));
                 parts.push(("rating".to_owned(), rating.clone()));
                 parts
             }
@@ -661,8 +660,10 @@ pub fn plain_text(r: &generate::Rendered, news: &str) -> String {
 }
 
 /// Words after which a period does not end a sentence.
-const ABBREVIATIONS: &[&str] =
-    &["mr", "mrs", "ms", "dr", "prof", "sen", "rep", "gov", "gen", "st", "jr", "sr", "vs", "no", "inc", "co", "e.g", "i.e"];
+const ABBREVIATIONS: &[&str] = &[
+    "mr", "mrs", "ms", "dr", "prof", "sen", "rep", "gov", "gen", "st", "jr", "sr", "vs", "no", "inc", "co", "e.g",
+    "i.e",
+];
 
 /// The sentences of `text` as character spans (start inclusive, end exclusive), without surrounding whitespace. A
 /// sentence ends at `.`, `!` or `?` (and the quote marks or brackets after it) followed by whitespace and a
@@ -807,10 +808,8 @@ mod tests {
     fn sentences_split_where_they_end() {
         let text = "It rained in Paris on 3 May. The U.S. Sen. Smith said so! \"Really?\" Yes, e.g. in Mr. Li's town.\n\
                     A new line. ";
-        let got: Vec<String> = sentences(text)
-            .iter()
-            .map(|&(s, e)| text.chars().skip(s).take(e - s).collect())
-            .collect();
+        let got: Vec<String> =
+            sentences(text).iter().map(|&(s, e)| text.chars().skip(s).take(e - s).collect()).collect();
         assert_eq!(
             got,
             [

@@ -142,7 +142,8 @@ fn a_malformed_answer_twice_falls_back_to_free_text_with_a_notice() {
     let (db, _, rid) = one_item(dir.path(), NEWS);
     let store = Store::open(&db).unwrap();
     let r = store.rationale(rid).unwrap();
-    let broken = ["{\"steps\": [{\"operation\": \"guess\", \"detail\": \"x\"}], \"verdict\": \"fake\"}", "I think fake."];
+    let broken =
+        ["{\"steps\": [{\"operation\": \"guess\", \"detail\": \"x\"}], \"verdict\": \"fake\"}", "I think fake."];
     let mut model = Scripted::new("scripted-writer", &broken);
     let shown = generate::render(&store, &r, Format::Procedural, Some(&mut model), &NoProgress).unwrap();
     assert_eq!(shown.status, Status::Fallback);
@@ -501,4 +502,62 @@ fn the_demo_writer_repairs_a_rationale_from_feedback() {
     let repair = store.repair_producing(new.id).unwrap().unwrap().repair;
     assert!(repair.model.contains("qwen2.5-coder-1.5b"), "{}", repair.model);
     eprintln!("demo writer repair: {outcome:?}");
+}
+
+/// `argus study prepare`'s library side: every item of a study gets its condition's structured format before the
+/// first participant, once; then the participant sees that format, not the free text.
+#[test]
+fn a_study_is_prepared_with_every_rendering_its_conditions_need() {
+    use argus::studies::{self, flow::Session, flow::Step, prepare::prepare, spec::StudySpec};
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("study.sqlite");
+    let mut store = Store::open(&db).unwrap();
+    argus::studio::import_demo(&mut store, &NoProgress).unwrap();
+    let spec =
+        StudySpec::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/studies/formats-within.toml")).unwrap();
+    let items = studies::resolve_items(&store, &spec).unwrap().len() + spec.practice.len();
+    // A quote no claim contains (every rendering then has one unsupported quote).
+    let answers: Vec<String> = (0..items)
+        .map(|_| {
+            r#"{"annotations": [{"quote": "nothing like this is in the news", "reasoning": "r"}], "verdict": "fake"}"#
+                .to_owned()
+        })
+        .collect();
+    let mut model = Scripted::new("scripted-writer", &answers.iter().map(String::as_str).collect::<Vec<_>>());
+    let summary = prepare(&store, &spec, &mut model, &NoProgress).unwrap();
+    assert_eq!((summary.written, summary.already, summary.fallback), (items, 0, 0));
+    assert!(summary.missing_rationale.is_empty(), "every demo claim has a PolitiFact justification");
+    // Again: nothing to write.
+    let mut silent = Scripted::new("scripted-writer", &[]);
+    let again = prepare(&store, &spec, &mut silent, &NoProgress).unwrap();
+    assert_eq!((again.written, again.already), (0, items));
+    // A participant now sees the annotated report where the plan says so.
+    let (study, _) = studies::register(&mut store, &spec).unwrap();
+    let mut session = Session::start(&mut store, &study.name, "p-001").unwrap();
+    let mut shown = Vec::new();
+    for _ in 0..40 {
+        match session.current() {
+            Step::Item { view, .. } => {
+                shown.push((view.condition.format, view.format));
+                break;
+            }
+            Step::Done { .. } => break,
+            _ => {}
+        }
+        let answers: Vec<(String, String)> = session.asked().iter().map(|a| (a.key.clone(), some_answer(a))).collect();
+        session.answer(&mut store, &answers, Default::default()).unwrap();
+    }
+    assert!(!shown.is_empty());
+    assert!(shown.iter().all(|(wanted, got)| wanted == got), "{shown:?}");
+}
+
+/// A valid answer to a study question (consent given).
+fn some_answer(a: &argus::studies::flow::Asked) -> String {
+    use argus::studies::spec::AnswerKind;
+    match &a.answer {
+        _ if a.key == "consent" => "yes".into(),
+        AnswerKind::Choice { options } => options[0].clone(),
+        AnswerKind::Scale { min, .. } => min.to_string(),
+        AnswerKind::Text => "fine".into(),
+    }
 }
