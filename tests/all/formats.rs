@@ -19,14 +19,14 @@ use argus::store::Store;
 use argus::studio::{Command as StudioCommand, Workspace};
 
 /// A model that answers from a script, and remembers what it was asked.
-struct Scripted {
+pub(super) struct Scripted {
     id: String,
     answers: VecDeque<String>,
-    asked: Vec<Vec<ChatMessage>>,
+    pub(super) asked: Vec<Vec<ChatMessage>>,
 }
 
 impl Scripted {
-    fn new(id: &str, answers: &[&str]) -> Self {
+    pub(super) fn new(id: &str, answers: &[&str]) -> Self {
         Self { id: id.into(), answers: answers.iter().map(|a| (*a).to_owned()).collect(), asked: Vec::new() }
     }
 }

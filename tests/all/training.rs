@@ -97,6 +97,32 @@ fn a_seeded_run_is_reproducible_and_becomes_a_version_with_predictions() {
     assert!(weights.windows(2).all(|p| p[0].end <= p[1].start), "spans in reading order");
     let err = news_attention(&db, 999, 1, argus::models::DeviceChoice::Cpu, &NoProgress).unwrap_err();
     assert!(err.to_string().contains("999"), "{err}");
+
+    // A repair of item 1's rationale is re-scored by the ARG version in use.
+    drop(store);
+    let mut store = Store::open(&db).unwrap();
+    let rationale = store.rationales(1).unwrap()[0].id;
+    let annotator = store.annotator_id("ada").unwrap();
+    let form = argus::domain::NewFeedback {
+        rationale_id: rationale,
+        annotator_id: annotator,
+        format: "free-text".into(),
+        fb_what: Some("It ignores who paid.".into()),
+        ..Default::default()
+    };
+    let feedback = store.save_feedback_form(&form).unwrap();
+    let mut model =
+        super::formats::Scripted::new("scripted", &["Obama took money from oil industry employees.", "fake"]);
+    let cpu = Some(argus::models::DeviceChoice::Cpu);
+    let outcome =
+        argus::formats::repair::apply_feedback(&mut store, &mut model, feedback, cpu, &NoProgress, &mut |_| {})
+            .unwrap();
+    assert_eq!(outcome.rescore_note, None);
+    let (before, after) = (outcome.p_fake_before.unwrap(), outcome.p_fake_after.unwrap());
+    assert!((0.0..=1.0).contains(&before) && (0.0..=1.0).contains(&after));
+    assert_eq!(store.prediction(a.version, 1).unwrap().unwrap().p_fake, after, "the stored prediction is the new one");
+    let repair = store.repair_producing(outcome.repaired_rationale).unwrap().unwrap().repair;
+    assert_eq!((repair.model_version_id, repair.p_fake_after), (Some(a.version), Some(after)));
 }
 
 #[test]
