@@ -42,9 +42,11 @@ pub fn repair_messages(
     );
     let user = format!(
         "Here is a news text, an analysis of it written from the perspective \"{perspective}\", and a reviewer's \
-         feedback on that analysis (the reviewer read it as {format}).\n\n{}\n\n{}\n\nReviewer's feedback:\n{}\n\n\
-         Rewrite the analysis so that it applies the feedback. Change only what the feedback points at and keep \
-         the rest as it is. Answer with the revised analysis only, as plain text of at most 150 words.",
+         feedback on that analysis (the reviewer read it as {format}).\n\n{}\n\n{}\n\nThe reviewer found an error \
+         in the analysis:\n{}\n\nWrite the corrected analysis. Fix the error the reviewer describes: rewrite the \
+         part the feedback points at, and the conclusion too if it no longer follows; keep the other sentences as \
+         they are. Do not repeat the analysis unchanged. Answer with the corrected analysis only, as plain text of \
+         at most 150 words.",
         fence_news(news),
         fence(ANALYSIS_OPEN, ANALYSIS_CLOSE, rationale),
         fence("<<<FEEDBACK", "FEEDBACK>>>", &feedback),
@@ -53,6 +55,19 @@ pub fn repair_messages(
         ChatMessage { role: "system".into(), content: DATA_SYSTEM_PROMPT.into() },
         ChatMessage { role: "user".into(), content: user },
     ]
+}
+
+/// The repaired rationale in a model's answer: small models often wrap it in the analysis fence and then go on
+/// to echo the prompt's structure, so the answer is cut at the first fence marker after the text.
+pub fn repaired_text(answer: &str) -> String {
+    let mut t = answer.trim();
+    t = t.strip_prefix(ANALYSIS_OPEN).unwrap_or(t);
+    for marker in [ANALYSIS_CLOSE, "<<<", ">>>"] {
+        if let Some(i) = t.find(marker) {
+            t = &t[..i];
+        }
+    }
+    t.trim().to_owned()
 }
 
 /// One piece of a word diff.
@@ -236,14 +251,20 @@ pub fn apply_feedback(
     let perspective_name = perspective.as_ref().map_or(source.perspective.clone(), |p| p.name.clone());
     let messages = repair_messages(&news, &source.text, &perspective_name, &f.format, f);
     progress.set(0, 2, "writing the repaired rationale");
+    // Stop as soon as the rationale is complete: at a fence marker after it (see `repaired_text`).
+    let mut so_far = String::new();
     let completion = model.chat(&messages, &GenerationParams::greedy(REPAIR_MAX_TOKENS), &mut |piece| {
         on_token(piece);
-        if progress.is_cancelled() { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
+        so_far.push_str(piece);
+        let body = so_far.trim_start();
+        let body = body.strip_prefix(ANALYSIS_OPEN).unwrap_or(body);
+        let complete = ["<<<", ">>>"].iter().any(|m| body.find(m).is_some_and(|i| !body[..i].trim().is_empty()));
+        if progress.is_cancelled() || complete { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
     })?;
     if progress.is_cancelled() {
         anyhow::bail!("cancelled; nothing was stored");
     }
-    let text = completion.text.trim().to_owned();
+    let text = repaired_text(&completion.text);
     if text.is_empty() {
         anyhow::bail!("the model answered with an empty rationale; nothing was stored");
     }
@@ -332,6 +353,15 @@ pub fn apply_feedback(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_repair_wrapped_in_the_fence_is_unwrapped() {
+        let echoed =
+            "<<<ANALYSIS\nThe tone is neutral.\nANALYSIS>>>\n\nThe reviewer found an error:\n<<<FEEDBACK\n- where";
+        assert_eq!(repaired_text(echoed), "The tone is neutral.");
+        assert_eq!(repaired_text("  The tone is neutral.  "), "The tone is neutral.");
+        assert_eq!(repaired_text("<<<ANALYSIS\nANALYSIS>>>"), "");
+    }
 
     #[test]
     fn word_diffs() {

@@ -493,7 +493,7 @@ fn the_demo_writer_repairs_a_rationale_from_feedback() {
         repair::apply_feedback(&mut store, model.as_mut(), fid, None, &NoProgress, &mut |t| streamed.push_str(t))
             .unwrap();
     assert!(!outcome.text.is_empty());
-    assert_eq!(streamed.trim(), outcome.text);
+    assert!(streamed.contains(&outcome.text), "{streamed:?}");
     assert!(outcome.verdict_after.is_some(), "the repaired rationale's verdict was read: {outcome:?}");
     assert_eq!(outcome.right_before, Some(false), "the scripted rationale said fake; gold is real");
     assert!(outcome.right_after.is_some() && outcome.success.is_some());
