@@ -23,9 +23,15 @@ use crate::guidance::triage::{self, Order, Signals};
 use crate::ingest;
 use crate::jobs::Progress;
 use crate::prompting::{Perspective, builtin_perspectives};
-use crate::store::guidance::Prediction;
 use crate::store::formats::{FeedbackRow, FormatRepairStats, RepairRow};
+use crate::store::guidance::Prediction;
+use crate::store::studies::{RegisterOutcome, Timing};
 use crate::store::{Store, StoreError};
+use crate::studies::analysis::{self, Analysis, Exclusions};
+use crate::studies::flow::{Answered, ItemView, Session};
+use crate::studies::metrics::{self, AgreementSummary};
+use crate::studies::spec::StudySpec;
+use crate::studies::{self, Study, StudyError};
 
 /// Which gold label to show.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -232,6 +238,15 @@ pub enum Command {
     SaveFeedback(NewFeedback),
     /// Bring back an earlier revision's text and verdict as a new revision of its chain (nothing is deleted).
     RestoreRevision(RationaleId),
+    /// Validate a study file, resolve its items and register it ([`crate::studies::register`]): a new study, a
+    /// replaced draft, or a new version when the newest one is frozen.
+    RegisterStudy(Box<StudySpec>),
+    /// Record the current annotator's final (adjudicated) verdict on an item people disagree on.
+    Adjudicate {
+        item: ItemId,
+        verdict: Verdict,
+        note: Option<String>,
+    },
 }
 
 /// What happened, for the UI's status line.
@@ -248,6 +263,8 @@ pub enum Outcome {
     Ordered { order: Order, shown: usize },
     VersionInUse { version: i64, kind: String },
     FeedbackSaved { id: i64 },
+    StudyRegistered { name: String, version: u32, outcome: RegisterOutcome },
+    Adjudicated { item: ItemId, verdict: Verdict },
 }
 
 #[derive(Clone, Debug)]
@@ -566,6 +583,15 @@ impl Workspace {
                 self.active = ActiveVersions::load(&self.store)?;
                 self.reorder(true)?;
                 Ok(Outcome::VersionInUse { version, kind })
+            }
+            Command::RegisterStudy(spec) => {
+                let (study, outcome) = studies::register(&mut self.store, &spec).map_err(study_to_store_error)?;
+                Ok(Outcome::StudyRegistered { name: study.name, version: study.version, outcome })
+            }
+            Command::Adjudicate { item, verdict, note } => {
+                self.store.adjudicate(item, self.annotator_id, verdict, note.as_deref())?;
+                self.refresh_summary(item, true)?;
+                Ok(Outcome::Adjudicated { item, verdict })
             }
             Command::ResetPerspective(key) => {
                 let builtin = builtin_perspectives()
@@ -888,5 +914,153 @@ impl VersionsCache {
     /// True when `row` is the version in use for its kind.
     pub fn in_use(&self, row: &VersionRow) -> bool {
         self.active.of(&row.kind) == Some(row.id)
+    }
+}
+
+/// A study error as the workspace's error (the store's own errors pass through; the rest keep their sentence, which
+/// names the field, the question or the file).
+fn study_to_store_error(err: StudyError) -> StoreError {
+    match err {
+        StudyError::Store(e) => e,
+        other => StoreError::Invalid(other.to_string()),
+    }
+}
+
+/// A registered study: its name and versions (oldest first).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StudyListing {
+    pub name: String,
+    pub versions: Vec<u32>,
+}
+
+/// What a participant sees of a study item: the news and the rationale in the format the flow chose.
+#[derive(Clone, Debug)]
+pub struct StudyItemShown {
+    pub item: Item,
+    /// The rationale revision shown, if the item has one.
+    pub rationale: Option<Rationale>,
+    /// That rationale in the shown format (`ItemView::format`).
+    pub rendered: Option<Rendered>,
+    /// The name of the rationale's perspective.
+    pub perspective_name: Option<String>,
+}
+
+/// An item people disagree on, with everything the adjudication view shows.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DisagreementDetail {
+    pub item: ItemId,
+    pub title: Option<String>,
+    pub text: String,
+    /// The standing (non-adjudicated) judgements, by annotator name, with their notes.
+    pub judgements: Vec<Judgement>,
+}
+
+/// User studies and agreement, read and written through the workspace's connection (the studio's panels call these
+/// on events: opening a panel, changing an option, answering a step; never per frame).
+impl Workspace {
+    /// Every registered study with its versions, by name.
+    pub fn studies(&self) -> Result<Vec<StudyListing>, StoreError> {
+        let mut out: Vec<StudyListing> = Vec::new();
+        let mut rows = self.store.study_rows()?;
+        rows.sort_by(|a, b| (&a.name, a.version).cmp(&(&b.name, b.version)));
+        for row in rows {
+            match out.last_mut() {
+                Some(l) if l.name == row.name => l.versions.push(row.version),
+                _ => out.push(StudyListing { name: row.name, versions: vec![row.version] }),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Version `version` (default: the newest) of study `name`.
+    pub fn study(&self, name: &str, version: Option<u32>) -> studies::Result<Study> {
+        studies::load(&self.store, name, version)
+    }
+
+    /// The item set a study file resolves to in this database (errors name the field), for the designer's preview.
+    pub fn resolve_study_items(&self, spec: &StudySpec) -> studies::Result<Vec<ItemId>> {
+        studies::resolve_items(&self.store, spec)
+    }
+
+    /// Starts participant `code` in study `study`, or resumes them at the first step they have not completed.
+    pub fn start_study_session(&mut self, study: &str, code: &str) -> studies::Result<Session> {
+        Session::start(&mut self.store, study, code)
+    }
+
+    /// Answers the session's current step; committed before this returns.
+    pub fn answer_study_step(
+        &mut self,
+        session: &mut Session,
+        answers: &[(String, String)],
+        timing: Timing,
+    ) -> studies::Result<Answered> {
+        session.answer(&mut self.store, answers, timing)
+    }
+
+    /// The news and the rationale of a study item as the flow shows it (read once per step).
+    pub fn study_item(&self, view: &ItemView) -> anyhow::Result<StudyItemShown> {
+        let item = self.store.item(view.item)?;
+        let rationale = view.rationale.map(|id| self.store.rationale(id)).transpose()?;
+        let rendered = match &rationale {
+            Some(r) => Some(generate::render(&self.store, r, view.format, None, &crate::jobs::NoProgress)?),
+            None => None,
+        };
+        let perspective_name = rationale
+            .as_ref()
+            .map(|r| crate::prompting::perspective_name(&self.perspectives, &r.perspective).to_owned());
+        Ok(StudyItemShown { item, rationale, rendered, perspective_name })
+    }
+
+    /// The analysis of a study version per condition ([`analysis::analyse`]).
+    pub fn analyse_study(&self, name: &str, version: Option<u32>, exclusions: Exclusions) -> studies::Result<Analysis> {
+        analysis::analyse(&self.store, name, version, exclusions)
+    }
+
+    /// Seconds spent on each item answer of a study version, per condition in the study file's order, after the
+    /// same exclusions as [`analysis::analyse`] (for the distribution plot).
+    pub fn study_item_times(
+        &self,
+        name: &str,
+        version: u32,
+        exclusions: Exclusions,
+    ) -> studies::Result<Vec<(String, Vec<f64>)>> {
+        let study = studies::load(&self.store, name, Some(version))?;
+        let rows: Vec<_> =
+            self.store.study_responses(name)?.into_iter().filter(|r| r.study_version == version).collect();
+        let failed = analysis::failed_attention(&rows);
+        // One time per item step (every question of the step carries the same timing).
+        let mut steps: std::collections::BTreeMap<(&str, u32), (&str, f64)> = Default::default();
+        for r in rows.iter().filter(|r| matches!(r.response.kind.as_str(), "item" | "gold")) {
+            let dropped = (exclusions.failed_attention && failed.contains(&r.participant))
+                || (exclusions.too_fast && analysis::is_too_fast(&study.spec, r));
+            if let (false, Some(condition)) = (dropped, r.response.condition.as_deref()) {
+                steps.insert((r.participant.as_str(), r.step), (condition, r.timing.total_ms as f64 / 1000.0));
+            }
+        }
+        Ok(study
+            .spec
+            .conditions
+            .iter()
+            .map(|c| {
+                let times = steps.values().filter(|(name, _)| *name == c.name).map(|(_, t)| *t).collect();
+                (c.name.clone(), times)
+            })
+            .collect())
+    }
+
+    /// Agreement and per-annotator metrics of the standing judgements ([`metrics::agreement_summary`]).
+    pub fn agreement_summary(&self) -> studies::Result<AgreementSummary> {
+        metrics::agreement_summary(&self.store)
+    }
+
+    /// The items people disagree on and nobody has adjudicated, with their judgements and notes.
+    pub fn disagreements(&self) -> Result<Vec<DisagreementDetail>, StoreError> {
+        let mut out = Vec::new();
+        for d in self.store.disagreements()? {
+            let item = self.store.item(d.item_id)?;
+            let judgements = self.store.judgements(d.item_id)?.into_iter().filter(|j| !j.adjudicated).collect();
+            out.push(DisagreementDetail { item: d.item_id, title: item.title, text: item.text, judgements });
+        }
+        Ok(out)
     }
 }

@@ -5,6 +5,7 @@ pub const SHORTCUTS: &[(&str, &str)] = &[
     ("f", "judge the item fake, go to the next"),
     ("r", "judge the item real, go to the next"),
     ("u", "unsure, go to the next"),
+    ("f / r / u", "in Studies ▸ Agreement ▸ Adjudication: record the final verdict of the item shown there"),
     ("space", "skip: next item without a verdict"),
     ("j / ↓", "next item"),
     ("k / ↑", "previous item"),
@@ -23,6 +24,11 @@ pub const SHORTCUTS: &[(&str, &str)] = &[
     ("enter", "in a feedback text field: save it (shift+enter: new line)"),
     ("Esc", "leave a text field or focused control / close this sheet"),
     ("?", "show or hide this sheet"),
+    (
+        "participant mode",
+        "Enter: submit the step · Tab / shift+Tab: next / previous question · 1 … 9: pick an answer of the focused \
+         question (then the next question) · ← / →: change it · shift+enter: new line in a text answer",
+    ),
 ];
 
 /// Draws the shortcut window while `open`.

@@ -5,6 +5,8 @@
 //! background jobs ([`crate::jobs`]), so the window never waits on them. The UI never writes to the store itself: a
 //! user action becomes a [`crate::studio::Command`] that the workspace commits.
 
+mod agreement_panel;
+mod analysis_panel;
 mod app;
 pub mod bench;
 mod explain;
@@ -13,8 +15,10 @@ mod import_dialog;
 mod item_list;
 mod item_view;
 mod judgement_bar;
+mod participant;
 mod perspectives;
 mod status_bar;
+mod study_designer;
 mod train_panel;
 mod writer_settings;
 

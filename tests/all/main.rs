@@ -15,3 +15,4 @@ mod studies;
 mod training;
 mod ui;
 mod ui_formats;
+mod ui_studies;
