@@ -1006,7 +1006,8 @@ fn study_command(what: StudyCmd) -> anyhow::Result<()> {
             let store = Store::open(&db)?;
             let mut model = open_local_writer(writer, argus::models::DeviceChoice::default())?;
             let bar = ProgressBar::new();
-            let s = argus::studies::prepare::prepare(&store, &spec, model.as_mut(), &bar).map_err(|e| e.in_file(&study))?;
+            let s =
+                argus::studies::prepare::prepare(&store, &spec, model.as_mut(), &bar).map_err(|e| e.in_file(&study))?;
             bar.finish();
             println!(
                 "{}: {} renderings written now, {} already stored, {} fell back to free text; {} item-condition pairs \

@@ -745,8 +745,7 @@ pub fn news_attention(
     let lead = it.text.len() - it.text.trim_start().len();
     let lead_chars = it.text[..lead].chars().count();
     let mut out = Vec::new();
-    for (i, (&(s, e), &special)) in encoding.get_offsets().iter().zip(encoding.get_special_tokens_mask()).enumerate()
-    {
+    for (i, (&(s, e), &special)) in encoding.get_offsets().iter().zip(encoding.get_special_tokens_mask()).enumerate() {
         if special == 1 || e <= s || i >= weights.len() || s < text_start {
             continue;
         }

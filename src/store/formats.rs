@@ -513,12 +513,8 @@ impl Store {
             .map_err(|e| self.err(e))?;
         let mut out = Vec::with_capacity(raw.len());
         for (fb, item_id, external_id, perspective, revision, root, origin, repair_id) in raw {
-            let chain: Vec<RationaleId> = self
-                .rationale_revisions(root)?
-                .into_iter()
-                .filter(|r| r.revision <= revision)
-                .map(|r| r.id)
-                .collect();
+            let chain: Vec<RationaleId> =
+                self.rationale_revisions(root)?.into_iter().filter(|r| r.revision <= revision).map(|r| r.id).collect();
             let repair = match repair_id {
                 Some(id) => self
                     .conn
