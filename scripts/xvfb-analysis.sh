@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The user-studies issue's screenshot, in a real window under Xvfb: 24 simulated participants of the example study
-# (`argus study run-sim`, into DB, default /tmp/analysis-demo.db, made when missing), then Studies ▸ Analysis with
+# (`argus study prepare`, then `argus study run-sim`, into DB, default /tmp/analysis-demo.db, made when missing), then Studies ▸ Analysis with
 # "exclude failed attention checks" ticked: the per-condition table with 95% intervals, the bar charts with their
 # error bars, the time-per-item histogram, and the flagged participants. Needs xvfb, xdotool, imagemagick (apt) and a
 # built target/debug/argus. The database is copied first: nothing is written to it.
@@ -12,6 +12,9 @@ SHOT=${1:-assets/screenshots/analysis.png}
 BIN=${BIN:-target/debug/argus}
 DB=${DB:-/tmp/analysis-demo.db}
 if [ ! -f "$DB" ]; then
+  "$BIN" import --db "$DB" assets/demo/liar2-sample.csv
+  # The demo writer writes the annotated reports the study shows (about 10 minutes on one CPU thread).
+  "$BIN" --threads 1 study prepare --study assets/studies/formats-within.toml --db "$DB"
   "$BIN" study run-sim --study assets/studies/formats-within.toml --participants 24 --db "$DB"
 fi
 tmp=$(mktemp -d); export ARGUS_CONFIG_DIR="$tmp" ARGUS_DATA_DIR="$tmp"
