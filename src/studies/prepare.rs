@@ -25,7 +25,8 @@ pub struct PrepareSummary {
     pub missing_rationale: Vec<(ItemId, String)>,
 }
 
-/// Writes, with `model`, every rendering the study's items (and practice items) need in its conditions' formats.
+/// Writes, with `model`, every rendering the study's items (with its gold and practice items) need in its
+/// conditions' formats.
 pub fn prepare(
     store: &Store,
     spec: &StudySpec,
@@ -33,6 +34,7 @@ pub fn prepare(
     progress: &dyn Progress,
 ) -> Result<PrepareSummary> {
     let mut items = resolve_items(store, spec)?;
+    items.extend(spec.gold_items.iter().copied());
     items.extend(spec.practice.iter().map(|p| p.item));
     items.sort_unstable();
     items.dedup();

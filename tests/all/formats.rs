@@ -515,7 +515,13 @@ fn a_study_is_prepared_with_every_rendering_its_conditions_need() {
     argus::studio::import_demo(&mut store, &NoProgress).unwrap();
     let spec =
         StudySpec::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/studies/formats-within.toml")).unwrap();
-    let items = studies::resolve_items(&store, &spec).unwrap().len() + spec.practice.len();
+    let mut all = studies::resolve_items(&store, &spec).unwrap();
+    all.extend(spec.gold_items.iter().copied());
+    all.extend(spec.practice.iter().map(|p| p.item));
+    all.sort_unstable();
+    all.dedup();
+    let items = all.len();
+    assert_eq!(items, 9, "6 items, 2 gold items, 1 practice item");
     // A quote no claim contains (every rendering then has one unsupported quote).
     let answers: Vec<String> = (0..items)
         .map(|_| {
@@ -537,18 +543,18 @@ fn a_study_is_prepared_with_every_rendering_its_conditions_need() {
     let mut shown = Vec::new();
     for _ in 0..40 {
         match session.current() {
-            Step::Item { view, .. } => {
-                shown.push((view.condition.format, view.format));
-                break;
-            }
+            Step::Item { view, .. } => shown.push((view.condition.format, view.format)),
             Step::Done { .. } => break,
             _ => {}
         }
         let answers: Vec<(String, String)> = session.asked().iter().map(|a| (a.key.clone(), some_answer(a))).collect();
         session.answer(&mut store, &answers, Default::default()).unwrap();
     }
-    assert!(!shown.is_empty());
+    assert_eq!(shown.len(), 8, "every item of the run, gold items too");
     assert!(shown.iter().all(|(wanted, got)| wanted == got), "{shown:?}");
+    assert!(
+        shown.iter().any(|(f, _)| *f == Format::AnnotatedReport) && shown.iter().any(|(f, _)| *f == Format::FreeText)
+    );
 }
 
 /// A valid answer to a study question (consent given).
