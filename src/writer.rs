@@ -243,12 +243,13 @@ impl Writer {
         Ok(slot)
     }
 
-    /// Shows rationale revision `request.rationale` in `request.format`: written by the writer (loaded on first
-    /// use) and stored, or read from the store when this model already wrote it.
+    /// Shows rationale revision `request.rationale` in `request.format`: read from the store when a model already
+    /// wrote it (nothing is loaded), else written by the writer (loaded on first use) and stored.
     pub fn render_format(&self, request: &FormatRequest, progress: &dyn Progress) -> anyhow::Result<Rendered> {
         let store = Store::open(&request.db)?;
         let rationale = store.rationale(request.rationale)?;
-        if !request.format.needs_llm() {
+        // Free text and side by side need no model, nor does a format some model has already written.
+        if !request.format.needs_llm() || formats::generate::stored(&store, rationale.id, request.format)?.is_some() {
             return formats::generate::render(&store, &rationale, request.format, None, progress);
         }
         let mut slot = self.load(&request.settings, progress)?;

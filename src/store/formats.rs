@@ -6,7 +6,9 @@
 
 use rusqlite::{OptionalExtension, params};
 
-use super::{Result, Store, StoreError, validate_feedback};
+use super::{
+    FEEDBACK_FORM_COLUMNS, FEEDBACK_FORM_PARAMS, Result, Store, StoreError, feedback_values, validate_feedback,
+};
 use crate::domain::{AnnotatorId, NewFeedback, RationaleId, Usefulness, Verdict};
 
 /// A structured format the LLM wrote from one rationale revision.
@@ -351,42 +353,33 @@ impl Store {
             )
             .optional()
             .map_err(err)?;
-        let values = params![
-            f.rationale_id,
-            f.annotator_id,
-            f.format,
-            f.usefulness.map(|u| u.as_str()),
-            f.sufficiency,
-            f.faithfulness,
-            f.agrees_verdict,
-            f.fb_where,
-            f.fb_what,
-            f.fb_fix,
-            f.time_spent_ms.max(0),
-            f.ease,
-            f.understanding,
-            f.trust,
-            f.rendering_id
-        ];
+        let values = feedback_values(f);
         let id = match existing {
             Some(id) => {
+                let set: Vec<String> = FEEDBACK_FORM_COLUMNS
+                    .split(',')
+                    .enumerate()
+                    .map(|(i, column)| format!("{} = ?{}", column.trim(), i + 1))
+                    .collect();
                 tx.execute(
-                    "UPDATE rationale_feedback SET rationale_id = ?1, annotator_id = ?2, format = ?3, \
-                     usefulness = ?4, sufficiency = ?5, faithfulness = ?6, agrees_verdict = ?7, fb_where = ?8, \
-                     fb_what = ?9, fb_fix = ?10, time_spent_ms = ?11, ease = ?12, understanding = ?13, trust = ?14, \
-                     rendering_id = ?15, updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE id = ?16",
-                    rusqlite::params_from_iter(values.iter().copied().chain([&id as &dyn rusqlite::ToSql])),
+                    &format!(
+                        "UPDATE rationale_feedback SET {}, updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') \
+                         WHERE id = ?{}",
+                        set.join(", "),
+                        values.len() + 1
+                    ),
+                    rusqlite::params_from_iter(values.into_iter().chain([rusqlite::types::Value::Integer(id)])),
                 )
                 .map_err(err)?;
                 id
             }
             None => {
                 tx.execute(
-                    "INSERT INTO rationale_feedback(rationale_id, annotator_id, format, usefulness, sufficiency, \
-                     faithfulness, agrees_verdict, fb_where, fb_what, fb_fix, time_spent_ms, ease, understanding, \
-                     trust, rendering_id, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, \
-                     ?13, ?14, ?15, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))",
-                    values,
+                    &format!(
+                        "INSERT INTO rationale_feedback({FEEDBACK_FORM_COLUMNS}, updated_at) \
+                         VALUES ({FEEDBACK_FORM_PARAMS}, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))"
+                    ),
+                    rusqlite::params_from_iter(values),
                 )
                 .map_err(err)?;
                 tx.last_insert_rowid()

@@ -596,26 +596,8 @@ impl Store {
         validate_feedback(f)?;
         self.conn
             .execute(
-                "INSERT INTO rationale_feedback(rationale_id, annotator_id, format, usefulness, sufficiency, \
-                 faithfulness, agrees_verdict, fb_where, fb_what, fb_fix, time_spent_ms, ease, understanding, trust, \
-                 rendering_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
-                params![
-                    f.rationale_id,
-                    f.annotator_id,
-                    f.format,
-                    f.usefulness.map(|u| u.as_str()),
-                    f.sufficiency,
-                    f.faithfulness,
-                    f.agrees_verdict,
-                    f.fb_where,
-                    f.fb_what,
-                    f.fb_fix,
-                    f.time_spent_ms.max(0),
-                    f.ease,
-                    f.understanding,
-                    f.trust,
-                    f.rendering_id
-                ],
+                &format!("INSERT INTO rationale_feedback({FEEDBACK_FORM_COLUMNS}) VALUES ({FEEDBACK_FORM_PARAMS})"),
+                rusqlite::params_from_iter(feedback_values(f)),
             )
             .map_err(|e| self.err(e))?;
         Ok(self.conn.last_insert_rowid())
@@ -724,6 +706,35 @@ impl Store {
         }
         Ok(out)
     }
+}
+
+/// The columns of a feedback form, in the order of [`feedback_values`], and their placeholders.
+pub(crate) const FEEDBACK_FORM_COLUMNS: &str = "rationale_id, annotator_id, format, usefulness, sufficiency, \
+     faithfulness, agrees_verdict, fb_where, fb_what, fb_fix, time_spent_ms, ease, understanding, trust, rendering_id";
+pub(crate) const FEEDBACK_FORM_PARAMS: &str = "?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15";
+
+/// A feedback form's values, in the order of [`FEEDBACK_FORM_COLUMNS`].
+pub(crate) fn feedback_values(f: &NewFeedback) -> [rusqlite::types::Value; 15] {
+    use rusqlite::types::Value;
+    let opt_text = |t: &Option<String>| t.clone().map_or(Value::Null, Value::Text);
+    let opt_int = |v: Option<u8>| v.map_or(Value::Null, |v| Value::Integer(v.into()));
+    [
+        Value::Integer(f.rationale_id),
+        Value::Integer(f.annotator_id),
+        Value::Text(f.format.clone()),
+        f.usefulness.map_or(Value::Null, |u| Value::Text(u.as_str().to_owned())),
+        opt_int(f.sufficiency),
+        opt_int(f.faithfulness),
+        f.agrees_verdict.map_or(Value::Null, |a| Value::Integer(a.into())),
+        opt_text(&f.fb_where),
+        opt_text(&f.fb_what),
+        opt_text(&f.fb_fix),
+        Value::Integer(f.time_spent_ms.max(0)),
+        opt_int(f.ease),
+        opt_int(f.understanding),
+        opt_int(f.trust),
+        f.rendering_id.map_or(Value::Null, Value::Integer),
+    ]
 }
 
 /// Refuses answers outside their scales, naming the field.

@@ -88,8 +88,8 @@ pub struct Finish {
     pub withdrawn: bool,
 }
 
-/// One answer about to be stored.
-#[derive(Clone, Debug, Default, PartialEq)]
+/// One answer, about to be stored or as stored.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
 pub struct NewStudyResponse {
     /// `consent`, `instructions`, `practice`, `item`, `attention`, `gold` or `questionnaire`.
     pub kind: String,
@@ -128,36 +128,11 @@ pub struct StudyResponseRow {
     pub step: u32,
     /// The answer, as stored.
     #[serde(flatten)]
-    pub response: StoredAnswer,
+    pub response: NewStudyResponse,
     /// The step's timing.
     pub timing: Timing,
     /// When it was stored.
     pub created_at: String,
-}
-
-/// The answer part of [`StudyResponseRow`] (serialisable twin of [`NewStudyResponse`]).
-#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
-pub struct StoredAnswer {
-    /// See [`NewStudyResponse::kind`].
-    pub kind: String,
-    /// See [`NewStudyResponse::item_id`].
-    pub item_id: Option<ItemId>,
-    /// See [`NewStudyResponse::condition`].
-    pub condition: Option<String>,
-    /// See [`NewStudyResponse::format`].
-    pub format: Option<String>,
-    /// See [`NewStudyResponse::perspective`].
-    pub perspective: Option<String>,
-    /// See [`NewStudyResponse::position`].
-    pub position: Option<u32>,
-    /// See [`NewStudyResponse::question`].
-    pub question: String,
-    /// See [`NewStudyResponse::value`].
-    pub value: String,
-    /// See [`NewStudyResponse::value_num`].
-    pub value_num: Option<f64>,
-    /// See [`NewStudyResponse::correct`].
-    pub correct: Option<bool>,
 }
 
 /// One standing judgement with what agreement and annotator metrics need.
@@ -521,7 +496,7 @@ impl Store {
                     participant: r.get(2)?,
                     participant_number: r.get(3)?,
                     step: r.get(4)?,
-                    response: StoredAnswer {
+                    response: NewStudyResponse {
                         kind: r.get(5)?,
                         item_id: r.get(6)?,
                         condition: r.get(7)?,
