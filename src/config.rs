@@ -1,9 +1,7 @@
 //! The user's settings that outlive a session: last database, annotator name, theme, the rationale writer, automatic
-//! retraining; and where Argus keeps its files (settings, the demo database).
+//! retraining. Where the settings file lives is [`crate::paths`]'s business.
 //!
-//! Settings are a small JSON file, written atomically. `ARGUS_CONFIG_DIR` and `ARGUS_DATA_DIR` override the
-//! platform folders (tests, screenshots, several lab profiles on one machine). This module knows nothing of the UI
-//! or of SQLite.
+//! Settings are a small JSON file, written atomically. This module knows nothing of the UI or of SQLite.
 
 use std::path::{Path, PathBuf};
 
@@ -28,7 +26,7 @@ pub struct Settings {
     pub annotator: Option<String>,
     pub theme: Theme,
     /// The rationale writer: local model or server, device, sampling.
-    pub writer: crate::writer::WriterSettings,
+    pub writer: crate::rationales::WriterSettings,
     /// Retrain the guidance model (incrementally) after every this many new judgements; 0: only when asked.
     pub retrain_every_judgements: u64,
 }
@@ -59,30 +57,7 @@ impl Settings {
     }
 }
 
-/// Folder of the settings file.
-pub fn config_dir() -> PathBuf {
-    std::env::var_os("ARGUS_CONFIG_DIR")
-        .map(PathBuf::from)
-        .or_else(|| dirs::config_dir().map(|d| d.join("argus")))
-        .unwrap_or_else(|| PathBuf::from(".argus"))
-}
-
-/// Folder of Argus's own data (the demo database).
-pub fn data_dir() -> PathBuf {
-    std::env::var_os("ARGUS_DATA_DIR")
-        .map(PathBuf::from)
-        .or_else(|| dirs::data_dir().map(|d| d.join("argus")))
-        .unwrap_or_else(|| PathBuf::from(".argus"))
-}
-
-pub fn settings_path() -> PathBuf {
-    config_dir().join("settings.json")
-}
-
-/// The database of the built-in demo.
-pub fn demo_db_path() -> PathBuf {
-    data_dir().join("demo.sqlite")
-}
+pub use crate::paths::{config_dir, data_dir, demo_db_path, settings_path};
 
 #[cfg(test)]
 mod tests {

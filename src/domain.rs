@@ -73,6 +73,56 @@ impl std::fmt::Display for Verdict {
     }
 }
 
+/// Which guidance model (a version in the store has one kind; one version of each kind is in use).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ModelKind {
+    /// ARG: news plus rationales.
+    Arg,
+    /// ARG-D: the rationale-free student distilled from an ARG version.
+    Argd,
+    /// BERT-only baseline.
+    Bert,
+}
+
+impl ModelKind {
+    pub const ALL: [ModelKind; 3] = [ModelKind::Arg, ModelKind::Argd, ModelKind::Bert];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Arg => "arg",
+            Self::Argd => "argd",
+            Self::Bert => "bert",
+        }
+    }
+
+    /// The stored name (`arg`, `argd`, `bert`), any case, surrounding spaces ignored.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s.trim().to_ascii_lowercase())
+    }
+
+    pub fn human_name(self) -> &'static str {
+        match self {
+            Self::Arg => "ARG",
+            Self::Argd => "ARG-D",
+            Self::Bert => "BERT only",
+        }
+    }
+}
+
+impl std::fmt::Display for ModelKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for ModelKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Self::parse(s).ok_or_else(|| format!("unknown model kind '{s}' (expected arg, argd or bert)"))
+    }
+}
+
 /// Where a rationale revision came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -108,6 +158,16 @@ impl RationaleOrigin {
     }
 }
 
+/// The news text a model sees: the title, a blank line and the text (the title alone is left out when the text
+/// already starts with it).
+pub fn news_text(title: &str, text: &str) -> String {
+    if title.trim().is_empty() || text.starts_with(title.trim()) {
+        text.trim().to_owned()
+    } else {
+        format!("{}\n\n{}", title.trim(), text.trim())
+    }
+}
+
 /// A news item or claim, as stored.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Item {
@@ -125,6 +185,13 @@ pub struct Item {
     pub split: Option<String>,
     /// Every source column that has no field of its own, as a JSON object.
     pub metadata: serde_json::Value,
+}
+
+impl Item {
+    /// The news as models read it: the title (when there is one) and the text, as [`news_text`] joins them.
+    pub fn news_text(&self) -> String {
+        news_text(self.title.as_deref().unwrap_or(""), &self.text)
+    }
 }
 
 /// One revision of a rationale.

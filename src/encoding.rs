@@ -28,7 +28,7 @@ pub fn texts_of(store: &Store) -> anyhow::Result<Vec<String>> {
     let mut texts = Vec::new();
     for id in store.item_ids()? {
         let item = store.item(id)?;
-        texts.push(crate::rationales::news_text(item.title.as_deref().unwrap_or(""), &item.text));
+        texts.push(item.news_text());
         texts.extend(store.rationales(id)?.into_iter().map(|r| r.text));
     }
     let mut seen = std::collections::HashSet::new();

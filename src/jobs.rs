@@ -1,9 +1,12 @@
 //! Background work: named jobs on their own threads, each with progress, a cancel flag and a `Result`.
 //!
-//! A job never panics into its owner: a panic inside the worker becomes an error. When a job reports progress or
-//! finishes, it calls the waker it was given (the studio passes `ctx.request_repaint`), so a UI wakes without
-//! polling. The [`Progress`] trait is how long-running library code (imports, later encoding and training) reports
-//! progress and learns of a cancel, whether it runs in a job, in the CLI (a progress bar) or in a test.
+//! A job's result is a [`poll_promise::Promise`] (as in egui's own apps and rerun's background tasks): the owner
+//! polls it once per frame and takes the value when it is ready. A job never panics into its owner: a panic inside
+//! the worker becomes an error. When a job reports progress or finishes, it calls the waker it was given (the studio
+//! passes `ctx.request_repaint`), so a UI wakes without polling. The [`Progress`] trait is how long-running library
+//! code (imports, encoding, training, rationale runs, fetches) reports progress and learns of a cancel, whether it
+//! runs in a job, in the CLI (a progress bar) or in a test; work that stops on a cancel returns [`Cancelled`], the
+//! one cancellation error every module's error type converts from.
 //!
 //! This module knows nothing of the UI, of storage or of file formats.
 
@@ -11,12 +14,29 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use poll_promise::Promise;
+
+/// The work stopped because someone asked it to (a Cancel button, Ctrl-C, a closing window). Nothing half-done was
+/// written. Every module's error type has a variant that converts from it, so `?` carries it up unchanged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, thiserror::Error)]
+#[error("cancelled")]
+pub struct Cancelled;
+
+/// True when `err` (or any error in its chain) is a [`Cancelled`], whichever module's error carried it.
+pub fn is_cancelled(err: &anyhow::Error) -> bool {
+    err.chain().any(|e| e.is::<Cancelled>())
+}
+
 /// Where long-running work reports progress and learns that it should stop.
 pub trait Progress: Sync {
     /// `done` of `total` units (items, rows, epochs), with a short message of what is happening.
     fn set(&self, done: u64, total: u64, message: &str);
     /// True once someone asked the work to stop; work should then return promptly, writing nothing half-done.
     fn is_cancelled(&self) -> bool;
+    /// `Err(Cancelled)` once someone asked the work to stop: `progress.check()?` between units of work.
+    fn check(&self) -> Result<(), Cancelled> {
+        if self.is_cancelled() { Err(Cancelled) } else { Ok(()) }
+    }
 }
 
 /// A [`Progress`] that reports nowhere and is never cancelled.
@@ -51,6 +71,18 @@ impl std::fmt::Debug for JobState {
 }
 
 impl JobState {
+    fn new(name: String, waker: Waker) -> Self {
+        Self {
+            name,
+            done: AtomicU64::new(0),
+            total: AtomicU64::new(0),
+            message: Mutex::new(String::new()),
+            cancel: AtomicBool::new(false),
+            finished: AtomicBool::new(false),
+            waker,
+        }
+    }
+
     pub fn name(&self) -> &str {
         &self.name
     }
@@ -97,32 +129,39 @@ impl Progress for JobState {
     }
 }
 
-/// A running or finished job that yields a `T`.
-pub struct Job<T> {
+/// A running or finished job that yields a `T`: its live state and the promise of its result.
+pub struct Job<T: Send + 'static> {
     state: Arc<JobState>,
-    result: Arc<Mutex<Option<anyhow::Result<T>>>>,
+    /// `None` once the result was taken.
+    promise: Option<Promise<anyhow::Result<T>>>,
 }
 
-impl<T> Job<T> {
+impl<T: Send + 'static> Job<T> {
     pub fn state(&self) -> &Arc<JobState> {
         &self.state
     }
 
+    /// The job's name.
+    pub fn name(&self) -> &str {
+        self.state.name()
+    }
+
     /// Takes the result once the job has finished; `None` while it runs (or after it was taken).
     pub fn try_take(&mut self) -> Option<anyhow::Result<T>> {
-        if !self.state.is_finished() {
-            return None;
+        match self.promise.take()?.try_take() {
+            Ok(result) => Some(result),
+            Err(pending) => {
+                self.promise = Some(pending);
+                None
+            }
         }
-        self.result.lock().ok()?.take()
     }
 
     /// Blocks until the job is done and returns its result (for the CLI and tests).
     pub fn wait(mut self) -> anyhow::Result<T> {
-        loop {
-            if let Some(r) = self.try_take() {
-                return r;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(2));
+        match self.promise.take() {
+            Some(p) => p.block_and_take(),
+            None => Err(anyhow::anyhow!("job '{}': its result was already taken", self.state.name)),
         }
     }
 }
@@ -180,17 +219,11 @@ pub fn spawn<T: Send + 'static>(
     waker: Waker,
     work: impl FnOnce(&JobState) -> anyhow::Result<T> + Send + 'static,
 ) -> Result<Job<T>, JobError> {
-    let state = Arc::new(JobState {
-        name: name.clone(),
-        done: AtomicU64::new(0),
-        total: AtomicU64::new(0),
-        message: Mutex::new(String::new()),
-        cancel: AtomicBool::new(false),
-        finished: AtomicBool::new(false),
-        waker,
-    });
-    let result = Arc::new(Mutex::new(None));
-    let (worker_state, worker_result) = (state.clone(), result.clone());
+    let state = Arc::new(JobState::new(name.clone(), waker));
+    let (sender, promise) = Promise::new();
+    let worker_state = state.clone();
+    // Not `Promise::spawn_thread`: it panics when no thread can be started, and the worker's panic would leave the
+    // promise without a value (a panic in whoever polls it). Here both become errors.
     std::thread::Builder::new()
         .name(format!("job: {name}"))
         .spawn(move || {
@@ -203,14 +236,12 @@ pub fn spawn<T: Send + 'static>(
                         .unwrap_or_else(|| "unknown panic".into());
                     Err(anyhow::anyhow!("job '{}' crashed: {what}", worker_state.name))
                 });
-            if let Ok(mut slot) = worker_result.lock() {
-                *slot = Some(outcome);
-            }
+            sender.send(outcome);
             worker_state.finished.store(true, Ordering::Release);
             (worker_state.waker)();
         })
         .map_err(|source| JobError::Spawn { name, source })?;
-    Ok(Job { state, result })
+    Ok(Job { state, promise: Some(promise) })
 }
 
 /// A waker that does nothing (CLI, tests).
@@ -240,11 +271,62 @@ mod tests {
             while !p.is_cancelled() {
                 std::thread::sleep(std::time::Duration::from_millis(1));
             }
-            anyhow::bail!("cancelled")
+            Err(Cancelled.into())
         })
         .unwrap();
         job.state().cancel();
-        assert!(job.wait().is_err());
+        let err = job.wait().unwrap_err();
+        assert!(is_cancelled(&err), "{err:#}");
+    }
+
+    #[test]
+    fn try_take_is_none_while_running_then_the_result_once() {
+        let gate = Arc::new(AtomicBool::new(false));
+        let g = gate.clone();
+        let mut job = spawn("gated".into(), no_waker(), move |_| {
+            while !g.load(Ordering::Relaxed) {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            Ok(7)
+        })
+        .unwrap();
+        assert!(job.try_take().is_none());
+        gate.store(true, Ordering::Relaxed);
+        while !job.state().is_finished() {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        assert_eq!(job.try_take().unwrap().unwrap(), 7);
+        assert!(job.try_take().is_none(), "a result is taken once");
+    }
+
+    #[test]
+    fn the_waker_fires_when_the_job_finishes() {
+        let woken = Arc::new(AtomicU64::new(0));
+        let w = woken.clone();
+        let job = spawn("wake".into(), Arc::new(move || _ = w.fetch_add(1, Ordering::SeqCst)), |_| Ok(())).unwrap();
+        job.wait().unwrap();
+        // `wait` returns once the value is sent; the waker runs right after on the worker thread.
+        let start = std::time::Instant::now();
+        while woken.load(Ordering::SeqCst) == 0 && start.elapsed().as_secs() < 5 {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        assert_eq!(woken.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn cancelled_is_recognised_through_other_errors() {
+        let err = anyhow::Error::new(Cancelled).context("importing x.csv");
+        assert!(is_cancelled(&err));
+        assert!(!is_cancelled(&anyhow::anyhow!("disk full")));
+        struct Stop;
+        impl Progress for Stop {
+            fn set(&self, _: u64, _: u64, _: &str) {}
+            fn is_cancelled(&self) -> bool {
+                true
+            }
+        }
+        assert_eq!(Stop.check(), Err(Cancelled));
+        assert_eq!(NoProgress.check(), Ok(()));
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod guidance;
 pub mod ingest;
 pub mod jobs;
 pub mod models;
+pub mod paths;
 pub mod prompting;
 pub mod rationales;
 pub mod store;

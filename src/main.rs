@@ -8,7 +8,8 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 
-use argus::ingest::{self, ColumnMap, Format, ImportOptions, LabelMap, export::ExportFormat};
+use argus::domain::ModelKind;
+use argus::ingest::{self, ColumnMap, FileFormat as Format, ImportOptions, LabelMap, export::ExportFormat};
 use argus::jobs::Progress;
 use argus::store::Store;
 
@@ -863,7 +864,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let version = match version {
                 Some(v) => v,
                 None => {
-                    Store::open(&db)?.active_version("arg")?.context("no ARG version yet: run `argus train` first")?
+                    Store::open(&db)?.active_version(ModelKind::Arg)?.context("no ARG version yet: run `argus train` first")?
                 }
             };
             let bar = ProgressBar::new();
@@ -875,7 +876,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             existing(&db)?;
             let device = cli.device.unwrap_or_default();
             let store = Store::open(&db)?;
-            let argd = store.active_version("argd")?.context("no ARG-D version yet: `argus train --model argd`")?;
+            let argd = store.active_version(ModelKind::Argd)?.context("no ARG-D version yet: `argus train --model argd`")?;
             drop(store);
             let bar = ProgressBar::new();
             argus::guidance::train::predict(&db, argd, device, &bar)?;
@@ -895,7 +896,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             if let Some(model) = writer {
                 rationales_command(local_writer(db.clone(), perspectives, model, Some(routed.clone())), device)?;
-                let arg = store.active_version("arg")?.context("no ARG version yet: `argus train --model arg`")?;
+                let arg = store.active_version(ModelKind::Arg)?.context("no ARG version yet: `argus train --model arg`")?;
                 let n = argus::guidance::train::predict_items(&db, arg, Some(&routed), device, &ProgressBar::new())?;
                 println!("ARG version {arg} predicted the {n} routed items");
             }
@@ -908,12 +909,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let mut store = Store::open(&db)?;
             let mut model = open_local_writer(writer, cli.device.unwrap_or_default())?;
             let bar = ProgressBar::new();
-            let device = rescore.then(|| cli.device.unwrap_or_default());
+            let mut rescorer = rescore.then(|| argus::guidance::train::rescorer(&db, cli.device.unwrap_or_default()));
             let outcome = argus::formats::repair::apply_feedback(
                 &mut store,
                 model.as_mut(),
                 feedback,
-                device,
+                rescorer.as_mut().map(|r| r as argus::formats::repair::Rescore<'_>),
                 &bar,
                 &mut |_| {},
             )?;
@@ -978,7 +979,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 println!("{}", serde_json::to_string_pretty(&versions)?);
             } else {
                 for v in versions {
-                    let active = store.active_version(&v.kind)? == Some(v.id);
+                    let active = store.active_version(v.kind)? == Some(v.id);
                     let f1 = v.metrics.pointer("/test/macro_f1").and_then(|x| x.as_f64()).unwrap_or(f64::NAN);
                     let acc = v.metrics.pointer("/test/accuracy").and_then(|x| x.as_f64()).unwrap_or(f64::NAN);
                     println!(
@@ -1422,8 +1423,8 @@ fn models_command(what: ModelsCmd) -> anyhow::Result<()> {
             for m in &models {
                 let status = if m.in_catalog { m.status.to_string() } else { "local".to_owned() };
                 let kind = match m.kind {
-                    argus::models::ModelKind::Encoder => "encoder",
-                    argus::models::ModelKind::Generator => "generator",
+                    argus::models::ModelRole::Encoder => "encoder",
+                    argus::models::ModelRole::Generator => "generator",
                 };
                 let size = format!("{} MiB", m.size_bytes.div_ceil(1 << 20));
                 println!("{:<22} {:<10} {:<9} {:>9}  {}", m.name, status, kind, size, m.path.display());

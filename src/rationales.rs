@@ -18,7 +18,8 @@ use std::time::Instant;
 
 use crate::domain::{ItemId, NewRationale, RationaleId, RationaleOrigin, Verdict};
 use crate::jobs::Progress;
-use crate::models::{ChatModel, Completion, GenerationParams, ModelError, StopReason};
+use crate::models::{ChatModel, Completion, DeviceChoice, GenerationParams, ModelError, StopReason};
+use serde::{Deserialize, Serialize};
 use crate::prompting::{Perspective, parse_verdict, rationale_messages, verdict_messages};
 use crate::store::{Store, StoreError};
 
@@ -131,15 +132,6 @@ pub fn prompt_key(perspective: &Perspective, news: &str) -> String {
     serde_json::to_string(&rationale_messages(perspective, news)).unwrap_or_default()
 }
 
-/// The news text a model sees: title and text.
-pub fn news_text(title: &str, text: &str) -> String {
-    if title.trim().is_empty() || text.starts_with(title.trim()) {
-        text.trim().to_owned()
-    } else {
-        format!("{}\n\n{}", title.trim(), text.trim())
-    }
-}
-
 /// Works out which (item, perspective) pairs still need a rationale from `model_id`.
 pub fn plan(store: &Store, model_id: &str, options: &RunOptions) -> Result<Plan, RunError> {
     let ids = match &options.items {
@@ -154,7 +146,7 @@ pub fn plan(store: &Store, model_id: &str, options: &RunOptions) -> Result<Plan,
             break;
         }
         let item = store.item(id)?;
-        let news = news_text(item.title.as_deref().unwrap_or(""), &item.text);
+        let news = item.news_text();
         let mut any = false;
         for p in &perspectives {
             let prompt = prompt_key(p, &news);
@@ -326,7 +318,7 @@ fn write_one(
             return Outcome::Failed { task, error };
         }
         Ok(c) => c,
-        Err(ModelError::Cancelled) => return Outcome::Cancelled,
+        Err(ModelError::Cancelled(_)) => return Outcome::Cancelled,
         Err(e) => return Outcome::Failed { task, error: e.to_string() },
     };
     let _ = tx.send(Message::Event(Event::AskingVerdict { item: task.item, perspective: key.clone() }));
@@ -342,10 +334,63 @@ fn write_one(
     let verdict = match model.chat(&question, &params, &mut quiet) {
         Ok(c) if c.stop == StopReason::Cancelled => return Outcome::Cancelled,
         Ok(c) => parse_verdict(&c.text),
-        Err(ModelError::Cancelled) => return Outcome::Cancelled,
+        Err(ModelError::Cancelled(_)) => return Outcome::Cancelled,
         Err(e) => return Outcome::Failed { task, error: format!("asking for the verdict: {e}") },
     };
     Outcome::Written { model_id: model.model_id(), task, rationale, verdict }
+}
+
+/// Where rationales come from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WriterBackend {
+    #[default]
+    Local,
+    OpenAi,
+}
+
+/// A rationale writer's settings: which backend (a local GGUF model on a device, or an OpenAI-compatible server)
+/// and how it samples. The studio remembers them between sessions; the CLI builds them from its flags, so the
+/// defaults live here and in [`GenerationParams::default`] only.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct WriterSettings {
+    pub backend: WriterBackend,
+    /// Local: a catalog name or a GGUF path.
+    pub local_model: String,
+    pub device: DeviceChoice,
+    /// OpenAI-compatible server: base URL and served model name.
+    pub url: String,
+    pub served_model: String,
+    /// Name of the environment variable with the API key (the key itself is never stored).
+    pub api_key_env: String,
+    pub concurrency: usize,
+    pub params: GenerationParams,
+}
+
+impl Default for WriterSettings {
+    fn default() -> Self {
+        Self {
+            backend: WriterBackend::Local,
+            local_model: crate::models::catalog::DEMO_GENERATOR.to_owned(),
+            device: DeviceChoice::Auto,
+            url: "http://127.0.0.1:8080/v1".to_owned(),
+            served_model: String::new(),
+            api_key_env: "OPENAI_API_KEY".to_owned(),
+            concurrency: 4,
+            params: GenerationParams::default(),
+        }
+    }
+}
+
+impl WriterSettings {
+    /// A key that changes whenever a different model would be loaded.
+    pub(crate) fn model_key(&self) -> String {
+        match self.backend {
+            WriterBackend::Local => format!("local:{}:{}", self.local_model, self.device),
+            WriterBackend::OpenAi => format!("openai:{}:{}:{}", self.url, self.served_model, self.concurrency),
+        }
+    }
 }
 
 /// Which model writes the rationales.

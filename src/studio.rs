@@ -177,19 +177,18 @@ impl ActiveVersions {
     /// Reads the versions in use from the store.
     pub fn load(store: &Store) -> Result<Self, StoreError> {
         Ok(Self {
-            arg: store.active_version("arg")?,
-            argd: store.active_version("argd")?,
-            bert: store.active_version("bert")?,
+            arg: store.active_version(ModelKind::Arg)?,
+            argd: store.active_version(ModelKind::Argd)?,
+            bert: store.active_version(ModelKind::Bert)?,
         })
     }
 
-    /// The version in use of `kind` ("arg", "argd", "bert").
-    pub fn of(&self, kind: &str) -> Option<i64> {
+    /// The version in use of `kind`.
+    pub fn of(&self, kind: ModelKind) -> Option<i64> {
         match kind {
-            "arg" => self.arg,
-            "argd" => self.argd,
-            "bert" => self.bert,
-            _ => None,
+            ModelKind::Arg => self.arg,
+            ModelKind::Argd => self.argd,
+            ModelKind::Bert => self.bert,
         }
     }
 }
@@ -261,7 +260,7 @@ pub enum Outcome {
     Moved,
     Filtered { shown: usize },
     Ordered { order: Order, shown: usize },
-    VersionInUse { version: i64, kind: String },
+    VersionInUse { version: i64, kind: ModelKind },
     FeedbackSaved { id: i64 },
     StudyRegistered { name: String, version: u32, outcome: RegisterOutcome },
     Adjudicated { item: ItemId, verdict: Verdict },
@@ -714,7 +713,10 @@ impl Workspace {
 
     /// The explanation view's data for the latest revision `r` of a rationale chain.
     fn explain_of(&self, r: &Rationale) -> Result<RationaleExplain, StoreError> {
-        let invalid = |e: anyhow::Error| StoreError::Invalid(format!("{e:#}"));
+        let invalid = |e: crate::formats::FormatError| match e {
+            crate::formats::FormatError::Store(e) => e,
+            e => StoreError::Invalid(e.to_string()),
+        };
         let mut renderings = Vec::new();
         for format in [Format::FreeText, Format::SideBySide] {
             renderings.push(generate::render(&self.store, r, format, None, &crate::jobs::NoProgress).map_err(invalid)?);
@@ -825,7 +827,7 @@ impl Workspace {
 
     /// Standing judgements made since the version of `kind` in use was trained (all of them when there is none):
     /// what the automatic retrain counts.
-    pub fn judgements_since_version_in_use(&self, kind: &str) -> Result<u64, StoreError> {
+    pub fn judgements_since_version_in_use(&self, kind: ModelKind) -> Result<u64, StoreError> {
         let since = self.active.of(kind).map(|v| self.store.model_version(v)).transpose()?.map(|v| v.created_at);
         self.store.judgements_since(since.as_deref())
     }
@@ -850,8 +852,7 @@ pub fn import_demo(store: &mut Store, progress: &dyn Progress) -> anyhow::Result
 #[derive(Clone, Debug, PartialEq)]
 pub struct VersionRow {
     pub id: i64,
-    /// "arg", "argd" or "bert".
-    pub kind: String,
+    pub kind: ModelKind,
     pub parent: Option<i64>,
     /// Metrics on the held-out test split and on the validation split, when the version recorded them.
     pub test: Option<Metrics>,
@@ -868,9 +869,9 @@ pub struct VersionRow {
 }
 
 impl VersionRow {
-    /// "ARG", "ARG-D", "BERT only", or the stored kind.
-    pub fn kind_name(&self) -> String {
-        ModelKind::parse(&self.kind).map_or_else(|| self.kind.clone(), |k| k.human_name().to_owned())
+    /// "ARG", "ARG-D" or "BERT only".
+    pub fn kind_name(&self) -> &'static str {
+        self.kind.human_name()
     }
 }
 
@@ -913,7 +914,7 @@ impl VersionsCache {
 
     /// True when `row` is the version in use for its kind.
     pub fn in_use(&self, row: &VersionRow) -> bool {
-        self.active.of(&row.kind) == Some(row.id)
+        self.active.of(row.kind) == Some(row.id)
     }
 }
 

@@ -7,67 +7,16 @@
 use std::path::PathBuf;
 use std::sync::Mutex;
 
-use serde::{Deserialize, Serialize};
-
 use crate::domain::{ItemId, RationaleId, Verdict};
 use crate::formats::{self, Format, generate::Rendered, repair::RepairOutcome};
 use crate::jobs::Progress;
 use crate::models::openai::OpenAiSettings;
-use crate::models::{ChatModel, DeviceChoice, GenerationParams, catalog};
+use crate::models::{ChatModel, DeviceChoice};
 use crate::prompting::Perspective;
 use crate::rationales::{self, Backend, Event, RunOptions, Summary};
 use crate::store::Store;
 
-/// Where rationales come from.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum WriterBackend {
-    #[default]
-    Local,
-    OpenAi,
-}
-
-/// The writer's settings, remembered between sessions.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct WriterSettings {
-    pub backend: WriterBackend,
-    /// Local: a catalog name or a GGUF path.
-    pub local_model: String,
-    pub device: DeviceChoice,
-    /// OpenAI-compatible server: base URL and served model name.
-    pub url: String,
-    pub served_model: String,
-    /// Name of the environment variable with the API key (the key itself is never stored).
-    pub api_key_env: String,
-    pub concurrency: usize,
-    pub params: GenerationParams,
-}
-
-impl Default for WriterSettings {
-    fn default() -> Self {
-        Self {
-            backend: WriterBackend::Local,
-            local_model: catalog::DEMO_GENERATOR.to_owned(),
-            device: DeviceChoice::Auto,
-            url: "http://127.0.0.1:8080/v1".to_owned(),
-            served_model: String::new(),
-            api_key_env: "OPENAI_API_KEY".to_owned(),
-            concurrency: 4,
-            params: GenerationParams::default(),
-        }
-    }
-}
-
-impl WriterSettings {
-    /// A key that changes whenever a different model would be loaded.
-    fn model_key(&self) -> String {
-        match self.backend {
-            WriterBackend::Local => format!("local:{}:{}", self.local_model, self.device),
-            WriterBackend::OpenAi => format!("openai:{}:{}:{}", self.url, self.served_model, self.concurrency),
-        }
-    }
-}
+pub use crate::rationales::{WriterBackend, WriterSettings};
 
 /// State of one rationale being written.
 #[derive(Clone, Debug, PartialEq)]
@@ -226,7 +175,7 @@ impl Writer {
             *slot = None;
             let (backend, description) = resolve(settings, progress)?;
             if progress.is_cancelled() {
-                anyhow::bail!("cancelled");
+                return Err(crate::jobs::Cancelled.into());
             }
             progress.set(0, 0, &format!("loading {description}"));
             let models = rationales::open_models(&backend)?;
@@ -250,12 +199,12 @@ impl Writer {
         let rationale = store.rationale(request.rationale)?;
         // Free text and side by side need no model, nor does a format some model has already written.
         if !request.format.needs_llm() || formats::generate::stored(&store, rationale.id, request.format)?.is_some() {
-            return formats::generate::render(&store, &rationale, request.format, None, progress);
+            return Ok(formats::generate::render(&store, &rationale, request.format, None, progress)?);
         }
         let mut slot = self.load(&request.settings, progress)?;
         let loaded = slot.as_mut().expect("loaded by load()");
         let model = loaded.models[0].as_mut();
-        formats::generate::render(&store, &rationale, request.format, Some(model), progress)
+        Ok(formats::generate::render(&store, &rationale, request.format, Some(model), progress)?)
     }
 
     /// "Apply feedback": the writer repairs the rationale the feedback row is about, streaming the new text into
@@ -273,8 +222,9 @@ impl Writer {
         if let Ok(mut r) = self.live.repair.lock() {
             *r = Some((request.feedback, String::new()));
         }
-        let outcome =
-            formats::repair::apply_feedback(&mut store, model, request.feedback, request.rescore, progress, &mut |t| {
+        let mut rescore = request.rescore.map(|device| crate::guidance::train::rescorer(&request.db, device));
+        let rescore = rescore.as_mut().map(|r| r as formats::repair::Rescore<'_>);
+        let outcome = formats::repair::apply_feedback(&mut store, model, request.feedback, rescore, progress, &mut |t| {
                 if let Ok(mut r) = self.live.repair.lock()
                     && let Some((_, text)) = r.as_mut()
                 {
@@ -285,7 +235,7 @@ impl Writer {
         if outcome.is_ok() {
             self.live.stored.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
-        outcome
+        Ok(outcome?)
     }
 
     /// Fetches (first use), loads (or reuses) the writer of `request.settings`, and writes rationales for

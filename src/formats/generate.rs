@@ -10,14 +10,15 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::attribution::{Matcher, QuoteMatch};
-use super::{Format, PROMPT_VERSION, Structured, parse, prompt, quoted_phrases, retry_message};
-use crate::domain::{ItemId, Rationale, RationaleId, Verdict};
+use super::{Format, FormatError, PROMPT_VERSION, Structured, parse, prompt, quoted_phrases, retry_message};
+use crate::domain::{ItemId, ModelKind, Rationale, RationaleId, Verdict};
 use crate::jobs::Progress;
 use crate::models::{ChatModel, GenerationParams};
 use crate::prompting::{ChatMessage, perspective_name};
-use crate::rationales::news_text;
 use crate::store::Store;
 use crate::store::formats::{NewRendering, StoredRendering};
+
+type Result<T, E = FormatError> = std::result::Result<T, E>;
 
 /// Longest answer for a structured format, in tokens.
 pub const FORMAT_MAX_TOKENS: usize = 640;
@@ -112,9 +113,9 @@ pub fn prompt_key(messages: &[ChatMessage]) -> String {
 }
 
 /// The news as the model sees it (title and text) and as quotes are matched against (the text).
-fn news_of(store: &Store, item: ItemId) -> anyhow::Result<(String, String)> {
+fn news_of(store: &Store, item: ItemId) -> Result<(String, String)> {
     let item = store.item(item)?;
-    Ok((news_text(item.title.as_deref().unwrap_or(""), &item.text), item.text))
+    Ok((item.news_text(), item.text))
 }
 
 fn base(item: ItemId, news: &str, rationale: &Rationale, format: Format) -> Rendered {
@@ -146,10 +147,10 @@ fn with_quotes(mut r: Rendered, quotes: Vec<QuoteMatch>) -> Rendered {
 }
 
 /// A stored rendering of `rationale`, as shown.
-pub fn from_stored(news: &str, rationale: &Rationale, stored: &StoredRendering) -> anyhow::Result<Rendered> {
+pub fn from_stored(news: &str, rationale: &Rationale, stored: &StoredRendering) -> Result<Rendered> {
     let item = rationale.item_id;
     let format = Format::parse(&stored.format)
-        .ok_or_else(|| anyhow::anyhow!("rendering {} has an unknown format {:?}", stored.id, stored.format))?;
+        .ok_or_else(|| FormatError::UnknownFormat { id: stored.id, format: stored.format.clone() })?;
     let mut r = base(item, news, rationale, format);
     r.model = Some(stored.model.clone());
     r.rendering_id = Some(stored.id);
@@ -158,7 +159,7 @@ pub fn from_stored(news: &str, rationale: &Rationale, stored: &StoredRendering) 
     r.raw_answers = stored.raw_answers.clone();
     if stored.status == "ok" {
         let content: Structured = serde_json::from_value(
-            stored.content.clone().ok_or_else(|| anyhow::anyhow!("rendering {} has no content", stored.id))?,
+            stored.content.clone().ok_or(FormatError::NoContent(stored.id))?,
         )?;
         r.verdict = Some(content.verdict());
         r.content = Some(content);
@@ -171,7 +172,7 @@ pub fn from_stored(news: &str, rationale: &Rationale, stored: &StoredRendering) 
 }
 
 /// The newest stored rendering of `rationale` in `format`, by any model.
-pub fn stored(store: &Store, rationale: RationaleId, format: Format) -> anyhow::Result<Option<StoredRendering>> {
+pub fn stored(store: &Store, rationale: RationaleId, format: Format) -> Result<Option<StoredRendering>> {
     Ok(store.renderings(rationale)?.into_iter().find(|r| r.format == format.as_str()))
 }
 
@@ -186,7 +187,7 @@ pub fn render(
     format: Format,
     model: Option<&mut dyn ChatModel>,
     progress: &dyn Progress,
-) -> anyhow::Result<Rendered> {
+) -> Result<Rendered> {
     let item = rationale.item_id;
     let (news, text) = news_of(store, item)?;
     let matcher = Matcher::new(&text);
@@ -202,7 +203,7 @@ pub fn render(
         Format::SideBySide => {
             let mut r = base(item, &text, rationale, format);
             let perspectives = store.perspectives()?;
-            let gates = match store.active_version("arg")? {
+            let gates = match store.active_version(ModelKind::Arg)? {
                 Some(v) => store.prediction(v, item)?.map(|p| p.gates).unwrap_or_default(),
                 None => Vec::new(),
             };
@@ -223,13 +224,11 @@ pub fn render(
             let messages = prompt(format, &news, &rationale.text);
             let key = prompt_key(&messages);
             let Some(model) = model else {
-                let stored = stored(store, rationale.id, format)?.ok_or_else(|| {
-                    anyhow::anyhow!(
-                        "rationale {} (item {item}, revision {}) has no {format} rendering yet: a writer model has \
-                         to write it first",
-                        rationale.id,
-                        rationale.revision
-                    )
+                let stored = stored(store, rationale.id, format)?.ok_or(FormatError::NotWritten {
+                    rationale: rationale.id,
+                    item,
+                    revision: rationale.revision,
+                    format,
                 })?;
                 return from_stored(&text, rationale, &stored);
             };
@@ -285,7 +284,7 @@ pub fn write(
     messages: &[ChatMessage],
     news: &str,
     progress: &dyn Progress,
-) -> anyhow::Result<Written> {
+) -> Result<Written> {
     let mut params = GenerationParams::greedy(FORMAT_MAX_TOKENS);
     let mut conversation = messages.to_vec();
     let mut answers = Vec::new();
@@ -297,7 +296,7 @@ pub fn write(
             if progress.is_cancelled() { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
         })?;
         if progress.is_cancelled() {
-            anyhow::bail!("cancelled; nothing was stored");
+            return Err(crate::jobs::Cancelled.into());
         }
         answers.push(completion.text.clone());
         let parsed = parse(format, &completion.text, news);

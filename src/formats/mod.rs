@@ -428,6 +428,44 @@ pub fn retry_message(error: &ParseError, format: Format) -> ChatMessage {
 }
 
 /// Why an answer is not a valid structured format.
+/// Why a rendering or a repair could not be made. Nothing half-done is stored.
+#[derive(Debug, thiserror::Error)]
+pub enum FormatError {
+    #[error(
+        "rationale {rationale} (item {item}, revision {revision}) has no {format} rendering yet: a writer model has \
+         to write it first"
+    )]
+    NotWritten { rationale: crate::domain::RationaleId, item: crate::domain::ItemId, revision: u32, format: Format },
+    #[error("rendering {id} has an unknown format {format:?}")]
+    UnknownFormat { id: i64, format: String },
+    #[error("rendering {0} has no content")]
+    NoContent(i64),
+    #[error("feedback {0} says neither what is wrong nor how to fix it: nothing to apply")]
+    NothingToApply(i64),
+    #[error("the model answered with an empty rationale; nothing was stored")]
+    EmptyAnswer,
+    #[error(transparent)]
+    Cancelled(#[from] crate::jobs::Cancelled),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Model(#[from] crate::models::ModelError),
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+}
+
+impl FormatError {
+    /// True when the work stopped because someone cancelled it (whichever layer noticed).
+    pub fn is_cancelled(&self) -> bool {
+        matches!(
+            self,
+            Self::Cancelled(_)
+                | Self::Model(crate::models::ModelError::Cancelled(_))
+                | Self::Store(crate::store::StoreError::Cancelled(_))
+        )
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 pub enum ParseError {
     #[error("no JSON object in the answer")]

@@ -9,10 +9,10 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use super::{ANALYSIS_CLOSE, ANALYSIS_OPEN, DATA_SYSTEM_PROMPT, fence};
-use crate::domain::{ItemId, NewFeedback, Rationale, RationaleOrigin, Verdict, resolve_verdicts};
+use super::{ANALYSIS_CLOSE, ANALYSIS_OPEN, DATA_SYSTEM_PROMPT, FormatError, fence};
+use crate::domain::{ItemId, ModelKind, NewFeedback, Rationale, RationaleOrigin, Verdict, resolve_verdicts};
 use crate::jobs::Progress;
-use crate::models::{ChatModel, DeviceChoice, GenerationParams};
+use crate::models::{ChatModel, GenerationParams};
 use crate::prompting::{ChatMessage, builtin_perspectives, fence_news, parse_verdict};
 use crate::store::Store;
 use crate::store::formats::NewRepair;
@@ -191,7 +191,7 @@ pub fn locality(old: &str, new: &str, pointer: Option<&str>) -> (Option<f64>, u3
 }
 
 /// What a repair is scored against: people's verdict (adjudicated, else the majority), else the gold label.
-pub fn reference_label(store: &Store, item: ItemId) -> anyhow::Result<Option<(Verdict, &'static str)>> {
+pub fn reference_label(store: &Store, item: ItemId) -> Result<Option<(Verdict, &'static str)>, FormatError> {
     let judgements = store.judgements(item)?;
     if let Some(v) = resolve_verdicts(&judgements).filter(|v| *v != Verdict::Other) {
         return Ok(Some((v, "human")));
@@ -222,26 +222,31 @@ pub struct RepairOutcome {
     pub seconds: f64,
 }
 
+/// How the guidance model re-scores an item after its rationale was repaired: `rescore(version, item, progress)`
+/// stores ARG version `version`'s new prediction for `item`. The caller binds it to a database and a device
+/// (`guidance::train::rescorer`); the formats know nothing of training.
+pub type Rescore<'a> = &'a mut dyn FnMut(i64, ItemId, &dyn Progress) -> anyhow::Result<()>;
+
 /// Applies feedback row `feedback_id` with `model`: writes the revised rationale (streaming its text to
-/// `on_token`), asks its verdict, stores the revision and the scored repair. When `rescore` names a device and an
-/// ARG version is in use, ARG re-scores the item on it.
+/// `on_token`), asks its verdict, stores the revision and the scored repair. When `rescore` is given and an ARG
+/// version is in use, ARG re-scores the item through it.
 pub fn apply_feedback(
     store: &mut Store,
     model: &mut dyn ChatModel,
     feedback_id: i64,
-    rescore: Option<DeviceChoice>,
+    rescore: Option<Rescore<'_>>,
     progress: &dyn Progress,
     on_token: &mut dyn FnMut(&str),
-) -> anyhow::Result<RepairOutcome> {
+) -> Result<RepairOutcome, FormatError> {
     let started = Instant::now();
     let feedback = store.feedback(feedback_id)?;
     let f = &feedback.form;
     if !f.has_written_feedback() {
-        anyhow::bail!("feedback {feedback_id} says neither what is wrong nor how to fix it: nothing to apply");
+        return Err(FormatError::NothingToApply(feedback_id));
     }
     let source: Rationale = store.rationale(f.rationale_id)?;
     let item = store.item(source.item_id)?;
-    let news = crate::rationales::news_text(item.title.as_deref().unwrap_or(""), &item.text);
+    let news = item.news_text();
     let perspectives = store.perspectives()?;
     let perspective = perspectives
         .iter()
@@ -262,11 +267,11 @@ pub fn apply_feedback(
         if progress.is_cancelled() || complete { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
     })?;
     if progress.is_cancelled() {
-        anyhow::bail!("cancelled; nothing was stored");
+        return Err(crate::jobs::Cancelled.into());
     }
     let text = repaired_text(&completion.text);
     if text.is_empty() {
-        anyhow::bail!("the model answered with an empty rationale; nothing was stored");
+        return Err(FormatError::EmptyAnswer);
     }
     // The verdict the repaired rationale implies, asked as the rationale's own was.
     progress.set(1, 2, "asking the repaired rationale's verdict");
@@ -293,14 +298,14 @@ pub fn apply_feedback(
     let success = right_after.map(|r| r && locality.is_none_or(|l| l >= LOCALITY_MIN));
     // ARG re-scores the item.
     let (mut version, mut p_before, mut p_after, mut rescore_note) = (None, None, None, None);
-    if let Some(device) = rescore {
-        match store.active_version("arg")? {
+    if let Some(rescore) = rescore {
+        match store.active_version(ModelKind::Arg)? {
             None => rescore_note = Some("no ARG version in use".to_owned()),
             Some(v) => {
                 version = Some(v);
                 p_before = store.prediction(v, item.id)?.map(|p| p.p_fake);
                 progress.set(2, 2, "ARG re-scores the item");
-                match crate::guidance::train::predict_items(store.path(), v, Some(&[item.id]), device, progress) {
+                match rescore(v, item.id, progress) {
                     Ok(_) => p_after = store.prediction(v, item.id)?.map(|p| p.p_fake),
                     Err(e) => rescore_note = Some(format!("ARG could not re-score the item: {e:#}")),
                 }

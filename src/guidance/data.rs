@@ -128,7 +128,7 @@ pub fn build(items: &[TrainingItem], perspectives: &[String]) -> (Vec<Example>, 
     };
     let mut examples = Vec::with_capacity(items.len());
     for (item, explicit) in items.iter().zip(explicit) {
-        let news = crate::rationales::news_text(item.title.as_deref().unwrap_or(""), &item.text);
+        let news = item.news_text();
         let h = hash_percent(&news);
         let split = match explicit {
             Some(Split::Val) if !any_train => {

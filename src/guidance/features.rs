@@ -40,7 +40,7 @@ impl FeatureBank {
         let batch = encoder.options().batch_size.max(1) * 4;
         for chunk in distinct.chunks(batch) {
             if progress.is_cancelled() {
-                return Err(ModelError::Cancelled);
+                return Err(crate::jobs::Cancelled.into());
             }
             let (got, s) = cache.rows(encoder, Stack::Frozen, chunk)?;
             stats.hits += s.hits;

@@ -17,41 +17,7 @@ use super::data::Example;
 use super::features::FeatureBank;
 use crate::models::encoder::Dropout;
 
-/// Which guidance model.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ModelKind {
-    /// ARG: news plus rationales.
-    Arg,
-    /// ARG-D: the rationale-free student distilled from an ARG version.
-    Argd,
-    /// BERT-only baseline.
-    Bert,
-}
-
-impl ModelKind {
-    pub const ALL: [ModelKind; 3] = [ModelKind::Arg, ModelKind::Argd, ModelKind::Bert];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Arg => "arg",
-            Self::Argd => "argd",
-            Self::Bert => "bert",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|k| k.as_str() == s.trim().to_ascii_lowercase())
-    }
-
-    pub fn human_name(self) -> &'static str {
-        match self {
-            Self::Arg => "ARG",
-            Self::Argd => "ARG-D",
-            Self::Bert => "BERT only",
-        }
-    }
-}
+pub use crate::domain::ModelKind;
 
 /// Everything needed to rebuild a model's architecture (stored in each version's config).
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]

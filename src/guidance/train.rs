@@ -11,7 +11,6 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{Context, bail};
 use candle_core::Device;
 use candle_nn::{Optimizer, VarMap};
 use rand::SeedableRng;
@@ -26,12 +25,104 @@ use super::features::FeatureBank;
 use super::metrics::{Metrics, evaluate};
 use super::net::{self, Architecture, ModelKind, Net};
 use crate::domain::Verdict;
-use crate::jobs::Progress;
+use crate::jobs::{Cancelled, Progress};
 use crate::models::encoder::{Dropout, Encoder, EncoderOptions};
 use crate::models::encoder_cache::{self, EncoderCache};
-use crate::models::{DeviceChoice, ModelError, fetch};
-use crate::store::Store;
+use crate::models::{DeviceChoice, fetch};
+use crate::store::{Store, StoreError};
 use crate::store::guidance::{NewModelVersion, Prediction};
+
+
+/// Why a training, evaluation or prediction run could not be done. Nothing half-done is kept: a run that fails
+/// stores no version (its training run is marked failed or cancelled).
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error(
+        "{db}: only {train} labelled training items ({labelled} labelled in all); label more items (or import \
+         labelled data) before training"
+    )]
+    NoLabels { db: PathBuf, train: usize, labelled: usize },
+    #[error("model version {version} is {found}, not {wanted}")]
+    WrongKind { version: i64, found: ModelKind, wanted: ModelKind },
+    #[error("ARG-D learns from an ARG version: train ARG first (`argus train --model arg`)")]
+    TeacherMissing,
+    #[error("model version {version} is {found}, not an ARG version to distil from")]
+    TeacherNotArg { version: i64, found: ModelKind },
+    #[error("model version {version} is {found}, not ARG: it has no news attention")]
+    NotArg { version: i64, found: ModelKind },
+    #[error("model version {version}: its config cannot be read by this Argus: {source}")]
+    Config {
+        version: i64,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("model version {version}: its weights file {} is missing", path.display())]
+    WeightsMissing { version: i64, path: PathBuf },
+    #[error(
+        "{}: checksum {found} does not match the one recorded for model version {version} ({expected}); the file \
+         was changed or truncated",
+        path.display()
+    )]
+    Checksum { path: PathBuf, version: i64, found: String, expected: String },
+    #[error("{}: cannot load the weights of model version {version}: {source}", path.display())]
+    Weights {
+        path: PathBuf,
+        version: i64,
+        #[source]
+        source: candle_core::Error,
+    },
+    /// The parent version's weights do not fit the run built from it (its perspectives or encoder changed).
+    #[error(
+        "{}: cannot start from model version {version}: {source} (if the perspectives changed since that version, \
+         train from scratch)",
+        path.display()
+    )]
+    ParentWeights {
+        path: PathBuf,
+        version: i64,
+        #[source]
+        source: candle_core::Error,
+    },
+    #[error("{}: {what}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        what: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: cannot write weights: {source}", path.display())]
+    WriteWeights {
+        path: PathBuf,
+        #[source]
+        source: candle_core::Error,
+    },
+    #[error("tokenising item {item}: {reason}")]
+    Tokenize { item: crate::domain::ItemId, reason: String },
+    #[error(transparent)]
+    Cancelled(#[from] Cancelled),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Model(#[from] crate::models::ModelError),
+    #[error(transparent)]
+    Candle(#[from] candle_core::Error),
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+}
+
+impl TrainError {
+    /// True when the run stopped because someone cancelled it (whichever layer noticed).
+    pub fn is_cancelled(&self) -> bool {
+        matches!(
+            self,
+            Self::Cancelled(_)
+                | Self::Model(crate::models::ModelError::Cancelled(_))
+                | Self::Store(StoreError::Cancelled(_))
+        )
+    }
+}
+
+type Result<T, E = TrainError> = std::result::Result<T, E>;
 
 /// How a run trains.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -166,7 +257,7 @@ fn open_session(
     device: DeviceChoice,
     max_len: usize,
     progress: &dyn Progress,
-) -> anyhow::Result<Session> {
+) -> Result<Session> {
     let store = Store::open(db)?;
     let dir = fetch::resolve(encoder, progress)?;
     progress.set(0, 0, "loading the encoder");
@@ -182,9 +273,10 @@ pub fn weights_dir_for(db: &Path) -> PathBuf {
     db.with_file_name(format!("{name}.models"))
 }
 
-fn sha256_file(path: &Path) -> anyhow::Result<String> {
+fn sha256_file(path: &Path) -> Result<String> {
     use sha2::{Digest, Sha256};
-    let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
+    let bytes =
+        std::fs::read(path).map_err(|source| TrainError::Io { path: path.to_owned(), what: "cannot read", source })?;
     Ok(format!("{:x}", Sha256::digest(&bytes)))
 }
 
@@ -200,27 +292,24 @@ fn load_version(
     version: i64,
     device: &Device,
     bert: &candle_transformers::models::bert::Config,
-) -> anyhow::Result<LoadedVersion> {
+) -> Result<LoadedVersion> {
     let v = store.model_version(version)?;
     let config: VersionConfig = serde_json::from_value(v.config.clone())
-        .with_context(|| format!("model version {version}: its config cannot be read by this Argus"))?;
+        .map_err(|source| TrainError::Config { version, source })?;
     let path = PathBuf::from(v.weights_path.as_deref().unwrap_or_default());
     if !path.is_file() {
-        bail!("model version {version}: its weights file {} is missing", path.display());
+        return Err(TrainError::WeightsMissing { version, path });
     }
     let sha = sha256_file(&path)?;
     if Some(sha.as_str()) != v.weights_sha256.as_deref() {
-        bail!(
-            "{}: checksum {sha} does not match the one recorded for model version {version} ({}); the file was changed or truncated",
-            path.display(),
-            v.weights_sha256.as_deref().unwrap_or("none")
-        );
+        let expected = v.weights_sha256.clone().unwrap_or_else(|| "none".into());
+        return Err(TrainError::Checksum { path, version, found: sha, expected });
     }
     let mut varmap = VarMap::new();
     let net = Net::build(&varmap, &config.architecture, bert, device)?;
-    varmap
-        .load(&path)
-        .with_context(|| format!("{}: cannot load the weights of model version {version}", path.display()))?;
+    if let Err(source) = varmap.load(&path) {
+        return Err(TrainError::Weights { path, version, source });
+    }
     Ok(LoadedVersion { net, config, _varmap: varmap })
 }
 
@@ -243,7 +332,7 @@ fn predict_all(
     bank: &FeatureBank,
     max_len: usize,
     device: &Device,
-) -> anyhow::Result<net::BatchPrediction> {
+) -> Result<net::BatchPrediction> {
     let mut all = net::BatchPrediction {
         p_fake: vec![],
         gates: vec![],
@@ -290,7 +379,7 @@ fn metrics_of(
     bank: &FeatureBank,
     max_len: usize,
     device: &Device,
-) -> anyhow::Result<Metrics> {
+) -> Result<Metrics> {
     let labelled: Vec<&Example> = examples.iter().copied().filter(|e| e.fake.is_some()).collect();
     let p = predict_all(net, &labelled, bank, max_len, device)?;
     let y: Vec<bool> = labelled.iter().map(|e| e.fake == Some(true)).collect();
@@ -326,37 +415,34 @@ pub fn train(
     request: &TrainRequest,
     progress: &dyn Progress,
     on_epoch: &mut dyn FnMut(&EpochRecord),
-) -> anyhow::Result<TrainReport> {
+) -> Result<TrainReport> {
     let started = Instant::now();
     let store = Store::open(db)?;
     // What the run starts from: a parent version fixes the encoder, the perspectives and the architecture.
     let parent = request.from.map(|v| store.model_version(v)).transpose()?;
     if let Some(p) = &parent
-        && p.kind != request.kind.as_str()
+        && p.kind != request.kind
     {
-        bail!("model version {} is {}, not {}", p.id, p.kind, request.kind.as_str());
+        return Err(TrainError::WrongKind { version: p.id, found: p.kind, wanted: request.kind });
     }
     let parent_config: Option<VersionConfig> = parent
         .as_ref()
-        .map(|p| serde_json::from_value(p.config.clone()))
-        .transpose()
-        .context("the parent version's config cannot be read by this Argus")?;
+        .map(|p| serde_json::from_value(p.config.clone()).map_err(|source| TrainError::Config { version: p.id, source }))
+        .transpose()?;
     let teacher_id = match request.kind {
         ModelKind::Argd => Some(match request.teacher.or(parent_config.as_ref().and_then(|c| c.teacher)) {
             Some(t) => t,
-            None => store
-                .active_version("arg")?
-                .context("ARG-D learns from an ARG version: train ARG first (`argus train --model arg`)")?,
+            None => store.active_version(ModelKind::Arg)?.ok_or(TrainError::TeacherMissing)?,
         }),
         _ => None,
     };
     let teacher_config: Option<VersionConfig> = teacher_id
-        .map(|t| -> anyhow::Result<VersionConfig> {
+        .map(|t| -> Result<VersionConfig> {
             let v = store.model_version(t)?;
-            if v.kind != "arg" {
-                bail!("model version {t} is {}, not an ARG version to distil from", v.kind);
+            if v.kind != ModelKind::Arg {
+                return Err(TrainError::TeacherNotArg { version: t, found: v.kind });
             }
-            Ok(serde_json::from_value(v.config)?)
+            serde_json::from_value(v.config).map_err(|source| TrainError::Config { version: t, source })
         })
         .transpose()?;
     let encoder_name = parent_config
@@ -390,13 +476,7 @@ pub fn train(
     let mut val_set: Vec<&Example> = examples.iter().filter(|e| e.split == Split::Val && e.fake.is_some()).collect();
     let test_set: Vec<&Example> = examples.iter().filter(|e| e.split == Split::Test && e.fake.is_some()).collect();
     if train_set.len() < 2 {
-        bail!(
-            "{}: only {} labelled training items ({} labelled in all); label more items (or import labelled data) \
-             before training",
-            db.display(),
-            train_set.len(),
-            snapshot.labelled
-        );
+        return Err(TrainError::NoLabels { db: db.to_owned(), train: train_set.len(), labelled: snapshot.labelled });
     }
     if val_set.is_empty() {
         tracing::warn!("no labelled validation items: early stopping watches the training items");
@@ -440,7 +520,8 @@ pub fn train(
             progress.set(0, 0, &format!("computing the teacher's features (ARG version {t})"));
             let teacher = load_version(&session.store, t, &device, &bert)?;
             let p = predict_all(&teacher.net, &train_set, &bank, options.max_len, &device)?;
-            Some(p.features.context("the teacher gave no features")?)
+            // ARG's predictions always carry its fused features (`predict_all` of an ARG net).
+            Some(p.features.ok_or(TrainError::TeacherNotArg { version: t, found: ModelKind::Arg })?)
         }
         None => None,
     };
@@ -454,13 +535,12 @@ pub fn train(
             let path = PathBuf::from(p.weights_path.as_deref().unwrap_or_default());
             let sha = sha256_file(&path)?;
             if Some(sha.as_str()) != p.weights_sha256.as_deref() {
-                bail!(
-                    "{}: checksum does not match model version {}; the file was changed or truncated",
-                    path.display(),
-                    p.id
-                );
+                let expected = p.weights_sha256.clone().unwrap_or_else(|| "none".into());
+                return Err(TrainError::Checksum { path, version: p.id, found: sha, expected });
             }
-            varmap.load(&path).with_context(|| format!("{}: cannot load model version {}", path.display(), p.id))?;
+            if let Err(source) = varmap.load(&path) {
+                return Err(TrainError::ParentWeights { path, version: p.id, source });
+            }
         }
         None => {
             let weights_path = session.encoder.dir().join("model.safetensors");
@@ -515,12 +595,20 @@ pub fn train(
 
     // Save the weights, then the version (file first: a version row always has its file).
     let dir = weights_dir_for(db);
-    std::fs::create_dir_all(&dir).with_context(|| format!("{}: cannot create folder", dir.display()))?;
+    std::fs::create_dir_all(&dir).map_err(|source| TrainError::Io {
+        path: dir.clone(),
+        what: "cannot create folder",
+        source,
+    })?;
     let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
     let path = dir.join(format!("{}-{stamp}-seed{}.safetensors", request.kind.as_str(), options.seed));
     let partial = path.with_extension("partial");
-    varmap.save(&partial).with_context(|| format!("{}: cannot write weights", partial.display()))?;
-    std::fs::rename(&partial, &path).with_context(|| format!("{}: cannot move into place", path.display()))?;
+    varmap.save(&partial).map_err(|source| TrainError::WriteWeights { path: partial.clone(), source })?;
+    std::fs::rename(&partial, &path).map_err(|source| TrainError::Io {
+        path: path.clone(),
+        what: "cannot move into place",
+        source,
+    })?;
     let sha = sha256_file(&path)?;
     let config = VersionConfig {
         architecture: arch.clone(),
@@ -533,7 +621,7 @@ pub fn train(
     let version = session.store.add_model_version(
         run,
         &NewModelVersion {
-            kind: request.kind.as_str().to_owned(),
+            kind: request.kind,
             parent_id: parent.as_ref().map(|p| p.id),
             config: serde_json::to_value(&config)?,
             metrics,
@@ -582,7 +670,7 @@ fn fit(
     device: &Device,
     progress: &dyn Progress,
     on_epoch: &mut dyn FnMut(&EpochRecord),
-) -> anyhow::Result<(Vec<EpochRecord>, usize, f64)> {
+) -> Result<(Vec<EpochRecord>, usize, f64)> {
     let started = Instant::now();
     let trainable = varmap.all_vars().into_iter().filter(|v| !v.dims().is_empty()).collect::<Vec<_>>();
     let mut optimizer = candle_nn::AdamW::new(
@@ -610,7 +698,7 @@ fn fit(
         let mut seen = 0usize;
         for (b, chunk) in pool.chunks(batch_size).enumerate() {
             if progress.is_cancelled() {
-                return Err(ModelError::Cancelled.into());
+                return Err(crate::jobs::Cancelled.into());
             }
             // BatchNorm cannot normalise a batch of one.
             if chunk.len() < 2 {
@@ -659,15 +747,27 @@ fn fit(
 }
 
 /// Metrics of `version` on the database's held-out test split (labels as they stand now).
-pub fn eval(db: &Path, version: i64, device: DeviceChoice, progress: &dyn Progress) -> anyhow::Result<Metrics> {
+pub fn eval(db: &Path, version: i64, device: DeviceChoice, progress: &dyn Progress) -> Result<Metrics> {
     let (examples, loaded, bank, device) = prepare_version(db, version, device, progress)?;
     let test: Vec<&Example> = examples.iter().filter(|e| e.split == Split::Test).collect();
     metrics_of(&loaded.net, &test, &bank, loaded.config.options.max_len, &device)
 }
 
 /// Predicts every item with `version` and stores the predictions; returns how many.
-pub fn predict(db: &Path, version: i64, device: DeviceChoice, progress: &dyn Progress) -> anyhow::Result<usize> {
+pub fn predict(db: &Path, version: i64, device: DeviceChoice, progress: &dyn Progress) -> Result<usize> {
     predict_items(db, version, None, device, progress)
+}
+
+/// [`predict_items`] for one item at a time, bound to a database and a device: how the repair loop re-scores an
+/// item ([`crate::formats::repair::Rescore`]).
+pub fn rescorer(
+    db: &Path,
+    device: DeviceChoice,
+) -> impl FnMut(i64, crate::domain::ItemId, &dyn Progress) -> anyhow::Result<()> + use<> {
+    let db = db.to_owned();
+    move |version, item, progress| {
+        predict_items(&db, version, Some(&[item]), device, progress).map(|_| ()).map_err(anyhow::Error::from)
+    }
 }
 
 /// Predicts `items` (all when `None`) with `version` and stores the predictions; returns how many.
@@ -677,7 +777,7 @@ pub fn predict_items(
     items: Option<&[crate::domain::ItemId]>,
     device: DeviceChoice,
     progress: &dyn Progress,
-) -> anyhow::Result<usize> {
+) -> Result<usize> {
     let (examples, loaded, bank, device) = prepare_version(db, version, device, progress)?;
     let all: Vec<&Example> = examples.iter().filter(|e| items.is_none_or(|ids| ids.contains(&e.item))).collect();
     progress.set(0, all.len() as u64, "predicting");
@@ -713,21 +813,23 @@ pub fn news_attention(
     item: crate::domain::ItemId,
     device: DeviceChoice,
     progress: &dyn Progress,
-) -> anyhow::Result<Vec<TokenWeight>> {
+) -> Result<Vec<TokenWeight>> {
     let store = Store::open(db)?;
     let v = store.model_version(version)?;
     let config: VersionConfig = serde_json::from_value(v.config.clone())
-        .with_context(|| format!("model version {version}: its config cannot be read by this Argus"))?;
+        .map_err(|source| TrainError::Config { version, source })?;
     if config.architecture.kind != ModelKind::Arg {
-        anyhow::bail!("model version {version} is {}, not ARG: it has no news attention", v.kind);
+        return Err(TrainError::NotArg { version, found: v.kind });
     }
     let it = store.item(item)?;
     drop(store);
-    let news = crate::rationales::news_text(it.title.as_deref().unwrap_or(""), &it.text);
+    let news = it.news_text();
     let mut session = open_session(db, &config.encoder, device, config.options.max_len, progress)?;
     let bert = session.encoder.config().clone();
     let loaded = load_version(&session.store, version, &session.device, &bert)?;
-    let Net::Arg(arg) = &loaded.net else { anyhow::bail!("model version {version} did not load as ARG") };
+    let Net::Arg(arg) = &loaded.net else {
+        return Err(TrainError::NotArg { version, found: loaded.config.architecture.kind });
+    };
     progress.set(0, 0, "ARG reads the news");
     let bank = FeatureBank::build(&mut session.cache, &session.encoder, &[news.as_str()], progress)?;
     let (frozen, mask) = bank.batch(&[bank.id(&news)], None, &session.device)?;
@@ -738,7 +840,7 @@ pub fn news_attention(
         .encoder
         .tokenizer()
         .encode(news.as_str(), true)
-        .map_err(|e| anyhow::anyhow!("tokenising item {item}: {e}"))?;
+        .map_err(|e| TrainError::Tokenize { item, reason: e.to_string() })?;
     let text_start = news.find(it.text.trim()).unwrap_or(0);
     let char_of = |byte: usize| news[..byte.min(news.len())].chars().count();
     let first_char = char_of(text_start);
@@ -763,11 +865,11 @@ fn prepare_version(
     version: i64,
     device: DeviceChoice,
     progress: &dyn Progress,
-) -> anyhow::Result<(Vec<Example>, LoadedVersion, FeatureBank, Device)> {
+) -> Result<(Vec<Example>, LoadedVersion, FeatureBank, Device)> {
     let store = Store::open(db)?;
     let v = store.model_version(version)?;
     let config: VersionConfig = serde_json::from_value(v.config.clone())
-        .with_context(|| format!("model version {version}: its config cannot be read by this Argus"))?;
+        .map_err(|source| TrainError::Config { version, source })?;
     drop(store);
     let mut session = open_session(db, &config.encoder, device, config.options.max_len, progress)?;
     let bert = session.encoder.config().clone();

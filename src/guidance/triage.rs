@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 
-use crate::domain::{ItemId, Verdict};
+use crate::domain::{ItemId, ModelKind, Verdict};
 use crate::store::{Result, Store};
 
 /// How to order items.
@@ -123,9 +123,9 @@ pub fn model_signals(
 pub fn load_signals(store: &Store) -> Result<HashMap<ItemId, Signals>> {
     let mut out = model_signals(
         store,
-        store.active_version("arg")?,
-        store.active_version("argd")?,
-        store.active_version("bert")?,
+        store.active_version(ModelKind::Arg)?,
+        store.active_version(ModelKind::Argd)?,
+        store.active_version(ModelKind::Bert)?,
     )?;
     for item in store.training_items()? {
         let s = out.entry(item.id).or_default();

@@ -69,13 +69,13 @@ pub enum ImportError {
     Store(StoreError),
     /// Someone cancelled the import; nothing was written.
     #[error("import cancelled; nothing was written")]
-    Cancelled,
+    Cancelled(#[from] crate::jobs::Cancelled),
 }
 
 impl From<StoreError> for ImportError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::Cancelled => Self::Cancelled,
+            StoreError::Cancelled(c) => Self::Cancelled(c),
             e => Self::Store(e),
         }
     }
@@ -86,7 +86,7 @@ impl From<StoreError> for ImportError {
 
 /// An input format that Argus reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Format {
+pub enum FileFormat {
     /// ICTMCG/ARG's `train.json`/`val.json`/`test.json`: a JSON array of objects with `content`, `label` and
     /// `<perspective>_rationale` / `_pred` / `_acc`.
     ArgJson,
@@ -102,7 +102,7 @@ pub enum Format {
     Jsonl,
 }
 
-impl Format {
+impl FileFormat {
     /// Every format, in the order they are listed to users.
     pub const ALL: [Self; 6] =
         [Self::ArgJson, Self::LiarPlusTsv, Self::LiarPlusJsonl, Self::Liar2Csv, Self::Csv, Self::Jsonl];
@@ -165,16 +165,16 @@ impl Format {
 }
 
 fn format_names() -> String {
-    Format::ALL.iter().map(|f| f.as_str()).collect::<Vec<_>>().join(", ")
+    FileFormat::ALL.iter().map(|f| f.as_str()).collect::<Vec<_>>().join(", ")
 }
 
-impl fmt::Display for Format {
+impl fmt::Display for FileFormat {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
 }
 
-impl FromStr for Format {
+impl FromStr for FileFormat {
     type Err = ParseOptionError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
@@ -432,8 +432,8 @@ impl FromStr for ColumnMap {
 /// How to read input files.
 #[derive(Clone, Debug, Default)]
 pub struct ImportOptions {
-    /// The format; `None` guesses it from each file ([`Format::detect`]).
-    pub format: Option<Format>,
+    /// The format; `None` guesses it from each file ([`FileFormat::detect`]).
+    pub format: Option<FileFormat>,
     /// Column map for the generic `csv`/`jsonl` formats. Given without a format, it makes `.csv` and `.jsonl`
     /// files read as generic `csv`/`jsonl` even when they look like LIAR2/LIAR-PLUS; with a preset format (or a
     /// `.json`/`.tsv` file) it is an error.
@@ -466,11 +466,11 @@ pub fn read_bytes(name: &Path, bytes: &[u8], opts: &ImportOptions) -> Result<Par
     let format = resolve_format(name, text.as_bytes(), opts)?;
     let ctx = readers::Context { path: name, labels: &opts.labels, stem_split: split_from_stem(name) };
     let items = match format {
-        Format::ArgJson => readers::arg_json(&ctx, text)?,
-        Format::LiarPlusTsv => readers::liar_plus_tsv(&ctx, text)?,
-        Format::LiarPlusJsonl => readers::liar_plus_jsonl(&ctx, text)?,
-        Format::Liar2Csv => readers::liar2_csv(&ctx, text)?,
-        Format::Csv | Format::Jsonl => {
+        FileFormat::ArgJson => readers::arg_json(&ctx, text)?,
+        FileFormat::LiarPlusTsv => readers::liar_plus_tsv(&ctx, text)?,
+        FileFormat::LiarPlusJsonl => readers::liar_plus_jsonl(&ctx, text)?,
+        FileFormat::Liar2Csv => readers::liar2_csv(&ctx, text)?,
+        FileFormat::Csv | FileFormat::Jsonl => {
             let Some(columns) = opts.columns.as_ref() else {
                 return Err(IngestError::file(
                     name,
@@ -481,7 +481,7 @@ pub fn read_bytes(name: &Path, bytes: &[u8], opts: &ImportOptions) -> Result<Par
                     ),
                 ));
             };
-            if format == Format::Csv {
+            if format == FileFormat::Csv {
                 readers::generic_csv(&ctx, text, columns)?
             } else {
                 readers::generic_jsonl(&ctx, text, columns)?
@@ -510,22 +510,22 @@ pub const DEMO_SAMPLE_CSV: &[u8] = include_bytes!("../../assets/demo/liar2-sampl
 /// Reads the bundled demo sample as a `liar2-csv` dataset named "LIAR2 demo sample".
 pub fn read_demo_sample() -> Result<ParsedFile, IngestError> {
     let opts = ImportOptions {
-        format: Some(Format::Liar2Csv),
+        format: Some(FileFormat::Liar2Csv),
         dataset_name: Some("LIAR2 demo sample".into()),
         ..ImportOptions::default()
     };
     read_bytes(Path::new(DEMO_SAMPLE_NAME), DEMO_SAMPLE_CSV, &opts)
 }
 
-fn resolve_format(name: &Path, bytes: &[u8], opts: &ImportOptions) -> Result<Format, IngestError> {
+fn resolve_format(name: &Path, bytes: &[u8], opts: &ImportOptions) -> Result<FileFormat, IngestError> {
     let map_only = || IngestError::file(name, "--map only applies to the csv and jsonl formats");
     match (opts.format, &opts.columns) {
         (Some(f), Some(_)) if !f.needs_column_map() => Err(map_only()),
         (Some(f), _) => Ok(f),
-        (None, None) => Format::detect(name, bytes),
-        (None, Some(_)) => match Format::detect(name, bytes)? {
-            Format::Csv | Format::Liar2Csv => Ok(Format::Csv),
-            Format::Jsonl | Format::LiarPlusJsonl => Ok(Format::Jsonl),
+        (None, None) => FileFormat::detect(name, bytes),
+        (None, Some(_)) => match FileFormat::detect(name, bytes)? {
+            FileFormat::Csv | FileFormat::Liar2Csv => Ok(FileFormat::Csv),
+            FileFormat::Jsonl | FileFormat::LiarPlusJsonl => Ok(FileFormat::Jsonl),
             _ => Err(map_only()),
         },
     }
@@ -545,7 +545,7 @@ pub fn import_files(
     let mut parsed = Vec::with_capacity(paths.len());
     for (i, path) in paths.iter().enumerate() {
         if progress.is_cancelled() {
-            return Err(ImportError::Cancelled);
+            return Err(crate::jobs::Cancelled.into());
         }
         let name = path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
         progress.set(i as u64, paths.len() as u64, &format!("reading {name}"));
@@ -559,7 +559,7 @@ pub fn import_files(
         parsed.push((file.dataset, file.items));
     }
     if progress.is_cancelled() {
-        return Err(ImportError::Cancelled);
+        return Err(crate::jobs::Cancelled.into());
     }
     let total: usize = parsed.iter().map(|(_, items)| items.len()).sum();
     progress.set(0, total as u64, "importing");
@@ -694,22 +694,22 @@ mod tests {
 
     #[test]
     fn formats_round_trip_and_detect() {
-        for f in Format::ALL {
-            assert_eq!(f.as_str().parse::<Format>(), Ok(f));
+        for f in FileFormat::ALL {
+            assert_eq!(f.as_str().parse::<FileFormat>(), Ok(f));
         }
-        assert!("xml".parse::<Format>().is_err());
+        assert!("xml".parse::<FileFormat>().is_err());
         let p = Path::new;
-        assert_eq!(Format::detect(p("a/train.json"), b"[]"), Ok(Format::ArgJson));
-        assert_eq!(Format::detect(p("val2.TSV"), b""), Ok(Format::LiarPlusTsv));
+        assert_eq!(FileFormat::detect(p("a/train.json"), b"[]"), Ok(FileFormat::ArgJson));
+        assert_eq!(FileFormat::detect(p("val2.TSV"), b""), Ok(FileFormat::LiarPlusTsv));
         let lp = b"\xEF\xBB\xBF\n{\"id\": 0, \"json_file_id\": \"1.json\", \"claim\": \"c\"}\n";
-        assert_eq!(Format::detect(p("x.jsonl"), lp), Ok(Format::LiarPlusJsonl));
-        assert_eq!(Format::detect(p("x.jsonl"), b"{\"claim\": \"c\"}\n"), Ok(Format::Jsonl));
+        assert_eq!(FileFormat::detect(p("x.jsonl"), lp), Ok(FileFormat::LiarPlusJsonl));
+        assert_eq!(FileFormat::detect(p("x.jsonl"), b"{\"claim\": \"c\"}\n"), Ok(FileFormat::Jsonl));
         let header = "id,label,statement,date,subject,speaker,speaker_description,state_info,true_counts,\
                       mostly_true_counts,half_true_counts,mostly_false_counts,false_counts,pants_on_fire_counts,\
                       context,justification\r\n1,2,x";
-        assert_eq!(Format::detect(p("t.csv"), header.as_bytes()), Ok(Format::Liar2Csv));
-        assert_eq!(Format::detect(p("t.csv"), b"id,label,statement\n"), Ok(Format::Csv));
-        let e = Format::detect(p("notes.txt"), b"").unwrap_err();
+        assert_eq!(FileFormat::detect(p("t.csv"), header.as_bytes()), Ok(FileFormat::Liar2Csv));
+        assert_eq!(FileFormat::detect(p("t.csv"), b"id,label,statement\n"), Ok(FileFormat::Csv));
+        let e = FileFormat::detect(p("notes.txt"), b"").unwrap_err();
         assert!(e.to_string().starts_with("notes.txt: cannot tell the format"), "{e}");
     }
 

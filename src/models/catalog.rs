@@ -8,7 +8,7 @@ use serde::Serialize;
 
 /// What a model is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-pub enum ModelKind {
+pub enum ModelRole {
     /// A BERT-family encoder: a folder with config.json, tokenizer.json and model.safetensors.
     Encoder,
     /// An instruction-tuned GGUF file that writes rationales.
@@ -56,7 +56,7 @@ pub enum MemberPrefix {
 pub struct CatalogEntry {
     /// The name used on the command line (`argus models fetch NAME`).
     pub name: &'static str,
-    pub kind: ModelKind,
+    pub kind: ModelRole,
     /// Where it goes under `models/`: a folder for encoders, a file name for GGUF models.
     pub path: &'static str,
     pub files: &'static [ModelFile],
@@ -78,7 +78,7 @@ pub const TEST_GENERATOR: &str = "smollm2-135m";
 pub static CATALOG: &[CatalogEntry] = &[
     CatalogEntry {
         name: "minilm",
-        kind: ModelKind::Encoder,
+        kind: ModelRole::Encoder,
         path: "all-MiniLM-L6-v2",
         files: &[
             ModelFile {
@@ -109,7 +109,7 @@ pub static CATALOG: &[CatalogEntry] = &[
     },
     CatalogEntry {
         name: "smollm2-135m",
-        kind: ModelKind::Generator,
+        kind: ModelRole::Generator,
         path: "SmolLM2-135M-Instruct.Q4_1.gguf",
         files: &[ModelFile {
             name: "SmolLM2-135M-Instruct.Q4_1.gguf",
@@ -126,7 +126,7 @@ pub static CATALOG: &[CatalogEntry] = &[
     },
     CatalogEntry {
         name: "qwen2.5-coder-1.5b",
-        kind: ModelKind::Generator,
+        kind: ModelRole::Generator,
         path: "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
         files: &[ModelFile {
             name: "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
@@ -170,7 +170,7 @@ pub static CATALOG: &[CatalogEntry] = &[
     },
     CatalogEntry {
         name: "qwen2.5-coder-0.5b",
-        kind: ModelKind::Generator,
+        kind: ModelRole::Generator,
         path: "qwen2.5-coder-0.5b-instruct.gguf",
         files: &[ModelFile {
             name: "qwen2.5-coder-0.5b-instruct.gguf",
@@ -194,7 +194,7 @@ pub static CATALOG: &[CatalogEntry] = &[
     },
     CatalogEntry {
         name: "gemma-3-270m",
-        kind: ModelKind::Generator,
+        kind: ModelRole::Generator,
         path: "gemma-3-270m-q4_k_m.gguf",
         files: &[ModelFile {
             name: "gemma-3-270m-q4_k_m.gguf",

@@ -197,7 +197,7 @@ pub fn encode_all(
     let batch = encoder.options().batch_size.max(1);
     for (i, chunk) in texts.chunks(batch).enumerate() {
         if progress.is_cancelled() {
-            return Err(ModelError::Cancelled);
+            return Err(crate::jobs::Cancelled.into());
         }
         let refs: Vec<&str> = chunk.iter().map(String::as_str).collect();
         let (_, stats) = cache.encode(encoder, stack, &refs)?;

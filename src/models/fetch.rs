@@ -22,7 +22,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::catalog::{self, CATALOG, CatalogEntry, HubSource, MemberPrefix, ModelFile, ModelKind, WheelSource};
+use super::catalog::{self, CATALOG, CatalogEntry, HubSource, MemberPrefix, ModelFile, ModelRole, WheelSource};
 use super::{ModelError, Result, models_dir};
 use crate::jobs::Progress;
 
@@ -101,7 +101,7 @@ pub struct ListedModel {
     pub name: String,
     /// False for a model found in the models folder that the catalog does not know ("local").
     pub in_catalog: bool,
-    pub kind: ModelKind,
+    pub kind: ModelRole,
     /// For a local model: `Present`.
     pub status: ModelStatus,
     /// Bytes on disk when present, else the catalog's approximate download size.
@@ -281,9 +281,9 @@ pub fn list(models_dir: &Path) -> Vec<ListedModel> {
             }
             let path = item.path();
             let kind = if path.is_dir() {
-                ModelKind::Encoder
+                ModelRole::Encoder
             } else if name.to_ascii_lowercase().ends_with(".gguf") {
-                ModelKind::Generator
+                ModelRole::Generator
             } else {
                 continue;
             };
@@ -402,7 +402,7 @@ pub fn fetch_with(
                 progress.set(1, 1, &format!("{} ready", entry.name));
                 return Ok(location);
             }
-            Err(ModelError::Cancelled) => return Err(ModelError::Cancelled),
+            Err(ModelError::Cancelled(c)) => return Err(ModelError::Cancelled(c)),
             Err(err) => {
                 if matches!(source, Source::Hub(_)) && err.to_string().contains("hub unreachable") {
                     tracing::info!("{}: {err}; trying the next source", entry.name);
@@ -506,7 +506,7 @@ fn hash_files(entry: &CatalogEntry, root: &Path, progress: &dyn Progress) -> Res
         progress.set(done, total, &message);
         loop {
             if progress.is_cancelled() {
-                return Err(ModelError::Cancelled);
+                return Err(crate::jobs::Cancelled.into());
             }
             let n = read_some(&mut input, &mut buf).map_err(|e| ModelError::file(path, e))?;
             if n == 0 {
@@ -698,7 +698,7 @@ fn fetch_from_hub(
     }
     for (i, (file, remote)) in entry.files.iter().zip(hub.files).enumerate() {
         if progress.is_cancelled() {
-            return Err(ModelError::Cancelled);
+            return Err(crate::jobs::Cancelled.into());
         }
         let source = match &cached[i] {
             Some(path) => path.clone(),
@@ -845,7 +845,7 @@ fn fetch_from_wheels(
     let mut resolved = Vec::with_capacity(wheels.packages.len());
     for (i, spec) in wheels.packages.iter().enumerate() {
         if progress.is_cancelled() {
-            return Err(ModelError::Cancelled);
+            return Err(crate::jobs::Cancelled.into());
         }
         progress.set(i as u64, wheels.packages.len() as u64, &format!("looking up {spec} on {}", options.index_url));
         resolved.push(resolve_wheel(&agent, &options.index_url, entry, spec)?);
@@ -1072,7 +1072,7 @@ fn download_wheel(
     progress: &dyn Progress,
 ) -> Result<PathBuf> {
     if progress.is_cancelled() {
-        return Err(ModelError::Cancelled);
+        return Err(crate::jobs::Cancelled.into());
     }
     let path = dir.join(&wheel.filename);
     let url = &wheel.url;
@@ -1092,7 +1092,7 @@ fn download_wheel(
     let mut received = 0u64;
     loop {
         if progress.is_cancelled() {
-            return Err(ModelError::Cancelled);
+            return Err(crate::jobs::Cancelled.into());
         }
         let n = read_some(&mut reader, &mut buf)
             .map_err(|e| ModelError::Http { url: url.clone(), reason: e.to_string() })?;
@@ -1176,7 +1176,7 @@ fn append_member(
     progress.set(0, total, &message);
     loop {
         if progress.is_cancelled() {
-            return Err(ModelError::Cancelled);
+            return Err(crate::jobs::Cancelled.into());
         }
         let n = read_some(&mut input, &mut buf).map_err(|e| in_wheel(&e))?;
         if n == 0 {

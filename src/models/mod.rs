@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::prompting::ChatMessage;
 
-pub use catalog::{CatalogEntry, ModelKind};
+pub use catalog::{CatalogEntry, ModelRole};
 pub use device::DeviceChoice;
 
 /// Everything that can go wrong with a model, each naming the file, URL or setting it is about.
@@ -44,7 +44,7 @@ pub enum ModelError {
     #[error("fetching {name}: {reason}")]
     Fetch { name: String, reason: String },
     #[error("cancelled")]
-    Cancelled,
+    Cancelled(#[from] crate::jobs::Cancelled),
     #[error("{context}: {source}")]
     Candle {
         context: String,
@@ -66,18 +66,7 @@ impl ModelError {
 
 pub type Result<T, E = ModelError> = std::result::Result<T, E>;
 
-/// The folder that holds models: `$ARGUS_MODELS_DIR`, else `models/` beside the crate when run from a checkout,
-/// else the user's data folder.
-pub fn models_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("ARGUS_MODELS_DIR") {
-        return PathBuf::from(dir);
-    }
-    let checkout = Path::new(env!("CARGO_MANIFEST_DIR")).join("models");
-    if checkout.is_dir() {
-        return checkout;
-    }
-    crate::config::data_dir().join("models")
-}
+pub use crate::paths::models_dir;
 
 /// Sampling settings of one generation.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

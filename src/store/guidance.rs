@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use rusqlite::{OptionalExtension, params};
 
 use super::{Result, Store, StoreError, row_to_judgement};
-use crate::domain::{ItemId, Judgement, Usefulness, Verdict, resolve_verdicts};
+use crate::domain::{ItemId, Judgement, ModelKind, Usefulness, Verdict, resolve_verdicts};
 
 /// One item as training sees it: the raw facts; turning them into targets is `guidance::data`'s job.
 #[derive(Clone, Debug, PartialEq)]
@@ -27,6 +27,13 @@ pub struct TrainingItem {
     pub rationales: Vec<TrainingRationale>,
 }
 
+impl TrainingItem {
+    /// The news as models read it (see [`crate::domain::news_text`]).
+    pub fn news_text(&self) -> String {
+        crate::domain::news_text(self.title.as_deref().unwrap_or(""), &self.text)
+    }
+}
+
 /// The newest revision of one rationale and what people said about it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TrainingRationale {
@@ -44,7 +51,7 @@ pub struct TrainingRationale {
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct ModelVersion {
     pub id: i64,
-    pub kind: String,
+    pub kind: ModelKind,
     pub parent_id: Option<i64>,
     pub config: serde_json::Value,
     pub metrics: serde_json::Value,
@@ -58,7 +65,7 @@ pub struct ModelVersion {
 /// A version about to be stored.
 #[derive(Clone, Debug)]
 pub struct NewModelVersion {
-    pub kind: String,
+    pub kind: ModelKind,
     pub parent_id: Option<i64>,
     pub config: serde_json::Value,
     pub metrics: serde_json::Value,
@@ -216,7 +223,7 @@ impl Store {
             "INSERT INTO model_versions(kind, parent_id, config, metrics, weights_path, weights_sha256, \
              seconds_taken, data_snapshot) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             params![
-                v.kind,
+                v.kind.as_str(),
                 v.parent_id,
                 v.config.to_string(),
                 v.metrics.to_string(),
@@ -238,7 +245,7 @@ impl Store {
             "INSERT INTO active_models(kind, version_id) VALUES (?1, ?2) \
              ON CONFLICT(kind) DO UPDATE SET version_id = excluded.version_id, \
              set_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
-            params![v.kind, id],
+            params![v.kind.as_str(), id],
         )
         .map_err(err)?;
         tx.commit().map_err(err)?;
@@ -283,9 +290,9 @@ impl Store {
     }
 
     /// The version of `kind` in use (the newest trained, unless rolled back).
-    pub fn active_version(&self, kind: &str) -> Result<Option<i64>> {
+    pub fn active_version(&self, kind: ModelKind) -> Result<Option<i64>> {
         self.conn
-            .query_row("SELECT version_id FROM active_models WHERE kind = ?1", [kind], |r| r.get(0))
+            .query_row("SELECT version_id FROM active_models WHERE kind = ?1", [kind.as_str()], |r| r.get(0))
             .optional()
             .map_err(|e| self.err(e))
     }
@@ -298,7 +305,7 @@ impl Store {
                 "INSERT INTO active_models(kind, version_id) VALUES (?1, ?2) \
                  ON CONFLICT(kind) DO UPDATE SET version_id = excluded.version_id, \
                  set_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
-                params![kind, version],
+                params![kind.as_str(), version],
             )
             .map_err(|e| self.err(e))?;
         Ok(())
@@ -369,7 +376,16 @@ fn row_to_version(r: &rusqlite::Row<'_>) -> rusqlite::Result<ModelVersion> {
     };
     Ok(ModelVersion {
         id: r.get(0)?,
-        kind: r.get(1)?,
+        kind: {
+            let name: String = r.get(1)?;
+            ModelKind::parse(&name).ok_or_else(|| {
+                rusqlite::Error::FromSqlConversionFailure(
+                    1,
+                    rusqlite::types::Type::Text,
+                    format!("unknown model kind '{name}'").into(),
+                )
+            })?
+        },
         parent_id: r.get(2)?,
         config: json(3)?,
         metrics: json(4)?,

@@ -55,7 +55,7 @@ pub enum StoreError {
     #[error("{what} {id} does not exist")]
     NotFound { what: &'static str, id: i64 },
     #[error("cancelled; nothing was written")]
-    Cancelled,
+    Cancelled(#[from] crate::jobs::Cancelled),
     #[error("{0}")]
     Invalid(String),
 }
@@ -280,7 +280,7 @@ impl Store {
                 for item in items {
                     if done.is_multiple_of(512) {
                         if cancelled() {
-                            return Err(StoreError::Cancelled); // dropping `tx` rolls back
+                            return Err(crate::jobs::Cancelled.into()); // dropping `tx` rolls back
                         }
                         on_progress(done);
                     }
@@ -324,7 +324,7 @@ impl Store {
             }
         }
         if cancelled() {
-            return Err(StoreError::Cancelled);
+            return Err(crate::jobs::Cancelled.into());
         }
         tx.commit().map_err(err)?;
         on_progress(done);

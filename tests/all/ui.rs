@@ -506,7 +506,7 @@ fn the_train_panel_retrains_in_the_background_compares_versions_and_rolls_back()
         notice.text
     );
     let store = Store::open(&s.db).unwrap();
-    assert_eq!(store.active_version("bert").unwrap(), Some(2));
+    assert_eq!(store.active_version(ModelKind::Bert).unwrap(), Some(2));
     assert_eq!(store.model_version(2).unwrap().parent_id, Some(1));
     assert_eq!(s.harness.state().model_versions().rows.len(), 2);
     s.harness.get_by_label("#2 beside #1");
@@ -519,7 +519,7 @@ fn the_train_panel_retrains_in_the_background_compares_versions_and_rolls_back()
     s.harness.run_steps(2);
     s.harness.get_by_label("Use this version").click();
     s.harness.run_steps(2);
-    assert_eq!(store.active_version("bert").unwrap(), Some(1));
+    assert_eq!(store.active_version(ModelKind::Bert).unwrap(), Some(1));
     assert_eq!(s.harness.state().model_versions().active.bert, Some(1));
     let notice = s.harness.state().notice().unwrap().text.clone();
     assert_eq!(notice, "BERT only version 1 is now in use; the list order follows it.");
@@ -571,7 +571,7 @@ fn the_list_orders_by_risk_shows_p_fake_and_the_item_view_shows_args_trust() {
         // An ARG version with made-up predictions: item 7 the riskiest, then 42; the rest below 0.9.
         let run = store.start_training_run(&serde_json::json!({})).unwrap();
         let version = NewModelVersion {
-            kind: "arg".into(),
+            kind: argus::domain::ModelKind::Arg,
             parent_id: None,
             config: serde_json::json!({}),
             metrics: serde_json::json!({}),
