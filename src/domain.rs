@@ -15,6 +15,56 @@ pub type JudgementId = i64;
 /// Row id of a dataset.
 pub type DatasetId = i64;
 
+/// A name that matches no variant of a [`named_enum!`] enum: what was given, and every name that would do.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {what} '{given}'; known: {known}")]
+pub struct UnknownName {
+    pub what: &'static str,
+    pub given: String,
+    pub known: String,
+}
+
+/// Gives a fieldless enum the names it is typed, stored and exported under: `ALL` (every variant, in the order
+/// users see them), `as_str`, `Display`, and `FromStr` (any case, surrounding spaces ignored) whose error,
+/// [`UnknownName`], lists the known names. One table per enum instead of three hand-written `match`es.
+macro_rules! named_enum {
+    ($name:ident, $what:literal, { $($variant:ident => $text:literal),+ $(,)? }) => {
+        impl $name {
+            /// Every variant, in the order they are listed to users.
+            pub const ALL: [Self; [$($text),+].len()] = [$(Self::$variant),+];
+
+            /// The name used on the command line, in files and in the database.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $text),+
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = $crate::domain::UnknownName;
+
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                let given = s.trim();
+                Self::ALL.into_iter().find(|v| v.as_str().eq_ignore_ascii_case(given)).ok_or_else(|| {
+                    $crate::domain::UnknownName {
+                        what: $what,
+                        given: given.to_owned(),
+                        known: [$($text),+].join(", "),
+                    }
+                })
+            }
+        }
+    };
+}
+pub(crate) use named_enum;
+
 /// A verdict on a news item: what a person, a gold label or a rationale says about it.
 ///
 /// `Other` is ARG's third LLM class ("other": the rationale takes no side); for a person it means *unsure*.
@@ -85,20 +135,12 @@ pub enum ModelKind {
     Bert,
 }
 
+named_enum!(ModelKind, "model kind", { Arg => "arg", Argd => "argd", Bert => "bert" });
+
 impl ModelKind {
-    pub const ALL: [ModelKind; 3] = [ModelKind::Arg, ModelKind::Argd, ModelKind::Bert];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Arg => "arg",
-            Self::Argd => "argd",
-            Self::Bert => "bert",
-        }
-    }
-
     /// The stored name (`arg`, `argd`, `bert`), any case, surrounding spaces ignored.
     pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|k| k.as_str() == s.trim().to_ascii_lowercase())
+        s.parse().ok()
     }
 
     pub fn human_name(self) -> &'static str {
@@ -107,19 +149,6 @@ impl ModelKind {
             Self::Argd => "ARG-D",
             Self::Bert => "BERT only",
         }
-    }
-}
-
-impl std::fmt::Display for ModelKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl std::str::FromStr for ModelKind {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        Self::parse(s).ok_or_else(|| format!("unknown model kind '{s}' (expected arg, argd or bert)"))
     }
 }
 
@@ -137,24 +166,16 @@ pub enum RationaleOrigin {
     Repaired,
 }
 
-impl RationaleOrigin {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Imported => "imported",
-            Self::Generated => "generated",
-            Self::Human => "human",
-            Self::Repaired => "repaired",
-        }
-    }
+named_enum!(RationaleOrigin, "rationale origin", {
+    Imported => "imported",
+    Generated => "generated",
+    Human => "human",
+    Repaired => "repaired",
+});
 
+impl RationaleOrigin {
     pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "imported" => Some(Self::Imported),
-            "generated" => Some(Self::Generated),
-            "human" => Some(Self::Human),
-            "repaired" => Some(Self::Repaired),
-            _ => None,
-        }
+        s.parse().ok()
     }
 }
 

@@ -236,8 +236,9 @@ pub fn spawn<T: Send + 'static>(
                         .unwrap_or_else(|| "unknown panic".into());
                     Err(anyhow::anyhow!("job '{}' crashed: {what}", worker_state.name))
                 });
-            sender.send(outcome);
+            // Finished before the value is sent: whoever has the value (`wait`, `try_take`) also sees the name free.
             worker_state.finished.store(true, Ordering::Release);
+            sender.send(outcome);
             (worker_state.waker)();
         })
         .map_err(|source| JobError::Spawn { name, source })?;
@@ -292,10 +293,14 @@ mod tests {
         .unwrap();
         assert!(job.try_take().is_none());
         gate.store(true, Ordering::Relaxed);
-        while !job.state().is_finished() {
+        let result = loop {
+            if let Some(r) = job.try_take() {
+                break r;
+            }
             std::thread::sleep(std::time::Duration::from_millis(1));
-        }
-        assert_eq!(job.try_take().unwrap().unwrap(), 7);
+        };
+        assert!(job.state().is_finished());
+        assert_eq!(result.unwrap(), 7);
         assert!(job.try_take().is_none(), "a result is taken once");
     }
 

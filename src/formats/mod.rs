@@ -43,32 +43,18 @@ pub enum Format {
     SideBySide,
 }
 
+crate::domain::named_enum!(Format, "explanation format", {
+    FreeText => "free-text",
+    AnnotatedReport => "annotated-report",
+    MarkupAndMask => "markup-and-mask",
+    Procedural => "procedural",
+    Subquestions => "subquestions",
+    DecisionTree => "decision-tree",
+    ClaimCard => "claim-card",
+    SideBySide => "side-by-side",
+});
+
 impl Format {
-    pub const ALL: [Format; 8] = [
-        Format::FreeText,
-        Format::AnnotatedReport,
-        Format::MarkupAndMask,
-        Format::Procedural,
-        Format::Subquestions,
-        Format::DecisionTree,
-        Format::ClaimCard,
-        Format::SideBySide,
-    ];
-
-    /// The name used on the command line, in the database and in exports.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Format::FreeText => "free-text",
-            Format::AnnotatedReport => "annotated-report",
-            Format::MarkupAndMask => "markup-and-mask",
-            Format::Procedural => "procedural",
-            Format::Subquestions => "subquestions",
-            Format::DecisionTree => "decision-tree",
-            Format::ClaimCard => "claim-card",
-            Format::SideBySide => "side-by-side",
-        }
-    }
-
     /// The name people read.
     pub fn title(self) -> &'static str {
         match self {
@@ -83,20 +69,14 @@ impl Format {
         }
     }
 
+    /// Parses a format's name, any case, `_` read as `-`.
     pub fn parse(s: &str) -> Option<Format> {
-        let s = s.trim().to_lowercase().replace('_', "-");
-        Format::ALL.into_iter().find(|f| f.as_str() == s)
+        s.replace('_', "-").parse().ok()
     }
 
     /// True for the formats the LLM writes from the rationale (the others are shown from what is stored).
     pub fn needs_llm(self) -> bool {
         !matches!(self, Format::FreeText | Format::SideBySide)
-    }
-}
-
-impl std::fmt::Display for Format {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 

@@ -170,17 +170,6 @@ pub fn order_ids(ids: &[ItemId], signals: &HashMap<ItemId, Signals>, order: Orde
     }
 }
 
-/// The fact-checker's queue: items nobody has judged yet, riskiest first.
-pub fn fact_checker_queue(store: &Store) -> Result<Vec<(ItemId, Option<f64>)>> {
-    let signals = load_signals(store)?;
-    let unjudged: Vec<ItemId> =
-        store.item_ids()?.into_iter().filter(|id| signals.get(id).is_none_or(|s| s.human.is_empty())).collect();
-    Ok(order_ids(&unjudged, &signals, Order::Risk, 0)
-        .into_iter()
-        .map(|id| (id, signals.get(&id).and_then(Signals::p_fake)))
-        .collect())
-}
-
 /// Cost-aware routing: of the items ARG-D scored, the `share` (0..1) it is least sure about (closest to 0.5), the
 /// ones worth rationales and ARG. Returns them most uncertain first.
 pub fn route(argd: &HashMap<ItemId, f64>, share: f64) -> Vec<ItemId> {

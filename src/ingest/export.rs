@@ -14,11 +14,10 @@ use std::fmt;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 
 use serde_json::{Map, Value, json};
 
-use super::{ParseOptionError, normalize_split};
+use super::normalize_split;
 use crate::domain::{Rationale, Verdict, resolve_verdicts};
 use crate::store::formats::FeedbackExportRow;
 use crate::store::{ExportRow, Store, StoreError};
@@ -34,37 +33,7 @@ pub enum ExportFormat {
     Csv,
 }
 
-impl ExportFormat {
-    /// Every export format.
-    pub const ALL: [Self; 3] = [Self::ArgJson, Self::Jsonl, Self::Csv];
-
-    /// The name used on the command line.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::ArgJson => "arg-json",
-            Self::Jsonl => "jsonl",
-            Self::Csv => "csv",
-        }
-    }
-}
-
-impl fmt::Display for ExportFormat {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for ExportFormat {
-    type Err = ParseOptionError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let s = s.trim().to_ascii_lowercase();
-        Self::ALL
-            .into_iter()
-            .find(|f| f.as_str() == s)
-            .ok_or_else(|| ParseOptionError(format!("unknown export format '{s}'; known: arg-json, jsonl, csv")))
-    }
-}
+crate::domain::named_enum!(ExportFormat, "export format", { ArgJson => "arg-json", Jsonl => "jsonl", Csv => "csv" });
 
 /// Errors of [`export`]. Nothing is left half-written when one is returned.
 #[derive(Debug, thiserror::Error)]

@@ -13,7 +13,6 @@ pub mod export;
 mod readers;
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
@@ -102,23 +101,16 @@ pub enum FileFormat {
     Jsonl,
 }
 
+crate::domain::named_enum!(FileFormat, "format", {
+    ArgJson => "arg-json",
+    LiarPlusTsv => "liar-plus-tsv",
+    LiarPlusJsonl => "liar-plus-jsonl",
+    Liar2Csv => "liar2-csv",
+    Csv => "csv",
+    Jsonl => "jsonl",
+});
+
 impl FileFormat {
-    /// Every format, in the order they are listed to users.
-    pub const ALL: [Self; 6] =
-        [Self::ArgJson, Self::LiarPlusTsv, Self::LiarPlusJsonl, Self::Liar2Csv, Self::Csv, Self::Jsonl];
-
-    /// The name used on the command line and stored as the dataset's format.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::ArgJson => "arg-json",
-            Self::LiarPlusTsv => "liar-plus-tsv",
-            Self::LiarPlusJsonl => "liar-plus-jsonl",
-            Self::Liar2Csv => "liar2-csv",
-            Self::Csv => "csv",
-            Self::Jsonl => "jsonl",
-        }
-    }
-
     /// True for the generic formats, which need a [`ColumnMap`].
     pub fn needs_column_map(self) -> bool {
         matches!(self, Self::Csv | Self::Jsonl)
@@ -166,24 +158,6 @@ impl FileFormat {
 
 fn format_names() -> String {
     FileFormat::ALL.iter().map(|f| f.as_str()).collect::<Vec<_>>().join(", ")
-}
-
-impl fmt::Display for FileFormat {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for FileFormat {
-    type Err = ParseOptionError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let s = s.trim().to_ascii_lowercase();
-        Self::ALL
-            .into_iter()
-            .find(|f| f.as_str() == s)
-            .ok_or_else(|| ParseOptionError(format!("unknown format '{s}'; known formats: {}", format_names())))
-    }
 }
 
 // -------------------------------------------------------------------------------------------------------------

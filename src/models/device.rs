@@ -84,15 +84,6 @@ pub fn describe(device: &Device) -> String {
     }
 }
 
-/// The device's name as stored with measurements (`cpu`, `cuda`, `metal`).
-pub fn short_name(device: &Device) -> &'static str {
-    match device {
-        Device::Cpu => "cpu",
-        Device::Cuda(_) => "cuda",
-        Device::Metal(_) => "metal",
-    }
-}
-
 fn open_cuda(ordinal: usize) -> Result<Device> {
     if !cfg!(feature = "cuda") {
         return Err(ModelError::Device {
