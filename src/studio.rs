@@ -14,7 +14,7 @@ use crate::domain::{
     AnnotatorId, Item, ItemId, ItemSummary, Judgement, JudgementId, NewFeedback, NewJudgement, Rationale, RationaleId,
     RationaleOrigin, Verdict,
 };
-use crate::formats::Format;
+use crate::formats::{Format, FormatError};
 use crate::formats::generate::{self, Rendered};
 use crate::guidance::metrics::Metrics;
 use crate::guidance::net::ModelKind;
@@ -193,6 +193,23 @@ impl ActiveVersions {
     }
 }
 
+/// Why the workspace could not do what it was asked. Whatever it had committed before stays; nothing half-done is.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkspaceError {
+    #[error("'{0}' is not a built-in perspective")]
+    UnknownPerspective(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Study(#[from] StudyError),
+    #[error(transparent)]
+    Format(#[from] FormatError),
+    #[error(transparent)]
+    Import(#[from] ingest::ImportError),
+    #[error(transparent)]
+    Ingest(#[from] ingest::IngestError),
+}
+
 /// A user action. Produced by the UI (or a test), carried out by [`Workspace::apply`].
 #[derive(Clone, Debug, PartialEq)]
 pub enum Command {
@@ -308,7 +325,7 @@ pub struct Workspace {
 impl Workspace {
     /// Opens `db` for `annotator` and loads the item list. With `seed_demo`, an empty database first gets the
     /// bundled demo sample (this is how the built-in demo is created on first use).
-    pub fn open(db: &Path, annotator: &str, seed_demo: bool, progress: &dyn Progress) -> anyhow::Result<Self> {
+    pub fn open(db: &Path, annotator: &str, seed_demo: bool, progress: &dyn Progress) -> Result<Self, WorkspaceError> {
         progress.set(0, 0, "opening database");
         let mut store = Store::open(db)?;
         if seed_demo && store.stats()?.items == 0 {
@@ -486,9 +503,9 @@ impl Workspace {
     }
 
     /// Carries out one user action. Anything it writes is committed when it returns.
-    pub fn apply(&mut self, command: Command) -> Result<Outcome, StoreError> {
+    pub fn apply(&mut self, command: Command) -> Result<Outcome, WorkspaceError> {
         match command {
-            Command::Judge { verdict, confidence, note } => self.judge(verdict, confidence, note),
+            Command::Judge { verdict, confidence, note } => Ok(self.judge(verdict, confidence, note)?),
             Command::Skip | Command::Next => Ok(self.step(1)),
             Command::Previous => Ok(self.step(-1)),
             Command::SelectRow(row) => {
@@ -497,7 +514,7 @@ impl Workspace {
                 }
                 Ok(Outcome::Moved)
             }
-            Command::Undo => self.undo(),
+            Command::Undo => Ok(self.undo()?),
             Command::SetFilter(filter) => {
                 if filter != self.filter {
                     let selected = self.selected_id();
@@ -565,11 +582,11 @@ impl Workspace {
             }
             Command::SetOrder(order) => {
                 self.order = order;
-                self.reorder(false)
+                Ok(self.reorder(false)?)
             }
             Command::SetFactCheckQueue(on) => {
                 self.fact_check_queue = on;
-                self.reorder(false)
+                Ok(self.reorder(false)?)
             }
             Command::ReloadPredictions => {
                 self.active = ActiveVersions::load(&self.store)?;
@@ -584,7 +601,7 @@ impl Workspace {
                 Ok(Outcome::VersionInUse { version, kind })
             }
             Command::RegisterStudy(spec) => {
-                let (study, outcome) = studies::register(&mut self.store, &spec).map_err(study_to_store_error)?;
+                let (study, outcome) = studies::register(&mut self.store, &spec)?;
                 Ok(Outcome::StudyRegistered { name: study.name, version: study.version, outcome })
             }
             Command::Adjudicate { item, verdict, note } => {
@@ -596,7 +613,7 @@ impl Workspace {
                 let builtin = builtin_perspectives()
                     .into_iter()
                     .find(|p| p.key == key)
-                    .ok_or_else(|| StoreError::Invalid(format!("'{key}' is not a built-in perspective")))?;
+                    .ok_or_else(|| WorkspaceError::UnknownPerspective(key.clone()))?;
                 self.store.save_perspective(&builtin)?;
                 self.perspectives = self.store.perspectives()?;
                 Ok(Outcome::PerspectiveSaved { key })
@@ -713,8 +730,9 @@ impl Workspace {
 
     /// The explanation view's data for the latest revision `r` of a rationale chain.
     fn explain_of(&self, r: &Rationale) -> Result<RationaleExplain, StoreError> {
-        let invalid = |e: crate::formats::FormatError| match e {
-            crate::formats::FormatError::Store(e) => e,
+        // Free text and side by side are read from the store, stored renderings re-parsed: a failure is the store's.
+        let invalid = |e: FormatError| match e {
+            FormatError::Store(e) => e,
             e => StoreError::Invalid(e.to_string()),
         };
         let mut renderings = Vec::new();
@@ -821,7 +839,7 @@ fn model_signals(store: &Store, active: &ActiveVersions) -> Result<HashMap<ItemI
 
 impl Workspace {
     /// Every model version with its metrics and epochs, and the versions in use (for the Train panel).
-    pub fn versions(&self) -> anyhow::Result<VersionsCache> {
+    pub fn versions(&self) -> Result<VersionsCache, StoreError> {
         VersionsCache::load(&self.store)
     }
 
@@ -834,14 +852,14 @@ impl Workspace {
 }
 
 /// Loads the item list of `db` for `annotator` with a connection of its own (for a background job).
-pub fn load_summaries(db: &Path, annotator: &str) -> anyhow::Result<Vec<ItemSummary>> {
+pub fn load_summaries(db: &Path, annotator: &str) -> Result<Vec<ItemSummary>, StoreError> {
     let store = Store::open(db)?;
     let id = store.annotator_id(annotator)?;
-    Ok(store.item_summaries(Some(id))?)
+    store.item_summaries(Some(id))
 }
 
 /// Imports the bundled demo sample (300 LIAR2 claims, see `assets/demo/SOURCE.md`) into `store`.
-pub fn import_demo(store: &mut Store, progress: &dyn Progress) -> anyhow::Result<()> {
+pub fn import_demo(store: &mut Store, progress: &dyn Progress) -> Result<(), WorkspaceError> {
     progress.set(0, 0, "importing the demo dataset");
     let parsed = ingest::read_demo_sample()?;
     store.import(&[(parsed.dataset, parsed.items)], &mut |_| {}, &|| progress.is_cancelled())?;
@@ -885,7 +903,7 @@ pub struct VersionsCache {
 
 impl VersionsCache {
     /// Reads every version (with its metrics and epochs) and the versions in use.
-    pub fn load(store: &Store) -> anyhow::Result<Self> {
+    pub fn load(store: &Store) -> Result<Self, StoreError> {
         let mut rows = Vec::new();
         for v in store.model_versions()? {
             let metrics = |key: &str| serde_json::from_value::<Metrics>(v.metrics.get(key)?.clone()).ok();
@@ -920,12 +938,6 @@ impl VersionsCache {
 
 /// A study error as the workspace's error (the store's own errors pass through; the rest keep their sentence, which
 /// names the field, the question or the file).
-fn study_to_store_error(err: StudyError) -> StoreError {
-    match err {
-        StudyError::Store(e) => e,
-        other => StoreError::Invalid(other.to_string()),
-    }
-}
 
 /// A registered study: its name and versions (oldest first).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -999,7 +1011,7 @@ impl Workspace {
     }
 
     /// The news and the rationale of a study item as the flow shows it (read once per step).
-    pub fn study_item(&self, view: &ItemView) -> anyhow::Result<StudyItemShown> {
+    pub fn study_item(&self, view: &ItemView) -> Result<StudyItemShown, WorkspaceError> {
         let item = self.store.item(view.item)?;
         let rationale = view.rationale.map(|id| self.store.rationale(id)).transpose()?;
         let rendered = match &rationale {

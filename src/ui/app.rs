@@ -848,7 +848,7 @@ impl ArgusApp {
         let waker = self.waker();
         let job_db = db.clone();
         let name = annotator.clone();
-        match self.jobs.spawn("open database", waker, move |p| Workspace::open(&job_db, &name, seed_demo, p)) {
+        match self.jobs.spawn("open database", waker, move |p| Ok(Workspace::open(&job_db, &name, seed_demo, p)?)) {
             Ok(job) => {
                 self.settings.annotator = Some(annotator);
                 self.phase = Phase::Opening { job, db };
