@@ -95,7 +95,8 @@ pub struct Encoder {
 impl Encoder {
     pub fn run(self, g: &Global) -> anyhow::Result<ExitCode> {
         let dir = model_path(&self.model)?;
-        let report = crate::bench::models::encoder(&dir, g.device(), self.batch, self.length, self.reps, !self.no_peer)?;
+        let report =
+            crate::bench::models::encoder(&dir, g.device(), self.batch, self.length, self.reps, !self.no_peer)?;
         print!("{report}");
         Ok(ExitCode::SUCCESS)
     }
@@ -293,8 +294,14 @@ pub struct Generate {
 impl Generate {
     pub fn run(self, g: &Global) -> anyhow::Result<ExitCode> {
         let path = model_path(&self.model)?;
-        let report =
-            crate::bench::models::generate(&path, g.device(), self.prompt_tokens, self.generate, self.reps, !self.no_peer)?;
+        let report = crate::bench::models::generate(
+            &path,
+            g.device(),
+            self.prompt_tokens,
+            self.generate,
+            self.reps,
+            !self.no_peer,
+        )?;
         print!("{report}");
         Ok(ExitCode::SUCCESS)
     }

@@ -61,7 +61,8 @@ impl Explain {
         bar.finish();
         if self.json {
             // Through a `Value`, as before: its keys are sorted.
-            let value = if let [one] = out.as_slice() { serde_json::to_value(one)? } else { serde_json::to_value(&out)? };
+            let value =
+                if let [one] = out.as_slice() { serde_json::to_value(one)? } else { serde_json::to_value(&out)? };
             print_json(&value)?;
         } else {
             let news = store.item(self.item)?.text;

@@ -31,10 +31,9 @@ impl Route {
         let request = RouteRequest {
             share: self.share,
             device,
-            writer: self.writer.map(|model| RouteWriter {
-                settings: local_settings(model, device),
-                perspectives: self.perspectives,
-            }),
+            writer: self
+                .writer
+                .map(|model| RouteWriter { settings: local_settings(model, device), perspectives: self.perspectives }),
         };
         let bar = ProgressBar::new();
         let report = route_database(&self.db, &request, &bar, &mut print_plan, &mut print_failure)?;

@@ -179,7 +179,9 @@ impl RunSim {
         let strict = Exclusions { failed_attention: true, too_fast: true };
         let excluded = analysis::analyse(&store, &summary.study, Some(summary.version), strict)?;
         if self.json {
-            print_json(&serde_json::json!({ "simulation": summary, "analysis": plain, "analysis_excluded": excluded }))?;
+            print_json(
+                &serde_json::json!({ "simulation": summary, "analysis": plain, "analysis_excluded": excluded }),
+            )?;
             return Ok(ExitCode::SUCCESS);
         }
         println!(
@@ -261,7 +263,8 @@ pub struct Analyse {
 impl Analyse {
     pub fn run(self, _: &Global) -> anyhow::Result<ExitCode> {
         existing(&self.db)?;
-        let exclusions = Exclusions { failed_attention: self.exclude_failed_attention, too_fast: self.exclude_too_fast };
+        let exclusions =
+            Exclusions { failed_attention: self.exclude_failed_attention, too_fast: self.exclude_too_fast };
         let a = analysis::analyse(&Store::open(&self.db)?, &self.study, self.version, exclusions)?;
         if self.json {
             print_json(&a)?;

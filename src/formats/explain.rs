@@ -9,7 +9,7 @@ use crate::store::{Store, StoreError};
 
 /// A format name that is neither a format nor `all`.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("no format `{0}` (known: {}, all)", Format::ALL.map(Format::as_str).join(", "))]
+#[error("no format `{0}` (known: {known}, all)", known = Format::ALL.map(Format::as_str).join(", "))]
 pub struct UnknownFormat(pub String);
 
 /// The formats `name` stands for: one format ([`Format::parse`]), or every format for `all`.

@@ -63,13 +63,20 @@ pub enum RouteError {
     NoArg,
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Writing the routed items' rationales failed (boxed: the model errors inside are large).
     #[error(transparent)]
-    Write(#[from] rationales::WriteError),
+    Write(Box<rationales::WriteError>),
     #[error(transparent)]
     Perspective(#[from] rationales::PerspectiveError),
     /// Scoring or predicting with a guidance model failed.
     #[error(transparent)]
     Predict(#[from] anyhow::Error),
+}
+
+impl From<rationales::WriteError> for RouteError {
+    fn from(e: rationales::WriteError) -> Self {
+        Self::Write(Box::new(e))
+    }
 }
 
 /// Routes database `db`: ARG-D predicts (and stores) every item, [`triage::route`] picks the least sure share; with

@@ -377,9 +377,8 @@ mod tests {
             source_path: "six.csv".into(),
             license_note: None,
         };
-        let items: Vec<crate::domain::NewItem> = (1..=6)
-            .map(|i| crate::domain::NewItem { text: format!("claim {i}"), ..Default::default() })
-            .collect();
+        let items: Vec<crate::domain::NewItem> =
+            (1..=6).map(|i| crate::domain::NewItem { text: format!("claim {i}"), ..Default::default() }).collect();
         store.import(&[(dataset, items)], &mut |_| {}, &|| false).unwrap();
         let names: Vec<String> = [" ann", "bob", ""].iter().map(|s| s.to_string()).collect();
         let first = assign_new(&mut store, &names, 1, 0, Some(vec![1, 2, 3, 4])).unwrap();
