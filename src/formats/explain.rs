@@ -112,13 +112,14 @@ mod tests {
         let (item, bare) = (1, 2);
 
         let first = choose(&store, item, &[Format::FreeText], None, false, true).unwrap();
-        assert_eq!((first.rationale.perspective.as_str(), first.needs_model), ("td", false), "free text needs none");
-        let cs = choose(&store, item, &[Format::Procedural], Some("cs"), false, true).unwrap();
-        assert_eq!((cs.rationale.text.as_str(), cs.needs_model), ("Look up.", true), "nothing stored yet");
-        assert!(!choose(&store, item, &[Format::Procedural], Some("cs"), true, false).unwrap().needs_model);
+        // The store lists an item's rationales by perspective key: `cs` first.
+        assert_eq!((first.rationale.perspective.as_str(), first.needs_model), ("cs", false), "free text needs none");
+        let td = choose(&store, item, &[Format::Procedural], Some("td"), false, true).unwrap();
+        assert_eq!((td.rationale.text.as_str(), td.needs_model), ("It is blue.", true), "nothing stored yet");
+        assert!(!choose(&store, item, &[Format::Procedural], Some("td"), true, false).unwrap().needs_model);
 
         let rendering = NewRendering {
-            rationale_id: cs.rationale.id,
+            rationale_id: td.rationale.id,
             format: Format::Procedural.as_str().into(),
             model: "scripted".into(),
             prompt_key: "key".into(),
@@ -132,14 +133,14 @@ mod tests {
             seconds_taken: 0.0,
         };
         store.save_rendering(&rendering).unwrap();
-        assert!(!choose(&store, item, &[Format::Procedural], Some("cs"), false, true).unwrap().needs_model);
+        assert!(!choose(&store, item, &[Format::Procedural], Some("td"), false, true).unwrap().needs_model);
         assert!(
-            choose(&store, item, &[Format::Procedural], Some("cs"), true, true).unwrap().needs_model,
+            choose(&store, item, &[Format::Procedural], Some("td"), true, true).unwrap().needs_model,
             "a named writer writes from its own prompt"
         );
 
         let err = choose(&store, item, &[Format::FreeText], Some("fc"), false, true).unwrap_err().to_string();
-        assert_eq!(err, "item 1 has no rationale from perspective `fc` (it has: td, cs)");
+        assert_eq!(err, "item 1 has no rationale from perspective `fc` (it has: cs, td)");
         assert!(matches!(choose(&store, bare, &[], None, false, true), Err(ExplainError::NoRationale(2))));
         assert!(matches!(choose(&store, 99, &[], None, false, true), Err(ExplainError::Store(_))));
     }
