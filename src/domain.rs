@@ -403,6 +403,23 @@ pub struct Stats {
     pub judged_items: u64,
 }
 
+/// One line: `3 datasets, 3580 items (0 judged), 3100 rationales, 0 judgements, 0 feedback, 0 annotators`.
+impl std::fmt::Display for Stats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} datasets, {} items ({} judged), {} rationales, {} judgements, {} feedback, {} annotators",
+            self.datasets,
+            self.items,
+            self.judged_items,
+            self.rationales,
+            self.judgements,
+            self.feedback,
+            self.annotators
+        )
+    }
+}
+
 /// Resolves several people's verdicts on one item into one: an adjudicated verdict wins, else the majority;
 /// a tie gives `None`.
 pub fn resolve_verdicts<'a>(judgements: impl IntoIterator<Item = &'a Judgement>) -> Option<Verdict> {

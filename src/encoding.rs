@@ -23,6 +23,23 @@ pub struct EncodingSummary {
     pub seconds: f64,
 }
 
+/// One line: how many texts, encoded now or found in the cache, by which encoder on which device, where.
+impl std::fmt::Display for EncodingSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} texts: {} encoded now, {} already cached ({} on {}, {:.1} s) in {}",
+            self.texts,
+            self.stats.encoded,
+            self.stats.hits,
+            self.encoder,
+            self.device,
+            self.seconds,
+            self.cache.display()
+        )
+    }
+}
+
 /// The distinct texts of `db` an ARG model reads: news (title and text) and the latest rationales.
 pub fn texts_of(store: &Store) -> anyhow::Result<Vec<String>> {
     let mut texts = Vec::new();

@@ -1,9 +1,10 @@
 //! Argus: a desktop studio for reviewing news with local-LLM rationales, human feedback and the ARG guidance model.
 //!
-//! The library holds everything; `src/main.rs` only parses the command line. See `ARCHITECTURE.md` for the module
-//! map and what each module may not touch.
+//! The library holds everything, the command line included (`cli`); `src/main.rs` only sets up the process and
+//! dispatches. See `ARCHITECTURE.md` for the module map and what each module may not touch.
 
 pub mod bench;
+pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod encoding;

@@ -111,6 +111,21 @@ pub struct Summary {
     pub last_error: Option<String>,
 }
 
+/// The line `argus rationales` ends with.
+impl std::fmt::Display for Summary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "wrote {} rationales ({} with a verdict), {} already done, {} failed; {:.1} tokens/s",
+            self.written,
+            self.with_verdict,
+            self.already_done,
+            self.failed,
+            self.tokens_per_second()
+        )
+    }
+}
+
 impl Summary {
     pub fn tokens_per_second(&self) -> f64 {
         if self.generate_seconds > 0.0 { self.completion_tokens as f64 / self.generate_seconds } else { 0.0 }
@@ -406,6 +421,53 @@ pub enum Backend {
     OpenAi(crate::models::openai::OpenAiSettings),
 }
 
+/// Why a writer's settings give no backend.
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    /// The OpenAI-compatible backend without a served model's name.
+    #[error("the OpenAI-compatible backend needs a model name (Models > Writer settings)")]
+    NoServedModel,
+    /// The local model could not be fetched.
+    #[error(transparent)]
+    Model(#[from] ModelError),
+}
+
+impl Backend {
+    /// The one place a writer's settings become a backend (the CLI builds [`WriterSettings`] from its flags, the
+    /// studio keeps them in its settings): a local catalog model is fetched first if missing (progress says so), a
+    /// path is taken as it is; the server's API key is read from the environment variable the settings name.
+    pub fn from_settings(settings: &WriterSettings, progress: &dyn Progress) -> Result<Self, BackendError> {
+        match settings.backend {
+            WriterBackend::Local => {
+                let gguf = crate::models::fetch::resolve(&settings.local_model, progress)?;
+                Ok(Backend::Local { gguf, device: settings.device, options: Default::default() })
+            }
+            WriterBackend::OpenAi => {
+                if settings.served_model.trim().is_empty() {
+                    return Err(BackendError::NoServedModel);
+                }
+                Ok(Backend::OpenAi(crate::models::openai::OpenAiSettings {
+                    url: settings.url.clone(),
+                    model: settings.served_model.clone(),
+                    api_key: std::env::var(&settings.api_key_env).ok().filter(|k| !k.is_empty()),
+                    concurrency: settings.concurrency.max(1),
+                    ..Default::default()
+                }))
+            }
+        }
+    }
+
+    /// A short name: the GGUF's file name, or the served model's name.
+    pub fn name(&self) -> String {
+        match self {
+            Backend::Local { gguf, .. } => {
+                gguf.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+            }
+            Backend::OpenAi(s) => s.model.clone(),
+        }
+    }
+}
+
 /// Opens the models of `backend`: one local writer, or one client per allowed concurrent request.
 pub fn open_models(backend: &Backend) -> Result<Vec<Box<dyn ChatModel>>, ModelError> {
     match backend {
@@ -419,4 +481,59 @@ pub fn open_models(backend: &Backend) -> Result<Vec<Box<dyn ChatModel>>, ModelEr
             Ok((0..client.concurrency().max(1)).map(|_| Box::new(client.clone()) as Box<dyn ChatModel>).collect())
         }
     }
+}
+
+/// A perspective key that the database does not know.
+#[derive(Debug, thiserror::Error)]
+pub enum PerspectiveError {
+    #[error("no perspective `{key}` (known: {})", known.join(", "))]
+    Unknown {
+        key: String,
+        /// The keys of the perspectives a model writes.
+        known: Vec<String>,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The database's perspectives with these keys, in the order given.
+pub fn perspectives_named(store: &Store, keys: &[String]) -> Result<Vec<Perspective>, PerspectiveError> {
+    let all = store.perspectives()?;
+    keys.iter()
+        .map(|key| {
+            all.iter().find(|p| &p.key == key).cloned().ok_or_else(|| PerspectiveError::Unknown {
+                key: key.clone(),
+                known: all.iter().filter(|p| p.generated).map(|p| p.key.clone()).collect(),
+            })
+        })
+        .collect()
+}
+
+/// Errors of [`write`].
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error(transparent)]
+    Run(#[from] RunError),
+}
+
+/// Opens the writer of `settings` and writes what `options` asks for ([`Backend::from_settings`], [`open_models`],
+/// [`plan`], [`run`]); `on_plan` hears the model's id and the plan before the first rationale is written.
+pub fn write(
+    store: &Store,
+    settings: &WriterSettings,
+    options: &RunOptions,
+    progress: &dyn Progress,
+    on_plan: &mut dyn FnMut(&str, &Plan),
+    on_event: &mut dyn FnMut(&Event),
+) -> Result<Summary, WriteError> {
+    let backend = Backend::from_settings(settings, progress)?;
+    let mut models = open_models(&backend)?;
+    let model_id = models.first().map(|m| m.model_id()).unwrap_or_default();
+    let plan = plan(store, &model_id, options)?;
+    on_plan(&model_id, &plan);
+    Ok(run(store, &mut models, plan, options, progress, on_event)?)
 }

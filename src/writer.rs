@@ -10,7 +10,6 @@ use std::sync::Mutex;
 use crate::domain::{ItemId, RationaleId, Verdict};
 use crate::formats::{self, Format, generate::Rendered, repair::RepairOutcome};
 use crate::jobs::Progress;
-use crate::models::openai::OpenAiSettings;
 use crate::models::{ChatModel, DeviceChoice};
 use crate::prompting::Perspective;
 use crate::rationales::{self, Backend, Event, RunOptions, Summary};
@@ -173,7 +172,8 @@ impl Writer {
         let mut slot = self.loaded.lock().map_err(|_| anyhow::anyhow!("the writer crashed earlier; restart Argus"))?;
         if slot.as_ref().is_none_or(|l| l.key != key) {
             *slot = None;
-            let (backend, description) = resolve(settings, progress)?;
+            let backend = Backend::from_settings(settings, progress)?;
+            let description = backend.name();
             if progress.is_cancelled() {
                 return Err(crate::jobs::Cancelled.into());
             }
@@ -264,29 +264,5 @@ impl Writer {
             wake();
         })?;
         Ok(summary)
-    }
-}
-
-/// The backend of `settings`, fetching a catalog model first if it is missing; and a short description.
-fn resolve(settings: &WriterSettings, progress: &dyn Progress) -> anyhow::Result<(Backend, String)> {
-    match settings.backend {
-        WriterBackend::Local => {
-            let gguf = crate::models::fetch::resolve(&settings.local_model, progress)?;
-            let name = gguf.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            Ok((Backend::Local { gguf, device: settings.device, options: Default::default() }, name))
-        }
-        WriterBackend::OpenAi => {
-            if settings.served_model.trim().is_empty() {
-                anyhow::bail!("the OpenAI-compatible backend needs a model name (Models > Writer settings)");
-            }
-            let openai = OpenAiSettings {
-                url: settings.url.clone(),
-                model: settings.served_model.clone(),
-                api_key: std::env::var(&settings.api_key_env).ok().filter(|k| !k.is_empty()),
-                concurrency: settings.concurrency.max(1),
-                ..Default::default()
-            };
-            Ok((Backend::OpenAi(openai), settings.served_model.clone()))
-        }
     }
 }

@@ -12,6 +12,7 @@
 //! tests.
 
 pub mod attribution;
+pub mod explain;
 pub mod generate;
 pub mod repair;
 

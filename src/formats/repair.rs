@@ -227,6 +227,25 @@ pub struct RepairOutcome {
 /// (`guidance::train::rescorer`); the formats know nothing of training.
 pub type Rescore<'a> = &'a mut dyn FnMut(i64, ItemId, &dyn Progress) -> anyhow::Result<()>;
 
+/// The text `argus repair` prints: the new revision, then the verdicts, the score and the edit's size.
+impl std::fmt::Display for RepairOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let show = |v: Option<Verdict>| v.map_or("unknown", |v| v.as_str());
+        writeln!(f, "revision {} (rationale {}):\n{}", self.revision, self.repaired_rationale, self.text)?;
+        writeln!(
+            f,
+            "verdict {} -> {}; reference {}; success {}; locality {}; {} words changed; {:.1} s",
+            show(self.verdict_before),
+            show(self.verdict_after),
+            show(self.reference),
+            self.success.map_or("not scored".to_owned(), |s| s.to_string()),
+            self.locality.map_or("n/a".to_owned(), |l| format!("{l:.2}")),
+            self.changed_words,
+            self.seconds
+        )
+    }
+}
+
 /// Applies feedback row `feedback_id` with `model`: writes the revised rationale (streaming its text to
 /// `on_token`), asks its verdict, stores the revision and the scored repair. When `rescore` is given and an ARG
 /// version is in use, ARG re-scores the item through it.

@@ -11,5 +11,7 @@ pub mod data;
 pub mod features;
 pub mod metrics;
 pub mod net;
+pub mod route;
 pub mod train;
 pub mod triage;
+pub mod versions;

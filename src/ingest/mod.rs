@@ -418,6 +418,57 @@ pub struct ImportOptions {
     pub dataset_name: Option<String>,
 }
 
+/// A `--map` or `--labels` value that did not parse; the message names the flag.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OptionsError {
+    /// The column map (`--map`).
+    #[error("--map: {0}")]
+    Map(ParseOptionError),
+    /// The label map (`--labels`).
+    #[error("--labels: {0}")]
+    Labels(ParseOptionError),
+}
+
+impl ImportOptions {
+    /// Import options from the words a user typed (the CLI's flags, the studio's import dialog): a format (`None`
+    /// guesses it per file), a column map ([`ColumnMap::parse`]), a label map replacing the default
+    /// ([`LabelMap::parse`]) and a dataset name.
+    pub fn from_flags(
+        format: Option<FileFormat>,
+        map: Option<&str>,
+        labels: Option<&str>,
+        name: Option<String>,
+    ) -> Result<Self, OptionsError> {
+        Ok(Self {
+            format,
+            columns: map.map(ColumnMap::parse).transpose().map_err(OptionsError::Map)?,
+            labels: labels.map(LabelMap::parse).transpose().map_err(OptionsError::Labels)?.unwrap_or_default(),
+            dataset_name: name,
+        })
+    }
+}
+
+/// What an import added, file by file, as `argus import` prints it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ImportReport {
+    /// The database imported into.
+    pub db: PathBuf,
+    /// Each file with what it added, in order.
+    pub files: Vec<(PathBuf, ImportSummary)>,
+}
+
+impl std::fmt::Display for ImportReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (mut items, mut rationales) = (0, 0);
+        for (file, s) in &self.files {
+            writeln!(f, "{}: {} items, {} rationales", file.display(), s.items, s.rationales)?;
+            items += s.items;
+            rationales += s.rationales;
+        }
+        writeln!(f, "added {items} items and {rationales} rationales to {}", self.db.display())
+    }
+}
+
 /// One file, read and checked, ready for [`Store::import`].
 #[derive(Clone, Debug, PartialEq)]
 pub struct ParsedFile {
@@ -592,6 +643,28 @@ pub fn normalize_split(name: &str) -> Option<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn options_from_flags_parse_both_maps_and_name_the_flag_that_failed() {
+        let o = ImportOptions::from_flags(
+            Some(FileFormat::Csv),
+            Some("content=statement,label=label"),
+            Some("pants-fire=fake,true=real"),
+            Some("mine".into()),
+        )
+        .unwrap();
+        assert_eq!(o.format, Some(FileFormat::Csv));
+        assert_eq!(o.columns.unwrap().content, "statement");
+        assert_eq!(o.labels.get("true"), Some(Verdict::Real));
+        assert_eq!(o.labels.get("half-true"), None, "a user label map replaces the default");
+        assert_eq!(o.dataset_name.as_deref(), Some("mine"));
+        let defaults = ImportOptions::from_flags(None, None, None, None).unwrap();
+        assert!(defaults.columns.is_none() && defaults.labels == LabelMap::default());
+        let map = ImportOptions::from_flags(None, Some("label=x"), None, None).unwrap_err();
+        assert!(matches!(map, OptionsError::Map(_)) && map.to_string().starts_with("--map: "), "{map}");
+        let labels = ImportOptions::from_flags(None, None, Some("a=maybe"), None).unwrap_err();
+        assert!(matches!(labels, OptionsError::Labels(_)) && labels.to_string().starts_with("--labels: "), "{labels}");
+    }
 
     #[test]
     fn default_label_map_knows_politifact_and_arg() {

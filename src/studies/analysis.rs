@@ -180,6 +180,49 @@ pub struct Analysis {
     pub questionnaire: BTreeMap<String, Estimate>,
 }
 
+/// The text `argus study analyse` prints: the flags and exclusions, then one line per condition.
+impl std::fmt::Display for Analysis {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let show = |e: &Option<Estimate>, scale: f64, unit: &str| match e {
+            Some(e) => format!("{:.2}{unit} [{:.2}, {:.2}]", e.mean * scale, e.ci_low * scale, e.ci_high * scale),
+            None => "n/a".to_owned(),
+        };
+        writeln!(
+            f,
+            "  {} participants ({} finished); {} failed an attention check, {} item answers too fast; left out: {} \
+             participants, {} item answers",
+            self.participants,
+            self.finished,
+            self.failed_attention,
+            self.too_fast_items,
+            self.excluded_participants,
+            self.excluded_items
+        )?;
+        for c in &self.conditions {
+            let questions: Vec<String> =
+                c.questions.iter().map(|(k, e)| format!("{k} {}", show(&Some(*e), 1.0, ""))).collect();
+            writeln!(
+                f,
+                "  {} ({}{}): {} items from {} participants; accuracy {}; time {}; {}; repairs {}",
+                c.condition,
+                c.format,
+                if c.shown_as_free_text > 0 {
+                    format!(", {} shown as free text", c.shown_as_free_text)
+                } else {
+                    String::new()
+                },
+                c.items,
+                c.participants,
+                show(&c.verdict_accuracy, 1.0, ""),
+                show(&c.time_ms, 0.001, " s"),
+                questions.join(", "),
+                c.repair.map_or("none".to_owned(), |r| format!("{}/{} succeeded", r.successes, r.scored)),
+            )?;
+        }
+        Ok(())
+    }
+}
+
 /// True for an item answer given faster than the study's minimum time per item.
 pub fn is_too_fast(spec: &StudySpec, row: &StudyResponseRow) -> bool {
     matches!(row.response.kind.as_str(), "item" | "gold")

@@ -10,12 +10,13 @@
 //!
 //! Pure functions: no SQLite, no UI.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
 use super::spec::{Design, ItemOrder, StudySpec};
 use crate::domain::ItemId;
+use crate::store::Store;
 
 /// SplitMix64 (Steele, Lea & Flood 2014): a small seeded generator with a fixed, documented output.
 #[derive(Clone, Debug)]
@@ -223,6 +224,72 @@ pub enum AssignError {
     /// An annotator is named twice.
     #[error("annotator `{0}` is named twice")]
     Duplicate(String),
+    /// An item asked for (`--only`) that the database does not hold.
+    #[error("--only: item {0} is not in the database")]
+    UnknownItem(ItemId),
+}
+
+/// The items still to route: `only` (every item when `None`) less those already assigned; an item of `only` that
+/// is not in `all` is refused.
+pub fn unassigned(
+    all: &[ItemId],
+    assigned: &BTreeSet<ItemId>,
+    only: Option<Vec<ItemId>>,
+) -> Result<Vec<ItemId>, AssignError> {
+    if let Some(missing) = only.iter().flatten().find(|i| !all.contains(i)) {
+        return Err(AssignError::UnknownItem(*missing));
+    }
+    Ok(only.unwrap_or_else(|| all.to_vec()).into_iter().filter(|i| !assigned.contains(i)).collect())
+}
+
+/// What [`assign_new`] did, as `argus assign` prints it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AssignReport {
+    /// Items routed now.
+    pub items: usize,
+    /// Annotators per item.
+    pub k: usize,
+    /// Assignments added.
+    pub added: usize,
+    /// Items that were assigned before.
+    pub already: usize,
+    /// Each annotator with the items assigned to them now (over all runs).
+    pub loads: Vec<(String, usize)>,
+}
+
+impl std::fmt::Display for AssignReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "assigned {} items to {} annotators each ({} assignments; {} items were already assigned)",
+            self.items, self.k, self.added, self.already
+        )?;
+        for (name, n) in &self.loads {
+            writeln!(f, "  {name}: {n} items")?;
+        }
+        Ok(())
+    }
+}
+
+/// Routes the items of `only` (every item when `None`) that nobody is assigned yet to `k` of `annotators` each
+/// ([`assign_items`], seeded) and stores the assignments. Names are trimmed; empty ones are dropped.
+pub fn assign_new(
+    store: &mut Store,
+    annotators: &[String],
+    k: usize,
+    seed: u64,
+    only: Option<Vec<ItemId>>,
+) -> Result<AssignReport, super::StudyError> {
+    let names: Vec<String> = annotators.iter().map(|a| a.trim().to_owned()).filter(|a| !a.is_empty()).collect();
+    let assigned: BTreeSet<ItemId> = store.assignments()?.into_iter().map(|(i, _)| i).collect();
+    let todo = unassigned(&store.item_ids()?, &assigned, only)?;
+    let pairs = assign_items(&todo, &names, k, seed)?;
+    let added = store.add_assignments(&pairs)?;
+    let loads = names
+        .iter()
+        .map(|name| Ok((name.clone(), store.assigned_items(name)?.len())))
+        .collect::<Result<_, crate::store::StoreError>>()?;
+    Ok(AssignReport { items: todo.len(), k, added, already: assigned.len(), loads })
 }
 
 /// Routes every item to `k` distinct annotators with balanced load: items are taken in a seeded order and each
@@ -286,6 +353,46 @@ mod tests {
                 assert_eq!(follows.len(), k * (k - 1));
             }
         }
+    }
+
+    #[test]
+    fn only_the_items_not_yet_assigned_are_routed_and_unknown_ones_are_refused() {
+        let all: Vec<ItemId> = (1..=6).collect();
+        let assigned = BTreeSet::from([2, 5]);
+        assert_eq!(unassigned(&all, &assigned, None).unwrap(), [1, 3, 4, 6]);
+        assert_eq!(unassigned(&all, &assigned, Some(vec![5, 4, 1])).unwrap(), [4, 1], "in the order asked");
+        assert_eq!(unassigned(&all, &BTreeSet::new(), Some(vec![])).unwrap(), Vec::<ItemId>::new());
+        let err = unassigned(&all, &assigned, Some(vec![3, 9])).unwrap_err();
+        assert_eq!(err, AssignError::UnknownItem(9));
+        assert_eq!(err.to_string(), "--only: item 9 is not in the database");
+    }
+
+    #[test]
+    fn assign_new_skips_what_is_assigned_and_reports_each_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path().join("assign.db")).unwrap();
+        let dataset = crate::domain::NewDataset {
+            name: "six".into(),
+            format: "csv".into(),
+            source_path: "six.csv".into(),
+            license_note: None,
+        };
+        let items: Vec<crate::domain::NewItem> =
+            (1..=6).map(|i| crate::domain::NewItem { text: format!("claim {i}"), ..Default::default() }).collect();
+        store.import(&[(dataset, items)], &mut |_| {}, &|| false).unwrap();
+        let names: Vec<String> = [" ann", "bob", ""].iter().map(|s| s.to_string()).collect();
+        let first = assign_new(&mut store, &names, 1, 0, Some(vec![1, 2, 3, 4])).unwrap();
+        assert_eq!((first.items, first.added, first.already), (4, 4, 0));
+        assert_eq!(first.loads, [("ann".to_owned(), 2), ("bob".to_owned(), 2)]);
+        let second = assign_new(&mut store, &names, 2, 0, Some(vec![3, 4, 5])).unwrap();
+        assert_eq!((second.items, second.added, second.already), (1, 2, 4), "items 3 and 4 were assigned");
+        assert_eq!(
+            second.to_string(),
+            "assigned 1 items to 2 annotators each (2 assignments; 4 items were already assigned)\n  ann: 3 items\n  \
+             bob: 3 items\n"
+        );
+        let err = assign_new(&mut store, &names, 1, 0, Some(vec![99_999])).unwrap_err();
+        assert!(err.to_string().contains("item 99999 is not in the database"), "{err}");
     }
 
     #[test]

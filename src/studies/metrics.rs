@@ -104,6 +104,72 @@ pub struct AgreementSummary {
     pub open_disagreements: usize,
 }
 
+/// The text `argus agreement` prints: the agreement coefficients, Cohen's kappa per pair, each annotator's
+/// metrics, adjudication, and the diagnostics as notes.
+impl std::fmt::Display for AgreementSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let show = |v: Option<f64>| v.map_or("n/a".to_owned(), |v| format!("{v:.3}"));
+        let r = &self.agreement;
+        writeln!(
+            f,
+            "{} items, {} annotators, {} ratings; labels: {}",
+            r.n_items,
+            r.n_annotators,
+            r.n_ratings,
+            r.labels.join(", ")
+        )?;
+        writeln!(
+            f,
+            "percent agreement {}; Fleiss' kappa {} ({} units with {} raters); Krippendorff's alpha {} ({} pairable \
+             units)",
+            show(r.percent_agreement),
+            show(r.fleiss.kappa),
+            r.fleiss.units_used,
+            r.fleiss.raters_per_unit,
+            show(r.alpha.alpha),
+            r.alpha.pairable_units
+        )?;
+        for l in &r.alpha.labels {
+            let fleiss = r.fleiss.categories.iter().find(|c| c.label == l.label).and_then(|c| c.kappa);
+            writeln!(f, "  {}: alpha {}, Fleiss' kappa {}", l.label, show(l.alpha), show(fleiss))?;
+        }
+        let p = &r.pairwise;
+        for i in 0..p.annotators.len() {
+            for j in i + 1..p.annotators.len() {
+                if p.n[i][j] > 0 {
+                    writeln!(
+                        f,
+                        "  Cohen's kappa {} / {}: {} on {} items",
+                        p.annotators[i],
+                        p.annotators[j],
+                        show(p.kappa[i][j]),
+                        p.n[i][j]
+                    )?;
+                }
+            }
+        }
+        for m in &self.annotators {
+            writeln!(
+                f,
+                "  {}: {} items, {} per active hour, median {} s per item, majority agreement {}, gold agreement {} \
+                 ({} items)",
+                m.annotator,
+                m.items_judged,
+                m.items_per_hour.map_or("n/a".to_owned(), |v| format!("{v:.1}")),
+                m.median_time_ms.map_or("n/a".to_owned(), |v| format!("{:.1}", v / 1000.0)),
+                show(m.majority_agreement),
+                show(m.gold_agreement),
+                m.gold_items
+            )?;
+        }
+        writeln!(f, "{} items adjudicated, {} disagreements open", self.adjudicated_items, self.open_disagreements)?;
+        for m in &r.diagnostics.messages {
+            writeln!(f, "note: {m}")?;
+        }
+        Ok(())
+    }
+}
+
 /// The agreement summary of the standing judgements in `store`.
 pub fn agreement_summary(store: &Store) -> Result<AgreementSummary> {
     let records = store.judgement_records()?;

@@ -76,6 +76,9 @@ pub enum StudyError {
     /// The store refused.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Items could not be routed to annotators.
+    #[error(transparent)]
+    Assign(#[from] assign::AssignError),
     /// Anything else, in a sentence.
     #[error("{0}")]
     Invalid(String),

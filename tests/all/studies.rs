@@ -374,7 +374,7 @@ fn a_run_killed_with_sigkill_resumes_at_the_exact_step_without_duplicates() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_argus"))
         .args(args)
         .arg(&db)
-        .args(["--pause-after-steps", "9"])
+        .env(argus::cli::study::PAUSE_AFTER_STEPS_ENV, "9")
         .env("ARGUS_LOG", "error")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

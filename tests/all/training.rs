@@ -13,7 +13,7 @@ use argus::store::Store;
 use super::models::model;
 
 /// A database of the first `n` demo items (LIAR2 claims with their justification as a `human` rationale).
-fn small_db(dir: &Path, n: usize) -> PathBuf {
+pub(super) fn small_db(dir: &Path, n: usize) -> PathBuf {
     let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/demo/liar2-sample.csv");
     let mut reader = csv::Reader::from_path(&demo).unwrap();
     let subset = dir.join("small.csv");
@@ -30,7 +30,7 @@ fn small_db(dir: &Path, n: usize) -> PathBuf {
 }
 
 /// Short texts and few epochs: these tests check behaviour, not quality.
-fn request(kind: ModelKind, seed: u64) -> TrainRequest {
+pub(super) fn request(kind: ModelKind, seed: u64) -> TrainRequest {
     let encoder = model(argus::models::catalog::DEMO_ENCODER);
     TrainRequest {
         encoder: encoder.display().to_string(),

@@ -1,0 +1,308 @@
+//! `argus bench store | encoder | train | quality | generate` (and the hidden `device-check`, `skeleton`): speed and
+//! quality measurements, each printing the library's report.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand};
+
+use super::progress::ProgressBar;
+use super::rationales::{local_settings, write_and_print};
+use super::train::parse_model_kind;
+use super::{Global, model_path};
+use crate::guidance::net::ModelKind;
+use crate::models::DeviceChoice;
+
+#[derive(Subcommand, Debug)]
+pub enum BenchCmd {
+    /// Commit latency of one judgement, import of synthetic rows, frame time of the item list.
+    Store(Store),
+    /// Encoder sentences/s (batch x length) beside PyTorch + transformers on the same inputs and threads.
+    Encoder(Encoder),
+    /// CPU against a GPU (`--device cuda`): encoder outputs and greedy tokens compared, both timed, on the real
+    /// architectures with seeded random weights (for lent GPU machines that cannot hold real weights).
+    #[command(hide = true)]
+    DeviceCheck(DeviceCheck),
+    /// Writes a weightless skeleton of a GGUF (metadata, tokenizer, tensor shapes) for `bench device-check`.
+    #[command(hide = true)]
+    Skeleton(Skeleton),
+    /// Guidance-model training speed: one ARG training step beside the PyTorch peer (same shapes, threads, run),
+    /// then one incremental retrain on 1,000 new judgements with cached frozen features.
+    Train(Train),
+    /// Quality on LIAR2 (binarised; valid.csv as train/val, test.csv as test): macro-F1 of the LLM verdicts alone,
+    /// BERT only, ARG and ARG-D, mean and std over seeds. With --writer, first writes LLM rationales for the
+    /// --perspectives (resumable); the stripped PolitiFact justification is always one more perspective.
+    Quality(Quality),
+    /// Prompt-processing and generation tokens/s of a GGUF beside llama.cpp on the same tokens and threads.
+    Generate(Generate),
+}
+
+impl BenchCmd {
+    pub fn run(self, g: &Global) -> anyhow::Result<ExitCode> {
+        match self {
+            BenchCmd::Store(c) => c.run(g),
+            BenchCmd::Encoder(c) => c.run(g),
+            BenchCmd::DeviceCheck(c) => c.run(g),
+            BenchCmd::Skeleton(c) => c.run(g),
+            BenchCmd::Train(c) => c.run(g),
+            BenchCmd::Quality(c) => c.run(g),
+            BenchCmd::Generate(c) => c.run(g),
+        }
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct Store {
+    /// Synthetic rows to import, and items in the list.
+    #[arg(long, default_value_t = 100_000)]
+    items: usize,
+    /// Judgements to commit for the latency figures.
+    #[arg(long, default_value_t = 2_000)]
+    commits: usize,
+    /// Frames to draw for the frame-time figures.
+    #[arg(long, default_value_t = 300)]
+    frames: usize,
+}
+
+impl Store {
+    pub fn run(self, _: &Global) -> anyhow::Result<ExitCode> {
+        let report = crate::bench::store_bench(self.items, self.commits)?;
+        print!("{report}");
+        let frame_report = crate::ui::bench::item_list_frames(&report.db_path, &report.small_db_path, self.frames)?;
+        print!("{frame_report}");
+        let _ = std::fs::remove_dir_all(&report.dir);
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct Encoder {
+    /// Encoder folder, or a catalog name.
+    #[arg(long, default_value = "minilm")]
+    model: String,
+    #[arg(long, default_value_t = 32)]
+    batch: usize,
+    #[arg(long, default_value_t = 128)]
+    length: usize,
+    /// Timed runs (the median is reported).
+    #[arg(long, default_value_t = 5)]
+    reps: usize,
+    /// Measure Argus only.
+    #[arg(long)]
+    no_peer: bool,
+}
+
+impl Encoder {
+    pub fn run(self, g: &Global) -> anyhow::Result<ExitCode> {
+        let dir = model_path(&self.model)?;
+        let report =
+            crate::bench::models::encoder(&dir, g.device(), self.batch, self.length, self.reps, !self.no_peer)?;
+        print!("{report}");
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct DeviceCheck {
+    /// Folder with the encoder's config.json and tokenizer.json.
+    #[arg(long)]
+    encoder_files: PathBuf,
+    /// Skeleton GGUF (metadata and tensor shapes) written by `argus bench skeleton`.
+    #[arg(long)]
+    skeleton: PathBuf,
+    /// Scratch folder for the random-weight models.
+    #[arg(long)]
+    work: PathBuf,
+    #[arg(long, default_value_t = 32)]
+    greedy: usize,
+}
+
+impl DeviceCheck {
+    /// Exits with failure when the GPU's results differ from the CPU's.
+    pub fn run(self, g: &Global) -> anyhow::Result<ExitCode> {
+        let device = g.device.unwrap_or(DeviceChoice::Cuda(0));
+        let report =
+            crate::bench::device::device_check(device, &self.encoder_files, &self.skeleton, &self.work, self.greedy)?;
+        print!("{report}");
+        Ok(if report.passed() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct Skeleton {
+    #[arg(long)]
+    from: PathBuf,
+    #[arg(long)]
+    to: PathBuf,
+}
+
+impl Skeleton {
+    pub fn run(self, _: &Global) -> anyhow::Result<ExitCode> {
+        crate::bench::device::write_skeleton(&self.from, &self.to)?;
+        println!("wrote {}", self.to.display());
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct Train {
+    /// Encoder (catalog name or folder).
+    #[arg(long, default_value = "minilm")]
+    encoder: String,
+    #[arg(long, default_value_t = 64)]
+    batch: usize,
+    #[arg(long, default_value_t = 170)]
+    length: usize,
+    #[arg(long, default_value_t = 3)]
+    perspectives: usize,
+    /// Share of real (non-padding) tokens per text.
+    #[arg(long, default_value_t = 0.5)]
+    fill: f64,
+    /// Timed steps (the median is reported).
+    #[arg(long, default_value_t = 3)]
+    reps: usize,
+    #[arg(long)]
+    no_peer: bool,
+    /// Also time the peer as the reference code runs: the whole BERT every step.
+    #[arg(long)]
+    peer_full: bool,
+    /// Skip the step and time only the retrain (or the reverse with --no-retrain).
+    #[arg(long)]
+    no_step: bool,
+    #[arg(long)]
+    no_retrain: bool,
+    /// LIAR2 CSV for the retrain database (default ../shared/data/liar2/valid.csv, else the demo repeated).
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Model retrained: arg, argd or bert.
+    #[arg(long, default_value = "arg", value_parser = parse_model_kind)]
+    model: ModelKind,
+    #[arg(long, default_value_t = 1000)]
+    judgements: usize,
+    /// Epochs of the retrain.
+    #[arg(long, default_value_t = 1)]
+    epochs: usize,
+}
+
+impl Train {
+    pub fn run(self, _: &Global) -> anyhow::Result<ExitCode> {
+        let dir = model_path(&self.encoder)?;
+        if !self.no_step {
+            let (b, l, p, f, r) = (self.batch, self.length, self.perspectives, self.fill, self.reps);
+            print!("{}", crate::bench::train::step(&dir, b, l, p, f, r, !self.no_peer, self.peer_full)?);
+        }
+        if !self.no_retrain {
+            let r = crate::bench::train::retrain(
+                self.data.as_deref(),
+                &self.encoder,
+                self.model,
+                self.judgements,
+                self.epochs,
+            )?;
+            print!("{r}");
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct Quality {
+    /// Folder with LIAR2's valid.csv and test.csv.
+    #[arg(long, default_value = "../shared/data/liar2")]
+    liar2: PathBuf,
+    /// Working folder (database, encoder cache, weights, quality.json); reused by a second run.
+    #[arg(long, default_value = "target/quality-liar2")]
+    work: PathBuf,
+    #[arg(long, default_value = "0,1,2", value_delimiter = ',')]
+    seeds: Vec<u64>,
+    #[arg(long, default_value = "minilm")]
+    encoder: String,
+    #[arg(long, default_value_t = 50)]
+    max_epochs: usize,
+    #[arg(long, default_value_t = 5)]
+    patience: usize,
+    /// Also train ARG in the reference's quirks mode.
+    #[arg(long)]
+    paper_quirks: bool,
+    /// At most this many claims from each file.
+    #[arg(long)]
+    limit: Option<usize>,
+    /// Write LLM rationales first with this model (catalog name or GGUF path), e.g. qwen2.5-coder-1.5b.
+    #[arg(long)]
+    writer: Option<String>,
+    /// Perspectives the writer writes.
+    #[arg(long, default_value = "td,cs", value_delimiter = ',')]
+    perspectives: Vec<String>,
+    /// Methods: bert, arg, argd (adds the routing row), arg-quirks. Runs already in quality.json are kept.
+    #[arg(long, default_value = "bert,arg,argd", value_delimiter = ',')]
+    methods: Vec<String>,
+}
+
+impl Quality {
+    pub fn run(self, g: &Global) -> anyhow::Result<ExitCode> {
+        let Quality {
+            liar2,
+            work,
+            seeds,
+            encoder,
+            max_epochs,
+            patience,
+            paper_quirks,
+            limit,
+            writer,
+            perspectives,
+            methods,
+        } = self;
+        let options = crate::bench::quality::QualityOptions {
+            liar2,
+            work,
+            seeds,
+            encoder,
+            max_epochs,
+            patience,
+            paper_quirks,
+            limit,
+            methods,
+        };
+        let bar = ProgressBar::new();
+        let db = crate::bench::quality::database(&options, &bar)?;
+        if let Some(model) = writer {
+            write_and_print(&db, &perspectives, &local_settings(model, g.device()), None, None)?;
+        }
+        let report = crate::bench::quality::run(&options, &bar, &mut |line| bar.println(line))?;
+        bar.finish();
+        print!("{report}");
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct Generate {
+    /// GGUF file, or a catalog name.
+    #[arg(long, default_value = "qwen2.5-coder-1.5b")]
+    model: String,
+    #[arg(long, default_value_t = 128)]
+    prompt_tokens: usize,
+    #[arg(long, default_value_t = 64)]
+    generate: usize,
+    #[arg(long, default_value_t = 3)]
+    reps: usize,
+    #[arg(long)]
+    no_peer: bool,
+}
+
+impl Generate {
+    pub fn run(self, g: &Global) -> anyhow::Result<ExitCode> {
+        let path = model_path(&self.model)?;
+        let report = crate::bench::models::generate(
+            &path,
+            g.device(),
+            self.prompt_tokens,
+            self.generate,
+            self.reps,
+            !self.no_peer,
+        )?;
+        print!("{report}");
+        Ok(ExitCode::SUCCESS)
+    }
+}

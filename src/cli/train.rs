@@ -1,0 +1,223 @@
+//! The guidance-model commands: `argus train`, `eval`, `predict` and `versions` (roll back).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::Args;
+
+use super::progress::ProgressBar;
+use super::{Global, existing, print_json};
+use crate::guidance::net::ModelKind;
+use crate::guidance::train::{TrainOptions, TrainRequest};
+use crate::guidance::versions::VersionsTable;
+use crate::store::Store;
+
+/// `--model arg|argd|bert`.
+pub fn parse_model_kind(s: &str) -> Result<ModelKind, String> {
+    ModelKind::parse(s).ok_or_else(|| format!("unknown model {s:?}: use arg, argd or bert"))
+}
+
+#[derive(Args, Debug)]
+pub struct Train {
+    #[arg(long)]
+    db: PathBuf,
+    /// arg, argd (the rationale-free student, distilled from an ARG version) or bert (baseline).
+    #[arg(long, default_value = "arg", value_parser = parse_model_kind)]
+    model: ModelKind,
+    /// Start from this version (an incremental retrain); default: from the pretrained encoder.
+    #[arg(long)]
+    from: Option<i64>,
+    /// ARG-D's teacher (default: the ARG version in use).
+    #[arg(long)]
+    teacher: Option<i64>,
+    #[arg(long, default_value_t = TrainOptions::default().seed)]
+    seed: u64,
+    /// Encoder: a catalog name or a folder.
+    #[arg(long, default_value = "minilm")]
+    encoder: String,
+    /// ARG's perspectives, comma-separated (default: every perspective some item has a rationale for).
+    #[arg(long, value_delimiter = ',')]
+    perspectives: Option<Vec<String>>,
+    #[arg(long, default_value_t = TrainOptions::default().max_epochs)]
+    max_epochs: usize,
+    #[arg(long, default_value_t = TrainOptions::default().patience)]
+    patience: usize,
+    #[arg(long, default_value_t = TrainOptions::default().batch_size)]
+    batch_size: usize,
+    #[arg(long, default_value_t = TrainOptions::default().lr)]
+    lr: f64,
+    /// Times each item labelled by people counts per epoch.
+    #[arg(long, default_value_t = TrainOptions::default().human_weight)]
+    human_weight: usize,
+    /// Reproduce the reference implementation's quirks (means over padding, unmasked poolings).
+    #[arg(long)]
+    paper_quirks: bool,
+    /// Tokens per text.
+    #[arg(long, default_value_t = TrainOptions::default().max_len)]
+    max_len: usize,
+}
+
+impl Train {
+    pub fn run(self, g: &Global) -> anyhow::Result<ExitCode> {
+        existing(&self.db)?;
+        let seed = self.seed;
+        let request = TrainRequest {
+            kind: self.model,
+            from: self.from,
+            teacher: self.teacher,
+            encoder: self.encoder,
+            device: g.device(),
+            options: TrainOptions {
+                seed,
+                lr: self.lr,
+                batch_size: self.batch_size,
+                max_epochs: self.max_epochs,
+                patience: self.patience,
+                human_weight: self.human_weight,
+                paper_quirks: self.paper_quirks,
+                max_len: self.max_len,
+                ..TrainOptions::default()
+            },
+            perspectives: self.perspectives,
+        };
+        let bar = ProgressBar::new();
+        let report = crate::guidance::train::train(&self.db, &request, &bar, &mut |e| {
+            bar.println(&format!(
+                "epoch {:>3}  loss {:.4}  val macro-F1 {:.4}  accuracy {:.4}  AUC {:.4}  {:.1} s{}",
+                e.epoch,
+                e.train_loss,
+                e.val_macro_f1,
+                e.val_accuracy,
+                e.val_auc,
+                e.seconds,
+                if e.best { "  (best)" } else { "" }
+            ));
+        })?;
+        bar.finish();
+        let s = &report.snapshot;
+        eprintln!(
+            "{} version {} (parent {}): {} train / {} val / {} test items, perspectives [{}], best epoch {}, {} texts \
+             encoded now",
+            report.kind.human_name(),
+            report.version,
+            report.parent.map(|p| p.to_string()).unwrap_or_else(|| "none".into()),
+            s.train,
+            s.val,
+            s.test,
+            s.perspectives.join(","),
+            report.best_epoch,
+            report.encoded_texts
+        );
+        if !report.unused_perspectives.is_empty() {
+            eprintln!(
+                "note: rationales from perspectives [{}] are not read by this model (it keeps its parent's \
+                 perspectives); train without --from to include them",
+                report.unused_perspectives.join(",")
+            );
+        }
+        let t = &report.test;
+        println!(
+            "{}",
+            serde_json::json!({
+                "version": report.version, "model": report.kind.as_str(), "macro_f1": t.macro_f1,
+                "accuracy": t.accuracy, "f1_real": t.f1_real, "f1_fake": t.f1_fake, "auc": t.auc,
+                "train_secs": report.train_secs, "test_items": t.n, "best_epoch": report.best_epoch,
+                "epochs": report.epochs.len(), "seed": seed, "perspectives": s.perspectives,
+                "val_macro_f1": report.val.macro_f1,
+            })
+        );
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct Eval {
+    #[arg(long)]
+    db: PathBuf,
+    #[arg(long)]
+    version: i64,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+impl Eval {
+    pub fn run(self, g: &Global) -> anyhow::Result<ExitCode> {
+        existing(&self.db)?;
+        let bar = ProgressBar::new();
+        let m = crate::guidance::train::eval(&self.db, self.version, g.device(), &bar)?;
+        bar.finish();
+        let version = self.version;
+        if self.json {
+            println!(
+                "{}",
+                serde_json::json!({
+                    "version": version, "n": m.n, "macro_f1": m.macro_f1, "accuracy": m.accuracy,
+                    "f1_real": m.f1_real, "f1_fake": m.f1_fake, "auc": m.auc, "confusion": m.confusion, "ece": m.ece,
+                })
+            );
+        } else {
+            println!(
+                "version {version} on {} test items: macro-F1 {:.4}, accuracy {:.4}, F1 real {:.4}, F1 fake {:.4}, \
+                 AUC {:.4}",
+                m.n, m.macro_f1, m.accuracy, m.f1_real, m.f1_fake, m.auc
+            );
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct Predict {
+    #[arg(long)]
+    db: PathBuf,
+    /// Model version (default: the ARG version in use).
+    #[arg(long)]
+    version: Option<i64>,
+}
+
+impl Predict {
+    pub fn run(self, g: &Global) -> anyhow::Result<ExitCode> {
+        existing(&self.db)?;
+        let version = match self.version {
+            Some(v) => v,
+            None => {
+                Store::open(&self.db)?.active_version(crate::domain::ModelKind::Arg)?.context("no ARG version yet: run `argus train` first")?
+            }
+        };
+        let bar = ProgressBar::new();
+        let n = crate::guidance::train::predict(&self.db, version, g.device(), &bar)?;
+        bar.finish();
+        println!("stored predictions of version {version} for {n} items");
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct Versions {
+    #[arg(long)]
+    db: PathBuf,
+    /// Make this version the one in use for its kind.
+    #[arg(long = "use")]
+    use_version: Option<i64>,
+    #[arg(long)]
+    json: bool,
+}
+
+impl Versions {
+    pub fn run(self, _: &Global) -> anyhow::Result<ExitCode> {
+        existing(&self.db)?;
+        let store = Store::open(&self.db)?;
+        if let Some(v) = self.use_version {
+            store.set_active_version(v)?;
+            println!("version {v} is now in use");
+        }
+        if self.json {
+            print_json(&store.model_versions()?)?;
+        } else {
+            print!("{}", VersionsTable::read(&store)?);
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+}
