@@ -157,6 +157,43 @@ impl std::fmt::Debug for Writer {
     }
 }
 
+/// Why the writer could not write: its model could not be had, or the work under it failed. Whatever was stored
+/// before stays stored.
+#[derive(Debug, thiserror::Error)]
+pub enum WriterError {
+    /// A panic while a model was loaded or writing poisoned the writer's slot.
+    #[error("the writer crashed earlier; restart Argus")]
+    Crashed,
+    #[error(transparent)]
+    Cancelled(#[from] crate::jobs::Cancelled),
+    #[error(transparent)]
+    Backend(#[from] rationales::BackendError),
+    #[error(transparent)]
+    Model(#[from] crate::models::ModelError),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Format(#[from] formats::FormatError),
+    #[error(transparent)]
+    Run(#[from] rationales::RunError),
+}
+
+impl WriterError {
+    /// True when the work stopped because someone cancelled it (whichever layer noticed).
+    pub fn is_cancelled(&self) -> bool {
+        match self {
+            Self::Cancelled(_)
+            | Self::Model(crate::models::ModelError::Cancelled(_))
+            | Self::Store(crate::store::StoreError::Cancelled(_)) => true,
+            Self::Format(e) => e.is_cancelled(),
+            Self::Backend(rationales::BackendError::Model(crate::models::ModelError::Cancelled(_))) => true,
+            _ => false,
+        }
+    }
+}
+
+type Result<T, E = WriterError> = std::result::Result<T, E>;
+
 impl Writer {
     pub fn live(&self) -> &Live {
         &self.live
@@ -167,9 +204,9 @@ impl Writer {
         &self,
         settings: &WriterSettings,
         progress: &dyn Progress,
-    ) -> anyhow::Result<std::sync::MutexGuard<'_, Option<Loaded>>> {
+    ) -> Result<std::sync::MutexGuard<'_, Option<Loaded>>> {
         let key = settings.model_key();
-        let mut slot = self.loaded.lock().map_err(|_| anyhow::anyhow!("the writer crashed earlier; restart Argus"))?;
+        let mut slot = self.loaded.lock().map_err(|_| WriterError::Crashed)?;
         if slot.as_ref().is_none_or(|l| l.key != key) {
             *slot = None;
             let backend = Backend::from_settings(settings, progress)?;
@@ -194,7 +231,7 @@ impl Writer {
 
     /// Shows rationale revision `request.rationale` in `request.format`: read from the store when a model already
     /// wrote it (nothing is loaded), else written by the writer (loaded on first use) and stored.
-    pub fn render_format(&self, request: &FormatRequest, progress: &dyn Progress) -> anyhow::Result<Rendered> {
+    pub fn render_format(&self, request: &FormatRequest, progress: &dyn Progress) -> Result<Rendered> {
         let store = Store::open(&request.db)?;
         let rationale = store.rationale(request.rationale)?;
         // Free text and side by side need no model, nor does a format some model has already written.
@@ -214,7 +251,7 @@ impl Writer {
         request: &RepairRequest,
         progress: &dyn Progress,
         wake: &dyn Fn(),
-    ) -> anyhow::Result<RepairOutcome> {
+    ) -> Result<RepairOutcome> {
         let mut store = Store::open(&request.db)?;
         let mut slot = self.load(&request.settings, progress)?;
         let loaded = slot.as_mut().expect("loaded by load()");
@@ -246,7 +283,7 @@ impl Writer {
         request: &WriteRequest,
         progress: &dyn Progress,
         wake: &dyn Fn(),
-    ) -> anyhow::Result<Summary> {
+    ) -> Result<Summary> {
         let mut slot = self.load(&request.settings, progress)?;
         let loaded = slot.as_mut().expect("loaded by load()");
         let store = Store::open(&request.db)?;

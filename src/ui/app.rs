@@ -411,7 +411,7 @@ impl ArgusApp {
         let writer = self.writer.clone();
         let spawned = self.jobs.spawn(FORMAT_JOB, self.waker(), move |p: &crate::jobs::JobState| {
             p.set(0, 0, &format!("{} of rationale {rationale}", format.title().to_lowercase()));
-            writer.render_format(&request, p)
+            Ok(writer.render_format(&request, p)?)
         });
         match spawned {
             Ok(job) => {
@@ -457,7 +457,7 @@ impl ArgusApp {
         let wake = waker.clone();
         let spawned = self.jobs.spawn(REPAIR_JOB, waker, move |p: &crate::jobs::JobState| {
             p.set(0, 0, "applying the feedback");
-            writer.apply_feedback(&request, p, &*wake)
+            Ok(writer.apply_feedback(&request, p, &*wake)?)
         });
         match spawned {
             Ok(job) => {
@@ -799,7 +799,7 @@ impl ArgusApp {
         let waker = self.waker();
         let wake = waker.clone();
         let spawned =
-            self.jobs.spawn(WRITER_JOB, waker, move |p: &crate::jobs::JobState| writer.generate(&request, p, &*wake));
+            self.jobs.spawn(WRITER_JOB, waker, move |p: &crate::jobs::JobState| Ok(writer.generate(&request, p, &*wake)?));
         match spawned {
             Ok(job) => {
                 self.writer_job = Some(job);
