@@ -10,7 +10,16 @@ use crate::jobs::Progress;
 use crate::models::encoder::{Encoder, EncoderOptions};
 use crate::models::encoder_cache::{self, CacheStats, EncoderCache, Stack};
 use crate::models::{DeviceChoice, fetch};
-use crate::store::Store;
+use crate::store::{Store, StoreError};
+
+/// Why an encoding run stopped: the encoder (fetch, load, cache) or the database. What was cached stays cached.
+#[derive(Debug, thiserror::Error)]
+pub enum EncodingError {
+    #[error(transparent)]
+    Model(#[from] crate::models::ModelError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
 
 /// What an encoding run did.
 #[derive(Clone, Debug, PartialEq)]
@@ -41,7 +50,7 @@ impl std::fmt::Display for EncodingSummary {
 }
 
 /// The distinct texts of `db` an ARG model reads: news (title and text) and the latest rationales.
-pub fn texts_of(store: &Store) -> anyhow::Result<Vec<String>> {
+pub fn texts_of(store: &Store) -> Result<Vec<String>, StoreError> {
     let mut texts = Vec::new();
     for id in store.item_ids()? {
         let item = store.item(id)?;
@@ -60,7 +69,7 @@ pub fn encode_database(
     device: DeviceChoice,
     max_len: usize,
     progress: &dyn Progress,
-) -> anyhow::Result<EncodingSummary> {
+) -> Result<EncodingSummary, EncodingError> {
     let dir = fetch::resolve(encoder, progress)?;
     progress.set(0, 0, "loading the encoder");
     let device = device.open()?;

@@ -225,7 +225,10 @@ pub struct RepairOutcome {
 /// How the guidance model re-scores an item after its rationale was repaired: `rescore(version, item, progress)`
 /// stores ARG version `version`'s new prediction for `item`. The caller binds it to a database and a device
 /// (`guidance::train::rescorer`); the formats know nothing of training.
-pub type Rescore<'a> = &'a mut dyn FnMut(i64, ItemId, &dyn Progress) -> anyhow::Result<()>;
+pub type Rescore<'a> = &'a mut dyn FnMut(i64, ItemId, &dyn Progress) -> Result<(), RescoreError>;
+
+/// Why a re-scoring failed, as the caller's error (kept in the repair's note, never fatal to the repair).
+pub type RescoreError = Box<dyn std::error::Error + Send + Sync>;
 
 /// The text `argus repair` prints: the new revision, then the verdicts, the score and the edit's size.
 impl std::fmt::Display for RepairOutcome {
@@ -326,7 +329,7 @@ pub fn apply_feedback(
                 progress.set(2, 2, "ARG re-scores the item");
                 match rescore(v, item.id, progress) {
                     Ok(_) => p_after = store.prediction(v, item.id)?.map(|p| p.p_fake),
-                    Err(e) => rescore_note = Some(format!("ARG could not re-score the item: {e:#}")),
+                    Err(e) => rescore_note = Some(format!("ARG could not re-score the item: {e}")),
                 }
             }
         }

@@ -763,10 +763,10 @@ pub fn predict(db: &Path, version: i64, device: DeviceChoice, progress: &dyn Pro
 pub fn rescorer(
     db: &Path,
     device: DeviceChoice,
-) -> impl FnMut(i64, crate::domain::ItemId, &dyn Progress) -> anyhow::Result<()> + use<> {
+) -> impl FnMut(i64, crate::domain::ItemId, &dyn Progress) -> Result<(), crate::formats::repair::RescoreError> + use<> {
     let db = db.to_owned();
     move |version, item, progress| {
-        predict_items(&db, version, Some(&[item]), device, progress).map(|_| ()).map_err(anyhow::Error::from)
+        predict_items(&db, version, Some(&[item]), device, progress).map(|_| ()).map_err(|e| e.into())
     }
 }
 

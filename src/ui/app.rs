@@ -815,7 +815,7 @@ impl ArgusApp {
         let device = self.settings.writer.device;
         let waker = self.waker();
         let spawned = self.jobs.spawn(ENCODE_JOB, waker, move |p: &crate::jobs::JobState| {
-            crate::encoding::encode_database(&db, crate::models::catalog::DEMO_ENCODER, device, 170, p)
+            Ok(crate::encoding::encode_database(&db, crate::models::catalog::DEMO_ENCODER, device, 170, p)?)
         });
         match spawned {
             Ok(job) => self.encode_job = Some(job),
