@@ -22,21 +22,31 @@ use crate::jobs::Progress;
 use crate::store::Store;
 
 /// What to run.
-#[derive(Clone, Debug)]
+/// What `argus bench quality` measures; its fields are the command's flags (`clap::Args`, flattened into the CLI).
+#[derive(Clone, Debug, clap::Args)]
 pub struct QualityOptions {
-    /// Folder with LIAR2's `valid.csv` and `test.csv`.
+    /// Folder with LIAR2's valid.csv and test.csv.
+    #[arg(long, default_value = "../shared/data/liar2")]
     pub liar2: PathBuf,
-    /// Working folder: the database, its encoder cache, the versions' weights and `quality.json`.
+    /// Working folder (database, encoder cache, weights, quality.json); reused by a second run.
+    #[arg(long, default_value = "target/quality-liar2")]
     pub work: PathBuf,
+    #[arg(long, default_value = "0,1,2", value_delimiter = ',')]
     pub seeds: Vec<u64>,
+    #[arg(long, default_value = "minilm")]
     pub encoder: String,
+    #[arg(long, default_value_t = 50)]
     pub max_epochs: usize,
+    #[arg(long, default_value_t = 5)]
     pub patience: usize,
-    /// Also train ARG in the reference's quirks mode (means over padding, unmasked poolings).
+    /// Also train ARG in the reference's quirks mode.
+    #[arg(long)]
     pub paper_quirks: bool,
-    /// At most this many claims from each file (quick runs); `None`: all.
+    /// At most this many claims from each file.
+    #[arg(long)]
     pub limit: Option<usize>,
-    /// Methods to train: `bert`, `arg`, `argd` (with the routing row), `arg-quirks`.
+    /// Methods: bert, arg, argd (adds the routing row), arg-quirks. Runs already in quality.json are kept.
+    #[arg(long, default_value = "bert,arg,argd", value_delimiter = ',')]
     pub methods: Vec<String>,
 }
 

@@ -207,63 +207,19 @@ impl Train {
 
 #[derive(Args, Debug)]
 pub struct Quality {
-    /// Folder with LIAR2's valid.csv and test.csv.
-    #[arg(long, default_value = "../shared/data/liar2")]
-    liar2: PathBuf,
-    /// Working folder (database, encoder cache, weights, quality.json); reused by a second run.
-    #[arg(long, default_value = "target/quality-liar2")]
-    work: PathBuf,
-    #[arg(long, default_value = "0,1,2", value_delimiter = ',')]
-    seeds: Vec<u64>,
-    #[arg(long, default_value = "minilm")]
-    encoder: String,
-    #[arg(long, default_value_t = 50)]
-    max_epochs: usize,
-    #[arg(long, default_value_t = 5)]
-    patience: usize,
-    /// Also train ARG in the reference's quirks mode.
-    #[arg(long)]
-    paper_quirks: bool,
-    /// At most this many claims from each file.
-    #[arg(long)]
-    limit: Option<usize>,
+    #[command(flatten)]
+    options: crate::bench::quality::QualityOptions,
     /// Write LLM rationales first with this model (catalog name or GGUF path), e.g. qwen2.5-coder-1.5b.
     #[arg(long)]
     writer: Option<String>,
     /// Perspectives the writer writes.
     #[arg(long, default_value = "td,cs", value_delimiter = ',')]
     perspectives: Vec<String>,
-    /// Methods: bert, arg, argd (adds the routing row), arg-quirks. Runs already in quality.json are kept.
-    #[arg(long, default_value = "bert,arg,argd", value_delimiter = ',')]
-    methods: Vec<String>,
 }
 
 impl Quality {
     pub fn run(self, g: &Global) -> anyhow::Result<ExitCode> {
-        let Quality {
-            liar2,
-            work,
-            seeds,
-            encoder,
-            max_epochs,
-            patience,
-            paper_quirks,
-            limit,
-            writer,
-            perspectives,
-            methods,
-        } = self;
-        let options = crate::bench::quality::QualityOptions {
-            liar2,
-            work,
-            seeds,
-            encoder,
-            max_epochs,
-            patience,
-            paper_quirks,
-            limit,
-            methods,
-        };
+        let Quality { options, writer, perspectives } = self;
         let bar = ProgressBar::new();
         let db = crate::bench::quality::database(&options, &bar)?;
         if let Some(model) = writer {
