@@ -936,9 +936,6 @@ impl VersionsCache {
     }
 }
 
-/// A study error as the workspace's error (the store's own errors pass through; the rest keep their sentence, which
-/// names the field, the question or the file).
-
 /// A registered study: its name and versions (oldest first).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StudyListing {
