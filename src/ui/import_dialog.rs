@@ -4,7 +4,8 @@
 use std::io::Read as _;
 use std::path::PathBuf;
 
-use super::AppCommand;
+use super::command::AppCommand;
+use super::window::{Placement, studio_window};
 use crate::ingest::{ColumnMap, Format, LabelMap};
 
 /// How much of each file is read to recognise its format.
@@ -60,7 +61,8 @@ impl ImportDialog {
 /// Draws the dialog; `Some(Some(cmd))`: import, `Some(None)`: cancelled, `None`: still open.
 pub fn import_dialog_ui(ctx: &egui::Context, dialog: &mut ImportDialog) -> Option<Option<AppCommand>> {
     let mut result = None;
-    egui::Window::new("Import").collapsible(false).resizable(false).show(ctx, |ui| {
+    let mut open = true;
+    studio_window("Import", &mut open, Placement::Dialog).show(ctx, |ui| {
         ui.set_width(560.0);
         egui::Grid::new("import_files").num_columns(2).striped(true).show(ui, |ui| {
             for (path, format) in &dialog.files {
@@ -126,5 +128,8 @@ pub fn import_dialog_ui(ctx: &egui::Context, dialog: &mut ImportDialog) -> Optio
             }
         });
     });
+    if !open {
+        result = Some(None);
+    }
     result
 }

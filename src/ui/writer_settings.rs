@@ -3,7 +3,8 @@
 
 use egui::RichText;
 
-use super::AppCommand;
+use super::command::AppCommand;
+use super::window::{Placement, studio_window};
 use crate::models::catalog::{CATALOG, ModelKind};
 use crate::models::{DeviceChoice, fetch};
 use crate::writer::{WriterBackend, WriterSettings};
@@ -37,7 +38,7 @@ pub fn writer_settings_window(
     let draft = &mut state.settings;
     let mut out = Vec::new();
     let mut cancel = false;
-    egui::Window::new("Writer settings").open(open).default_width(520.0).show(ctx, |ui| {
+    studio_window("Writer settings", open, Placement::Floating { width: 520.0 }).show(ctx, |ui| {
         ui.horizontal(|ui| {
             ui.label("Backend:");
             ui.radio_value(&mut draft.backend, WriterBackend::Local, "local model (this machine)");

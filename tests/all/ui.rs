@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use argus::domain::Verdict;
 use argus::store::Store;
+use argus::ui::testing::AppTesting as _;
 use argus::ui::{ArgusApp, StudioOptions};
 use egui::Key;
 use egui_kittest::Harness;
