@@ -37,7 +37,7 @@ pub(in crate::ui) enum Task {
 
 /// A job's result, with what the app needs to apply it. One variant per kind of job.
 pub(in crate::ui) enum Finished {
-    Opened { db: PathBuf, result: anyhow::Result<Workspace> },
+    Opened { db: PathBuf, result: anyhow::Result<Box<Workspace>> },
     Imported(anyhow::Result<ImportResult>),
     Exported(anyhow::Result<String>),
     Wrote(anyhow::Result<crate::rationales::Summary>),

@@ -55,7 +55,7 @@ impl ArgusApp {
     }
 
     /// The database opened: show it, unless the window moved on meanwhile (another annotator was asked for).
-    fn opened(&mut self, db: std::path::PathBuf, result: anyhow::Result<crate::studio::Workspace>) {
+    fn opened(&mut self, db: std::path::PathBuf, result: anyhow::Result<Box<crate::studio::Workspace>>) {
         if !matches!(self.phase, Phase::Opening { .. }) {
             return;
         }
@@ -63,7 +63,7 @@ impl ArgusApp {
             Ok(ws) => {
                 self.settings.last_db = Some(db);
                 self.save_settings();
-                self.phase = Phase::Ready(Box::new(ws));
+                self.phase = Phase::Ready(ws);
                 self.reload_repair_stats();
             }
             Err(err) => self.phase = Phase::Failed { error: format!("{err:#}") },

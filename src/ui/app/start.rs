@@ -43,7 +43,7 @@ impl ArgusApp {
             OPEN_JOB,
             Task::Open,
             self.waker(),
-            move |p| Workspace::open(&job_db, &name, seed_demo, p),
+            move |p| Workspace::open(&job_db, &name, seed_demo, p).map(Box::new),
             move |result| Finished::Opened { db: done_db.clone(), result },
         );
         if self.started(spawned) {
