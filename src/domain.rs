@@ -42,8 +42,9 @@ macro_rules! named_enum {
         }
 
         impl std::fmt::Display for $name {
+            /// The name, honouring width and alignment (`{:<5}` pads it in tables).
             fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str(self.as_str())
+                f.pad(self.as_str())
             }
         }
 

@@ -43,4 +43,3 @@ pub fn models_dir() -> PathBuf {
     }
     data_dir().join("models")
 }
-

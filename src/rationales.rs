@@ -19,9 +19,9 @@ use std::time::Instant;
 use crate::domain::{ItemId, NewRationale, RationaleId, RationaleOrigin, Verdict};
 use crate::jobs::Progress;
 use crate::models::{ChatModel, Completion, DeviceChoice, GenerationParams, ModelError, StopReason};
-use serde::{Deserialize, Serialize};
 use crate::prompting::{Perspective, parse_verdict, rationale_messages, verdict_messages};
 use crate::store::{Store, StoreError};
+use serde::{Deserialize, Serialize};
 
 /// What to generate.
 #[derive(Clone, Debug)]

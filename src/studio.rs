@@ -14,8 +14,8 @@ use crate::domain::{
     AnnotatorId, Item, ItemId, ItemSummary, Judgement, JudgementId, NewFeedback, NewJudgement, Rationale, RationaleId,
     RationaleOrigin, Verdict,
 };
-use crate::formats::{Format, FormatError};
 use crate::formats::generate::{self, Rendered};
+use crate::formats::{Format, FormatError};
 use crate::guidance::metrics::Metrics;
 use crate::guidance::net::ModelKind;
 use crate::guidance::train::EpochRecord;

@@ -261,7 +261,8 @@ impl Writer {
         }
         let mut rescore = request.rescore.map(|device| crate::guidance::train::rescorer(&request.db, device));
         let rescore = rescore.as_mut().map(|r| r as formats::repair::Rescore<'_>);
-        let outcome = formats::repair::apply_feedback(&mut store, model, request.feedback, rescore, progress, &mut |t| {
+        let outcome =
+            formats::repair::apply_feedback(&mut store, model, request.feedback, rescore, progress, &mut |t| {
                 if let Ok(mut r) = self.live.repair.lock()
                     && let Some((_, text)) = r.as_mut()
                 {
@@ -278,12 +279,7 @@ impl Writer {
     /// Fetches (first use), loads (or reuses) the writer of `request.settings`, and writes rationales for
     /// `request.items` into the database. Progress says what it is doing; cancel keeps what is written; `wake` is
     /// called on every streamed piece of text.
-    pub fn generate(
-        &self,
-        request: &WriteRequest,
-        progress: &dyn Progress,
-        wake: &dyn Fn(),
-    ) -> Result<Summary> {
+    pub fn generate(&self, request: &WriteRequest, progress: &dyn Progress, wake: &dyn Fn()) -> Result<Summary> {
         let mut slot = self.load(&request.settings, progress)?;
         let loaded = slot.as_mut().expect("loaded by load()");
         let store = Store::open(&request.db)?;

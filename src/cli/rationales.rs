@@ -12,8 +12,8 @@ use super::progress::ProgressBar;
 use super::{Global, existing};
 use crate::models::{ChatModel, DeviceChoice, GenerationParams};
 use crate::rationales::{self, Backend, Event, Plan, RunOptions};
-use crate::store::Store;
 use crate::rationales::{WriterBackend, WriterSettings};
+use crate::store::Store;
 
 #[derive(Args, Debug)]
 pub struct Rationales {

@@ -182,9 +182,9 @@ impl Predict {
         existing(&self.db)?;
         let version = match self.version {
             Some(v) => v,
-            None => {
-                Store::open(&self.db)?.active_version(crate::domain::ModelKind::Arg)?.context("no ARG version yet: run `argus train` first")?
-            }
+            None => Store::open(&self.db)?
+                .active_version(crate::domain::ModelKind::Arg)?
+                .context("no ARG version yet: run `argus train` first")?,
         };
         let bar = ProgressBar::new();
         let n = crate::guidance::train::predict(&self.db, version, g.device(), &bar)?;

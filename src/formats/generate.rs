@@ -158,9 +158,8 @@ pub fn from_stored(news: &str, rationale: &Rationale, stored: &StoredRendering) 
     r.seconds = stored.seconds_taken;
     r.raw_answers = stored.raw_answers.clone();
     if stored.status == "ok" {
-        let content: Structured = serde_json::from_value(
-            stored.content.clone().ok_or(FormatError::NoContent(stored.id))?,
-        )?;
+        let content: Structured =
+            serde_json::from_value(stored.content.clone().ok_or(FormatError::NoContent(stored.id))?)?;
         r.verdict = Some(content.verdict());
         r.content = Some(content);
         r.status = Status::Ok;

@@ -12,9 +12,9 @@ use super::triage;
 use crate::domain::{ItemId, ModelKind};
 use crate::jobs::Progress;
 use crate::models::DeviceChoice;
+use crate::rationales::WriterSettings;
 use crate::rationales::{self, Event, Plan, RunOptions, Summary};
 use crate::store::{Store, StoreError};
-use crate::rationales::WriterSettings;
 
 /// Items listed by [`RouteReport`]'s text (all of them are in [`RouteReport::routed`]).
 pub const LISTED: usize = 20;

@@ -29,9 +29,8 @@ use crate::jobs::{Cancelled, Progress};
 use crate::models::encoder::{Dropout, Encoder, EncoderOptions};
 use crate::models::encoder_cache::{self, EncoderCache};
 use crate::models::{DeviceChoice, fetch};
-use crate::store::{Store, StoreError};
 use crate::store::guidance::{NewModelVersion, Prediction};
-
+use crate::store::{Store, StoreError};
 
 /// Why a training, evaluation or prediction run could not be done. Nothing half-done is kept: a run that fails
 /// stores no version (its training run is marked failed or cancelled).
@@ -294,8 +293,8 @@ fn load_version(
     bert: &candle_transformers::models::bert::Config,
 ) -> Result<LoadedVersion> {
     let v = store.model_version(version)?;
-    let config: VersionConfig = serde_json::from_value(v.config.clone())
-        .map_err(|source| TrainError::Config { version, source })?;
+    let config: VersionConfig =
+        serde_json::from_value(v.config.clone()).map_err(|source| TrainError::Config { version, source })?;
     let path = PathBuf::from(v.weights_path.as_deref().unwrap_or_default());
     if !path.is_file() {
         return Err(TrainError::WeightsMissing { version, path });
@@ -427,7 +426,9 @@ pub fn train(
     }
     let parent_config: Option<VersionConfig> = parent
         .as_ref()
-        .map(|p| serde_json::from_value(p.config.clone()).map_err(|source| TrainError::Config { version: p.id, source }))
+        .map(|p| {
+            serde_json::from_value(p.config.clone()).map_err(|source| TrainError::Config { version: p.id, source })
+        })
         .transpose()?;
     let teacher_id = match request.kind {
         ModelKind::Argd => Some(match request.teacher.or(parent_config.as_ref().and_then(|c| c.teacher)) {
@@ -763,7 +764,8 @@ pub fn predict(db: &Path, version: i64, device: DeviceChoice, progress: &dyn Pro
 pub fn rescorer(
     db: &Path,
     device: DeviceChoice,
-) -> impl FnMut(i64, crate::domain::ItemId, &dyn Progress) -> Result<(), crate::formats::repair::RescoreError> + use<> {
+) -> impl FnMut(i64, crate::domain::ItemId, &dyn Progress) -> Result<(), Box<dyn std::error::Error + Send + Sync>> + use<>
+{
     let db = db.to_owned();
     move |version, item, progress| {
         predict_items(&db, version, Some(&[item]), device, progress).map(|_| ()).map_err(|e| e.into())
@@ -816,8 +818,8 @@ pub fn news_attention(
 ) -> Result<Vec<TokenWeight>> {
     let store = Store::open(db)?;
     let v = store.model_version(version)?;
-    let config: VersionConfig = serde_json::from_value(v.config.clone())
-        .map_err(|source| TrainError::Config { version, source })?;
+    let config: VersionConfig =
+        serde_json::from_value(v.config.clone()).map_err(|source| TrainError::Config { version, source })?;
     if config.architecture.kind != ModelKind::Arg {
         return Err(TrainError::NotArg { version, found: v.kind });
     }
@@ -868,8 +870,8 @@ fn prepare_version(
 ) -> Result<(Vec<Example>, LoadedVersion, FeatureBank, Device)> {
     let store = Store::open(db)?;
     let v = store.model_version(version)?;
-    let config: VersionConfig = serde_json::from_value(v.config.clone())
-        .map_err(|source| TrainError::Config { version, source })?;
+    let config: VersionConfig =
+        serde_json::from_value(v.config.clone()).map_err(|source| TrainError::Config { version, source })?;
     drop(store);
     let mut session = open_session(db, &config.encoder, device, config.options.max_len, progress)?;
     let bert = session.encoder.config().clone();

@@ -9,8 +9,9 @@
 
 use egui::{Color32, RichText, Sense, Stroke};
 
-use super::AppCommand;
+use super::command::AppCommand;
 use super::item_list::verdict_color;
+use super::window::{Placement, studio_window};
 use crate::domain::Verdict;
 use crate::studies::agreement::PairwiseCohen;
 use crate::studies::metrics::AgreementSummary;
@@ -58,12 +59,9 @@ impl AgreementPanelState {
 pub fn agreement_window(ctx: &egui::Context, state: &mut AgreementPanelState) -> Vec<AppCommand> {
     let mut out = Vec::new();
     let mut open = state.open;
-    egui::Window::new("Agreement")
-        .open(&mut open)
-        .default_pos([40.0, 40.0])
-        .default_size([900.0, 680.0])
-        .vscroll(true)
-        .show(ctx, |ui| {
+    studio_window("Agreement", &mut open, Placement::Panel { pos: [40.0, 40.0], size: [900.0, 680.0] }).show(
+        ctx,
+        |ui| {
             ui.horizontal(|ui| {
                 if ui.add(egui::Button::selectable(!state.adjudicating, "Agreement")).clicked() {
                     state.adjudicating = false;
@@ -95,7 +93,8 @@ pub fn agreement_window(ctx: &egui::Context, state: &mut AgreementPanelState) ->
                     Some(Ok(summary)) => summary_ui(ui, summary),
                 }
             }
-        });
+        },
+    );
     if !open {
         out.push(AppCommand::ToggleAgreementPanel);
     }

@@ -13,7 +13,8 @@ use std::path::PathBuf;
 use egui::{Color32, RichText};
 use egui_plot::{Bar, BarChart, Line, Plot, PlotPoints};
 
-use super::AppCommand;
+use super::command::AppCommand;
+use super::window::{Placement, studio_window};
 use crate::studies::analysis::{Analysis, ConditionAnalysis, Estimate, Exclusions};
 use crate::studio::StudyListing;
 
@@ -76,12 +77,9 @@ fn color(i: usize) -> Color32 {
 pub fn analysis_window(ctx: &egui::Context, state: &mut AnalysisPanelState) -> Vec<AppCommand> {
     let mut out = Vec::new();
     let mut open = state.open;
-    egui::Window::new("Study analysis")
-        .open(&mut open)
-        .default_pos([12.0, 30.0])
-        .default_size([1250.0, 740.0])
-        .vscroll(true)
-        .show(ctx, |ui| {
+    studio_window("Study analysis", &mut open, Placement::Panel { pos: [12.0, 30.0], size: [1250.0, 740.0] }).show(
+        ctx,
+        |ui| {
             controls_ui(ui, state, &mut out);
             ui.separator();
             match &state.result {
@@ -101,7 +99,8 @@ pub fn analysis_window(ctx: &egui::Context, state: &mut AnalysisPanelState) -> V
                     flags_ui(ui, &view.analysis);
                 }
             }
-        });
+        },
+    );
     if !open {
         out.push(AppCommand::ToggleAnalysisPanel);
     }

@@ -12,9 +12,9 @@ use std::time::Instant;
 use egui::text::LayoutJob;
 use egui::{Color32, Key, KeyboardShortcut, Modifiers, RichText, Stroke, TextFormat, TextStyle};
 
-use super::AppCommand;
+use super::command::AppCommand;
 use super::item_list::verdict_color;
-use super::item_view::WriterView;
+use super::writer_view::WriterView;
 use crate::domain::{ItemId, NewFeedback, Rationale, RationaleId, Usefulness, Verdict};
 use crate::formats::attribution::QuoteMatch;
 use crate::formats::generate::{Rendered, Status};

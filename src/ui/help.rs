@@ -1,29 +1,18 @@
-//! The keyboard shortcut sheet (`?`).
+//! The keyboard shortcut sheet (`?`): the command table of [`super::keys`], then the keys that belong to egui's
+//! focus handling or to one panel rather than to a command.
 
-/// Every shortcut of the studio, as (keys, what it does).
-pub const SHORTCUTS: &[(&str, &str)] = &[
-    ("f", "judge the item fake, go to the next"),
-    ("r", "judge the item real, go to the next"),
-    ("u", "unsure, go to the next"),
+use super::keys::COMMANDS;
+use super::window::{Placement, studio_window};
+
+/// Keys the sheet explains that are not studio commands, as (keys, what they do), listed after the commands.
+pub const NOTES: &[(&str, &str)] = &[
     ("f / r / u", "in Studies ▸ Agreement ▸ Adjudication: record the final verdict of the item shown there"),
-    ("space", "skip: next item without a verdict"),
-    ("j / ↓", "next item"),
-    ("k / ↑", "previous item"),
-    ("ctrl+z", "undo the last judgement (kept in the database as retracted)"),
-    ("/", "search the item list"),
-    ("t", "show or hide the Train panel (retrain the guidance model, compare versions)"),
-    (
-        "1 … 8",
-        "explanation format: free text, annotated report, markup and mask, procedural, subquestions, decision tree, claim card, side by side",
-    ),
     ("Tab / shift+Tab", "move between the fields of a feedback form (or any control)"),
     (
         "space / enter",
         "press the focused button, option or section header (space skips the item when nothing is focused)",
     ),
     ("enter", "in a feedback text field: save it (shift+enter: new line)"),
-    ("Esc", "leave a text field or focused control / close this sheet"),
-    ("?", "show or hide this sheet"),
     (
         "participant mode",
         "Enter: submit the step · Tab / shift+Tab: next / previous question · 1 … 9: pick an answer of the focused \
@@ -31,20 +20,21 @@ pub const SHORTCUTS: &[(&str, &str)] = &[
     ),
 ];
 
+/// Every row of the sheet, as (keys, what they do): the commands in table order, then the notes.
+pub fn rows() -> Vec<(String, &'static str)> {
+    let commands = COMMANDS.iter().map(|e| (e.keys_text(), e.does));
+    commands.chain(NOTES.iter().map(|(keys, what)| ((*keys).to_owned(), *what))).collect()
+}
+
 /// Draws the shortcut window while `open`.
 pub fn shortcuts_window(ctx: &egui::Context, open: &mut bool) {
-    egui::Window::new("Keyboard shortcuts")
-        .open(open)
-        .collapsible(false)
-        .resizable(false)
-        .anchor(egui::Align2::CENTER_CENTER, egui::Vec2::ZERO)
-        .show(ctx, |ui| {
-            egui::Grid::new("shortcuts").striped(true).show(ui, |ui| {
-                for (keys, what) in SHORTCUTS {
-                    ui.monospace(*keys);
-                    ui.label(*what);
-                    ui.end_row();
-                }
-            });
+    studio_window("Keyboard shortcuts", open, Placement::Dialog).show(ctx, |ui| {
+        egui::Grid::new("shortcuts").striped(true).show(ui, |ui| {
+            for (keys, what) in rows() {
+                ui.monospace(keys);
+                ui.label(what);
+                ui.end_row();
+            }
         });
+    });
 }

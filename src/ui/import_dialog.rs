@@ -4,15 +4,16 @@
 use std::io::Read as _;
 use std::path::PathBuf;
 
-use super::AppCommand;
-use crate::ingest::{ColumnMap, FileFormat as Format, LabelMap};
+use super::command::AppCommand;
+use super::window::{Placement, studio_window};
+use crate::ingest::{ColumnMap, FileFormat, LabelMap};
 
 /// How much of each file is read to recognise its format.
 const SNIFF_BYTES: u64 = 64 * 1024;
 
 /// The open import dialog.
 pub struct ImportDialog {
-    files: Vec<(PathBuf, Result<Format, String>)>,
+    files: Vec<(PathBuf, Result<FileFormat, String>)>,
     map: String,
     labels: String,
     name: String,
@@ -28,7 +29,7 @@ impl ImportDialog {
                 let format = std::fs::File::open(&path)
                     .and_then(|f| f.take(SNIFF_BYTES).read_to_end(&mut head))
                     .map_err(|e| format!("{}: {e}", path.display()))
-                    .and_then(|_| Format::detect(&path, &head).map_err(|e| e.to_string()));
+                    .and_then(|_| FileFormat::detect(&path, &head).map_err(|e| e.to_string()));
                 (path, format)
             })
             .collect();
@@ -60,7 +61,8 @@ impl ImportDialog {
 /// Draws the dialog; `Some(Some(cmd))`: import, `Some(None)`: cancelled, `None`: still open.
 pub fn import_dialog_ui(ctx: &egui::Context, dialog: &mut ImportDialog) -> Option<Option<AppCommand>> {
     let mut result = None;
-    egui::Window::new("Import").collapsible(false).resizable(false).show(ctx, |ui| {
+    let mut open = true;
+    studio_window("Import", &mut open, Placement::Dialog).show(ctx, |ui| {
         ui.set_width(560.0);
         egui::Grid::new("import_files").num_columns(2).striped(true).show(ui, |ui| {
             for (path, format) in &dialog.files {
@@ -126,5 +128,8 @@ pub fn import_dialog_ui(ctx: &egui::Context, dialog: &mut ImportDialog) -> Optio
             }
         });
     });
+    if !open {
+        result = Some(None);
+    }
     result
 }

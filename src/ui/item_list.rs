@@ -4,7 +4,8 @@
 
 use egui::{Color32, RichText};
 
-use super::AppCommand;
+use super::command::AppCommand;
+use super::keys::{self, KeyCommand};
 use crate::domain::{ItemSummary, Verdict};
 use crate::guidance::triage::Order;
 use crate::studio::{Command, LabelFilter, StatusFilter, Workspace};
@@ -156,7 +157,11 @@ fn order_ui(ui: &mut egui::Ui, ws: &Workspace, out: &mut Vec<AppCommand>) {
             out.push(AppCommand::Studio(Command::SetFactCheckQueue(on)));
         }
         if !ws.has_predictions() && (queue || matches!(order, Order::Risk | Order::Uncertainty)) {
-            ui.label(RichText::new("no predictions yet: train a model (t)").small().weak());
+            ui.label(
+                RichText::new(keys::with_key("no predictions yet: train a model", KeyCommand::ToggleTrainPanel))
+                    .small()
+                    .weak(),
+            );
         }
     });
 }

@@ -7,36 +7,16 @@
 
 use egui::RichText;
 
-use super::AppCommand;
+use super::command::AppCommand;
 use super::explain::{self, ExplainState, Highlight};
 use super::item_list::{risk_color, verdict_color};
+use super::keys::{self, KeyCommand};
+use super::writer_view::WriterView;
 use crate::domain::{Rationale, RationaleId, Verdict};
 use crate::formats::Format;
 use crate::prompting::{Perspective, perspective_name};
-use crate::store::formats::FormatRepairStats;
 use crate::studio::{Command, GuidanceDetail, ItemDetail, Workspace};
-use crate::writer::{LiveRationale, LiveState};
-
-/// What the item view shows of the rationale writer and the other model jobs.
-#[derive(Clone, Debug, Default)]
-pub struct WriterView {
-    /// Rationales of the shown item being written in this run (streamed text).
-    pub live: Vec<LiveRationale>,
-    /// A writer job is running.
-    pub running: bool,
-    /// Some model job (rationale writer, format, repair) is running: buttons that start one are disabled.
-    pub llm_busy: bool,
-    /// The structured format being written: (rationale revision, format).
-    pub rendering: Option<(RationaleId, Format)>,
-    /// The repair being written: (feedback row, text so far).
-    pub repair: Option<(i64, String)>,
-    /// Repairs by format, as the app last read them.
-    pub repair_stats: Vec<FormatRepairStats>,
-    /// ARG's attention over a news text, as last computed: (item, version, token weights).
-    pub attention: Option<(crate::domain::ItemId, i64, Vec<crate::guidance::train::TokenWeight>)>,
-    /// The item whose attention is being computed.
-    pub attention_loading: Option<crate::domain::ItemId>,
-}
+use crate::writer::LiveState;
 
 /// UI state of the item view.
 pub struct ViewState {
@@ -248,11 +228,14 @@ fn rationales_ui(
         if writer.running {
             ui.spinner();
             if ui.button("Stop writing").on_hover_text("rationales already written are kept").clicked() {
-                out.push(AppCommand::CancelJob(super::app::WRITER_JOB.to_owned()));
+                out.push(AppCommand::CancelJob(super::command::WRITER_JOB.to_owned()));
             }
         } else if ui
             .add_enabled(!writer.llm_busy, egui::Button::new("Write rationales"))
-            .on_hover_text("ask the rationale writer for this item's rationales and their verdicts (W)")
+            .on_hover_text(keys::with_key(
+                "ask the rationale writer for this item's rationales and their verdicts",
+                KeyCommand::WriteRationales,
+            ))
             .clicked()
         {
             out.push(AppCommand::WriteRationales(vec![d.item.id]));

@@ -2,8 +2,9 @@
 
 use egui::RichText;
 
-use super::AppCommand;
+use super::command::AppCommand;
 use super::item_list::verdict_color;
+use super::keys::{self, KeyCommand};
 use crate::domain::Verdict;
 use crate::studio::{Command, Workspace};
 
@@ -52,10 +53,12 @@ pub fn judgement_bar_ui(
     }
     ui.horizontal(|ui| {
         ui.add_enabled_ui(has_item, |ui| {
-            for (verdict, label) in
-                [(Verdict::Fake, "Fake (f)"), (Verdict::Real, "Real (r)"), (Verdict::Other, "Unsure (u)")]
-            {
-                let text = RichText::new(label).strong();
+            for (verdict, key) in [
+                (Verdict::Fake, KeyCommand::JudgeFake),
+                (Verdict::Real, KeyCommand::JudgeReal),
+                (Verdict::Other, KeyCommand::JudgeUnsure),
+            ] {
+                let text = RichText::new(keys::labelled(key)).strong();
                 let mut button = egui::Button::new(text).min_size(egui::vec2(96.0, 28.0));
                 if mine == Some(verdict) {
                     button = button.fill(verdict_color(verdict));
@@ -64,11 +67,14 @@ pub fn judgement_bar_ui(
                     out.push(AppCommand::Studio(state.judge_command(verdict)));
                 }
             }
-            if ui.add(egui::Button::new("Skip (space)").min_size(egui::vec2(96.0, 28.0))).clicked() {
+            if ui.add(egui::Button::new(keys::labelled(KeyCommand::Skip)).min_size(egui::vec2(96.0, 28.0))).clicked() {
                 out.push(AppCommand::Studio(Command::Skip));
             }
         });
-        if ui.add_enabled(ws.can_undo() && !writes_paused, egui::Button::new("Undo (ctrl+z)")).clicked() {
+        if ui
+            .add_enabled(ws.can_undo() && !writes_paused, egui::Button::new(keys::labelled(KeyCommand::Undo)))
+            .clicked()
+        {
             out.push(AppCommand::Studio(Command::Undo));
         }
         ui.separator();

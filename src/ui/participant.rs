@@ -16,10 +16,11 @@ use std::time::Instant;
 
 use egui::{Event, Id, Key, Modifiers, RichText};
 
-use super::AppCommand;
+use super::command::AppCommand;
 use super::explain::{self, ExplainState};
 use super::item_list::verdict_color;
-use super::item_view::WriterView;
+use super::window::{Placement, studio_window};
+use super::writer_view::WriterView;
 use crate::formats::Format;
 use crate::formats::generate::Rendered;
 use crate::store::studies::Timing;
@@ -616,59 +617,51 @@ pub struct RunDialog {
 pub fn run_dialog_window(ctx: &egui::Context, dialog: &mut RunDialog) -> (Vec<AppCommand>, bool) {
     let mut out = Vec::new();
     let mut open = true;
-    egui::Window::new("Run a participant")
-        .open(&mut open)
-        .collapsible(false)
-        .resizable(false)
-        .anchor(egui::Align2::CENTER_CENTER, egui::Vec2::ZERO)
-        .show(ctx, |ui| {
-            if dialog.studies.is_empty() {
-                ui.label("No study is registered in this database: register one in the Study designer first.");
-                return;
-            }
-            ui.horizontal(|ui| {
-                let label = ui.label("Study:");
-                egui::ComboBox::from_id_salt("run_study")
-                    .selected_text(dialog.study.clone())
-                    .show_ui(ui, |ui| {
-                        for name in &dialog.studies {
-                            ui.selectable_value(&mut dialog.study, name.clone(), name);
-                        }
-                    })
-                    .response
-                    .labelled_by(label.id);
-            });
-            let edit = ui
-                .horizontal(|ui| {
-                    let label = ui.label("Participant code:");
-                    ui.add(egui::TextEdit::singleline(&mut dialog.code).hint_text("e.g. P017").desired_width(200.0))
-                        .labelled_by(label.id)
+    studio_window("Run a participant", &mut open, Placement::Dialog).show(ctx, |ui| {
+        if dialog.studies.is_empty() {
+            ui.label("No study is registered in this database: register one in the Study designer first.");
+            return;
+        }
+        ui.horizontal(|ui| {
+            let label = ui.label("Study:");
+            egui::ComboBox::from_id_salt("run_study")
+                .selected_text(dialog.study.clone())
+                .show_ui(ui, |ui| {
+                    for name in &dialog.studies {
+                        ui.selectable_value(&mut dialog.study, name.clone(), name);
+                    }
                 })
-                .inner;
-            // The code field takes the keyboard once the window has it (as the annotator's name field does).
-            if !dialog.focused_once && ui.input(|i| i.focused) {
-                edit.request_focus();
-                dialog.focused_once = true;
-            }
-            ui.label(
-                RichText::new(
-                    "The same code resumes a participant where they stopped. The window then shows only the study \
-                     (full screen) until its end.",
-                )
-                .small()
-                .weak(),
-            );
-            if let Some(err) = &dialog.error {
-                ui.colored_label(ui.visuals().error_fg_color, err);
-            }
-            let ready = !dialog.study.is_empty() && !dialog.code.trim().is_empty();
-            let entered = edit.lost_focus() && ui.input(|i| i.key_pressed(Key::Enter));
-            if (ui.add_enabled(ready, egui::Button::new("Start")).clicked() || entered) && ready {
-                out.push(AppCommand::StartParticipant {
-                    study: dialog.study.clone(),
-                    code: dialog.code.trim().to_owned(),
-                });
-            }
+                .response
+                .labelled_by(label.id);
         });
+        let edit = ui
+            .horizontal(|ui| {
+                let label = ui.label("Participant code:");
+                ui.add(egui::TextEdit::singleline(&mut dialog.code).hint_text("e.g. P017").desired_width(200.0))
+                    .labelled_by(label.id)
+            })
+            .inner;
+        // The code field takes the keyboard once the window has it (as the annotator's name field does).
+        if !dialog.focused_once && ui.input(|i| i.focused) {
+            edit.request_focus();
+            dialog.focused_once = true;
+        }
+        ui.label(
+            RichText::new(
+                "The same code resumes a participant where they stopped. The window then shows only the study \
+                     (full screen) until its end.",
+            )
+            .small()
+            .weak(),
+        );
+        if let Some(err) = &dialog.error {
+            ui.colored_label(ui.visuals().error_fg_color, err);
+        }
+        let ready = !dialog.study.is_empty() && !dialog.code.trim().is_empty();
+        let entered = edit.lost_focus() && ui.input(|i| i.key_pressed(Key::Enter));
+        if (ui.add_enabled(ready, egui::Button::new("Start")).clicked() || entered) && ready {
+            out.push(AppCommand::StartParticipant { study: dialog.study.clone(), code: dialog.code.trim().to_owned() });
+        }
+    });
     (out, open)
 }

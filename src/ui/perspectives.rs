@@ -4,7 +4,8 @@
 
 use egui::RichText;
 
-use super::AppCommand;
+use super::command::AppCommand;
+use super::window::{Placement, studio_window};
 use crate::prompting::{Perspective, builtin_perspectives};
 use crate::studio::{Command, Workspace};
 
@@ -25,7 +26,7 @@ pub fn perspectives_window(
 ) -> Vec<AppCommand> {
     let mut out = Vec::new();
     let builtin_keys: Vec<String> = builtin_perspectives().into_iter().map(|p| p.key).collect();
-    egui::Window::new("Perspectives").open(open).default_width(640.0).vscroll(true).show(ctx, |ui| {
+    studio_window("Perspectives", open, Placement::Floating { width: 640.0 }).show(ctx, |ui| {
         ui.label(
             "Rationales are written from each perspective below. `{news}` marks where the news text goes; it is \
              always fenced as data, so instructions inside a news text are not followed.",

@@ -2,8 +2,7 @@
 
 use std::sync::Arc;
 
-use super::AppCommand;
-use super::app::Notice;
+use super::command::{AppCommand, Notice};
 use crate::jobs::JobState;
 use crate::studio::Workspace;
 

@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 
 use egui::RichText;
 
-use super::AppCommand;
+use super::command::AppCommand;
+use super::window::{Placement, studio_window};
 use crate::domain::{ItemId, Verdict};
 use crate::formats::Format;
 use crate::store::studies::RegisterOutcome;
@@ -205,12 +206,9 @@ impl DesignerState {
 pub fn designer_window(ctx: &egui::Context, state: &mut DesignerState) -> Vec<AppCommand> {
     let mut out = Vec::new();
     let mut open = state.open;
-    egui::Window::new("Study designer")
-        .open(&mut open)
-        .default_pos([24.0, 36.0])
-        .default_size([900.0, 700.0])
-        .vscroll(true)
-        .show(ctx, |ui| {
+    studio_window("Study designer", &mut open, Placement::Panel { pos: [24.0, 36.0], size: [900.0, 700.0] }).show(
+        ctx,
+        |ui| {
             file_ui(ui, state);
             status_ui(ui, state, &mut out);
             ui.separator();
@@ -236,7 +234,8 @@ pub fn designer_window(ctx: &egui::Context, state: &mut DesignerState) -> Vec<Ap
             }
             ui.separator();
             preview_ui(ui, state);
-        });
+        },
+    );
     if !open {
         out.push(AppCommand::ToggleStudyDesigner);
     }

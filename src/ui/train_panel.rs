@@ -12,8 +12,9 @@ use std::sync::{Arc, Mutex};
 use egui::{Color32, RichText};
 use egui_plot::{Legend, Line, LineStyle, MarkerShape, Plot, PlotPoints, Points};
 
-use super::AppCommand;
+use super::command::AppCommand;
 use super::item_list::verdict_color;
+use super::window::{Placement, studio_window};
 use crate::domain::Verdict;
 use crate::guidance::metrics::Metrics;
 use crate::guidance::net::ModelKind;
@@ -94,8 +95,7 @@ impl TrainPanelState {
             self.kind = kind;
         }
         let exists = |id: Option<i64>| id.filter(|&id| versions.row(id).is_some());
-        self.a =
-            exists(self.a).or(versions.active.of(self.kind)).or_else(|| versions.rows.last().map(|r| r.id));
+        self.a = exists(self.a).or(versions.active.of(self.kind)).or_else(|| versions.rows.last().map(|r| r.id));
         self.b = exists(self.b).filter(|&b| Some(b) != self.a).or_else(|| self.default_b(versions));
     }
 
@@ -120,11 +120,7 @@ impl TrainPanelState {
 pub fn train_window(ctx: &egui::Context, state: &mut TrainPanelState, view: &TrainView<'_>) -> Vec<AppCommand> {
     let mut out = Vec::new();
     let mut open = state.open;
-    egui::Window::new("Guidance model training")
-        .open(&mut open)
-        .default_pos([16.0, 32.0])
-        .default_size([1010.0, 730.0])
-        .vscroll(true)
+    studio_window("Guidance model training", &mut open, Placement::Panel { pos: [16.0, 32.0], size: [1010.0, 730.0] })
         .show(ctx, |ui| {
             controls_ui(ui, state, view, &mut out);
             ui.separator();

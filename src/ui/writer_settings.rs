@@ -3,10 +3,11 @@
 
 use egui::RichText;
 
-use super::AppCommand;
-use crate::models::catalog::{CATALOG, ModelRole as ModelKind};
+use super::command::AppCommand;
+use super::window::{Placement, studio_window};
+use crate::models::catalog::{CATALOG, ModelRole};
 use crate::models::{DeviceChoice, fetch};
-use crate::writer::{WriterBackend, WriterSettings};
+use crate::rationales::{WriterBackend, WriterSettings};
 
 /// The window's state: the settings being edited, and which catalog writers were on disk when it opened (looked up
 /// once, not every frame).
@@ -20,7 +21,7 @@ impl WriterSettingsDraft {
         let dir = crate::models::models_dir();
         let present = CATALOG
             .iter()
-            .filter(|e| e.kind == ModelKind::Generator && fetch::quick_status(e, &dir) == fetch::ModelStatus::Present)
+            .filter(|e| e.kind == ModelRole::Generator && fetch::quick_status(e, &dir) == fetch::ModelStatus::Present)
             .map(|e| e.name)
             .collect();
         Self { settings, present }
@@ -37,7 +38,7 @@ pub fn writer_settings_window(
     let draft = &mut state.settings;
     let mut out = Vec::new();
     let mut cancel = false;
-    egui::Window::new("Writer settings").open(open).default_width(520.0).show(ctx, |ui| {
+    studio_window("Writer settings", open, Placement::Floating { width: 520.0 }).show(ctx, |ui| {
         ui.horizontal(|ui| {
             ui.label("Backend:");
             ui.radio_value(&mut draft.backend, WriterBackend::Local, "local model (this machine)");
@@ -50,7 +51,7 @@ pub fn writer_settings_window(
                 egui::ComboBox::from_id_salt("writer_model").selected_text(draft.local_model.clone()).show_ui(
                     ui,
                     |ui| {
-                        for entry in CATALOG.iter().filter(|e| e.kind == ModelKind::Generator) {
+                        for entry in CATALOG.iter().filter(|e| e.kind == ModelRole::Generator) {
                             let here = present.contains(&entry.name);
                             let text = format!(
                                 "{} ({} MiB{})",

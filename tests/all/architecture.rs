@@ -355,7 +355,8 @@ fn find_cycle(edges: &Edges) -> Option<Vec<String>> {
 /// ARCHITECTURE.md's dependency table: `| `module` | `a`, `b` |` rows under the heading "## Dependencies", where
 /// "nothing" allows no edge.
 fn allowed_edges(architecture: &str) -> BTreeMap<String, BTreeSet<String>> {
-    let section = architecture.split("\n## Dependencies").nth(1).expect("ARCHITECTURE.md has a '## Dependencies' section");
+    let section =
+        architecture.split("\n## Dependencies").nth(1).expect("ARCHITECTURE.md has a '## Dependencies' section");
     let section = section.split("\n## ").next().unwrap_or(section);
     let mut allowed = BTreeMap::new();
     for line in section.lines().filter(|l| l.starts_with("| `")) {
@@ -363,7 +364,12 @@ fn allowed_edges(architecture: &str) -> BTreeMap<String, BTreeSet<String>> {
         let module = cells[0].trim_matches('`').to_owned();
         let uses: BTreeSet<String> = cells
             .get(1)
-            .map(|c| c.split(',').map(|u| u.trim().trim_matches('`').to_owned()).filter(|u| !u.is_empty() && u != "nothing").collect())
+            .map(|c| {
+                c.split(',')
+                    .map(|u| u.trim().trim_matches('`').to_owned())
+                    .filter(|u| !u.is_empty() && u != "nothing")
+                    .collect()
+            })
             .unwrap_or_default();
         allowed.insert(module, uses);
     }

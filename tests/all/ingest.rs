@@ -283,8 +283,9 @@ fn generic_csv_with_a_column_map_reads_liar2() {
         .unwrap_err();
     assert!(e.to_string().contains("--map only applies to the csv and jsonl formats"), "{e}");
     // The generic formats need a map.
-    let e = read_file(&shared("liar2/test.csv"), &ImportOptions { format: Some(FileFormat::Csv), ..Default::default() })
-        .unwrap_err();
+    let e =
+        read_file(&shared("liar2/test.csv"), &ImportOptions { format: Some(FileFormat::Csv), ..Default::default() })
+            .unwrap_err();
     assert!(e.to_string().contains("needs a column map"), "{e}");
 }
 

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use argus::domain::Verdict;
 use argus::store::Store;
+use argus::ui::testing::AppTesting as _;
 use argus::ui::{ArgusApp, StudioOptions};
 use egui::Key;
 use egui_kittest::Harness;
@@ -629,4 +630,41 @@ fn the_list_orders_by_risk_shows_p_fake_and_the_item_view_shows_args_trust() {
     step_until(&mut s.harness, "the attention job to fail", |app| app.notice().is_some_and(|n| n.is_error));
     let notice = s.harness.state().notice().unwrap().text.clone();
     assert!(notice.contains("ARG's attention could not be computed") && notice.contains("model version"), "{notice}");
+}
+
+/// The keys in the first column of README.md's `| key | does |` table (section "Using the studio"): every
+/// backticked key, a run such as `1` … `8` expanded.
+fn readme_keys(readme: &str) -> std::collections::BTreeSet<String> {
+    let section = readme.split("\n## Using the studio").nth(1).expect("README has a \"Using the studio\" section");
+    let section = section.split("\n## ").next().unwrap_or(section);
+    let mut lines = section.lines().skip_while(|l| !l.starts_with("| key | does |")).skip(2);
+    let mut keys = std::collections::BTreeSet::new();
+    for row in lines.by_ref().take_while(|l| l.starts_with('|')) {
+        let cell = row.split('|').nth(1).unwrap_or_default();
+        let tokens: Vec<&str> = cell.split('`').skip(1).step_by(2).collect();
+        if cell.contains('…')
+            && let [first, last] = tokens.as_slice()
+            && let (Ok(a), Ok(b)) = (first.parse::<u32>(), last.parse::<u32>())
+        {
+            keys.extend((a..=b).map(|n| n.to_string()));
+        } else {
+            keys.extend(tokens.iter().map(|t| (*t).to_owned()));
+        }
+    }
+    keys
+}
+
+#[test]
+fn readme_key_table_lists_the_keys_of_the_command_table() {
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let table: std::collections::BTreeSet<String> = argus::ui::keys::shown_key_texts().into_iter().collect();
+    let documented = readme_keys(&readme);
+    assert!(documented.contains("ctrl+z") && documented.contains("8"), "the README table was not read: {documented:?}");
+    let missing: Vec<_> = table.difference(&documented).collect();
+    let unknown: Vec<_> = documented.difference(&table).collect();
+    assert!(missing.is_empty(), "keys of the command table missing from README.md's key table: {missing:?}");
+    assert!(unknown.is_empty(), "keys in README.md's key table that no command has: {unknown:?}");
+    // The check can fail: the README without its `t` row lacks a key of the table.
+    let without_t = readme.replace("| `t` |", "| the Train panel |");
+    assert!(table.difference(&readme_keys(&without_t)).any(|k| k == "t"));
 }

@@ -11,6 +11,7 @@ use argus::models::{ChatModel, Completion, GenerationParams, StopReason};
 use argus::prompting::ChatMessage;
 use argus::store::Store;
 use argus::ui::ArgusApp;
+use argus::ui::testing::AppTesting as _;
 use egui::Key;
 use egui_kittest::Harness;
 use egui_kittest::kittest::{NodeT as _, Queryable as _};

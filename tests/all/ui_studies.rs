@@ -9,6 +9,7 @@ use argus::domain::{NewJudgement, Verdict};
 use argus::store::Store;
 use argus::studies::flow::Step;
 use argus::studies::spec::StudySpec;
+use argus::ui::testing::AppTesting as _;
 use argus::ui::{AppCommand, ArgusApp, StudioOptions};
 use egui::Key;
 use egui_kittest::Harness;
