@@ -56,6 +56,11 @@ pub struct Train {
     /// Tokens per text.
     #[arg(long, default_value_t = TrainOptions::default().max_len)]
     max_len: usize,
+    /// Split train / val (and test, when the data names no split) by this field instead of by text: an imported
+    /// column (e.g. image_id, event, claim_id) or `source`, so one group never straddles train and val. A retrain
+    /// with --from keeps its parent's key.
+    #[arg(long)]
+    group_by: Option<String>,
 }
 
 impl Train {
@@ -77,6 +82,7 @@ impl Train {
                 human_weight: self.human_weight,
                 paper_quirks: self.paper_quirks,
                 max_len: self.max_len,
+                group_by: self.group_by,
                 ..TrainOptions::default()
             },
             perspectives: self.perspectives,
@@ -109,6 +115,12 @@ impl Train {
             report.best_epoch,
             report.encoded_texts
         );
+        if let Some(key) = &s.group_by {
+            eprintln!(
+                "split by {key}: {} train / {} val / {} test groups ({} items have no {key}: a group each)",
+                s.groups_train, s.groups_val, s.groups_test, s.ungrouped
+            );
+        }
         if !report.unused_perspectives.is_empty() {
             eprintln!(
                 "note: rationales from perspectives [{}] are not read by this model (it keeps its parent's \

@@ -7,6 +7,10 @@
 //! its text, so an item never moves between splits as people judge it. When the data names no training split
 //! (LIAR2's public valid + test files), the validation items are divided into train (85%) and val (15%) by the
 //! same hash; when it names no split at all, 70 / 15 / 15.
+//!
+//! With a group key ([`build_grouped`], `argus train --group-by image_id`), that hash is taken over the item's value
+//! of the key instead of its text, so every item of one event, source or claim lands in the same split and
+//! validation measures what carries over to unseen groups. Items without the key are groups of their own.
 
 use sha2::{Digest, Sha256};
 
@@ -68,6 +72,20 @@ pub struct DataSnapshot {
     pub usefulness_feedback: usize,
     /// Rationales that people corrected (revision > 1).
     pub corrected_rationales: usize,
+    /// The field the train/val/test hash was taken over; `None`: each item's text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_by: Option<String>,
+    /// With `group_by`: distinct groups among the labelled items of each split (items without the field count
+    /// as a group each).
+    #[serde(default)]
+    pub groups_train: usize,
+    #[serde(default)]
+    pub groups_val: usize,
+    #[serde(default)]
+    pub groups_test: usize,
+    /// With `group_by`: items that have no value for it.
+    #[serde(default)]
+    pub ungrouped: usize,
 }
 
 /// The perspectives that have at least one rationale, in `order` first, then any others alphabetically.
@@ -115,8 +133,18 @@ fn label_of(item: &TrainingItem) -> (Option<bool>, bool) {
     }
 }
 
-/// Builds one example per item, with `perspectives` in that order.
+/// Builds one example per item, with `perspectives` in that order; splits hashed over each item's text.
 pub fn build(items: &[TrainingItem], perspectives: &[String]) -> (Vec<Example>, DataSnapshot) {
+    build_grouped(items, perspectives, None)
+}
+
+/// [`build`], with the splits the data does not name hashed over the items' value of `group_by` (see the module
+/// head) when it is given.
+pub fn build_grouped(
+    items: &[TrainingItem],
+    perspectives: &[String],
+    group_by: Option<&str>,
+) -> (Vec<Example>, DataSnapshot) {
     let explicit: Vec<Option<Split>> = items.iter().map(|i| explicit_split(i.split.as_deref())).collect();
     let any_train = explicit.contains(&Some(Split::Train));
     let any_test = explicit.contains(&Some(Split::Test));
@@ -124,12 +152,20 @@ pub fn build(items: &[TrainingItem], perspectives: &[String]) -> (Vec<Example>, 
         items: items.len(),
         perspectives: perspectives.to_vec(),
         rationales: vec![0; perspectives.len()],
+        group_by: group_by.map(str::to_owned),
         ..Default::default()
     };
+    let mut groups: [std::collections::HashSet<String>; 3] = Default::default();
     let mut examples = Vec::with_capacity(items.len());
     for (item, explicit) in items.iter().zip(explicit) {
         let news = item.news_text();
-        let h = hash_percent(&news);
+        let group = group_by.and_then(|key| item.field(key));
+        if group_by.is_some() && group.is_none() {
+            snapshot.ungrouped += 1;
+        }
+        // The group's value, marked so that it cannot collide with a text; an item without one is its own group.
+        let group = group.map_or_else(|| format!("text\u{0}{news}"), |g| format!("group\u{0}{g}"));
+        let h = if group_by.is_some() { hash_percent(&group) } else { hash_percent(&news) };
         let split = match explicit {
             Some(Split::Val) if !any_train => {
                 if h < 85 {
@@ -184,6 +220,9 @@ pub fn build(items: &[TrainingItem], perspectives: &[String]) -> (Vec<Example>, 
                 Split::Val => snapshot.val += 1,
                 Split::Test => snapshot.test += 1,
             }
+            if group_by.is_some() {
+                groups[split as usize].insert(group);
+            }
         }
         if human && fake.is_some() {
             snapshot.human_labels += 1;
@@ -194,6 +233,7 @@ pub fn build(items: &[TrainingItem], perspectives: &[String]) -> (Vec<Example>, 
         }
         examples.push(Example { item: item.id, news, fake, human, split, rationales });
     }
+    [snapshot.groups_train, snapshot.groups_val, snapshot.groups_test] = groups.map(|g| g.len());
     (examples, snapshot)
 }
 
@@ -209,6 +249,8 @@ mod tests {
             text: format!("claim number {id}"),
             gold,
             split: split.map(str::to_owned),
+            source: None,
+            metadata: serde_json::json!({}),
             human,
             judgements: human.is_some() as usize,
             judged_at: None,
@@ -282,6 +324,44 @@ mod tests {
         let (ex, snap) = build(&items, &[]);
         assert!(ex[50..].iter().all(|e| e.split == Split::Test));
         assert!(snap.train > 30 && snap.val > 0 && snap.test == 50, "{snap:?}");
+    }
+
+    #[test]
+    fn a_group_key_keeps_every_item_of_a_group_in_one_split() {
+        // 300 posts about 30 events (10 each), the file naming only val (twitter-qwen's val file, LIAR2's valid):
+        // train and val are hashed from it, by text or by event.
+        let mut items: Vec<_> = (0..300)
+            .map(|i| {
+                let mut it = item(i, Some(if i % 3 == 0 { Verdict::Fake } else { Verdict::Real }), None, Some("val"));
+                it.metadata = serde_json::json!({ "image_id": format!("event{}", i / 10), "n": i / 10 });
+                it
+            })
+            .collect();
+        items.push(item(300, Some(Verdict::Real), None, Some("val"))); // no image_id: a group of its own
+        let straddling = |ex: &[Example], key: &dyn Fn(usize) -> String| {
+            let mut seen: std::collections::HashMap<String, Split> = std::collections::HashMap::new();
+            ex[..300].iter().enumerate().filter(|(i, e)| *seen.entry(key(*i)).or_insert(e.split) != e.split).count()
+        };
+        let event = |i: usize| format!("event{}", i / 10);
+        let (by_text, snap) = build(&items, &[]);
+        assert!(straddling(&by_text, &event) > 0, "hashing texts splits events across train and val");
+        assert_eq!((snap.group_by, snap.groups_train, snap.ungrouped), (None, 0, 0));
+
+        let (by_event, snap) = build_grouped(&items, &[], Some("image_id"));
+        assert_eq!(straddling(&by_event, &event), 0, "no event is in both train and val");
+        assert_eq!(snap.group_by.as_deref(), Some("image_id"));
+        assert_eq!(snap.groups_train + snap.groups_val + snap.groups_test, 31, "{snap:?}");
+        assert!(snap.groups_train > 15 && snap.groups_val > 0 && snap.groups_test == 0, "{snap:?}");
+        assert_eq!(snap.ungrouped, 1);
+        assert_eq!((snap.train + snap.val, snap.test), (301, 0));
+        // A number works as a key as well as a string, and gives the same grouping.
+        let (by_number, _) = build_grouped(&items, &[], Some("n"));
+        assert_eq!(straddling(&by_number, &event), 0);
+        // `source` is a key too; a key nobody has leaves every item its own group (the text hash's grouping).
+        let (by_missing, snap) = build_grouped(&items, &[], Some("no_such_column"));
+        assert_eq!(snap.ungrouped, 301);
+        assert_eq!(snap.groups_train + snap.groups_val, 301);
+        assert!(by_missing.iter().zip(&by_text).all(|(a, b)| a.item == b.item));
     }
 
     #[test]

@@ -144,6 +144,9 @@ pub struct TrainOptions {
     pub kd_weight: f64,
     /// WordPiece length of every text (ARG: 170).
     pub max_len: usize,
+    /// Hash the splits the data does not name over this field (an imported column, or `source`) instead of the
+    /// text, so that items of one group never straddle train and val (`guidance::data::build_grouped`).
+    pub group_by: Option<String>,
 }
 
 impl Default for TrainOptions {
@@ -161,6 +164,7 @@ impl Default for TrainOptions {
             beta_judge: 1.0,
             kd_weight: 1.0,
             max_len: 170,
+            group_by: None,
         }
     }
 }
@@ -456,6 +460,8 @@ pub fn train(
         // The architecture's switches and text length are the parent's; the rest (seed, epochs, ...) this run's.
         options.paper_quirks = c.options.paper_quirks;
         options.max_len = c.options.max_len;
+        // The same splits as the parent's, so that its validation figures and this run's compare.
+        options.group_by.clone_from(&c.options.group_by);
     }
     progress.set(0, 0, "reading labels and feedback");
     let items = store.training_items()?;
@@ -472,7 +478,7 @@ pub fn train(
     } else {
         data::perspectives_present(&items, &order).into_iter().filter(|p| !perspectives.contains(p)).collect()
     };
-    let (examples, snapshot) = data::build(&items, &perspectives);
+    let (examples, snapshot) = data::build_grouped(&items, &perspectives, options.group_by.as_deref());
     let train_set: Vec<&Example> = examples.iter().filter(|e| e.split == Split::Train && e.fake.is_some()).collect();
     let mut val_set: Vec<&Example> = examples.iter().filter(|e| e.split == Split::Val && e.fake.is_some()).collect();
     let test_set: Vec<&Example> = examples.iter().filter(|e| e.split == Split::Test && e.fake.is_some()).collect();
@@ -877,7 +883,11 @@ fn prepare_version(
     let bert = session.encoder.config().clone();
     let loaded = load_version(&session.store, version, &session.device, &bert)?;
     let items = session.store.training_items()?;
-    let (examples, _) = data::build(&items, &loaded.config.architecture.perspectives);
+    let (examples, _) = data::build_grouped(
+        &items,
+        &loaded.config.architecture.perspectives,
+        loaded.config.options.group_by.as_deref(),
+    );
     let with_rationales = loaded.config.architecture.kind == ModelKind::Arg;
     let bank =
         FeatureBank::build(&mut session.cache, &session.encoder, &texts_needed(&examples, with_rationales), progress)?;

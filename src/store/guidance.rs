@@ -16,6 +16,10 @@ pub struct TrainingItem {
     pub text: String,
     pub gold: Option<Verdict>,
     pub split: Option<String>,
+    /// The item's source (speaker, outlet), and every other imported column ([`crate::domain::Item::metadata`]):
+    /// what a group-aware split can be keyed on.
+    pub source: Option<String>,
+    pub metadata: serde_json::Value,
     /// The people's verdict: the adjudicated one when there is one, else the majority of standing judgements
     /// (`None` on a tie or when nobody judged).
     pub human: Option<Verdict>,
@@ -31,6 +35,22 @@ impl TrainingItem {
     /// The news as models read it (see [`crate::domain::news_text`]).
     pub fn news_text(&self) -> String {
         crate::domain::news_text(self.title.as_deref().unwrap_or(""), &self.text)
+    }
+
+    /// The value of field `key`, for a group-aware split: `source` is the item's source; any other key names an
+    /// imported column kept in the item's metadata (strings as they are, numbers and booleans as written). `None`
+    /// when the item has no such field or it is null or empty.
+    pub fn field(&self, key: &str) -> Option<String> {
+        let value = match key {
+            "source" => self.source.clone(),
+            _ => match self.metadata.get(key)? {
+                serde_json::Value::String(s) => Some(s.clone()),
+                serde_json::Value::Null => None,
+                v @ (serde_json::Value::Number(_) | serde_json::Value::Bool(_)) => Some(v.to_string()),
+                v => Some(v.to_string()),
+            },
+        };
+        value.filter(|v| !v.trim().is_empty())
     }
 }
 
@@ -152,8 +172,10 @@ impl Store {
                 rationales.entry(item).or_default().push(r);
             }
         }
-        let mut stmt =
-            self.conn.prepare("SELECT id, title, text, gold_label, split FROM items ORDER BY id").map_err(sql)?;
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, title, text, gold_label, split, source, metadata FROM items ORDER BY id")
+            .map_err(sql)?;
         let rows = stmt
             .query_map([], |r| {
                 Ok((
@@ -162,12 +184,14 @@ impl Store {
                     r.get::<_, String>(2)?,
                     r.get::<_, Option<String>>(3)?,
                     r.get::<_, Option<String>>(4)?,
+                    r.get::<_, Option<String>>(5)?,
+                    r.get::<_, String>(6)?,
                 ))
             })
             .map_err(sql)?;
         let mut out = Vec::new();
         for row in rows {
-            let (id, title, text, gold, split) = row.map_err(sql)?;
+            let (id, title, text, gold, split, source, metadata) = row.map_err(sql)?;
             let js = judgements.remove(&id).unwrap_or_default();
             out.push(TrainingItem {
                 id,
@@ -175,6 +199,8 @@ impl Store {
                 text,
                 gold: gold.as_deref().and_then(Verdict::parse),
                 split,
+                source,
+                metadata: serde_json::from_str(&metadata).unwrap_or_default(),
                 human: resolve_verdicts(&js),
                 judgements: js.len(),
                 judged_at: js.iter().map(|j| j.created_at.clone()).max(),

@@ -279,3 +279,42 @@ fn the_train_command_ends_with_one_json_line() {
     let eval: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(eval["macro_f1"], last["macro_f1"]);
 }
+
+#[test]
+fn a_group_aware_split_keeps_each_speaker_in_one_split_and_eval_uses_it() {
+    use argus::guidance::data::{Split, build, build_grouped};
+    let dir = tempfile::tempdir().unwrap();
+    let db = small_db(dir.path(), 80);
+    let mut req = request(ModelKind::Bert, 0);
+    req.options.max_epochs = 1;
+    req.options.group_by = Some("source".into());
+    let report = train(&db, &req, &NoProgress, &mut |_| {}).unwrap();
+    let s = &report.snapshot;
+    assert_eq!(s.group_by.as_deref(), Some("source"));
+    assert!(s.groups_train > 0 && s.groups_test > 0 && s.groups_train < s.train, "{s:?}");
+    // Every speaker's items sit in one split, which the text hash does not give on the same items.
+    let store = Store::open(&db).unwrap();
+    let items = store.training_items().unwrap();
+    let speaker_splits = |ex: &[argus::guidance::data::Example]| {
+        let mut by: std::collections::HashMap<String, std::collections::BTreeSet<String>> = Default::default();
+        for (it, e) in items.iter().zip(ex) {
+            by.entry(it.source.clone().unwrap_or_default()).or_default().insert(format!("{:?}", e.split));
+        }
+        by.values().filter(|splits| splits.len() > 1).count()
+    };
+    let (grouped, _) = build_grouped(&items, &[], Some("source"));
+    let (by_text, _) = build(&items, &[]);
+    assert_eq!(speaker_splits(&grouped), 0);
+    assert!(speaker_splits(&by_text) > 0, "some speaker straddles splits when texts are hashed");
+    let test_ids = |ex: &[argus::guidance::data::Example]| {
+        ex.iter().filter(|e| e.split == Split::Test && e.fake.is_some()).map(|e| e.item).collect::<Vec<_>>()
+    };
+    assert_ne!(test_ids(&grouped), test_ids(&by_text));
+    // The key is stored with the version, and evaluating it later uses the same test split.
+    let v = store.model_version(report.version).unwrap();
+    assert_eq!(v.data_snapshot["group_by"], "source");
+    assert_eq!(v.config["options"]["group_by"], "source");
+    let m = eval(&db, report.version, argus::models::DeviceChoice::Cpu, &NoProgress).unwrap();
+    assert_eq!(m.n, test_ids(&grouped).len());
+    assert!((m.macro_f1 - report.test.macro_f1).abs() < 1e-9);
+}
