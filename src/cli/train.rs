@@ -43,6 +43,9 @@ pub struct Train {
     max_epochs: usize,
     #[arg(long, default_value_t = TrainOptions::default().patience)]
     patience: usize,
+    /// Early stopping cannot fire before this many epochs.
+    #[arg(long, default_value_t = TrainOptions::default().min_epochs)]
+    min_epochs: usize,
     #[arg(long, default_value_t = TrainOptions::default().batch_size)]
     batch_size: usize,
     #[arg(long, default_value_t = TrainOptions::default().lr)]
@@ -79,6 +82,7 @@ impl Train {
                 batch_size: self.batch_size,
                 max_epochs: self.max_epochs,
                 patience: self.patience,
+                min_epochs: self.min_epochs,
                 human_weight: self.human_weight,
                 paper_quirks: self.paper_quirks,
                 max_len: self.max_len,
@@ -115,6 +119,9 @@ impl Train {
             report.best_epoch,
             report.encoded_texts
         );
+        for w in &report.warnings {
+            eprintln!("warning: {} version {}: {w}", report.kind.human_name(), report.version);
+        }
         if let Some(key) = &s.group_by {
             eprintln!(
                 "split by {key}: {} train / {} val / {} test groups ({} items have no {key}: a group each)",

@@ -67,6 +67,32 @@ pub fn evaluate(p: &[f64], fake: &[bool]) -> Metrics {
     }
 }
 
+/// Share of the predictions at or above 0.5 (predicted fake) at which a version counts as predicting one class.
+pub const ONE_CLASS_SHARE: f64 = 0.95;
+
+/// A warning when `m` (of split `split`) shows a model that predicts one class for (nearly) every item: on small,
+/// imbalanced data a run can learn "always real" and still rank items well (its AUC says so) while the 0.5
+/// threshold throws the ranking away. `None` for a model that predicts both classes, or too few items to tell.
+pub fn one_class_warning(m: &Metrics, split: &str) -> Option<String> {
+    if m.n < 10 {
+        return None;
+    }
+    let fake = m.confusion[0][1] + m.confusion[1][1];
+    let (class, count) = if fake * 2 >= m.n { ("fake", fake) } else { ("real", m.n - fake) };
+    let share = count as f64 / m.n as f64;
+    (share >= ONE_CLASS_SHARE).then(|| {
+        format!(
+            "it predicts {class} for {:.0}% of the {} {split} items (F1 real {:.2}, F1 fake {:.2}, AUC {:.2}): \
+             it has collapsed onto one class",
+            share * 100.0,
+            m.n,
+            m.f1_real,
+            m.f1_fake,
+            m.auc
+        )
+    })
+}
+
 /// ROC AUC by the rank-sum (Mann-Whitney) formula, ties counted half.
 pub fn auc(p: &[f64], fake: &[bool]) -> f64 {
     let positives = fake.iter().filter(|&&y| y).count();
@@ -129,5 +155,23 @@ mod tests {
     #[test]
     fn ties_count_half() {
         assert!((auc(&[0.5, 0.5], &[true, false]) - 0.5).abs() < 1e-12);
+    }
+
+    #[test]
+    fn a_model_that_predicts_one_class_is_warned_of() {
+        // 30% fake, all predicted real, the ranking right: AUC 1.0, F1 fake 0.
+        let fake: Vec<bool> = (0..100).map(|i| i < 30).collect();
+        let p: Vec<f64> = (0..100).map(|i| if i < 30 { 0.45 } else { 0.2 }).collect();
+        let m = evaluate(&p, &fake);
+        let w = one_class_warning(&m, "test").expect("collapsed");
+        assert!(w.starts_with("it predicts real for 100% of the 100 test items"), "{w}");
+        assert!(w.contains("F1 fake 0.00") && w.contains("AUC 1.00"), "{w}");
+        // Both classes predicted: no warning; too few items to tell: none either.
+        let p: Vec<f64> = (0..100).map(|i| if i < 30 { 0.7 } else { 0.2 }).collect();
+        assert_eq!(one_class_warning(&evaluate(&p, &fake), "test"), None);
+        assert_eq!(one_class_warning(&evaluate(&[0.1; 5], &[false, true, false, false, true]), "test"), None);
+        // "Always fake" is a collapse too.
+        let w = one_class_warning(&evaluate(&[0.9; 40], &fake[..40]), "validation").unwrap();
+        assert!(w.starts_with("it predicts fake for 100% of the 40 validation items"), "{w}");
     }
 }

@@ -135,6 +135,9 @@ pub struct TrainOptions {
     pub max_epochs: usize,
     /// Epochs without a better validation macro-F1 before stopping.
     pub patience: usize,
+    /// Early stopping cannot fire before this many epochs (small data can look best after the first epoch while it
+    /// has only learned the majority class). 1: it may stop as soon as patience runs out.
+    pub min_epochs: usize,
     /// Each item labelled by people counts this many times per epoch.
     pub human_weight: usize,
     /// Reproduce the reference's quirks (means over padding, unmasked poolings; fixed-length padding).
@@ -158,6 +161,7 @@ impl Default for TrainOptions {
             batch_size: 64,
             max_epochs: 50,
             patience: 5,
+            min_epochs: 1,
             human_weight: 2,
             paper_quirks: false,
             beta_use: 1.5,
@@ -233,6 +237,9 @@ pub struct TrainReport {
     /// Perspectives that items have rationales for but the model does not read (an incremental run keeps its
     /// parent's perspectives; train from scratch to add them).
     pub unused_perspectives: Vec<String>,
+    /// What the run's figures warn of (a model that predicts one class for nearly every item); also stored in the
+    /// version's metrics as `warnings`.
+    pub warnings: Vec<String>,
 }
 
 /// What is stored in a version's `config`.
@@ -624,7 +631,14 @@ pub fn train(
         encoder_id: session.encoder.id().to_owned(),
         teacher: teacher_id,
     };
-    let metrics = serde_json::json!({ "test": test, "val": val, "best_epoch": best_epoch, "train_secs": train_secs });
+    let warnings: Vec<String> = [(&test, "test"), (&val, "validation")]
+        .into_iter()
+        .find_map(|(m, split)| super::metrics::one_class_warning(m, split))
+        .into_iter()
+        .collect();
+    let metrics = serde_json::json!({
+        "test": test, "val": val, "best_epoch": best_epoch, "train_secs": train_secs, "warnings": warnings,
+    });
     let version = session.store.add_model_version(
         run,
         &NewModelVersion {
@@ -660,6 +674,7 @@ pub fn train(
         encoded_texts: bank.stats.encoded,
         predictions: predictions.len(),
         unused_perspectives,
+        warnings,
     })
 }
 
@@ -744,7 +759,7 @@ fn fit(
         };
         on_epoch(&record);
         epochs.push(record);
-        if since_best >= options.patience.max(1) {
+        if since_best >= options.patience.max(1) && epoch >= options.min_epochs {
             break;
         }
     }

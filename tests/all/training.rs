@@ -318,3 +318,23 @@ fn a_group_aware_split_keeps_each_speaker_in_one_split_and_eval_uses_it() {
     assert_eq!(m.n, test_ids(&grouped).len());
     assert!((m.macro_f1 - report.test.macro_f1).abs() < 1e-9);
 }
+
+#[test]
+fn early_stopping_waits_for_the_minimum_epochs_and_a_collapsed_model_is_warned_of() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = small_db(dir.path(), 60);
+    // Patience 1 stops a run at the first epoch that is not better; with min_epochs 4 it cannot stop before 4.
+    let mut req = request(ModelKind::Bert, 3);
+    req.options = TrainOptions { max_epochs: 4, patience: 1, min_epochs: 4, lr: 0.0, ..req.options };
+    let r = train(&db, &req, &NoProgress, &mut |_| {}).unwrap();
+    assert_eq!(r.epochs.len(), 4, "lr 0 never improves after epoch 1, yet the run went on to the minimum");
+    req.options.min_epochs = 1;
+    let r = train(&db, &req, &NoProgress, &mut |_| {}).unwrap();
+    assert_eq!(r.epochs.len(), 2, "patience 1: the first epoch that is not better stops the run");
+    // The report's warnings say whether the version predicts one class for nearly every item, and they are stored.
+    let expected = argus::guidance::metrics::one_class_warning(&r.test, "test")
+        .or_else(|| argus::guidance::metrics::one_class_warning(&r.val, "validation"));
+    assert_eq!(r.warnings.first(), expected.as_ref());
+    let stored = Store::open(&db).unwrap().model_version(r.version).unwrap().metrics["warnings"].clone();
+    assert_eq!(stored, serde_json::json!(r.warnings));
+}

@@ -228,7 +228,7 @@ impl ArgusApp {
                         report.unused_perspectives.join(", ")
                     )
                 };
-                self.notify(format!(
+                let text = format!(
                     "{} version {}: test macro-F1 {:.3}{beside}; best epoch {} of {}, {:.1} s. It is now in use.{unused}",
                     report.kind.human_name(),
                     report.version,
@@ -236,7 +236,12 @@ impl ArgusApp {
                     report.best_epoch,
                     report.epochs.len(),
                     report.train_secs
-                ));
+                );
+                // A collapsed model is in use all the same (the person decides), but the notice says so in red.
+                match report.warnings.first() {
+                    Some(w) => self.notify_error(format!("{text} Warning: {w}.")),
+                    None => self.notify(text),
+                }
                 self.commands.push(AppCommand::Studio(Command::ReloadPredictions));
             }
             Err(_) if cancelled => self.notify("Training cancelled; nothing of that run was stored."),
