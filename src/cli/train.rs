@@ -64,6 +64,10 @@ pub struct Train {
     /// with --from keeps its parent's key.
     #[arg(long)]
     group_by: Option<String>,
+    /// Choose the decision threshold on the validation split (the one with the best validation macro-F1) instead
+    /// of 0.5; stored with the version, used for its test metrics (small, imbalanced data: see the README).
+    #[arg(long)]
+    threshold_from_val: bool,
 }
 
 impl Train {
@@ -87,6 +91,7 @@ impl Train {
                 paper_quirks: self.paper_quirks,
                 max_len: self.max_len,
                 group_by: self.group_by,
+                threshold_from_val: self.threshold_from_val,
                 ..TrainOptions::default()
             },
             perspectives: self.perspectives,
@@ -143,7 +148,7 @@ impl Train {
                 "accuracy": t.accuracy, "f1_real": t.f1_real, "f1_fake": t.f1_fake, "auc": t.auc,
                 "train_secs": report.train_secs, "test_items": t.n, "best_epoch": report.best_epoch,
                 "epochs": report.epochs.len(), "seed": seed, "perspectives": s.perspectives,
-                "val_macro_f1": report.val.macro_f1,
+                "val_macro_f1": report.val.macro_f1, "threshold": t.threshold,
             })
         );
         Ok(ExitCode::SUCCESS)

@@ -19,14 +19,28 @@ pub struct Metrics {
     pub calibration: Vec<(f64, f64, usize)>,
     /// Expected calibration error over those bins.
     pub ece: f64,
+    /// P(fake) at or above which an item counts as predicted fake (the paper's 0.5 unless a version chose its own
+    /// on the validation split).
+    #[serde(default = "half")]
+    pub threshold: f64,
+}
+
+fn half() -> f64 {
+    0.5
 }
 
 /// Computes every metric; `p` and `fake` have the same length.
 pub fn evaluate(p: &[f64], fake: &[bool]) -> Metrics {
+    evaluate_at(p, fake, 0.5)
+}
+
+/// [`evaluate`] with items at or above `threshold` counted as predicted fake (AUC and calibration do not depend on
+/// it).
+pub fn evaluate_at(p: &[f64], fake: &[bool], threshold: f64) -> Metrics {
     assert_eq!(p.len(), fake.len(), "one label per prediction");
     let mut confusion = [[0usize; 2]; 2];
     for (&p, &y) in p.iter().zip(fake) {
-        confusion[y as usize][(p >= 0.5) as usize] += 1;
+        confusion[y as usize][(p >= threshold) as usize] += 1;
     }
     let f1 = |tp: usize, fp: usize, fn_: usize| {
         if tp == 0 { 0.0 } else { 2.0 * tp as f64 / (2 * tp + fp + fn_) as f64 }
@@ -64,7 +78,25 @@ pub fn evaluate(p: &[f64], fake: &[bool]) -> Metrics {
         confusion,
         calibration,
         ece,
+        threshold,
     }
+}
+
+/// The threshold that maximises macro-F1 on (`p`, `fake`) (a validation split): every midpoint between two distinct
+/// scores is tried, and of equal ones the closest to 0.5 wins. 0.5 when there is nothing to choose from.
+pub fn best_threshold(p: &[f64], fake: &[bool]) -> f64 {
+    let mut scores: Vec<f64> = p.to_vec();
+    scores.sort_by(f64::total_cmp);
+    scores.dedup();
+    let mut best: (f64, f64) = (evaluate_at(p, fake, 0.5).macro_f1, 0.5);
+    for w in scores.windows(2) {
+        let t = (w[0] + w[1]) / 2.0;
+        let f1 = evaluate_at(p, fake, t).macro_f1;
+        if f1 > best.0 + 1e-12 || ((f1 - best.0).abs() <= 1e-12 && (t - 0.5).abs() < (best.1 - 0.5).abs()) {
+            best = (f1, t);
+        }
+    }
+    best.1
 }
 
 /// Share of the predictions at or above 0.5 (predicted fake) at which a version counts as predicting one class.
@@ -173,5 +205,20 @@ mod tests {
         // "Always fake" is a collapse too.
         let w = one_class_warning(&evaluate(&[0.9; 40], &fake[..40]), "validation").unwrap();
         assert!(w.starts_with("it predicts fake for 100% of the 40 validation items"), "{w}");
+    }
+
+    #[test]
+    fn the_best_threshold_is_found_on_the_split_it_is_chosen_on() {
+        // A ranking that is right but low: every item below 0.5, fakes above reals.
+        let fake = [false, false, false, true, true];
+        let p = [0.1, 0.2, 0.25, 0.35, 0.4];
+        assert!(evaluate(&p, &fake).f1_fake == 0.0);
+        let t = best_threshold(&p, &fake);
+        assert!((t - 0.3).abs() < 1e-12, "{t}");
+        let m = evaluate_at(&p, &fake, t);
+        assert_eq!((m.macro_f1, m.threshold, m.auc), (1.0, t, evaluate(&p, &fake).auc));
+        // Nothing better than 0.5 to choose: 0.5 stays.
+        assert_eq!(best_threshold(&[0.2, 0.8], &[false, true]), 0.5);
+        assert_eq!(best_threshold(&[], &[]), 0.5);
     }
 }

@@ -22,7 +22,7 @@ use super::argd::ArgdConfig;
 use super::bert::BertConfigHead;
 use super::data::{self, DataSnapshot, Example, Split};
 use super::features::FeatureBank;
-use super::metrics::{Metrics, evaluate};
+use super::metrics::Metrics;
 use super::net::{self, Architecture, ModelKind, Net};
 use crate::domain::Verdict;
 use crate::jobs::{Cancelled, Progress};
@@ -147,6 +147,9 @@ pub struct TrainOptions {
     pub kd_weight: f64,
     /// WordPiece length of every text (ARG: 170).
     pub max_len: usize,
+    /// Choose the decision threshold on the validation split (the one that maximises its macro-F1) instead of the
+    /// paper's 0.5; stored with the version and used for its test metrics and later evaluations.
+    pub threshold_from_val: bool,
     /// Hash the splits the data does not name over this field (an imported column, or `source`) instead of the
     /// text, so that items of one group never straddle train and val (`guidance::data::build_grouped`).
     pub group_by: Option<String>,
@@ -168,6 +171,7 @@ impl Default for TrainOptions {
             beta_judge: 1.0,
             kd_weight: 1.0,
             max_len: 170,
+            threshold_from_val: false,
             group_by: None,
         }
     }
@@ -251,6 +255,9 @@ struct VersionConfig {
     encoder: String,
     encoder_id: String,
     teacher: Option<i64>,
+    /// The decision threshold chosen on the validation split (`TrainOptions::threshold_from_val`); `None`: 0.5.
+    #[serde(default)]
+    threshold: Option<f64>,
 }
 
 /// Everything loaded to run a model.
@@ -389,12 +396,13 @@ fn metrics_of(
     bank: &FeatureBank,
     max_len: usize,
     device: &Device,
+    threshold: f64,
 ) -> Result<Metrics> {
     let labelled: Vec<&Example> = examples.iter().copied().filter(|e| e.fake.is_some()).collect();
     let p = predict_all(net, &labelled, bank, max_len, device)?;
     let y: Vec<bool> = labelled.iter().map(|e| e.fake == Some(true)).collect();
     let p: Vec<f64> = p.p_fake.iter().map(|&v| v as f64).collect();
-    Ok(evaluate(&p, &y))
+    Ok(super::metrics::evaluate_at(&p, &y, threshold))
 }
 
 fn to_predictions(examples: &[&Example], p: &net::BatchPrediction, perspectives: &[String]) -> Vec<Prediction> {
@@ -604,8 +612,17 @@ pub fn train(
         }
     };
     progress.set(0, 0, "evaluating on the held-out test split");
-    let test = metrics_of(&model, &test_set, &bank, options.max_len, &device)?;
-    let val = metrics_of(&model, &val_set, &bank, options.max_len, &device)?;
+    let mut val = metrics_of(&model, &val_set, &bank, options.max_len, &device, 0.5)?;
+    let threshold = if options.threshold_from_val {
+        let p = predict_all(&model, &val_set, &bank, options.max_len, &device)?;
+        let y: Vec<bool> = val_set.iter().map(|e| e.fake == Some(true)).collect();
+        let t = super::metrics::best_threshold(&p.p_fake.iter().map(|&v| f64::from(v)).collect::<Vec<_>>(), &y);
+        val = metrics_of(&model, &val_set, &bank, options.max_len, &device, t)?;
+        Some(t)
+    } else {
+        None
+    };
+    let test = metrics_of(&model, &test_set, &bank, options.max_len, &device, threshold.unwrap_or(0.5))?;
 
     // Save the weights, then the version (file first: a version row always has its file).
     let dir = weights_dir_for(db);
@@ -630,6 +647,7 @@ pub fn train(
         encoder: encoder_name.clone(),
         encoder_id: session.encoder.id().to_owned(),
         teacher: teacher_id,
+        threshold,
     };
     let warnings: Vec<String> = [(&test, "test"), (&val, "validation")]
         .into_iter()
@@ -740,7 +758,7 @@ fn fit(
                 &format!("epoch {epoch}/{} · batch {}/{batches_per_epoch} · loss {l:.4}", options.max_epochs, b + 1),
             );
         }
-        let val = metrics_of(model, val_set, bank, options.max_len, device)?;
+        let val = metrics_of(model, val_set, bank, options.max_len, device, 0.5)?;
         let improved = best.as_ref().is_none_or(|(f1, _, _)| val.macro_f1 > *f1);
         if improved {
             best = Some((val.macro_f1, epoch, net::snapshot(varmap)?));
@@ -772,7 +790,14 @@ fn fit(
 pub fn eval(db: &Path, version: i64, device: DeviceChoice, progress: &dyn Progress) -> Result<Metrics> {
     let (examples, loaded, bank, device) = prepare_version(db, version, device, progress)?;
     let test: Vec<&Example> = examples.iter().filter(|e| e.split == Split::Test).collect();
-    metrics_of(&loaded.net, &test, &bank, loaded.config.options.max_len, &device)
+    metrics_of(
+        &loaded.net,
+        &test,
+        &bank,
+        loaded.config.options.max_len,
+        &device,
+        loaded.config.threshold.unwrap_or(0.5),
+    )
 }
 
 /// Predicts every item with `version` and stores the predictions; returns how many.

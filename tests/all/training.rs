@@ -338,3 +338,25 @@ fn early_stopping_waits_for_the_minimum_epochs_and_a_collapsed_model_is_warned_o
     let stored = Store::open(&db).unwrap().model_version(r.version).unwrap().metrics["warnings"].clone();
     assert_eq!(stored, serde_json::json!(r.warnings));
 }
+
+#[test]
+fn a_threshold_chosen_on_validation_is_stored_and_used_for_test_and_eval() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = small_db(dir.path(), 60);
+    let mut req = request(ModelKind::Bert, 0);
+    req.options.max_epochs = 1;
+    let plain = train(&db, &req, &NoProgress, &mut |_| {}).unwrap();
+    assert_eq!((plain.test.threshold, plain.val.threshold), (0.5, 0.5));
+    req.options.threshold_from_val = true;
+    let tuned = train(&db, &req, &NoProgress, &mut |_| {}).unwrap();
+    let t = tuned.test.threshold;
+    assert!(t > 0.0 && t < 1.0 && tuned.val.threshold == t, "{t}");
+    // On the split it was chosen on, the threshold is at least as good as 0.5 (same seed: same model as `plain`).
+    assert!(tuned.val.macro_f1 >= plain.val.macro_f1 - 1e-12, "{} < {}", tuned.val.macro_f1, plain.val.macro_f1);
+    assert_eq!(tuned.test.auc, plain.test.auc, "the ranking does not depend on the threshold");
+    // Stored with the version; a later evaluation uses it.
+    let store = Store::open(&db).unwrap();
+    assert_eq!(store.model_version(tuned.version).unwrap().metrics["test"]["threshold"], t);
+    let m = eval(&db, tuned.version, argus::models::DeviceChoice::Cpu, &NoProgress).unwrap();
+    assert_eq!((m.threshold, m.confusion), (t, tuned.test.confusion));
+}
