@@ -1,5 +1,5 @@
 //! The user's settings that outlive a session: last database, annotator name, theme, the rationale writer, automatic
-//! retraining. Where the settings file lives is [`crate::paths`]'s business.
+//! retraining. Where the settings file lives is the `paths` module's business (`paths::settings_path`).
 //!
 //! Settings are a small JSON file, written atomically. This module knows nothing of the UI or of SQLite.
 
@@ -56,8 +56,6 @@ impl Settings {
         std::fs::rename(tmp, path)
     }
 }
-
-pub use crate::paths::{config_dir, data_dir, demo_db_path, settings_path};
 
 #[cfg(test)]
 mod tests {

@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use crate::domain::ModelKind;
 use crate::domain::{
     AnnotatorId, Item, ItemId, ItemSummary, Judgement, JudgementId, NewFeedback, NewJudgement, Rationale, RationaleId,
     RationaleOrigin, Verdict,
@@ -17,7 +18,6 @@ use crate::domain::{
 use crate::formats::generate::{self, Rendered};
 use crate::formats::{Format, FormatError};
 use crate::guidance::metrics::Metrics;
-use crate::guidance::net::ModelKind;
 use crate::guidance::train::EpochRecord;
 use crate::guidance::triage::{self, Order, Signals};
 use crate::ingest;

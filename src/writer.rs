@@ -12,10 +12,8 @@ use crate::formats::{self, Format, generate::Rendered, repair::RepairOutcome};
 use crate::jobs::Progress;
 use crate::models::{ChatModel, DeviceChoice};
 use crate::prompting::Perspective;
-use crate::rationales::{self, Backend, Event, RunOptions, Summary};
+use crate::rationales::{self, Backend, Event, RunOptions, Summary, WriterSettings};
 use crate::store::Store;
-
-pub use crate::rationales::{WriterBackend, WriterSettings};
 
 /// State of one rationale being written.
 #[derive(Clone, Debug, PartialEq)]

@@ -13,10 +13,10 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
+use crate::domain::ModelKind;
 use crate::domain::Verdict;
 use crate::guidance::data::{self, Split};
 use crate::guidance::metrics::macro_f1_of_verdicts;
-use crate::guidance::net::ModelKind;
 use crate::guidance::train::{TrainOptions, TrainRequest, train};
 use crate::jobs::Progress;
 use crate::store::Store;

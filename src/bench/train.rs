@@ -19,10 +19,11 @@ use rand::{Rng, SeedableRng};
 
 use super::median;
 use super::models::{python, run_peer};
+use crate::domain::ModelKind;
 use crate::guidance::arg::ArgConfig;
 use crate::guidance::argd::ArgdConfig;
 use crate::guidance::bert::BertConfigHead;
-use crate::guidance::net::{self, Architecture, Batch, ModelKind, Net};
+use crate::guidance::net::{self, Architecture, Batch, Net};
 use crate::guidance::train::{TrainOptions, TrainRequest, train};
 use crate::jobs::NoProgress;
 use crate::models::encoder::Dropout;

@@ -10,7 +10,7 @@ use super::progress::ProgressBar;
 use super::rationales::{local_settings, write_and_print};
 use super::train::parse_model_kind;
 use super::{Global, model_path};
-use crate::guidance::net::ModelKind;
+use crate::domain::ModelKind;
 use crate::models::DeviceChoice;
 
 #[derive(Subcommand, Debug)]

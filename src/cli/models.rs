@@ -65,7 +65,7 @@ impl ModelsCmd {
 
 impl List {
     pub fn run(self, _: &Global) -> anyhow::Result<ExitCode> {
-        let dir = crate::models::models_dir();
+        let dir = crate::paths::models_dir();
         let models = fetch::list(&dir);
         if self.json {
             print_json(&models)?;

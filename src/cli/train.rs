@@ -8,7 +8,7 @@ use clap::Args;
 
 use super::progress::ProgressBar;
 use super::{Global, existing, print_json};
-use crate::guidance::net::ModelKind;
+use crate::domain::ModelKind;
 use crate::guidance::train::{TrainOptions, TrainRequest};
 use crate::guidance::versions::VersionsTable;
 use crate::store::Store;

@@ -15,9 +15,8 @@ use super::argd::{ArgD, ArgdConfig};
 use super::bert::{BertClassifier, BertConfigHead};
 use super::data::Example;
 use super::features::FeatureBank;
+use crate::domain::ModelKind;
 use crate::models::encoder::Dropout;
-
-pub use crate::domain::ModelKind;
 
 /// Everything needed to rebuild a model's architecture (stored in each version's config).
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]

@@ -23,8 +23,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::catalog::{self, CATALOG, CatalogEntry, HubSource, MemberPrefix, ModelFile, ModelRole, WheelSource};
-use super::{ModelError, Result, models_dir};
+use super::{ModelError, Result};
 use crate::jobs::Progress;
+use crate::paths::models_dir;
 
 /// Name of the marker that records the checked sha256 of a model's files (inside a folder model; beside a file
 /// model as `.<file name>.argus-verified`).

@@ -1,8 +1,8 @@
 //! Local models: where they live, how they are fetched, the device they run on, the BERT-family encoder and the
 //! GGUF rationale writer, and the OpenAI-compatible client that sends the same work to a serving engine.
 //!
-//! This module knows nothing of the UI or of storage: the rationale job (`crate::rationales`) joins models and the
-//! store. Every error names the file (or URL) it is about.
+//! This module knows nothing of the UI or of storage: the rationale job (the `rationales` module, above this one)
+//! joins models and the store. Every error names the file (or URL) it is about.
 
 pub mod catalog;
 pub mod device;
@@ -65,8 +65,6 @@ impl ModelError {
 }
 
 pub type Result<T, E = ModelError> = std::result::Result<T, E>;
-
-pub use crate::paths::models_dir;
 
 /// Sampling settings of one generation.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -6,14 +6,14 @@
 use std::path::PathBuf;
 
 use crate::config::Theme;
+use crate::domain::ModelKind;
 use crate::domain::{ItemId, RationaleId};
 use crate::formats::Format;
-use crate::guidance::net::ModelKind;
 use crate::ingest::export::ExportFormat;
+use crate::rationales::WriterSettings;
 use crate::store::studies::Timing;
 use crate::studies::spec::StudySpec;
 use crate::studio::Command;
-use crate::writer::WriterSettings;
 
 /// Something a panel asks for. Handled once per frame by [`super::ArgusApp::handle_commands`].
 #[derive(Clone, Debug, PartialEq)]

@@ -282,23 +282,11 @@ fn rationales_ui(
             ui.add_space(4.0);
             ui.label(RichText::new(perspective_name(perspectives, &r.perspective)).strong());
         }
-        rationale_card_ui(ui, r, d, state, writer, out);
+        egui::Frame::group(ui.style()).show(ui, |ui| {
+            ui.set_width(ui.available_width());
+            rationale_ui(ui, r, d, state, writer, out);
+        });
     }
-}
-
-/// One rationale in a framed card as wide as the space it is given.
-fn rationale_card_ui(
-    ui: &mut egui::Ui,
-    r: &Rationale,
-    d: &ItemDetail,
-    state: &mut ViewState,
-    writer: &WriterView,
-    out: &mut Vec<AppCommand>,
-) {
-    egui::Frame::group(ui.style()).show(ui, |ui| {
-        ui.set_width(ui.available_width());
-        rationale_ui(ui, r, d, state, writer, out);
-    });
 }
 
 /// Every perspective in a column of its own, with ARG's trust in it (shown once per item).
@@ -317,7 +305,10 @@ fn side_by_side_ui(
                 if let Some(rend) = d.explain.get(&r.id).and_then(|e| e.rendering(Format::SideBySide)) {
                     explain::trust_ui(ui, rend, r.id);
                 }
-                rationale_card_ui(ui, r, d, state, writer, out);
+                egui::Frame::group(ui.style()).show(ui, |ui| {
+                    ui.set_width(ui.available_width());
+                    rationale_ui(ui, r, d, state, writer, out);
+                });
             });
         }
     });

@@ -49,5 +49,5 @@ pub fn run_native(options: StudioOptions) -> anyhow::Result<()> {
 
 /// Where the studio looks for its settings, unless told otherwise.
 pub fn default_settings_path() -> PathBuf {
-    crate::config::settings_path()
+    crate::paths::settings_path()
 }

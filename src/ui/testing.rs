@@ -7,13 +7,14 @@ use super::command::WRITER_JOB;
 use crate::domain::{ItemId, RationaleId};
 use crate::formats::Format;
 use crate::guidance::train::EpochRecord;
+use crate::rationales::WriterSettings;
 use crate::store::formats::FormatRepairStats;
 use crate::studies::analysis::Analysis;
 use crate::studies::flow::Step;
 use crate::studies::metrics::AgreementSummary;
 use crate::studies::spec::StudySpec;
 use crate::studio::{DisagreementDetail, VersionsCache};
-use crate::writer::{LiveRationale, WriterSettings};
+use crate::writer::LiveRationale;
 
 /// Read-only views of the app's state for tests.
 pub trait AppTesting {

@@ -18,7 +18,7 @@ pub struct WriterSettingsDraft {
 
 impl WriterSettingsDraft {
     pub fn new(settings: WriterSettings) -> Self {
-        let dir = crate::models::models_dir();
+        let dir = crate::paths::models_dir();
         let present = CATALOG
             .iter()
             .filter(|e| e.kind == ModelRole::Generator && fetch::quick_status(e, &dir) == fetch::ModelStatus::Present)

@@ -122,7 +122,7 @@ fn stdout_of(out: &Output) -> String {
 
 /// A small database with one BERT-only, one ARG and one ARG-D version (the ARG-D distilled from the ARG).
 fn trained_db(dir: &Path, n: usize) -> PathBuf {
-    use argus::guidance::net::ModelKind;
+    use argus::domain::ModelKind;
     use argus::guidance::train::{TrainOptions, train};
     let db = super::training::small_db(dir, n);
     for kind in [ModelKind::Bert, ModelKind::Arg, ModelKind::Argd] {
@@ -211,7 +211,7 @@ fn versions_lists_every_version_and_use_rolls_back() {
     assert!(lines[2].starts_with("*   3 argd  parent -     test macro-F1 "), "{table}");
 
     // A second ARG version is in use; `--use 2` rolls back to the first.
-    let mut request = super::training::request(argus::guidance::net::ModelKind::Arg, 1);
+    let mut request = super::training::request(argus::domain::ModelKind::Arg, 1);
     request.options.max_epochs = 1;
     argus::guidance::train::train(&db, &request, &argus::jobs::NoProgress, &mut |_| {}).unwrap();
     let table = stdout_of(&argus(&["versions", "--db", db_s]));

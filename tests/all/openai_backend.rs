@@ -441,7 +441,7 @@ fn real_llama_cpp_python_server() {
     let python = std::env::var_os("ARGUS_LLAMA_PYTHON")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv-llama/bin/python"));
-    let model_path = argus::models::models_dir().join(MODEL_FILE);
+    let model_path = argus::paths::models_dir().join(MODEL_FILE);
     require(&python, "run scripts/setup-llama-server.sh or set ARGUS_LLAMA_PYTHON");
     require(&model_path, "run `argus models fetch smollm2-135m`");
 

@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use argus::domain::ModelKind;
 use argus::domain::{NewJudgement, Verdict};
-use argus::guidance::net::ModelKind;
 use argus::guidance::train::{TrainOptions, TrainRequest, eval, news_attention, predict, train};
 use argus::jobs::NoProgress;
 use argus::store::Store;

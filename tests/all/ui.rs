@@ -422,7 +422,7 @@ fn writer_settings_switch_to_a_server_and_are_remembered() {
     s.harness.get_by_label("Save").click();
     s.harness.run_steps(2);
     let writer = s.harness.state().writer_settings().clone();
-    assert_eq!(writer.backend, argus::writer::WriterBackend::OpenAi);
+    assert_eq!(writer.backend, argus::rationales::WriterBackend::OpenAi);
     assert_eq!(writer.served_model, "qwen2.5-7b-instruct");
     assert_eq!(writer.url, "http://127.0.0.1:8080/v10");
     // Remembered in the settings file, and shown in the status bar.
@@ -461,7 +461,7 @@ pub(super) fn studio_on(dir: tempfile::TempDir, db: PathBuf, settings: argus::co
 
 #[test]
 fn the_train_panel_retrains_in_the_background_compares_versions_and_rolls_back() {
-    use argus::guidance::net::ModelKind;
+    use argus::domain::ModelKind;
     use argus::guidance::train::{TrainRequest, train};
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("small.sqlite");

@@ -31,7 +31,7 @@ impl ArgusApp {
         match command {
             AppCommand::Studio(cmd) => self.handle_studio(cmd),
             AppCommand::OpenDatabase(db) => self.open_database(db),
-            AppCommand::OpenDemo => self.open_database(crate::config::demo_db_path()),
+            AppCommand::OpenDemo => self.open_database(crate::paths::demo_db_path()),
             AppCommand::ChooseImport(paths) => {
                 let dialog = ImportDialog::new(paths);
                 if dialog.is_ready_as_is() {
@@ -52,9 +52,9 @@ impl ArgusApp {
             AppCommand::SwitchAnnotator => {
                 let db = match &self.phase {
                     Phase::Ready(ws) => ws.db_path(),
-                    _ => crate::config::demo_db_path(),
+                    _ => crate::paths::demo_db_path(),
                 };
-                let seed_demo = db == crate::config::demo_db_path();
+                let seed_demo = db == crate::paths::demo_db_path();
                 self.ctx.data_mut(|d| d.remove_temp::<bool>(egui::Id::unique(ANNOTATOR_AUTOFOCUS)));
                 self.phase = Phase::ChooseAnnotator { name: String::new(), db, seed_demo };
             }
@@ -216,7 +216,7 @@ impl ArgusApp {
         if !self.train_job_running() {
             self.train_run = None;
         }
-        let seed_demo = db == crate::config::demo_db_path();
+        let seed_demo = db == crate::paths::demo_db_path();
         self.start_opening(db, seed_demo, annotator);
     }
 

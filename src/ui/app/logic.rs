@@ -3,12 +3,12 @@
 
 use super::background::Finished;
 use super::{ArgusApp, ImportResult, Phase};
+use crate::domain::ModelKind;
 use crate::domain::{ItemId, Verdict};
 use crate::encoding::EncodingSummary;
 use crate::formats::Format;
 use crate::formats::generate::{Rendered, Status};
 use crate::formats::repair::RepairOutcome;
-use crate::guidance::net::ModelKind;
 use crate::guidance::train::{TokenWeight, TrainReport};
 use crate::studio::Command;
 use crate::ui::analysis_panel::AnalysisView;

@@ -145,10 +145,10 @@ impl ArgusApp {
         use_symbol_fallback_font(&ctx);
         let (db, seed_demo) = match options.db.clone().or_else(|| settings.last_db.clone()) {
             Some(db) => {
-                let is_demo = db == crate::config::demo_db_path();
+                let is_demo = db == crate::paths::demo_db_path();
                 (db, options.seed_demo || is_demo)
             }
-            None => (crate::config::demo_db_path(), true),
+            None => (crate::paths::demo_db_path(), true),
         };
         let annotator = options.annotator.clone().or_else(|| settings.annotator.clone());
         let mut app = Self {
@@ -222,8 +222,10 @@ impl ArgusApp {
             None => {
                 let w = &self.settings.writer;
                 match w.backend {
-                    crate::writer::WriterBackend::Local => format!("writer: {} · device {}", w.local_model, w.device),
-                    crate::writer::WriterBackend::OpenAi => format!("writer: {} at {}", w.served_model, w.url),
+                    crate::rationales::WriterBackend::Local => {
+                        format!("writer: {} · device {}", w.local_model, w.device)
+                    }
+                    crate::rationales::WriterBackend::OpenAi => format!("writer: {} at {}", w.served_model, w.url),
                 }
             }
         }

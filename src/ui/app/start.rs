@@ -7,9 +7,9 @@ use std::sync::{Arc, Mutex};
 
 use super::background::{Finished, Task};
 use super::{ArgusApp, ImportResult, Phase};
+use crate::domain::ModelKind;
 use crate::domain::{ItemId, RationaleId};
 use crate::formats::Format;
-use crate::guidance::net::ModelKind;
 use crate::guidance::train::TrainRequest;
 use crate::ingest::{self, ImportOptions, export::ExportFormat};
 use crate::jobs::{JobError, JobState, Progress as _};
