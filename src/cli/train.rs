@@ -39,10 +39,12 @@ pub struct Train {
     /// ARG's perspectives, comma-separated (default: every perspective some item has a rationale for).
     #[arg(long, value_delimiter = ',')]
     perspectives: Option<Vec<String>>,
-    #[arg(long, default_value_t = TrainOptions::default().max_epochs)]
-    max_epochs: usize,
-    #[arg(long, default_value_t = TrainOptions::default().patience)]
-    patience: usize,
+    /// Default: 50 (a quick retrain: 30).
+    #[arg(long)]
+    max_epochs: Option<usize>,
+    /// Default: 5 (a quick retrain: 3).
+    #[arg(long)]
+    patience: Option<usize>,
     /// Early stopping cannot fire before this many epochs.
     #[arg(long, default_value_t = TrainOptions::default().min_epochs)]
     min_epochs: usize,
@@ -68,12 +70,21 @@ pub struct Train {
     /// of 0.5; stored with the version, used for its test metrics (small, imbalanced data: see the README).
     #[arg(long)]
     threshold_from_val: bool,
+    /// A quick retrain: only the head (ARG's usefulness, judgement, gate, aggregator and classifier layers), from
+    /// --from or the version in use, on its cached pooled inputs; seconds instead of minutes. Unless given,
+    /// --max-epochs is 30 and --patience 3.
+    #[arg(long)]
+    quick: bool,
+    /// Learning rate of the head in a quick retrain.
+    #[arg(long, default_value_t = TrainOptions::default().head_lr)]
+    head_lr: f64,
 }
 
 impl Train {
     pub fn run(self, g: &Global) -> anyhow::Result<ExitCode> {
         existing(&self.db)?;
         let seed = self.seed;
+        let defaults = if self.quick { TrainOptions::quick() } else { TrainOptions::default() };
         let request = TrainRequest {
             kind: self.model,
             from: self.from,
@@ -84,15 +95,16 @@ impl Train {
                 seed,
                 lr: self.lr,
                 batch_size: self.batch_size,
-                max_epochs: self.max_epochs,
-                patience: self.patience,
+                max_epochs: self.max_epochs.unwrap_or(defaults.max_epochs),
+                patience: self.patience.unwrap_or(defaults.patience),
+                head_lr: self.head_lr,
                 min_epochs: self.min_epochs,
                 human_weight: self.human_weight,
                 paper_quirks: self.paper_quirks,
                 max_len: self.max_len,
                 group_by: self.group_by,
                 threshold_from_val: self.threshold_from_val,
-                ..TrainOptions::default()
+                ..defaults
             },
             perspectives: self.perspectives,
         };

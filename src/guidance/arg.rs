@@ -192,6 +192,52 @@ pub struct ArgInputs {
     pub rationales: Vec<(Tensor, Tensor)>,
 }
 
+/// The pooled inputs of ARG's vector-level head ([`Arg::pool_t`]): one (B, D) row set each.
+pub struct ArgPooled {
+    /// The news pooled by ARG's news attention.
+    pub news: Tensor,
+    /// Per perspective: the mean of f_{r->x} (the news read by the rationale).
+    pub expert: Vec<Tensor>,
+    /// Per perspective: the mean of f_{x->r} (the rationale read by the news), the gate's and usefulness's input.
+    pub cross: Vec<Tensor>,
+    /// Per perspective: the rationale pooled for the judgement head.
+    pub judge: Vec<Tensor>,
+    /// Per perspective (B, L, D): cross-attention outputs before the mean (for checks; empty when rebuilt from
+    /// rows).
+    pub news_from_rationale: Vec<Tensor>,
+    pub rationale_from_news: Vec<Tensor>,
+}
+
+impl ArgPooled {
+    /// One (B, (1 + 3N) D) tensor: news, then expert, cross, judge of each perspective.
+    pub fn flatten(&self) -> Result<Tensor> {
+        let mut parts = vec![self.news.clone()];
+        for i in 0..self.expert.len() {
+            parts.extend([self.expert[i].clone(), self.cross[i].clone(), self.judge[i].clone()]);
+        }
+        Tensor::cat(&parts, 1)
+    }
+
+    /// Back from [`ArgPooled::flatten`]'s layout, for `perspectives` perspectives of width `dim`.
+    pub fn from_flat(x: &Tensor, perspectives: usize, dim: usize) -> Result<Self> {
+        let part = |i: usize| x.narrow(1, i * dim, dim)?.contiguous();
+        let mut pooled = Self {
+            news: part(0)?,
+            expert: Vec::new(),
+            cross: Vec::new(),
+            judge: Vec::new(),
+            news_from_rationale: Vec::new(),
+            rationale_from_news: Vec::new(),
+        };
+        for k in 0..perspectives {
+            pooled.expert.push(part(1 + 3 * k)?);
+            pooled.cross.push(part(2 + 3 * k)?);
+            pooled.judge.push(part(3 + 3 * k)?);
+        }
+        Ok(pooled)
+    }
+}
+
 /// Everything ARG computes for a batch.
 pub struct ArgOutput {
     /// (B) P(fake).
@@ -339,6 +385,14 @@ impl Arg {
 
     /// The head on encoded inputs; with `dropout`, in training mode (dropout, BatchNorm batch statistics).
     pub fn forward_t(&self, inputs: &ArgInputs, dropout: Option<&Dropout>) -> Result<ArgOutput> {
+        let pooled = self.pool_t(inputs, dropout)?;
+        self.head_t(pooled, dropout)
+    }
+
+    /// The token-level part of the head: the news pooling, both cross-attentions of each perspective and their
+    /// means, the judgement pooling of each rationale. What the quick retrain and the online learner keep fixed
+    /// (and cache per item), [`Arg::head_t`] being what they train.
+    pub fn pool_t(&self, inputs: &ArgInputs, dropout: Option<&Dropout>) -> Result<ArgPooled> {
         if inputs.rationales.len() != self.perspectives.len() {
             candle_core::bail!(
                 "ARG has {} perspectives, got {} rationales",
@@ -346,7 +400,32 @@ impl Arg {
                 inputs.rationales.len()
             );
         }
-        let news_feature = self.news_pool.forward(&inputs.news, Some(&inputs.news_mask))?;
+        let mut pooled = ArgPooled {
+            news: self.news_pool.forward(&inputs.news, Some(&inputs.news_mask))?,
+            expert: Vec::new(),
+            cross: Vec::new(),
+            judge: Vec::new(),
+            news_from_rationale: Vec::new(),
+            rationale_from_news: Vec::new(),
+        };
+        for (p, (states, mask)) in self.perspectives.iter().zip(&inputs.rationales) {
+            // f_{r->x}: rationale tokens query the news; mean over the rationale's positions.
+            let nr = p.news_from_rationale.forward(&inputs.news, states, &inputs.news_mask, dropout)?;
+            pooled.expert.push(self.mean_over(&nr, mask)?);
+            // f_{x->r}: news tokens query the rationale; mean over the news positions.
+            let rn = p.rationale_from_news.forward(states, &inputs.news, mask, dropout)?;
+            pooled.cross.push(self.mean_over(&rn, &inputs.news_mask)?);
+            let pool_mask = if self.config.paper_quirks { None } else { Some(mask) };
+            pooled.judge.push(p.judge_pool.forward(states, pool_mask)?);
+            pooled.news_from_rationale.push(nr);
+            pooled.rationale_from_news.push(rn);
+        }
+        Ok(pooled)
+    }
+
+    /// The vector-level part of the head on pooled inputs: usefulness, judgement, gates, aggregation, classifier.
+    pub fn head_t(&self, pooled: ArgPooled, dropout: Option<&Dropout>) -> Result<ArgOutput> {
+        let news_feature = pooled.news;
         let mut rows = vec![news_feature.clone()];
         let mut out = ArgOutput {
             p_fake: news_feature.clone(),
@@ -356,27 +435,19 @@ impl Arg {
             rationale_features: Vec::new(),
             usefulness: Vec::new(),
             judgement_logits: Vec::new(),
-            news_from_rationale: Vec::new(),
-            rationale_from_news: Vec::new(),
+            news_from_rationale: pooled.news_from_rationale,
+            rationale_from_news: pooled.rationale_from_news,
         };
         let mut gates = Vec::new();
-        for (p, (states, mask)) in self.perspectives.iter().zip(&inputs.rationales) {
-            // f_{r->x}: rationale tokens query the news; mean over the rationale's positions.
-            let nr = p.news_from_rationale.forward(&inputs.news, states, &inputs.news_mask, dropout)?;
-            let expert = self.mean_over(&nr, mask)?;
-            // f_{x->r}: news tokens query the rationale; mean over the news positions.
-            let rn = p.rationale_from_news.forward(states, &inputs.news, mask, dropout)?;
-            let m = self.mean_over(&rn, &inputs.news_mask)?;
-            out.usefulness.push(candle_nn::ops::sigmoid(&p.usefulness.forward(&m)?)?.squeeze(1)?);
-            let pool_mask = if self.config.paper_quirks { None } else { Some(mask) };
-            out.judgement_logits.push(p.judge.forward(&p.judge_pool.forward(states, pool_mask)?)?);
-            let gate = p.gate.forward(&m, dropout)?;
-            let feature = expert.broadcast_mul(&gate)?;
+        for (i, p) in self.perspectives.iter().enumerate() {
+            let m = &pooled.cross[i];
+            out.usefulness.push(candle_nn::ops::sigmoid(&p.usefulness.forward(m)?)?.squeeze(1)?);
+            out.judgement_logits.push(p.judge.forward(&pooled.judge[i])?);
+            let gate = p.gate.forward(m, dropout)?;
+            let feature = pooled.expert[i].broadcast_mul(&gate)?;
             rows.push(feature.clone());
             out.rationale_features.push(feature);
             gates.push(gate);
-            out.news_from_rationale.push(nr);
-            out.rationale_from_news.push(rn);
         }
         out.gates = if gates.is_empty() {
             Tensor::zeros((out.news_feature.dim(0)?, 0), DType::F32, out.news_feature.device())?
@@ -387,6 +458,21 @@ impl Arg {
         out.p_fake =
             candle_nn::ops::sigmoid(&self.classifier.forward_t(&out.final_feature, dropout, 0.2)?)?.squeeze(1)?;
         Ok(out)
+    }
+
+    /// Names of the variables [`Arg::head_t`] reads (prefixes of the reference's names): what a quick retrain
+    /// trains.
+    pub fn head_prefixes(&self) -> Vec<String> {
+        let mut out = vec!["aggregator.".to_owned(), "mlp.mlp.".to_owned()];
+        for i in 0..self.perspectives.len() {
+            let s = i + 2;
+            out.extend([
+                format!("hard_mlp_ftr_{s}."),
+                format!("simple_mlp_ftr_{s}."),
+                format!("score_mapper_ftr_{s}."),
+            ]);
+        }
+        out
     }
 
     /// BCE(P(fake), label) + beta_use * mean_r BCE(usefulness_r, r_acc) + beta_judge * mean_r CE(judge_r, r_pred).

@@ -175,9 +175,14 @@ impl ArgD {
         }
         let weights = candle_nn::ops::softmax(&scores, D::Minus1)?.unsqueeze(1)?;
         let feature = weights.matmul(&block_out)?.squeeze(1)?;
-        let hidden = maybe_dropout(self.classifier.0.forward(&feature)?.relu()?, dropout, 0.2)?;
-        let p_fake = candle_nn::ops::sigmoid(&self.classifier.1.forward(&hidden)?)?.squeeze(1)?;
+        let p_fake = self.head_t(&feature, dropout)?;
         Ok(ArgdOutput { p_fake, feature, bert_states, block_out })
+    }
+
+    /// The classifier on the pooled feature (B, D) -> (B) P(fake): what a quick retrain trains.
+    pub fn head_t(&self, feature: &Tensor, dropout: Option<&Dropout>) -> Result<Tensor> {
+        let hidden = maybe_dropout(self.classifier.0.forward(feature)?.relu()?, dropout, 0.2)?;
+        candle_nn::ops::sigmoid(&self.classifier.1.forward(&hidden)?)?.squeeze(1)
     }
 
     /// The teacher's fused feature for the same batch, detached (no gradient reaches the teacher).

@@ -46,8 +46,17 @@ impl BertClassifier {
     /// (B) P(fake) from frozen encoder outputs (B, L, D) and their mask; with `dropout`, in training mode.
     pub fn forward(&self, frozen: &Tensor, mask: &Tensor, dropout: Option<&Dropout>) -> Result<Tensor> {
         let states = self.bert.forward_top_t(frozen, mask, dropout)?;
-        let pooled = self.pool.forward(&states, Some(mask))?;
-        candle_nn::ops::sigmoid(&self.classifier.forward_t(&pooled, dropout, 0.2)?)?.squeeze(1)
+        self.head_t(&self.pool.forward(&states, Some(mask))?, dropout)
+    }
+
+    /// The pooled news (B, D) (frozen outputs through the top layers and the attention pooling, evaluation mode).
+    pub fn pooled(&self, frozen: &Tensor, mask: &Tensor) -> Result<Tensor> {
+        self.pool.forward(&self.bert.forward_top_t(frozen, mask, None)?, Some(mask))
+    }
+
+    /// The classifier on the pooled news (B, D) -> (B) P(fake): what a quick retrain trains.
+    pub fn head_t(&self, pooled: &Tensor, dropout: Option<&Dropout>) -> Result<Tensor> {
+        candle_nn::ops::sigmoid(&self.classifier.forward_t(pooled, dropout, 0.2)?)?.squeeze(1)
     }
 
     /// BCE against the labels (B) as f32.

@@ -9,6 +9,7 @@ pub mod argd;
 pub mod bert;
 pub mod data;
 pub mod features;
+pub mod head;
 pub mod metrics;
 pub mod net;
 pub mod route;

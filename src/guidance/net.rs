@@ -10,11 +10,12 @@ use candle_nn::{VarBuilder, VarMap};
 use candle_transformers::models::bert::Config as BertConfig;
 use rand::{Rng, SeedableRng};
 
-use super::arg::{Arg, ArgConfig, ArgInputs, ArgTargets};
+use super::arg::{Arg, ArgConfig, ArgPooled, ArgTargets};
 use super::argd::{ArgD, ArgdConfig};
 use super::bert::{BertClassifier, BertConfigHead};
 use super::data::Example;
 use super::features::FeatureBank;
+use super::head::HeadBank;
 use crate::domain::ModelKind;
 use crate::models::encoder::Dropout;
 
@@ -56,6 +57,21 @@ pub struct BatchPrediction {
     pub judgements: Vec<Vec<u32>>,
     /// (B, D) fused features (ARG only; ARG-D's distillation target).
     pub features: Option<Vec<Vec<f32>>>,
+    /// (B, F) the pooled inputs of the model's head (what [`Net::head_predict`] reads; cached for quick retrains).
+    pub head_inputs: Vec<Vec<f32>>,
+}
+
+/// A batch for the head alone: pooled inputs from a [`HeadBank`] and the targets.
+pub struct HeadBatch {
+    pub inputs: Tensor,
+    pub targets: Targets,
+}
+
+/// The targets of a batch.
+pub struct Targets {
+    pub label: Tensor,
+    pub useful: Vec<Tensor>,
+    pub judgement: Vec<Tensor>,
 }
 
 impl BatchPrediction {
@@ -68,6 +84,7 @@ impl BatchPrediction {
             usefulness: vec![vec![]; b],
             judgements: vec![vec![]; b],
             features: None,
+            head_inputs: vec![vec![]; b],
         }
     }
 }
@@ -122,13 +139,42 @@ impl Net {
         }
     }
 
-    /// Predictions in evaluation mode.
+    /// Predictions in evaluation mode (through the head, so that they equal [`Net::head_predict`] of the pooled
+    /// inputs they also return).
     pub fn predict(&self, batch: &Batch) -> Result<BatchPrediction> {
+        let inputs = self.head_inputs(batch)?;
+        let mut p = self.head_predict(&inputs)?;
+        p.head_inputs = inputs.to_vec2()?;
+        Ok(p)
+    }
+
+    /// The pooled inputs of the head (B, F), in evaluation mode: ARG's news pooling, cross-attention means and
+    /// judgement poolings ([`ArgPooled::flatten`]); ARG-D's and BERT's pooled news.
+    pub fn head_inputs(&self, batch: &Batch) -> Result<Tensor> {
+        match self {
+            Net::Arg(m) => {
+                let inputs = m.encode_top((&batch.news.0, &batch.news.1), &batch.rationales, None)?;
+                m.pool_t(&inputs, None)?.flatten()
+            }
+            Net::Argd(m) => Ok(m.forward_frozen_states(&batch.news.0, &batch.news.1, None)?.feature),
+            Net::Bert(m) => m.pooled(&batch.news.0, &batch.news.1),
+        }
+    }
+
+    /// Width of [`Net::head_inputs`]' rows for an encoder `dim` wide.
+    pub fn head_width(&self, dim: usize) -> usize {
+        match self {
+            Net::Arg(m) => (1 + 3 * m.config.perspectives) * dim,
+            _ => dim,
+        }
+    }
+
+    /// Predictions of the head on pooled inputs (B, F), in evaluation mode.
+    pub fn head_predict(&self, inputs: &Tensor) -> Result<BatchPrediction> {
         let rows = |t: &Tensor| -> Result<Vec<Vec<f32>>> { t.to_vec2::<f32>() };
         match self {
             Net::Arg(m) => {
-                let inputs: ArgInputs = m.encode_top((&batch.news.0, &batch.news.1), &batch.rationales, None)?;
-                let out = m.forward(&inputs)?;
+                let out = m.head_t(self.arg_pooled(m, inputs)?, None)?;
                 let b = out.p_fake.dim(0)?;
                 let mut usefulness = vec![Vec::new(); b];
                 let mut judgements = vec![Vec::new(); b];
@@ -146,14 +192,70 @@ impl Net {
                     usefulness,
                     judgements,
                     features: Some(rows(&out.final_feature)?),
+                    head_inputs: vec![vec![]; b],
                 })
             }
-            Net::Argd(m) => {
-                let out = m.forward_frozen_states(&batch.news.0, &batch.news.1, None)?;
-                Ok(BatchPrediction::p_fake_only(out.p_fake.to_vec1()?))
-            }
-            Net::Bert(m) => Ok(BatchPrediction::p_fake_only(m.forward(&batch.news.0, &batch.news.1, None)?.to_vec1()?)),
+            Net::Argd(m) => Ok(BatchPrediction::p_fake_only(m.head_t(inputs, None)?.to_vec1()?)),
+            Net::Bert(m) => Ok(BatchPrediction::p_fake_only(m.head_t(inputs, None)?.to_vec1()?)),
         }
+    }
+
+    fn arg_pooled(&self, m: &Arg, inputs: &Tensor) -> Result<ArgPooled> {
+        let perspectives = m.config.perspectives;
+        ArgPooled::from_flat(inputs, perspectives, inputs.dim(1)? / (1 + 3 * perspectives))
+    }
+
+    /// The loss of the head alone on pooled inputs; with `dropout`, in training mode. ARG's usefulness and
+    /// judgement losses are part of it; ARG-D's distillation term is not (its pooled feature is fixed).
+    pub fn head_loss(&self, batch: &HeadBatch, dropout: Option<&Dropout>) -> Result<Tensor> {
+        let t = &batch.targets;
+        match self {
+            Net::Arg(m) => {
+                let out = m.head_t(self.arg_pooled(m, &batch.inputs)?, dropout)?;
+                let targets =
+                    ArgTargets { label: t.label.clone(), useful: t.useful.clone(), judgement: t.judgement.clone() };
+                Ok(m.loss(&out, &targets)?.total)
+            }
+            Net::Argd(m) => super::arg::bce(&m.head_t(&batch.inputs, dropout)?, &t.label),
+            Net::Bert(m) => m.loss(&m.head_t(&batch.inputs, dropout)?, &t.label),
+        }
+    }
+
+    /// Prefixes of the variables the head reads: what a quick retrain and the online learner train.
+    pub fn head_prefixes(&self) -> Vec<String> {
+        match self {
+            Net::Arg(m) => m.head_prefixes(),
+            _ => vec!["mlp.mlp.".to_owned()],
+        }
+    }
+
+    /// A batch for the head: `examples`' pooled inputs from `bank`, and their targets.
+    pub fn head_batch(&self, examples: &[&Example], bank: &HeadBank, device: &Device) -> Result<HeadBatch> {
+        let width = bank.width();
+        let mut flat = Vec::with_capacity(examples.len() * width);
+        for e in examples {
+            flat.extend_from_slice(bank.row(e));
+        }
+        Ok(HeadBatch {
+            inputs: Tensor::from_vec(flat, (examples.len(), width), device)?,
+            targets: self.targets(examples, device)?,
+        })
+    }
+
+    fn targets(&self, examples: &[&Example], device: &Device) -> Result<Targets> {
+        let label: Vec<f32> = examples.iter().map(|e| e.fake.unwrap_or(false) as u8 as f32).collect();
+        let label = Tensor::from_vec(label, examples.len(), device)?;
+        let mut useful = Vec::new();
+        let mut judgement = Vec::new();
+        if let Net::Arg(m) = self {
+            for k in 0..m.config.perspectives {
+                let acc: Vec<f32> = examples.iter().map(|e| e.rationales[k].r_acc).collect();
+                useful.push(Tensor::from_vec(acc, examples.len(), device)?);
+                let pred: Vec<u32> = examples.iter().map(|e| e.rationales[k].r_pred).collect();
+                judgement.push(Tensor::from_vec(pred, examples.len(), device)?);
+            }
+        }
+        Ok(Targets { label, useful, judgement })
     }
 
     /// Assembles a batch of `examples` from `bank`; `teacher` holds ARG-D's targets by example position.
@@ -168,19 +270,12 @@ impl Net {
         let pad = self.quirks().then_some(max_len);
         let news_ids: Vec<usize> = examples.iter().map(|e| bank.id(&e.news)).collect();
         let news = bank.batch(&news_ids, pad, device)?;
-        let label: Vec<f32> = examples.iter().map(|e| e.fake.unwrap_or(false) as u8 as f32).collect();
-        let label = Tensor::from_vec(label, examples.len(), device)?;
+        let Targets { label, useful, judgement } = self.targets(examples, device)?;
         let mut rationales = Vec::new();
-        let mut useful = Vec::new();
-        let mut judgement = Vec::new();
         if let Net::Arg(m) = self {
             for k in 0..m.config.perspectives {
                 let ids: Vec<usize> = examples.iter().map(|e| bank.id(&e.rationales[k].text)).collect();
                 rationales.push(bank.batch(&ids, pad, device)?);
-                let acc: Vec<f32> = examples.iter().map(|e| e.rationales[k].r_acc).collect();
-                useful.push(Tensor::from_vec(acc, examples.len(), device)?);
-                let pred: Vec<u32> = examples.iter().map(|e| e.rationales[k].r_pred).collect();
-                judgement.push(Tensor::from_vec(pred, examples.len(), device)?);
             }
         }
         let teacher = match teacher {
@@ -193,6 +288,16 @@ impl Net {
         };
         Ok(Batch { news, rationales, label, useful, judgement, teacher })
     }
+}
+
+/// The variables of `varmap` whose names start with one of `prefixes` (the head's, for a quick retrain), in name
+/// order.
+pub fn vars_with_prefixes(varmap: &VarMap, prefixes: &[String]) -> Vec<candle_core::Var> {
+    let data = varmap.data().lock().expect("varmap lock");
+    let mut named: Vec<(&String, &candle_core::Var)> =
+        data.iter().filter(|(name, _)| prefixes.iter().any(|p| name.starts_with(p.as_str()))).collect();
+    named.sort_by(|a, b| a.0.cmp(b.0));
+    named.into_iter().filter(|(_, v)| !v.dims().is_empty()).map(|(_, v)| v.clone()).collect()
 }
 
 /// Re-initialises every variable of `varmap` from a generator seeded with `seed`, in name order, as PyTorch

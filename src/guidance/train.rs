@@ -22,6 +22,7 @@ use super::argd::ArgdConfig;
 use super::bert::BertConfigHead;
 use super::data::{self, DataSnapshot, Example, Split};
 use super::features::FeatureBank;
+use super::head::HeadBank;
 use super::metrics::Metrics;
 use super::net::{self, Architecture, Net};
 use crate::domain::ModelKind;
@@ -44,6 +45,8 @@ pub enum TrainError {
     NoLabels { db: PathBuf, train: usize, labelled: usize },
     #[error("model version {version} is {found}, not {wanted}")]
     WrongKind { version: i64, found: ModelKind, wanted: ModelKind },
+    #[error("a quick retrain starts from a {0} version: there is none yet (train one in full first)")]
+    QuickWithoutVersion(ModelKind),
     #[error("ARG-D learns from an ARG version: train ARG first (`argus train --model arg`)")]
     TeacherMissing,
     #[error("model version {version} is {found}, not an ARG version to distil from")]
@@ -154,6 +157,12 @@ pub struct TrainOptions {
     /// Hash the splits the data does not name over this field (an imported column, or `source`) instead of the
     /// text, so that items of one group never straddle train and val (`guidance::data::build_grouped`).
     pub group_by: Option<String>,
+    /// A quick retrain: only the head (ARG's usefulness, judgement, gate, aggregator and classifier layers; ARG-D's
+    /// and BERT's classifier), from a version, on its pooled inputs cached per item (`guidance::head`); the encoder
+    /// top layer, cross-attentions and poolings stay the parent's. Off: the paper's setting (top layer + head).
+    pub quick: bool,
+    /// Adam learning rate of a quick retrain and of the online learner (the head's small layers).
+    pub head_lr: f64,
 }
 
 impl Default for TrainOptions {
@@ -174,7 +183,16 @@ impl Default for TrainOptions {
             max_len: 170,
             threshold_from_val: false,
             group_by: None,
+            quick: false,
+            head_lr: 1e-3,
         }
+    }
+}
+
+impl TrainOptions {
+    /// The quick retrain's defaults: the head only, up to 30 epochs, patience 3.
+    pub fn quick() -> Self {
+        Self { quick: true, max_epochs: 30, patience: 3, ..Self::default() }
     }
 }
 
@@ -238,6 +256,8 @@ pub struct TrainReport {
     pub snapshot: DataSnapshot,
     /// Texts whose frozen features were encoded during this run (the rest came from the cache).
     pub encoded_texts: usize,
+    /// A quick retrain: items whose pooled head inputs were not cached and were computed during this run.
+    pub head_inputs_computed: usize,
     pub predictions: usize,
     /// Perspectives that items have rationales for but the model does not read (an incremental run keeps its
     /// parent's perspectives; train from scratch to add them).
@@ -259,6 +279,10 @@ struct VersionConfig {
     /// The decision threshold chosen on the validation split (`TrainOptions::threshold_from_val`); `None`: 0.5.
     #[serde(default)]
     threshold: Option<f64>,
+    /// The weights sha256 of the version whose fixed part (encoder top layers, cross-attentions, poolings) this one
+    /// shares: its parent's for a quick retrain; `None`: its own. Names its cached head inputs.
+    #[serde(default)]
+    fixed_part: Option<String>,
 }
 
 /// Everything loaded to run a model.
@@ -343,12 +367,54 @@ fn texts_needed(examples: &[Example], with_rationales: bool) -> Vec<&str> {
     texts
 }
 
-/// Runs `net` over `examples` in evaluation mode, `batch` at a time.
-fn predict_all(
+/// What a model reads its examples from: frozen encoder outputs (the full model runs), or the pooled inputs of its
+/// head (a quick retrain, the online learner: only the head runs).
+#[derive(Clone, Copy)]
+pub(crate) enum Inputs<'a> {
+    Frozen { bank: &'a FeatureBank, max_len: usize },
+    Head(&'a HeadBank),
+}
+
+impl Inputs<'_> {
+    /// Predictions for one batch, in evaluation mode.
+    fn predict(self, net: &Net, examples: &[&Example], device: &Device) -> Result<net::BatchPrediction> {
+        Ok(match self {
+            Inputs::Frozen { bank, max_len } => net.predict(&net.batch(examples, bank, max_len, None, device)?)?,
+            Inputs::Head(bank) => net.head_predict(&net.head_batch(examples, bank, device)?.inputs)?,
+        })
+    }
+
+    /// The training loss of one batch (`teacher`: ARG-D's targets of these examples).
+    fn loss(
+        self,
+        net: &Net,
+        examples: &[&Example],
+        teacher: Option<&[Vec<f32>]>,
+        dropout: &Dropout,
+        device: &Device,
+    ) -> Result<candle_core::Tensor> {
+        Ok(match self {
+            Inputs::Frozen { bank, max_len } => {
+                net.loss(&net.batch(examples, bank, max_len, teacher, device)?, Some(dropout))?
+            }
+            Inputs::Head(bank) => net.head_loss(&net.head_batch(examples, bank, device)?, Some(dropout))?,
+        })
+    }
+
+    /// Sort key that makes batches pad little.
+    fn length(self, example: &Example) -> usize {
+        match self {
+            Inputs::Frozen { bank, .. } => bank.tokens(bank.id(&example.news)),
+            Inputs::Head(_) => 0,
+        }
+    }
+}
+
+/// Runs `net` over `examples` in evaluation mode, a batch at a time.
+pub(crate) fn predict_all(
     net: &Net,
     examples: &[&Example],
-    bank: &FeatureBank,
-    max_len: usize,
+    inputs: Inputs,
     device: &Device,
 ) -> Result<net::BatchPrediction> {
     let mut all = net::BatchPrediction {
@@ -357,23 +423,25 @@ fn predict_all(
         usefulness: vec![],
         judgements: vec![],
         features: Some(vec![]),
+        head_inputs: vec![],
     };
     // Sorted by length so that batches pad little; results are put back in order.
     let mut order: Vec<usize> = (0..examples.len()).collect();
-    order.sort_by_key(|&i| bank.tokens(bank.id(&examples[i].news)));
-    type Slot = (f32, Vec<f32>, Vec<f32>, Vec<u32>, Option<Vec<f32>>);
+    order.sort_by_key(|&i| inputs.length(examples[i]));
+    let chunk_size = if matches!(inputs, Inputs::Head(_)) { 512 } else { 64 };
+    type Slot = (f32, Vec<f32>, Vec<f32>, Vec<u32>, Option<Vec<f32>>, Vec<f32>);
     let mut slots: Vec<Option<Slot>> = vec![None; examples.len()];
-    for chunk in order.chunks(64) {
+    for chunk in order.chunks(chunk_size) {
         let batch_examples: Vec<&Example> = chunk.iter().map(|&i| examples[i]).collect();
-        let batch = net.batch(&batch_examples, bank, max_len, None, device)?;
-        let p = net.predict(&batch)?;
+        let mut p = inputs.predict(net, &batch_examples, device)?;
         for (j, &i) in chunk.iter().enumerate() {
             slots[i] = Some((
                 p.p_fake[j],
-                p.gates[j].clone(),
-                p.usefulness[j].clone(),
-                p.judgements[j].clone(),
-                p.features.as_ref().map(|f| f[j].clone()),
+                std::mem::take(&mut p.gates[j]),
+                std::mem::take(&mut p.usefulness[j]),
+                std::mem::take(&mut p.judgements[j]),
+                p.features.as_mut().map(|f| std::mem::take(&mut f[j])),
+                std::mem::take(&mut p.head_inputs[j]),
             ));
         }
     }
@@ -387,26 +455,30 @@ fn predict_all(
             (f, None) => *f = None,
             _ => {}
         }
+        all.head_inputs.push(s.5);
     }
     Ok(all)
 }
 
-fn metrics_of(
+pub(crate) fn metrics_of(
     net: &Net,
     examples: &[&Example],
-    bank: &FeatureBank,
-    max_len: usize,
+    inputs: Inputs,
     device: &Device,
     threshold: f64,
 ) -> Result<Metrics> {
     let labelled: Vec<&Example> = examples.iter().copied().filter(|e| e.fake.is_some()).collect();
-    let p = predict_all(net, &labelled, bank, max_len, device)?;
+    let p = predict_all(net, &labelled, inputs, device)?;
     let y: Vec<bool> = labelled.iter().map(|e| e.fake == Some(true)).collect();
     let p: Vec<f64> = p.p_fake.iter().map(|&v| v as f64).collect();
     Ok(super::metrics::evaluate_at(&p, &y, threshold))
 }
 
-fn to_predictions(examples: &[&Example], p: &net::BatchPrediction, perspectives: &[String]) -> Vec<Prediction> {
+pub(crate) fn to_predictions(
+    examples: &[&Example],
+    p: &net::BatchPrediction,
+    perspectives: &[String],
+) -> Vec<Prediction> {
     examples
         .iter()
         .enumerate()
@@ -438,7 +510,13 @@ pub fn train(
     let started = Instant::now();
     let store = Store::open(db)?;
     // What the run starts from: a parent version fixes the encoder, the perspectives and the architecture.
-    let parent = request.from.map(|v| store.model_version(v)).transpose()?;
+    // A quick retrain starts from a version: the one given, else the one in use.
+    let from = match (request.from, request.options.quick) {
+        (Some(v), _) => Some(v),
+        (None, true) => Some(store.active_version(request.kind)?.ok_or(TrainError::QuickWithoutVersion(request.kind))?),
+        (None, false) => None,
+    };
+    let parent = from.map(|v| store.model_version(v)).transpose()?;
     if let Some(p) = &parent
         && p.kind != request.kind
     {
@@ -511,8 +589,6 @@ pub fn train(
     let device = session.device.clone();
     let bert = session.encoder.config().clone();
     let uses_rationales = request.kind == ModelKind::Arg || request.kind == ModelKind::Argd;
-    let texts = texts_needed(&examples, uses_rationales);
-    let bank = FeatureBank::build(&mut session.cache, &session.encoder, &texts, progress)?;
 
     let arch = Architecture {
         kind: request.kind,
@@ -535,18 +611,6 @@ pub fn train(
             ..c.architecture.clone()
         },
         None => arch,
-    };
-
-    // ARG-D's targets: the teacher's fused features on the training items, computed once (teacher in eval mode).
-    let teacher_features: Option<Vec<Vec<f32>>> = match teacher_id {
-        Some(t) => {
-            progress.set(0, 0, &format!("computing the teacher's features (ARG version {t})"));
-            let teacher = load_version(&session.store, t, &device, &bert)?;
-            let p = predict_all(&teacher.net, &train_set, &bank, options.max_len, &device)?;
-            // ARG's predictions always carry its fused features (`predict_all` of an ARG net).
-            Some(p.features.ok_or(TrainError::TeacherNotArg { version: t, found: ModelKind::Arg })?)
-        }
-        None => None,
     };
 
     // Build: seeded initialisation, then the encoder's pretrained top layers (or the parent's / teacher's weights).
@@ -586,15 +650,60 @@ pub fn train(
         }
     }
 
+    // What the model reads: a quick retrain, its parent's pooled head inputs (cached per item, computed for the
+    // items that lack them); else frozen encoder outputs.
+    let fixed_part = match (&parent, &parent_config) {
+        (Some(p), Some(c)) if options.quick => {
+            Some(c.fixed_part.clone().or_else(|| p.weights_sha256.clone()).unwrap_or_default())
+        }
+        _ => None,
+    };
+    let all: Vec<&Example> = examples.iter().collect();
+    let mut head_inputs_computed = 0;
+    let (bank, head_bank) = match &fixed_part {
+        Some(sha) => {
+            let (head, computed) = head_bank(&mut session, &model, sha, &all, options.max_len, progress)?;
+            head_inputs_computed = computed;
+            (None, Some(head))
+        }
+        None => {
+            let texts = texts_needed(&examples, uses_rationales);
+            (Some(FeatureBank::build(&mut session.cache, &session.encoder, &texts, progress)?), None)
+        }
+    };
+    let inputs = match (&bank, &head_bank) {
+        (_, Some(h)) => Inputs::Head(h),
+        (Some(bank), None) => Inputs::Frozen { bank, max_len: options.max_len },
+        (None, None) => unreachable!("one of the banks is built"),
+    };
+
+    // ARG-D's targets: the teacher's fused features on the training items, computed once (teacher in eval mode).
+    // A quick retrain keeps the student's pooled feature fixed, so the distillation term has nothing to move.
+    let teacher_features: Option<Vec<Vec<f32>>> = match (teacher_id, &bank) {
+        (Some(t), Some(bank)) => {
+            progress.set(0, 0, &format!("computing the teacher's features (ARG version {t})"));
+            let teacher = load_version(&session.store, t, &device, &bert)?;
+            let p = predict_all(&teacher.net, &train_set, Inputs::Frozen { bank, max_len: options.max_len }, &device)?;
+            // ARG's predictions always carry its fused features (`predict_all` of an ARG net).
+            Some(p.features.ok_or(TrainError::TeacherNotArg { version: t, found: ModelKind::Arg })?)
+        }
+        _ => None,
+    };
+
+    let trainable =
+        if options.quick { net::vars_with_prefixes(&varmap, &model.head_prefixes()) } else { all_vars(&varmap) };
+    let lr = if options.quick { options.head_lr } else { options.lr };
     let run = session.store.start_training_run(&serde_json::to_value(&snapshot)?)?;
     let result = fit(
         &model,
         &varmap,
+        trainable,
+        lr,
         &options,
         &train_set,
         &val_set,
         teacher_features.as_deref(),
-        &bank,
+        inputs,
         &device,
         progress,
         on_epoch,
@@ -613,35 +722,18 @@ pub fn train(
         }
     };
     progress.set(0, 0, "evaluating on the held-out test split");
-    let mut val = metrics_of(&model, &val_set, &bank, options.max_len, &device, 0.5)?;
+    let mut val = metrics_of(&model, &val_set, inputs, &device, 0.5)?;
     let threshold = if options.threshold_from_val {
-        let p = predict_all(&model, &val_set, &bank, options.max_len, &device)?;
+        let p = predict_all(&model, &val_set, inputs, &device)?;
         let y: Vec<bool> = val_set.iter().map(|e| e.fake == Some(true)).collect();
         let t = super::metrics::best_threshold(&p.p_fake.iter().map(|&v| f64::from(v)).collect::<Vec<_>>(), &y);
-        val = metrics_of(&model, &val_set, &bank, options.max_len, &device, t)?;
+        val = metrics_of(&model, &val_set, inputs, &device, t)?;
         Some(t)
     } else {
         None
     };
-    let test = metrics_of(&model, &test_set, &bank, options.max_len, &device, threshold.unwrap_or(0.5))?;
+    let test = metrics_of(&model, &test_set, inputs, &device, threshold.unwrap_or(0.5))?;
 
-    // Save the weights, then the version (file first: a version row always has its file).
-    let dir = weights_dir_for(db);
-    std::fs::create_dir_all(&dir).map_err(|source| TrainError::Io {
-        path: dir.clone(),
-        what: "cannot create folder",
-        source,
-    })?;
-    let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
-    let path = dir.join(format!("{}-{stamp}-seed{}.safetensors", request.kind.as_str(), options.seed));
-    let partial = path.with_extension("partial");
-    varmap.save(&partial).map_err(|source| TrainError::WriteWeights { path: partial.clone(), source })?;
-    std::fs::rename(&partial, &path).map_err(|source| TrainError::Io {
-        path: path.clone(),
-        what: "cannot move into place",
-        source,
-    })?;
-    let sha = sha256_file(&path)?;
     let config = VersionConfig {
         architecture: arch.clone(),
         options: options.clone(),
@@ -649,6 +741,7 @@ pub fn train(
         encoder_id: session.encoder.id().to_owned(),
         teacher: teacher_id,
         threshold,
+        fixed_part: fixed_part.clone(),
     };
     let warnings: Vec<String> = [(&test, "test"), (&val, "validation")]
         .into_iter()
@@ -658,29 +751,34 @@ pub fn train(
     let metrics = serde_json::json!({
         "test": test, "val": val, "best_epoch": best_epoch, "train_secs": train_secs, "warnings": warnings,
     });
-    let version = session.store.add_model_version(
-        run,
-        &NewModelVersion {
+    progress.set(0, 0, "predicting every item");
+    let p = predict_all(&model, &all, inputs, &device)?;
+    let predictions = to_predictions(&all, &p, if request.kind == ModelKind::Arg { &perspectives } else { &[] });
+    let saved = save_version(
+        db,
+        &mut session.store,
+        &varmap,
+        SaveVersion {
+            run,
             kind: request.kind,
-            parent_id: parent.as_ref().map(|p| p.id),
-            config: serde_json::to_value(&config)?,
+            parent: parent.as_ref().map(|p| p.id),
+            seed: options.seed,
+            config: &config,
             metrics,
-            weights_path: path.display().to_string(),
-            weights_sha256: sha,
-            seconds_taken: train_secs,
-            data_snapshot: serde_json::to_value(&snapshot)?,
-            epochs: serde_json::to_value(&epochs)?,
+            train_secs,
+            snapshot: &snapshot,
+            epochs: &epochs,
+            predictions: &predictions,
         },
     )?;
-
-    // Predictions for every item.
-    progress.set(0, 0, "predicting every item");
-    let all: Vec<&Example> = examples.iter().collect();
-    let p = predict_all(&model, &all, &bank, options.max_len, &device)?;
-    let predictions = to_predictions(&all, &p, if request.kind == ModelKind::Arg { &perspectives } else { &[] });
-    session.store.save_predictions(version, &predictions)?;
+    // A full run's fixed part is new: keep its pooled head inputs for the quick retrains that start from it.
+    if fixed_part.is_none() {
+        let rows: Vec<([u8; 32], Vec<f32>)> =
+            all.iter().zip(p.head_inputs).map(|(e, row)| (super::head::example_key(e), row)).collect();
+        session.cache.put_vectors(&super::head::namespace(&saved.sha256), &rows)?;
+    }
     Ok(TrainReport {
-        version,
+        version: saved.version,
         kind: request.kind,
         parent: parent.map(|p| p.id),
         test,
@@ -690,11 +788,114 @@ pub fn train(
         train_secs,
         total_secs: started.elapsed().as_secs_f64(),
         snapshot,
-        encoded_texts: bank.stats.encoded,
+        encoded_texts: bank.as_ref().map(|b| b.stats.encoded).unwrap_or(0),
+        head_inputs_computed,
         predictions: predictions.len(),
         unused_perspectives,
         warnings,
     })
+}
+
+/// Every variable of `varmap` but scalars: what a full run trains.
+fn all_vars(varmap: &VarMap) -> Vec<candle_core::Var> {
+    varmap.all_vars().into_iter().filter(|v| !v.dims().is_empty()).collect()
+}
+
+/// What [`save_version`] stores.
+pub(crate) struct SaveVersion<'a> {
+    pub run: i64,
+    pub kind: ModelKind,
+    pub parent: Option<i64>,
+    pub seed: u64,
+    config: &'a VersionConfig,
+    pub metrics: serde_json::Value,
+    pub train_secs: f64,
+    pub snapshot: &'a DataSnapshot,
+    pub epochs: &'a [EpochRecord],
+    pub predictions: &'a [Prediction],
+}
+
+/// A version as saved.
+pub(crate) struct Saved {
+    pub version: i64,
+    pub sha256: String,
+}
+
+/// Writes `varmap` to a new weights file beside `db` (written aside, then moved into place: a version row always
+/// has its whole file), then the version row and its predictions.
+fn save_version(db: &Path, store: &mut Store, varmap: &VarMap, v: SaveVersion) -> Result<Saved> {
+    let dir = weights_dir_for(db);
+    std::fs::create_dir_all(&dir).map_err(|source| TrainError::Io {
+        path: dir.clone(),
+        what: "cannot create folder",
+        source,
+    })?;
+    let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros()).unwrap_or(0);
+    let path = dir.join(format!("{}-{stamp}-seed{}.safetensors", v.kind.as_str(), v.seed));
+    let partial = path.with_extension("partial");
+    varmap.save(&partial).map_err(|source| TrainError::WriteWeights { path: partial.clone(), source })?;
+    std::fs::rename(&partial, &path).map_err(|source| TrainError::Io {
+        path: path.clone(),
+        what: "cannot move into place",
+        source,
+    })?;
+    let sha = sha256_file(&path)?;
+    let version = store.add_model_version(
+        v.run,
+        &NewModelVersion {
+            kind: v.kind,
+            parent_id: v.parent,
+            config: serde_json::to_value(v.config)?,
+            metrics: v.metrics,
+            weights_path: path.display().to_string(),
+            weights_sha256: sha.clone(),
+            seconds_taken: v.train_secs,
+            data_snapshot: serde_json::to_value(v.snapshot)?,
+            epochs: serde_json::to_value(v.epochs)?,
+        },
+    )?;
+    store.save_predictions(version, v.predictions)?;
+    Ok(Saved { version, sha256: sha })
+}
+
+/// The pooled head inputs of `examples` for the fixed part of the weights whose sha256 is `fixed_part` (loaded in
+/// `net`): read from the encoder cache, the missing ones computed from frozen encoder outputs and stored.
+fn head_bank(
+    session: &mut Session,
+    net: &Net,
+    fixed_part: &str,
+    examples: &[&Example],
+    max_len: usize,
+    progress: &dyn Progress,
+) -> Result<(HeadBank, usize)> {
+    let namespace = super::head::namespace(fixed_part);
+    let keys: Vec<[u8; 32]> = examples.iter().map(|e| super::head::example_key(e)).collect();
+    progress.set(0, 0, "reading the head's cached inputs");
+    let cached = session.cache.vectors(&namespace, &keys)?;
+    let mut bank = HeadBank::new(net.head_width(session.encoder.hidden_size()));
+    let mut missing: Vec<&Example> = Vec::new();
+    for ((e, key), row) in examples.iter().zip(&keys).zip(cached) {
+        match row {
+            Some(row) if row.len() == bank.width() => bank.insert(*key, row),
+            _ => missing.push(e),
+        }
+    }
+    if !missing.is_empty() {
+        progress.set(0, 0, &format!("computing the head's inputs of {} items", missing.len()));
+        let owned: Vec<Example> = missing.iter().map(|e| (*e).clone()).collect();
+        let texts = texts_needed(&owned, !matches!(net, Net::Bert(_)));
+        let frozen = FeatureBank::build(&mut session.cache, &session.encoder, &texts, progress)?;
+        let p = predict_all(net, &missing, Inputs::Frozen { bank: &frozen, max_len }, &session.device)?;
+        let rows: Vec<([u8; 32], Vec<f32>)> =
+            missing.iter().zip(p.head_inputs).map(|(e, row)| (super::head::example_key(e), row)).collect();
+        session.cache.put_vectors(&namespace, &rows)?;
+        // Read back at the cache's precision, so that a first run and a cached one see the same values.
+        let again = session.cache.vectors(&namespace, &rows.iter().map(|r| r.0).collect::<Vec<_>>())?;
+        for ((key, _), row) in rows.iter().zip(again) {
+            bank.insert(*key, row.expect("just stored"));
+        }
+    }
+    Ok((bank, missing.len()))
 }
 
 /// The training loop: returns the epoch records, the best epoch and the loop's seconds; the best checkpoint is
@@ -703,20 +904,21 @@ pub fn train(
 fn fit(
     model: &Net,
     varmap: &VarMap,
+    trainable: Vec<candle_core::Var>,
+    lr: f64,
     options: &TrainOptions,
     train_set: &[&Example],
     val_set: &[&Example],
     teacher: Option<&[Vec<f32>]>,
-    bank: &FeatureBank,
+    inputs: Inputs,
     device: &Device,
     progress: &dyn Progress,
     on_epoch: &mut dyn FnMut(&EpochRecord),
 ) -> Result<(Vec<EpochRecord>, usize, f64)> {
     let started = Instant::now();
-    let trainable = varmap.all_vars().into_iter().filter(|v| !v.dims().is_empty()).collect::<Vec<_>>();
     let mut optimizer = candle_nn::AdamW::new(
         trainable,
-        candle_nn::ParamsAdamW { lr: options.lr, weight_decay: options.weight_decay, ..Default::default() },
+        candle_nn::ParamsAdamW { lr, weight_decay: options.weight_decay, ..Default::default() },
     )?;
     let mut rng = rand::rngs::StdRng::seed_from_u64(options.seed);
     let dropout = Dropout::new(options.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(1));
@@ -747,8 +949,7 @@ fn fit(
             }
             let examples: Vec<&Example> = chunk.iter().map(|&i| train_set[i]).collect();
             let teacher_rows: Option<Vec<Vec<f32>>> = teacher.map(|t| chunk.iter().map(|&i| t[i].clone()).collect());
-            let batch = model.batch(&examples, bank, options.max_len, teacher_rows.as_deref(), device)?;
-            let loss = model.loss(&batch, Some(&dropout))?;
+            let loss = inputs.loss(model, &examples, teacher_rows.as_deref(), &dropout, device)?;
             optimizer.backward_step(&loss)?;
             let l = loss.to_scalar::<f32>()? as f64;
             loss_sum += l * chunk.len() as f64;
@@ -759,7 +960,7 @@ fn fit(
                 &format!("epoch {epoch}/{} · batch {}/{batches_per_epoch} · loss {l:.4}", options.max_epochs, b + 1),
             );
         }
-        let val = metrics_of(model, val_set, bank, options.max_len, device, 0.5)?;
+        let val = metrics_of(model, val_set, inputs, device, 0.5)?;
         let improved = best.as_ref().is_none_or(|(f1, _, _)| val.macro_f1 > *f1);
         if improved {
             best = Some((val.macro_f1, epoch, net::snapshot(varmap)?));
@@ -794,8 +995,7 @@ pub fn eval(db: &Path, version: i64, device: DeviceChoice, progress: &dyn Progre
     metrics_of(
         &loaded.net,
         &test,
-        &bank,
-        loaded.config.options.max_len,
+        Inputs::Frozen { bank: &bank, max_len: loaded.config.options.max_len },
         &device,
         loaded.config.threshold.unwrap_or(0.5),
     )
@@ -830,7 +1030,12 @@ pub fn predict_items(
     let (examples, loaded, bank, device) = prepare_version(db, version, device, progress)?;
     let all: Vec<&Example> = examples.iter().filter(|e| items.is_none_or(|ids| ids.contains(&e.item))).collect();
     progress.set(0, all.len() as u64, "predicting");
-    let p = predict_all(&loaded.net, &all, &bank, loaded.config.options.max_len, &device)?;
+    let p = predict_all(
+        &loaded.net,
+        &all,
+        Inputs::Frozen { bank: &bank, max_len: loaded.config.options.max_len },
+        &device,
+    )?;
     let perspectives = if loaded.config.architecture.kind == ModelKind::Arg {
         loaded.config.architecture.perspectives.clone()
     } else {

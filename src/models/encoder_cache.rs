@@ -2,7 +2,9 @@
 //! incremental retraining reads the frozen layers' outputs from here.
 //!
 //! It is a SQLite file of its own (never the user's database: it can be deleted at any time and is rebuilt on
-//! demand). Only the real (non-padding) token rows are stored, as little-endian f32.
+//! demand). Only the real (non-padding) token rows are stored, at half precision (little-endian f16: 768 bytes a
+//! token for a 384-wide encoder; rows written by older versions as f32 are still read). A second table holds
+//! vectors per key and namespace: the pooled inputs of a model version's head, per item (`guidance::head`).
 
 use std::path::Path;
 
@@ -76,9 +78,21 @@ impl EncoderCache {
              CREATE TABLE IF NOT EXISTS encoded (
                  model TEXT NOT NULL, stack TEXT NOT NULL, max_len INTEGER NOT NULL, text_sha256 BLOB NOT NULL,
                  tokens INTEGER NOT NULL, hidden BLOB NOT NULL,
-                 PRIMARY KEY (model, stack, max_len, text_sha256)) WITHOUT ROWID;",
+                 PRIMARY KEY (model, stack, max_len, text_sha256)) WITHOUT ROWID;
+             CREATE TABLE IF NOT EXISTS vectors (
+                 namespace TEXT NOT NULL, key BLOB NOT NULL, data BLOB NOT NULL,
+                 PRIMARY KEY (namespace, key)) WITHOUT ROWID;",
         )
         .map_err(|e| ModelError::file(&path, e))?;
+        // Caches written before half precision have no `dtype` column: their rows are f32.
+        let has_dtype = conn
+            .prepare("SELECT 1 FROM pragma_table_info('encoded') WHERE name = 'dtype'")
+            .and_then(|mut s| s.exists([]))
+            .map_err(|e| ModelError::file(&path, e))?;
+        if !has_dtype {
+            conn.execute_batch("ALTER TABLE encoded ADD COLUMN dtype TEXT NOT NULL DEFAULT 'f32'")
+                .map_err(|e| ModelError::file(&path, e))?;
+        }
         Ok(Self { conn, path })
     }
 
@@ -92,6 +106,48 @@ impl EncoderCache {
 
     pub fn is_empty(&self) -> Result<bool> {
         Ok(self.len()? == 0)
+    }
+
+    /// Cached texts and the bytes their states take (the stored values, without SQLite's overhead).
+    pub fn size(&self) -> Result<(usize, u64)> {
+        self.conn
+            .query_row("SELECT count(*), coalesce(sum(length(hidden)), 0) FROM encoded", [], |r| {
+                Ok((r.get::<_, i64>(0)? as usize, r.get::<_, i64>(1)? as u64))
+            })
+            .map_err(|e| ModelError::file(&self.path, e))
+    }
+
+    /// The vectors stored under `namespace` for `keys` (`None` where there is none).
+    pub fn vectors(&self, namespace: &str, keys: &[[u8; 32]]) -> Result<Vec<Option<Vec<f32>>>> {
+        let mut lookup = self
+            .conn
+            .prepare_cached("SELECT data FROM vectors WHERE namespace = ?1 AND key = ?2")
+            .map_err(|e| ModelError::file(&self.path, e))?;
+        keys.iter()
+            .map(|key| {
+                lookup
+                    .query_row(params![namespace, &key[..]], |r| r.get::<_, Vec<u8>>(0))
+                    .optional()
+                    .map(|row| row.map(|bytes| f16_bytes_to_f32(&bytes)))
+                    .map_err(|e| ModelError::file(&self.path, e))
+            })
+            .collect()
+    }
+
+    /// Stores `rows` under `namespace` (replacing what the same keys had), in one transaction.
+    pub fn put_vectors(&mut self, namespace: &str, rows: &[([u8; 32], Vec<f32>)]) -> Result<()> {
+        let tx = self.conn.transaction().map_err(|e| ModelError::file(&self.path, e))?;
+        {
+            let mut insert = tx
+                .prepare_cached("INSERT OR REPLACE INTO vectors (namespace, key, data) VALUES (?1, ?2, ?3)")
+                .map_err(|e| ModelError::file(&self.path, e))?;
+            for (key, values) in rows {
+                insert
+                    .execute(params![namespace, &key[..], f32_to_f16_bytes(values)])
+                    .map_err(|e| ModelError::file(&self.path, e))?;
+            }
+        }
+        tx.commit().map_err(|e| ModelError::file(&self.path, e))
     }
 
     /// The `stack` outputs of `encoder` for `texts`, encoding (and caching) only those not cached yet.
@@ -126,18 +182,20 @@ impl EncoderCache {
             let mut lookup = self
                 .conn
                 .prepare_cached(
-                    "SELECT tokens, hidden FROM encoded WHERE model = ?1 AND stack = ?2 AND max_len = ?3 \
+                    "SELECT tokens, hidden, dtype FROM encoded WHERE model = ?1 AND stack = ?2 AND max_len = ?3 \
                      AND text_sha256 = ?4",
                 )
                 .map_err(|e| ModelError::file(&self.path, e))?;
             for key in &keys {
                 let row = lookup
                     .query_row(params![encoder.id(), stack.as_str(), max_len as i64, &key[..]], |r| {
-                        Ok((r.get::<_, i64>(0)? as usize, r.get::<_, Vec<u8>>(1)?))
+                        Ok((r.get::<_, i64>(0)? as usize, r.get::<_, Vec<u8>>(1)?, r.get::<_, String>(2)?))
                     })
                     .optional()
                     .map_err(|e| ModelError::file(&self.path, e))?;
-                rows.push(row.map(|(n, bytes)| (n, bytes_to_f32(&bytes))));
+                rows.push(row.map(|(n, bytes, dtype)| {
+                    (n, if dtype == "f32" { bytes_to_f32(&bytes) } else { f16_bytes_to_f32(&bytes) })
+                }));
             }
         }
         let missing: Vec<usize> = (0..texts.len()).filter(|&i| rows[i].is_none()).collect();
@@ -154,14 +212,14 @@ impl EncoderCache {
             {
                 let mut insert = tx
                     .prepare_cached(
-                        "INSERT OR REPLACE INTO encoded (model, stack, max_len, text_sha256, tokens, hidden) \
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                        "INSERT OR REPLACE INTO encoded (model, stack, max_len, text_sha256, tokens, hidden, dtype) \
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'f16')",
                     )
                     .map_err(|e| ModelError::file(&self.path, e))?;
                 for (j, &i) in missing.iter().enumerate() {
                     let tokens = mask[j * max_len..(j + 1) * max_len].iter().filter(|&&m| m > 0.5).count();
                     let start = j * max_len * hidden_size;
-                    let real = hidden[start..start + tokens * hidden_size].to_vec();
+                    let bytes = f32_to_f16_bytes(&hidden[start..start + tokens * hidden_size]);
                     insert
                         .execute(params![
                             encoder.id(),
@@ -169,10 +227,11 @@ impl EncoderCache {
                             max_len as i64,
                             &keys[i][..],
                             tokens as i64,
-                            f32_to_bytes(&real)
+                            &bytes
                         ])
                         .map_err(|e| ModelError::file(&self.path, e))?;
-                    rows[i] = Some((tokens, real));
+                    // What the cache gives back later, so that a first run and a cached one see the same values.
+                    rows[i] = Some((tokens, f16_bytes_to_f32(&bytes)));
                 }
             }
             tx.commit().map_err(|e| ModelError::file(&self.path, e))?;
@@ -223,8 +282,17 @@ fn to_host(t: &Tensor) -> Result<Vec<f32>> {
         .map_err(ModelError::candle("cache"))
 }
 
-fn f32_to_bytes(values: &[f32]) -> Vec<u8> {
-    values.iter().flat_map(|v| v.to_le_bytes()).collect()
+fn f32_to_f16_bytes(values: &[f32]) -> Vec<u8> {
+    values.iter().flat_map(|&v| half::f16::from_f32(v).to_le_bytes()).collect()
+}
+
+fn f16_bytes_to_f32(bytes: &[u8]) -> Vec<f32> {
+    bytes.chunks_exact(2).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()).collect()
+}
+
+/// Bytes the cache stores per token of a `hidden`-wide encoder.
+pub fn bytes_per_token(hidden: usize) -> usize {
+    hidden * 2
 }
 
 fn bytes_to_f32(bytes: &[u8]) -> Vec<f32> {

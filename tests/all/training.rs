@@ -201,6 +201,102 @@ fn an_incremental_retrain_starts_from_its_parent_and_learns_from_people() {
     assert!(err.to_string().contains("is bert, not arg"), "{err}");
 }
 
+/// Judgements by `who` that flip the gold label of the first `n` items.
+fn flip_first(db: &Path, who: &str, n: usize) {
+    let store = Store::open(db).unwrap();
+    let annotator = store.annotator_id(who).unwrap();
+    for item in store.training_items().unwrap().iter().take(n) {
+        let verdict = if item.gold == Some(Verdict::Fake) { Verdict::Real } else { Verdict::Fake };
+        let j = NewJudgement {
+            item_id: item.id,
+            annotator_id: annotator,
+            verdict,
+            confidence: None,
+            note: None,
+            time_spent_ms: 1,
+        };
+        store.record_judgement(&j).unwrap();
+    }
+}
+
+fn quick(kind: ModelKind, seed: u64) -> TrainRequest {
+    let full = request(kind, seed);
+    TrainRequest {
+        options: TrainOptions { seed, max_len: 32, batch_size: 16, max_epochs: 5, ..TrainOptions::quick() },
+        ..full
+    }
+}
+
+#[test]
+fn a_quick_retrain_trains_only_the_head_on_cached_inputs_and_its_predictions_match_the_full_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = small_db(dir.path(), 60);
+    let err = train(&db, &quick(ModelKind::Arg, 0), &NoProgress, &mut |_| {}).unwrap_err();
+    assert!(err.to_string().contains("there is none yet"), "{err}");
+    let first = train(&db, &request(ModelKind::Arg, 0), &NoProgress, &mut |_| {}).unwrap();
+    flip_first(&db, "ann", 15);
+    // From the version in use (the first), on the head inputs the full run cached: no encoder work at all.
+    let a = train(&db, &quick(ModelKind::Arg, 3), &NoProgress, &mut |_| {}).unwrap();
+    assert_eq!(a.parent, Some(first.version));
+    assert_eq!((a.encoded_texts, a.head_inputs_computed), (0, 0), "every input came from the cache");
+    assert_eq!(a.snapshot.human_labels, 15);
+    // (`a` is in use now: start from the first version again.)
+    let b =
+        train(&db, &TrainRequest { from: Some(first.version), ..quick(ModelKind::Arg, 3) }, &NoProgress, &mut |_| {})
+            .unwrap();
+    let losses = |r: &argus::guidance::train::TrainReport| r.epochs.iter().map(|e| e.train_loss).collect::<Vec<_>>();
+    assert_eq!(losses(&a), losses(&b), "reproducible per seed");
+    // Only the head moved: the encoder's top layers and the cross-attentions are the parent's, bit for bit.
+    let store = Store::open(&db).unwrap();
+    let weights = |v: i64| {
+        let path = store.model_version(v).unwrap().weights_path.unwrap();
+        candle_core::safetensors::load(path, &candle_core::Device::Cpu).unwrap()
+    };
+    let (parent, child) = (weights(first.version), weights(a.version));
+    let same = |name: &str| {
+        let d = (&parent[name] - &child[name]).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+        d == 0.0
+    };
+    let fixed: Vec<&String> = parent
+        .keys()
+        .filter(|k| k.starts_with("bert_") || k.starts_with("cross_attention") || k.starts_with("content_attention"))
+        .collect();
+    assert!(!fixed.is_empty() && fixed.iter().all(|k| same(k)), "the fixed part is the parent's");
+    assert!(!same("mlp.mlp.0.weight") && !same("aggregator.attention_layer.weight"), "the head trained");
+    // What the quick path predicted and stored equals the full model run from frozen outputs (half-precision cache).
+    let stored = store.predictions(a.version).unwrap();
+    drop(store);
+    predict(&db, a.version, argus::models::DeviceChoice::Cpu, &NoProgress).unwrap();
+    let recomputed = Store::open(&db).unwrap().predictions(a.version).unwrap();
+    assert_eq!(stored.len(), 60);
+    for (item, p) in &stored {
+        let q = &recomputed[item];
+        assert!((p.p_fake - q.p_fake).abs() < 5e-3, "item {item}: {} vs {}", p.p_fake, q.p_fake);
+        assert!((p.gates[0].1 - q.gates[0].1).abs() < 5e-3);
+    }
+    // A quick retrain of a quick version shares the same cached inputs; a corrected rationale is computed again.
+    let mut store = Store::open(&db).unwrap();
+    let rationale = store.rationales(1).unwrap()[0].id;
+    store
+        .revise_rationale(
+            rationale,
+            "A corrected rationale: the claim is false.",
+            Some(Verdict::Fake),
+            argus::domain::RationaleOrigin::Human,
+            None,
+        )
+        .unwrap();
+    drop(store);
+    let c = train(&db, &TrainRequest { from: Some(a.version), ..quick(ModelKind::Arg, 3) }, &NoProgress, &mut |_| {})
+        .unwrap();
+    assert_eq!(c.parent, Some(a.version));
+    assert_eq!(c.head_inputs_computed, 1, "only the item whose rationale changed");
+    // BERT-only and ARG-D have quick retrains too.
+    train(&db, &request(ModelKind::Bert, 0), &NoProgress, &mut |_| {}).unwrap();
+    let q = train(&db, &quick(ModelKind::Bert, 0), &NoProgress, &mut |_| {}).unwrap();
+    assert_eq!((q.encoded_texts, q.head_inputs_computed), (0, 0));
+}
+
 #[test]
 fn argd_distils_from_an_arg_version_and_predicts_without_rationales() {
     let dir = tempfile::tempdir().unwrap();
