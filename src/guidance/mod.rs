@@ -12,6 +12,7 @@ pub mod features;
 pub mod head;
 pub mod metrics;
 pub mod net;
+pub mod online;
 pub mod route;
 pub mod train;
 pub mod triage;

@@ -269,31 +269,34 @@ pub struct TrainReport {
 
 /// What is stored in a version's `config`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-struct VersionConfig {
-    architecture: Architecture,
-    options: TrainOptions,
+pub(super) struct VersionConfig {
+    pub(super) architecture: Architecture,
+    pub(super) options: TrainOptions,
     /// Catalog name or folder of the encoder, and the id its cache entries carry.
-    encoder: String,
+    pub(super) encoder: String,
     encoder_id: String,
     teacher: Option<i64>,
     /// The decision threshold chosen on the validation split (`TrainOptions::threshold_from_val`); `None`: 0.5.
     #[serde(default)]
-    threshold: Option<f64>,
+    pub(super) threshold: Option<f64>,
     /// The weights sha256 of the version whose fixed part (encoder top layers, cross-attentions, poolings) this one
     /// shares: its parent's for a quick retrain; `None`: its own. Names its cached head inputs.
     #[serde(default)]
-    fixed_part: Option<String>,
+    pub(super) fixed_part: Option<String>,
+    /// A version saved by the online learner: how many of its updates it folds in.
+    #[serde(default)]
+    pub(super) online_updates: Option<usize>,
 }
 
 /// Everything loaded to run a model.
-struct Session {
-    store: Store,
-    encoder: Encoder,
-    cache: EncoderCache,
-    device: Device,
+pub(super) struct Session {
+    pub(super) store: Store,
+    pub(super) encoder: Encoder,
+    pub(super) cache: EncoderCache,
+    pub(super) device: Device,
 }
 
-fn open_session(
+pub(super) fn open_session(
     db: &Path,
     encoder: &str,
     device: DeviceChoice,
@@ -323,13 +326,13 @@ fn sha256_file(path: &Path) -> Result<String> {
 }
 
 /// A version's model, loaded and checked.
-struct LoadedVersion {
-    net: Net,
-    config: VersionConfig,
-    _varmap: VarMap,
+pub(super) struct LoadedVersion {
+    pub(super) net: Net,
+    pub(super) config: VersionConfig,
+    pub(super) varmap: VarMap,
 }
 
-fn load_version(
+pub(super) fn load_version(
     store: &Store,
     version: i64,
     device: &Device,
@@ -352,7 +355,7 @@ fn load_version(
     if let Err(source) = varmap.load(&path) {
         return Err(TrainError::Weights { path, version, source });
     }
-    Ok(LoadedVersion { net, config, _varmap: varmap })
+    Ok(LoadedVersion { net, config, varmap })
 }
 
 /// Texts whose frozen features `examples` need for `arch`.
@@ -370,7 +373,7 @@ fn texts_needed(examples: &[Example], with_rationales: bool) -> Vec<&str> {
 /// What a model reads its examples from: frozen encoder outputs (the full model runs), or the pooled inputs of its
 /// head (a quick retrain, the online learner: only the head runs).
 #[derive(Clone, Copy)]
-pub(crate) enum Inputs<'a> {
+pub(super) enum Inputs<'a> {
     Frozen { bank: &'a FeatureBank, max_len: usize },
     Head(&'a HeadBank),
 }
@@ -385,7 +388,7 @@ impl Inputs<'_> {
     }
 
     /// The training loss of one batch (`teacher`: ARG-D's targets of these examples).
-    fn loss(
+    pub(super) fn loss(
         self,
         net: &Net,
         examples: &[&Example],
@@ -411,7 +414,7 @@ impl Inputs<'_> {
 }
 
 /// Runs `net` over `examples` in evaluation mode, a batch at a time.
-pub(crate) fn predict_all(
+pub(super) fn predict_all(
     net: &Net,
     examples: &[&Example],
     inputs: Inputs,
@@ -460,7 +463,7 @@ pub(crate) fn predict_all(
     Ok(all)
 }
 
-pub(crate) fn metrics_of(
+pub(super) fn metrics_of(
     net: &Net,
     examples: &[&Example],
     inputs: Inputs,
@@ -474,7 +477,7 @@ pub(crate) fn metrics_of(
     Ok(super::metrics::evaluate_at(&p, &y, threshold))
 }
 
-pub(crate) fn to_predictions(
+pub(super) fn to_predictions(
     examples: &[&Example],
     p: &net::BatchPrediction,
     perspectives: &[String],
@@ -742,6 +745,7 @@ pub fn train(
         teacher: teacher_id,
         threshold,
         fixed_part: fixed_part.clone(),
+        online_updates: None,
     };
     let warnings: Vec<String> = [(&test, "test"), (&val, "validation")]
         .into_iter()
@@ -802,12 +806,12 @@ fn all_vars(varmap: &VarMap) -> Vec<candle_core::Var> {
 }
 
 /// What [`save_version`] stores.
-pub(crate) struct SaveVersion<'a> {
+pub(super) struct SaveVersion<'a> {
     pub run: i64,
     pub kind: ModelKind,
     pub parent: Option<i64>,
     pub seed: u64,
-    config: &'a VersionConfig,
+    pub config: &'a VersionConfig,
     pub metrics: serde_json::Value,
     pub train_secs: f64,
     pub snapshot: &'a DataSnapshot,
@@ -816,14 +820,14 @@ pub(crate) struct SaveVersion<'a> {
 }
 
 /// A version as saved.
-pub(crate) struct Saved {
+pub(super) struct Saved {
     pub version: i64,
     pub sha256: String,
 }
 
 /// Writes `varmap` to a new weights file beside `db` (written aside, then moved into place: a version row always
 /// has its whole file), then the version row and its predictions.
-fn save_version(db: &Path, store: &mut Store, varmap: &VarMap, v: SaveVersion) -> Result<Saved> {
+pub(super) fn save_version(db: &Path, store: &mut Store, varmap: &VarMap, v: SaveVersion) -> Result<Saved> {
     let dir = weights_dir_for(db);
     std::fs::create_dir_all(&dir).map_err(|source| TrainError::Io {
         path: dir.clone(),
@@ -860,7 +864,7 @@ fn save_version(db: &Path, store: &mut Store, varmap: &VarMap, v: SaveVersion) -
 
 /// The pooled head inputs of `examples` for the fixed part of the weights whose sha256 is `fixed_part` (loaded in
 /// `net`): read from the encoder cache, the missing ones computed from frozen encoder outputs and stored.
-fn head_bank(
+pub(super) fn head_bank(
     session: &mut Session,
     net: &Net,
     fixed_part: &str,

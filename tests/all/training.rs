@@ -298,6 +298,59 @@ fn a_quick_retrain_trains_only_the_head_on_cached_inputs_and_its_predictions_mat
 }
 
 #[test]
+fn the_online_learner_moves_predictions_toward_new_judgements_and_checkpoints_a_version() {
+    use argus::guidance::online::{OnlineLearner, OnlineOptions};
+    let dir = tempfile::tempdir().unwrap();
+    let db = small_db(dir.path(), 60);
+    let first = train(&db, &request(ModelKind::Arg, 0), &NoProgress, &mut |_| {}).unwrap();
+    let options = OnlineOptions { steps: 20, batch: 16, checkpoint_every: 2, ..OnlineOptions::default() };
+    let mut learner =
+        OnlineLearner::open(&db, ModelKind::Arg, argus::models::DeviceChoice::Cpu, options, &NoProgress).unwrap();
+    assert_eq!(learner.base_version(), first.version);
+    let before = Store::open(&db).unwrap().predictions(first.version).unwrap();
+    // People say the opposite of the gold label on 20 items.
+    flip_first(&db, "ann", 20);
+    let update = learner.update(&NoProgress).unwrap();
+    assert_eq!(update.version, first.version);
+    assert!(update.new_labels > 0 && update.new_labels <= 20, "only training items train: {}", update.new_labels);
+    assert_eq!(update.steps, 20);
+    assert_eq!(update.predictions.len(), 60);
+    assert_eq!(update.checkpoint, None, "not yet: every second update");
+    // On the items people relabelled, P(fake) moved toward their label.
+    let store = Store::open(&db).unwrap();
+    let relabelled: Vec<_> = store.training_items().unwrap().into_iter().take(20).collect();
+    let mut toward = 0.0;
+    for item in &relabelled {
+        let after = update.predictions.iter().find(|p| p.item_id == item.id).unwrap().p_fake;
+        let sign = if item.human == Some(Verdict::Fake) { 1.0 } else { -1.0 };
+        toward += sign * (after - before[&item.id].p_fake);
+    }
+    assert!(toward > 0.0, "mean move toward people's labels: {toward}");
+    // Nothing new: no steps, the same predictions; and the second update saves a version in use.
+    let again = learner.update(&NoProgress).unwrap();
+    assert_eq!((again.new_labels, again.steps), (0, 0));
+    for (a, b) in again.predictions.iter().zip(&update.predictions) {
+        assert!((a.p_fake - b.p_fake).abs() < 1e-6);
+    }
+    let saved = again.checkpoint.expect("the second update checkpoints");
+    assert_eq!(learner.base_version(), saved);
+    let v = store.model_version(saved).unwrap();
+    assert_eq!(v.parent_id, Some(first.version));
+    assert_eq!(v.config["online_updates"], 2);
+    assert_eq!(store.active_version(ModelKind::Arg).unwrap(), Some(saved));
+    assert_eq!(store.predictions(saved).unwrap().len(), 60);
+    // A checkpoint with nothing new saves nothing.
+    assert_eq!(learner.checkpoint(&NoProgress).unwrap(), None);
+    // The saved version loads and predicts through the full path like the learner did.
+    drop(store);
+    predict(&db, saved, argus::models::DeviceChoice::Cpu, &NoProgress).unwrap();
+    let full = Store::open(&db).unwrap().predictions(saved).unwrap();
+    for p in &again.predictions {
+        assert!((full[&p.item_id].p_fake - p.p_fake).abs() < 5e-3);
+    }
+}
+
+#[test]
 fn argd_distils_from_an_arg_version_and_predicts_without_rationales() {
     let dir = tempfile::tempdir().unwrap();
     let db = small_db(dir.path(), 40);
