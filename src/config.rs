@@ -29,6 +29,24 @@ pub struct Settings {
     pub writer: crate::rationales::WriterSettings,
     /// Retrain the guidance model (incrementally) after every this many new judgements; 0: only when asked.
     pub retrain_every_judgements: u64,
+    /// The online learner: the model in use learns from judgements as they are made.
+    pub online: OnlineSettings,
+}
+
+/// When the online learner updates and saves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct OnlineSettings {
+    /// An update after every this many new judgements (0: off).
+    pub every_judgements: u64,
+    /// The online state is saved as a model version after this many updates (and when the studio closes).
+    pub checkpoint_every_updates: u64,
+}
+
+impl Default for OnlineSettings {
+    fn default() -> Self {
+        Self { every_judgements: 8, checkpoint_every_updates: 4 }
+    }
 }
 
 impl Settings {

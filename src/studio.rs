@@ -320,6 +320,17 @@ pub struct Workspace {
     signals: HashMap<ItemId, Signals>,
     /// Some item has a P(fake) in `signals`.
     has_predictions: bool,
+    /// The online learner's predictions not saved as a version yet; they stand in for the version they grew from
+    /// while it is in use.
+    live: Option<LivePredictions>,
+}
+
+/// Predictions of the online learner (`guidance::online`) for every item, standing in for those of `version`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LivePredictions {
+    pub kind: ModelKind,
+    pub version: i64,
+    pub predictions: HashMap<ItemId, Prediction>,
 }
 
 impl Workspace {
@@ -366,6 +377,7 @@ impl Workspace {
             active: ActiveVersions::default(),
             signals: HashMap::new(),
             has_predictions: false,
+            live: None,
         };
         ws.items = items;
         ws.judged_by_me = ws.items.iter().filter(|s| s.my_verdict.is_some()).count();
@@ -455,9 +467,35 @@ impl Workspace {
         self.has_predictions
     }
 
-    fn set_signals(&mut self, signals: HashMap<ItemId, Signals>) {
+    fn set_signals(&mut self, mut signals: HashMap<ItemId, Signals>) {
+        if let Some(live) = self.live_in_use() {
+            for (item, p) in &live.predictions {
+                let s = signals.entry(*item).or_default();
+                match live.kind {
+                    ModelKind::Arg => s.arg = Some(p.p_fake),
+                    ModelKind::Argd => s.argd = Some(p.p_fake),
+                    ModelKind::Bert => s.bert = Some(p.p_fake),
+                }
+            }
+        }
         self.has_predictions = signals.values().any(|s| s.p_fake().is_some());
         self.signals = signals;
+    }
+
+    /// The online learner's predictions when the version they grew from is still the one in use.
+    fn live_in_use(&self) -> Option<&LivePredictions> {
+        self.live.as_ref().filter(|l| self.active.of(l.kind) == Some(l.version))
+    }
+
+    /// Shows the online learner's new predictions: the list and the fact-check queue re-ordered by them, the
+    /// selection kept, the shown item's predictions replaced. Returns how many of the shown items changed place.
+    pub fn apply_live_predictions(&mut self, live: LivePredictions) -> Result<usize, StoreError> {
+        let before: HashMap<ItemId, usize> =
+            self.filtered_ids().into_iter().enumerate().map(|(i, id)| (id, i)).collect();
+        self.live = Some(live);
+        self.reorder(true)?;
+        let after = self.filtered_ids();
+        Ok(after.iter().enumerate().filter(|(i, id)| before.get(id) != Some(i)).count())
     }
 
     /// Number of items passing the filter.
@@ -776,11 +814,22 @@ impl Workspace {
                 None => None,
             })
         };
-        Ok(GuidanceDetail {
+        let mut g = GuidanceDetail {
             arg: p(self.active.arg)?,
             argd: p(self.active.argd)?.map(|(v, p)| (v, p.p_fake)),
             bert: p(self.active.bert)?.map(|(v, p)| (v, p.p_fake)),
-        })
+        };
+        if let Some(live) = self.live_in_use()
+            && let Some(prediction) = live.predictions.get(&item)
+        {
+            let version = live.version;
+            match live.kind {
+                ModelKind::Arg => g.arg = Some((version, prediction.clone())),
+                ModelKind::Argd => g.argd = Some((version, prediction.p_fake)),
+                ModelKind::Bert => g.bert = Some((version, prediction.p_fake)),
+            }
+        }
+        Ok(g)
     }
 
     /// Re-reads the signals the order needs, re-filters and re-orders. With `keep_selection` (new predictions
@@ -884,6 +933,8 @@ pub struct VersionRow {
     pub created_at: String,
     /// The run's epochs, as stored.
     pub epochs: Vec<EpochRecord>,
+    /// How it was trained: "full", "quick" (the head alone) or "online" (saved by the online learner).
+    pub how: &'static str,
 }
 
 impl VersionRow {
@@ -921,6 +972,13 @@ impl VersionsCache {
                 created_at: v.created_at.clone(),
                 epochs,
                 kind: v.kind,
+                how: if v.config.get("online_updates").is_some_and(|u| !u.is_null()) {
+                    "online"
+                } else if v.config.pointer("/options/quick") == Some(&serde_json::Value::Bool(true)) {
+                    "quick"
+                } else {
+                    "full"
+                },
             });
         }
         Ok(Self { rows, active: ActiveVersions::load(store)? })

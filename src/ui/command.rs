@@ -56,9 +56,13 @@ pub enum AppCommand {
         from: Option<i64>,
         max_epochs: usize,
         seed: u64,
+        /// Only the head, on its cached inputs (needs `from`).
+        quick: bool,
     },
     /// Retrain automatically after every this many new judgements (0 = off); saved in the settings.
     SetAutoRetrain(u64),
+    /// Let the online learner update the model in use after every this many judgements (0 = off); saved.
+    SetOnlineEvery(u64),
     /// Show the rationales in this explanation format (keys `1`..`8`); kept across items.
     SetFormat(Format),
     /// Have the rationale writer restructure rationale revision `rationale` as `format`, in the background
@@ -141,6 +145,8 @@ pub const ATTENTION_JOB: &str = "attention";
 pub const FORMAT_JOB: &str = "format";
 /// Name of the job that applies feedback to a rationale.
 pub const REPAIR_JOB: &str = "repair";
+/// The online learner's update (after every N judgements).
+pub const ONLINE_JOB: &str = "online learner";
 /// The jobs that use the rationale writer's model (one at a time).
 pub const LLM_JOBS: [&str; 3] = [WRITER_JOB, FORMAT_JOB, REPAIR_JOB];
 

@@ -58,6 +58,8 @@ pub trait AppTesting {
     fn open_disagreements(&self) -> &[DisagreementDetail];
     /// True while a guidance model trains.
     fn is_training(&self) -> bool;
+    /// True while the online learner updates the model in use.
+    fn is_learning_online(&self) -> bool;
     /// True while the Train panel is open.
     fn is_train_panel_open(&self) -> bool;
     /// Epochs of the training run in progress (or the last one), as they ended.
@@ -157,6 +159,10 @@ impl AppTesting for ArgusApp {
 
     fn is_training(&self) -> bool {
         self.train_job_running()
+    }
+
+    fn is_learning_online(&self) -> bool {
+        self.jobs.is_running(crate::ui::command::ONLINE_JOB)
     }
 
     fn is_train_panel_open(&self) -> bool {

@@ -36,6 +36,8 @@ pub struct LiveRun {
     pub version: Option<i64>,
     /// Started by the automatic-retrain setting rather than by the Retrain button.
     pub automatic: bool,
+    /// A quick retrain (the head alone).
+    pub quick: bool,
 }
 
 impl LiveRun {
@@ -52,6 +54,19 @@ pub struct TrainView<'a> {
     pub versions: &'a VersionsCache,
     /// The automatic-retrain setting (0 = off).
     pub retrain_every_judgements: u64,
+    /// The online learner's setting (0 = off).
+    pub online_every_judgements: u64,
+}
+
+/// What the Retrain button trains.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RetrainMode {
+    /// The head alone, from the version in use, on its cached inputs (seconds).
+    Quick,
+    /// The encoder's top layer and the head, from the version in use (the paper's setting).
+    Full,
+    /// From the pretrained encoder.
+    Scratch,
 }
 
 /// The panel's own choices.
@@ -60,8 +75,8 @@ pub struct TrainPanelState {
     pub kind: ModelKind,
     /// The person picked `kind`; until then it follows the newest version's kind.
     kind_chosen: bool,
-    /// Start from the version in use of `kind` (when there is one), else from the pretrained encoder.
-    pub incremental: bool,
+    /// Quick or full retrain from the version in use of `kind` (when there is one), or from scratch.
+    pub mode: RetrainMode,
     pub max_epochs: usize,
     pub seed: u64,
     /// Versions compared: A (whose confusion matrix and calibration are shown, and which "Use this version" puts
@@ -76,7 +91,7 @@ impl Default for TrainPanelState {
             open: false,
             kind: ModelKind::Arg,
             kind_chosen: false,
-            incremental: true,
+            mode: RetrainMode::Quick,
             max_epochs: 10,
             seed: 0,
             a: None,
@@ -158,15 +173,15 @@ fn controls_ui(ui: &mut egui::Ui, state: &mut TrainPanelState, view: &TrainView<
             })
             .response
             .labelled_by(label.id);
-        let incremental = match in_use {
-            Some(v) => format!("incremental (from version {v})"),
-            None => "incremental (no version yet)".to_owned(),
-        };
+        let from = in_use.map_or_else(|| "no version yet".to_owned(), |v| format!("from version {v}"));
         ui.add_enabled_ui(in_use.is_some(), |ui| {
-            ui.radio_value(&mut state.incremental, true, incremental)
-                .on_hover_text("start from the version in use and train on everything labelled so far");
+            ui.radio_value(&mut state.mode, RetrainMode::Quick, format!("quick ({from})")).on_hover_text(
+                "the head alone (usefulness, judgement, gates, aggregator, classifier) on its cached inputs: seconds",
+            );
+            ui.radio_value(&mut state.mode, RetrainMode::Full, format!("full ({from})"))
+                .on_hover_text("the encoder's top layer and the head, on everything labelled so far (minutes)");
         });
-        ui.radio_value(&mut state.incremental, false, "from scratch")
+        ui.radio_value(&mut state.mode, RetrainMode::Scratch, "from scratch")
             .on_hover_text("start from the pretrained encoder (needed when the perspectives changed)");
     });
     ui.horizontal_wrapped(|ui| {
@@ -174,14 +189,19 @@ fn controls_ui(ui: &mut egui::Ui, state: &mut TrainPanelState, view: &TrainView<
         ui.add(egui::DragValue::new(&mut state.max_epochs).range(1..=500)).labelled_by(label.id);
         let label = ui.label("Seed:");
         ui.add(egui::DragValue::new(&mut state.seed)).labelled_by(label.id);
-        let from = if state.incremental { in_use } else { None };
+        let from = if state.mode == RetrainMode::Scratch { None } else { in_use };
+        let quick = state.mode == RetrainMode::Quick && from.is_some();
         let button = egui::Button::new(RichText::new("Retrain").strong()).min_size(egui::vec2(96.0, 0.0));
         let hover = match from {
+            Some(v) if quick => {
+                format!("retrain the head of {} version {v} in the background", state.kind.human_name())
+            }
             Some(v) => format!("train a new {} version from version {v} in the background", state.kind.human_name()),
             None => format!("train a new {} version from scratch in the background", state.kind.human_name()),
         };
         if ui.add_enabled(!running, button).on_hover_text(hover).clicked() {
-            out.push(AppCommand::Retrain { kind: state.kind, from, max_epochs: state.max_epochs, seed: state.seed });
+            let (kind, max_epochs, seed) = (state.kind, state.max_epochs, state.seed);
+            out.push(AppCommand::Retrain { kind, from, max_epochs, seed, quick });
         }
     });
     ui.horizontal_wrapped(|ui| {
@@ -198,6 +218,19 @@ fn controls_ui(ui: &mut egui::Ui, state: &mut TrainPanelState, view: &TrainView<
             state.kind.human_name()
         ));
     });
+    ui.horizontal_wrapped(|ui| {
+        let mut k = view.online_every_judgements;
+        let label = ui.label("Learn online after every");
+        let edit = ui.add(egui::DragValue::new(&mut k).range(0..=10_000)).labelled_by(label.id);
+        ui.label("judgements (0 = off)");
+        if edit.changed() {
+            out.push(AppCommand::SetOnlineEvery(k));
+        }
+        edit.on_hover_text(
+            "the model in use takes a few steps of its head on the new judgements (plus older ones) and re-orders the \
+             list and the queue; saved as a version every few updates and when the studio closes",
+        );
+    });
 }
 
 fn run_ui(ui: &mut egui::Ui, state: &TrainPanelState, view: &TrainView<'_>, out: &mut Vec<AppCommand>) {
@@ -207,7 +240,8 @@ fn run_ui(ui: &mut egui::Ui, state: &TrainPanelState, view: &TrainView<'_>, out:
             let epochs = run.epochs();
             let from = run.from.map_or_else(|| "from scratch".to_owned(), |v| format!("from version {v}"));
             let how = if run.automatic { ", started automatically" } else { "" };
-            (format!("Training {} {from}{how}", run.kind.human_name()), epochs, run.max_epochs)
+            let what = if run.quick { "Quick retrain of" } else { "Training" };
+            (format!("{what} {} {from}{how}", run.kind.human_name()), epochs, run.max_epochs)
         }
         (Some(run), None) => {
             let epochs = run.epochs();
@@ -296,8 +330,20 @@ fn versions_ui(ui: &mut egui::Ui, state: &mut TrainPanelState, versions: &Versio
         return;
     }
     egui::ScrollArea::vertical().id_salt("versions_table").max_height(130.0).show(ui, |ui| {
-        egui::Grid::new("versions_grid").striped(true).num_columns(11).show(ui, |ui| {
-            for h in ["A", "B", "model", "parent", "test macro-F1", "accuracy", "AUC", "items", "seconds", "created"] {
+        egui::Grid::new("versions_grid").striped(true).num_columns(12).show(ui, |ui| {
+            for h in [
+                "A",
+                "B",
+                "model",
+                "trained",
+                "parent",
+                "test macro-F1",
+                "accuracy",
+                "AUC",
+                "items",
+                "seconds",
+                "created",
+            ] {
                 ui.label(RichText::new(h).small().strong());
             }
             ui.label("");
@@ -314,6 +360,7 @@ fn versions_ui(ui: &mut egui::Ui, state: &mut TrainPanelState, versions: &Versio
                     state.b = if is_b { None } else { Some(row.id) };
                 }
                 ui.label(row.kind_name());
+                ui.label(row.how);
                 ui.label(row.parent.map_or_else(|| "—".to_owned(), |p| p.to_string()));
                 let t = row.test.as_ref();
                 ui.label(t.map_or_else(|| "—".to_owned(), |m| format!("{:.3}", m.macro_f1)));

@@ -478,7 +478,9 @@ fn the_train_panel_retrains_in_the_background_compares_versions_and_rolls_back()
     s.harness.run_steps(3);
     assert!(s.harness.state().is_train_panel_open());
     assert_eq!(s.harness.get_by_label("Model:").value().as_deref(), Some("BERT only"));
-    s.harness.get_by_label("incremental (from version 1)");
+    s.harness.get_by_label("quick (from version 1)");
+    s.harness.get_by_label("full (from version 1)").click();
+    s.harness.run_steps(2);
     s.harness.get_by_label("Max epochs:").focus();
     s.harness.step();
     s.harness.key_press(Key::Backspace);
@@ -524,6 +526,56 @@ fn the_train_panel_retrains_in_the_background_compares_versions_and_rolls_back()
     assert_eq!(s.harness.state().model_versions().active.bert, Some(1));
     let notice = s.harness.state().notice().unwrap().text.clone();
     assert_eq!(notice, "BERT only version 1 is now in use; the list order follows it.");
+}
+
+#[test]
+fn every_eighth_judgement_updates_the_model_online_and_reorders_the_list_without_moving_the_selection() {
+    use argus::domain::ModelKind;
+    use argus::guidance::train::{TrainRequest, train};
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("online.sqlite");
+    demo_subset(&db, 40, true);
+    let mut request = TrainRequest::new(ModelKind::Bert);
+    request.options.max_epochs = 1;
+    train(&db, &request, &argus::jobs::NoProgress, &mut |_| {}).unwrap();
+    // Every update saved as a version here (the default saves every fourth).
+    let online = argus::config::OnlineSettings { every_judgements: 8, checkpoint_every_updates: 2 };
+    let mut s = studio_on(dir, db, argus::config::Settings { online, ..Default::default() });
+    s.harness.get_by_label("Order:").click();
+    s.harness.run_steps(2);
+    s.harness.get_by_label("risk (P(fake))").click();
+    s.harness.run_steps(2);
+    assert_eq!(s.harness.state().workspace().unwrap().order(), argus::guidance::triage::Order::Risk);
+    let order_before = s.harness.state().workspace().unwrap().filtered_ids();
+    for round in 0..2 {
+        for i in 0..8 {
+            s.harness.key_press(if i % 2 == 0 { Key::F } else { Key::R });
+            s.harness.step();
+        }
+        assert!(s.harness.state().is_learning_online(), "the eighth judgement starts an update (round {round})");
+        let selected = s.harness.state().workspace().unwrap().selected_id();
+        step_within(&mut s.harness, "the online update", Duration::from_secs(60), |app| !app.is_learning_online());
+        s.harness.run_steps(2);
+        let ws = s.harness.state().workspace().unwrap();
+        assert_eq!(ws.selected_id(), selected, "the selection stays where it was");
+        let notice = s.harness.state().notice().unwrap().clone();
+        assert!(!notice.is_error, "{}", notice.text);
+        assert!(
+            notice.text.starts_with("BERT only updated from") && notice.text.contains("items moved"),
+            "{}",
+            notice.text
+        );
+    }
+    // The second update saved the online state as a version in use, grown from the first.
+    let notice = s.harness.state().notice().unwrap().text.clone();
+    assert!(notice.contains("saved as version 2"), "{notice}");
+    s.harness.run_steps(2);
+    let store = Store::open(&s.db).unwrap();
+    assert_eq!(store.active_version(ModelKind::Bert).unwrap(), Some(2));
+    assert_eq!(store.model_version(2).unwrap().parent_id, Some(1));
+    assert_eq!(s.harness.state().model_versions().row(2).unwrap().how, "online");
+    let order_after = s.harness.state().workspace().unwrap().filtered_ids();
+    assert_eq!(order_before.len(), order_after.len());
 }
 
 #[test]

@@ -14,6 +14,7 @@ use crate::encoding::EncodingSummary;
 use crate::formats::Format;
 use crate::formats::generate::Rendered;
 use crate::formats::repair::RepairOutcome;
+use crate::guidance::online::{OnlineLearner, OnlineUpdate};
 use crate::guidance::train::{TokenWeight, TrainReport};
 use crate::jobs::{Job, JobError, JobRegistry, JobState, Progress as _, Waker};
 use crate::studio::Workspace;
@@ -32,21 +33,34 @@ pub(in crate::ui) enum Task {
     Fetch,
     Encode,
     Train,
+    Online,
     StudyExport,
 }
 
 /// A job's result, with what the app needs to apply it. One variant per kind of job.
 pub(in crate::ui) enum Finished {
-    Opened { db: PathBuf, result: anyhow::Result<Box<Workspace>> },
+    Opened {
+        db: PathBuf,
+        result: anyhow::Result<Box<Workspace>>,
+    },
     Imported(anyhow::Result<ImportResult>),
     Exported(anyhow::Result<String>),
     Wrote(anyhow::Result<crate::rationales::Summary>),
-    Rendered { format: Format, result: anyhow::Result<Rendered> },
-    Attention { item: ItemId, version: i64, result: anyhow::Result<Vec<TokenWeight>> },
+    Rendered {
+        format: Format,
+        result: anyhow::Result<Rendered>,
+    },
+    Attention {
+        item: ItemId,
+        version: i64,
+        result: anyhow::Result<Vec<TokenWeight>>,
+    },
     Repaired(anyhow::Result<RepairOutcome>),
     Fetched(anyhow::Result<String>),
     Encoded(anyhow::Result<EncodingSummary>),
     Trained(anyhow::Result<TrainReport>),
+    /// The learner comes back with its update, to be kept for the next one.
+    Online(anyhow::Result<(Box<OnlineLearner>, OnlineUpdate)>),
     StudyExported(anyhow::Result<String>),
 }
 

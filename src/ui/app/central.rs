@@ -132,6 +132,7 @@ impl ArgusApp {
                 job,
                 versions: &self.versions,
                 retrain_every_judgements: self.settings.retrain_every_judgements,
+                online_every_judgements: self.settings.online.every_judgements,
             };
             let out = train_panel::train_window(ctx, &mut self.panels.train, &view);
             self.commands.extend(out);

@@ -85,8 +85,8 @@ impl ArgusApp {
                     self.reload_versions();
                 }
             }
-            AppCommand::Retrain { kind, from, max_epochs, seed } => {
-                self.start_training(kind, from, max_epochs, seed, false);
+            AppCommand::Retrain { kind, from, max_epochs, seed, quick } => {
+                self.start_training(kind, from, max_epochs, seed, quick, false);
             }
             AppCommand::SetFormat(format) => self.panels.view.format = format,
             AppCommand::RenderFormat { rationale, format } => self.start_rendering(rationale, format),
@@ -95,6 +95,10 @@ impl ArgusApp {
             AppCommand::SetAutoRetrain(every) => {
                 self.settings.retrain_every_judgements = every;
                 self.auto_retrain_started_at = None;
+                self.save_settings();
+            }
+            AppCommand::SetOnlineEvery(every) => {
+                self.settings.online.every_judgements = every;
                 self.save_settings();
             }
             AppCommand::CancelJob(name) => self.jobs.cancel(&name),
@@ -161,7 +165,9 @@ impl ArgusApp {
             Ok(Outcome::Judged { verdict, .. }) => {
                 self.panels.bar.clear_after_judgement();
                 self.notify(format!("Saved: {}", verdict.human_name()));
+                self.online_pending += 1;
                 self.maybe_retrain_automatically();
+                self.maybe_update_online();
             }
             Ok(Outcome::VersionInUse { version, kind }) => {
                 self.reload_versions();
@@ -170,6 +176,8 @@ impl ArgusApp {
             }
             Ok(Outcome::Undone { item, verdict }) => {
                 self.notify(format!("Undone: {} on item {item}", verdict.human_name()));
+                self.online_pending += 1;
+                self.maybe_update_online();
             }
             Ok(Outcome::NothingToUndo) => self.notify("Nothing to undo in this session."),
             Ok(Outcome::Revised { revision, .. }) => {

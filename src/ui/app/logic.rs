@@ -12,7 +12,7 @@ use crate::formats::repair::RepairOutcome;
 use crate::guidance::train::{TokenWeight, TrainReport};
 use crate::studio::Command;
 use crate::ui::analysis_panel::AnalysisView;
-use crate::ui::command::AppCommand;
+use crate::ui::command::{AppCommand, ONLINE_JOB};
 
 impl ArgusApp {
     /// Applies the jobs that finished since the last frame, in the order they were started, and reloads the shown
@@ -42,6 +42,7 @@ impl ArgusApp {
             Finished::Repaired(result) => self.repair_finished(result, cancelled),
             Finished::Encoded(result) => self.encoded(result),
             Finished::Trained(result) => self.training_finished(result, cancelled),
+            Finished::Online(result) => self.online_finished(result, cancelled),
         }
     }
 
@@ -271,7 +272,8 @@ impl ArgusApp {
         let waited = self.auto_retrain_started_at.is_none_or(|at| count >= at + every);
         if count >= every && waited {
             let (max_epochs, seed) = (self.panels.train.max_epochs, self.panels.train.seed);
-            self.start_training(kind, in_use, max_epochs, seed, true);
+            let quick = self.panels.train.mode == crate::ui::train_panel::RetrainMode::Quick;
+            self.start_training(kind, in_use, max_epochs, seed, quick, true);
             if self.train_job_running() {
                 let from = in_use.map_or_else(|| "from scratch".to_owned(), |v| format!("from version {v}"));
                 self.notify(format!(
@@ -279,6 +281,84 @@ impl ArgusApp {
                     kind.human_name()
                 ));
                 self.auto_retrain_started_at = Some(count);
+            }
+        }
+    }
+
+    /// After a judgement: with the online setting on, starts an online update of the model in use once enough
+    /// judgements were made since the last one (and neither an update nor a training run is going).
+    pub(super) fn maybe_update_online(&mut self) {
+        let every = self.settings.online.every_judgements;
+        if every == 0 || self.online_pending < every || self.jobs.is_running(ONLINE_JOB) || self.train_job_running() {
+            return;
+        }
+        let Phase::Ready(ws) = &self.phase else { return };
+        // The Train panel's kind when a version of it is in use, else the first kind that has one.
+        let active = ws.active_versions();
+        let chosen = self.panels.train.kind;
+        let kinds = std::iter::once(chosen).chain(ModelKind::ALL);
+        let Some((kind, version)) = kinds.filter_map(|k| active.of(k).map(|v| (k, v))).next() else { return };
+        self.start_online_update(kind, version);
+    }
+
+    /// An online update ended: keep the learner, show its predictions (the list re-ordered, the selection kept),
+    /// and say what moved.
+    fn online_finished(
+        &mut self,
+        result: anyhow::Result<(Box<crate::guidance::online::OnlineLearner>, crate::guidance::online::OnlineUpdate)>,
+        cancelled: bool,
+    ) {
+        match result {
+            Ok((learner, update)) => {
+                self.online = Some(learner);
+                let Phase::Ready(ws) = &mut self.phase else { return };
+                let live = crate::studio::LivePredictions {
+                    kind: update.kind,
+                    version: update.version,
+                    predictions: update.predictions.iter().map(|p| (p.item_id, p.clone())).collect(),
+                };
+                let moved = match ws.apply_live_predictions(live) {
+                    Ok(moved) => moved,
+                    Err(err) => {
+                        self.notify_error(format!("Cannot show the online model's predictions: {err}"));
+                        return;
+                    }
+                };
+                let saved = match update.checkpoint {
+                    Some(v) => {
+                        self.commands.push(AppCommand::Studio(Command::ReloadPredictions));
+                        self.reload_versions();
+                        format!("; saved as version {v}")
+                    }
+                    None => String::new(),
+                };
+                let f1 = update.val_macro_f1.map_or_else(String::new, |f| format!(", validation macro-F1 {f:.3}"));
+                self.notify(format!(
+                    "{} updated from {} judgements, {moved} items moved ({:.2} s{f1}){saved}",
+                    update.kind.human_name(),
+                    update.new_labels,
+                    update.secs
+                ));
+                // Judgements made while it ran wait for the next update.
+                self.maybe_update_online();
+            }
+            Err(_) if cancelled => self.notify("Online update cancelled."),
+            Err(err) => {
+                if let Some(crate::guidance::train::TrainError::QuickWithoutVersion(_)) = err.downcast_ref() {
+                    return;
+                }
+                self.notify_error(format!("Online update failed: {err:#}"));
+            }
+        }
+    }
+
+    /// Saves the online learner's state as a version, when it has updates not saved yet (the studio closes).
+    pub(super) fn checkpoint_online(&mut self) {
+        if let Some(learner) = self.online.as_mut() {
+            match learner.checkpoint(&crate::jobs::NoProgress) {
+                Ok(Some(v)) => tracing::info!("online model saved as version {v}"),
+                Ok(None) => {}
+                Err(err) => tracing::error!("cannot save the online model: {err}"),
             }
         }
     }

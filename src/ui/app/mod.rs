@@ -122,6 +122,10 @@ pub struct ArgusApp {
     /// succeeds. After a failed or cancelled run the next try waits for K more judgements instead of starting
     /// again after every judgement.
     auto_retrain_started_at: Option<u64>,
+    /// The online learner between its updates (it travels into the job while one runs).
+    pub(super) online: Option<Box<crate::guidance::online::OnlineLearner>>,
+    /// Judgements (and undos) since the last online update started.
+    pub(super) online_pending: u64,
     pub(super) writer: Arc<Writer>,
     /// `writer.live().stored_count()` when the shown item was last reloaded.
     writer_seen: u64,
@@ -163,6 +167,8 @@ impl ArgusApp {
             train_run: None,
             versions: VersionsCache::default(),
             auto_retrain_started_at: None,
+            online: None,
+            online_pending: 0,
             writer: Arc::new(Writer::default()),
             writer_seen: 0,
             commands: Vec::new(),
@@ -300,6 +306,7 @@ impl eframe::App for ArgusApp {
 
     fn on_exit(&mut self, _gl: Option<&eframe::glow::Context>) {
         self.save_settings();
+        self.checkpoint_online();
     }
 }
 

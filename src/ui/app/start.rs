@@ -10,14 +10,15 @@ use super::{ArgusApp, ImportResult, Phase};
 use crate::domain::ModelKind;
 use crate::domain::{ItemId, RationaleId};
 use crate::formats::Format;
-use crate::guidance::train::TrainRequest;
+use crate::guidance::online::{OnlineLearner, OnlineOptions};
+use crate::guidance::train::{TrainError, TrainOptions, TrainRequest};
 use crate::ingest::{self, ImportOptions, export::ExportFormat};
 use crate::jobs::{JobError, JobState, Progress as _};
 use crate::store::Store;
 use crate::studio::{self, Workspace};
 use crate::ui::command::{
-    ATTENTION_JOB, ENCODE_JOB, EXPORT_JOB, FETCH_JOB, FORMAT_JOB, IMPORT_JOB, OPEN_JOB, REPAIR_JOB, STUDY_EXPORT_JOB,
-    WRITER_JOB, train_job_name,
+    ATTENTION_JOB, ENCODE_JOB, EXPORT_JOB, FETCH_JOB, FORMAT_JOB, IMPORT_JOB, ONLINE_JOB, OPEN_JOB, REPAIR_JOB,
+    STUDY_EXPORT_JOB, WRITER_JOB, train_job_name,
 };
 use crate::ui::train_panel::LiveRun;
 use crate::writer::{FormatRequest, RepairRequest, WriteRequest};
@@ -217,6 +218,7 @@ impl ArgusApp {
         from: Option<i64>,
         max_epochs: usize,
         seed: u64,
+        quick: bool,
         automatic: bool,
     ) {
         let Phase::Ready(ws) = &self.phase else { return };
@@ -227,8 +229,14 @@ impl ArgusApp {
         let mut request = TrainRequest::new(kind);
         request.from = from;
         request.device = self.settings.writer.device;
-        request.options.max_epochs = max_epochs.max(1);
+        let quick = quick && from.is_some();
+        if quick {
+            request.options = TrainOptions::quick();
+        } else {
+            request.options.max_epochs = max_epochs.max(1);
+        }
         request.options.seed = seed;
+        let max_epochs = request.options.max_epochs;
         let db = ws.db_path();
         let replaces = ws.active_versions().of(kind);
         let epochs = Arc::new(Mutex::new(Vec::new()));
@@ -245,7 +253,34 @@ impl ArgusApp {
         let spawned = self.jobs.spawn(train_job_name(kind), Task::Train, waker, work, Finished::Trained);
         if self.started(spawned) {
             let max_epochs = max_epochs.max(1);
-            self.train_run = Some(LiveRun { kind, max_epochs, from, replaces, epochs, version: None, automatic });
+            self.train_run =
+                Some(LiveRun { kind, max_epochs, from, replaces, epochs, version: None, automatic, quick });
+        }
+    }
+
+    /// Starts an update of the online learner in the background (opening it first, or again when the version in
+    /// use is no longer the one it grew from); the judgements counted so far are its to learn from.
+    pub(super) fn start_online_update(&mut self, kind: ModelKind, in_use: i64) {
+        let Phase::Ready(ws) = &self.phase else { return };
+        let db = ws.db_path();
+        let learner = self.online.take().filter(|l| l.kind() == kind && l.base_version() == in_use);
+        let device = self.settings.writer.device;
+        let options = OnlineOptions {
+            every: self.settings.online.every_judgements,
+            checkpoint_every: self.settings.online.checkpoint_every_updates.max(1) as usize,
+            ..OnlineOptions::default()
+        };
+        let work = move |p: &JobState| -> Result<_, TrainError> {
+            let mut learner = match learner {
+                Some(l) => l,
+                None => Box::new(OnlineLearner::open(&db, kind, device, options, p)?),
+            };
+            let update = learner.update(p)?;
+            Ok((learner, update))
+        };
+        let spawned = self.jobs.spawn(ONLINE_JOB, Task::Online, self.waker(), work, Finished::Online);
+        if self.started(spawned) {
+            self.online_pending = 0;
         }
     }
 }
