@@ -6,6 +6,7 @@
 
 pub mod device;
 pub mod models;
+pub mod online;
 pub mod quality;
 pub mod train;
 

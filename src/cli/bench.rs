@@ -182,14 +182,45 @@ pub struct Train {
     /// Epochs of the retrain.
     #[arg(long, default_value_t = 1)]
     epochs: usize,
+    /// Skip the online learner's latency (300 and ~10,000 items).
+    #[arg(long)]
+    no_online: bool,
+    /// Items of the big database of the online figure.
+    #[arg(long, default_value_t = 10_000)]
+    online_items: usize,
+    /// Online updates timed per database (the median is reported).
+    #[arg(long, default_value_t = 5)]
+    online_rounds: usize,
+    /// Skip the encoder's inference beside its peer (batch 32 x 128).
+    #[arg(long)]
+    no_encoder: bool,
+    /// End with one JSON line of every figure (null where skipped).
+    #[arg(long)]
+    json: bool,
 }
 
 impl Train {
-    pub fn run(self, _: &Global) -> anyhow::Result<ExitCode> {
+    pub fn run(self, g: &Global) -> anyhow::Result<ExitCode> {
         let dir = model_path(&self.encoder)?;
+        let mut json = serde_json::json!({ "threads": candle_core::utils::get_num_threads() });
         if !self.no_step {
             let (b, l, p, f, r) = (self.batch, self.length, self.perspectives, self.fill, self.reps);
-            print!("{}", crate::bench::train::step(&dir, b, l, p, f, r, !self.no_peer, self.peer_full)?);
+            let step = crate::bench::train::step(&dir, b, l, p, f, r, !self.no_peer, self.peer_full)?;
+            print!("{step}");
+            json["step_secs"] = step.argus_full_pad.into();
+            json["step_dynamic_pad_secs"] = step.argus_dynamic_pad.into();
+            if let Ok(peer) = step.peer {
+                json["peer_step_secs"] = peer.into();
+                json["step_ratio"] = (peer / step.argus_full_pad).into();
+            }
+        }
+        if !self.no_encoder {
+            let e = crate::bench::models::encoder(&dir, g.device(), 32, 128, 5, !self.no_peer)?;
+            print!("{e}");
+            json["encoder_sentences_per_s"] = e.argus_sentences_per_s().into();
+            if let Some(theirs) = e.peer.as_ref().ok().and_then(|p| p["sentences_per_second"].as_f64()) {
+                json["encoder_ratio"] = (e.argus_sentences_per_s() / theirs).into();
+            }
         }
         if !self.no_retrain {
             let r = crate::bench::train::retrain(
@@ -200,6 +231,23 @@ impl Train {
                 self.epochs,
             )?;
             print!("{r}");
+            json["full_retrain_secs"] = r.retrain_secs.into();
+            json["full_retrain_val_macro_f1"] = r.full_val_f1.into();
+            json["quick_retrain_secs"] = r.quick_secs.into();
+            json["quick_retrain_val_macro_f1"] = r.quick_val_f1.into();
+            json["cache_bytes_per_text"] = r.cache_bytes_per_text.into();
+        }
+        if !self.no_online {
+            let o = crate::bench::online::online(&self.encoder, self.online_rounds, self.online_items)?;
+            print!("{o}");
+            json["online_update_secs"] = o.small.total_secs.into();
+            json["online_update_10k_secs"] = o.big.total_secs.into();
+            json["online_items"] = serde_json::json!([o.small.items, o.big.items]);
+        }
+        // Measured by `scripts/bench-dev-vs-release.sh` (two builds cannot be timed from inside one).
+        json["dev_vs_release_ratio"] = serde_json::Value::Null;
+        if self.json {
+            println!("{json}");
         }
         Ok(ExitCode::SUCCESS)
     }

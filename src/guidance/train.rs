@@ -877,11 +877,14 @@ pub(super) fn head_bank(
     progress.set(0, 0, "reading the head's cached inputs");
     let cached = session.cache.vectors(&namespace, &keys)?;
     let mut bank = HeadBank::new(net.head_width(session.encoder.hidden_size()));
+    // Each missing key once (items with the same texts share their inputs).
     let mut missing: Vec<&Example> = Vec::new();
+    let mut queued = std::collections::HashSet::new();
     for ((e, key), row) in examples.iter().zip(&keys).zip(cached) {
         match row {
             Some(row) if row.len() == bank.width() => bank.insert(*key, row),
-            _ => missing.push(e),
+            _ if queued.insert(*key) => missing.push(e),
+            _ => {}
         }
     }
     if !missing.is_empty() {
