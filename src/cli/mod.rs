@@ -113,6 +113,12 @@ pub enum Cmd {
     /// Prints one line per epoch, then, as its last line, one JSON object with the new version's metrics on the
     /// held-out test split (`version`, `macro_f1`, `accuracy`, `f1_real`, `f1_fake`, `auc`, `train_secs`, ...).
     Train(train::Train),
+    /// Does the learning loop help? Replays the gold labels as an annotator who labels in the order a strategy
+    /// picks (uncertainty, disagreement, risk, random), with online learning on, and prints macro-F1 on the test
+    /// split against the number of labels (mean ± std over seeds). Writes nothing to the database.
+    ///
+    /// With --json, the last line is one JSON object: the report with every (strategy, seed, labels) point.
+    Simulate(train::Simulate),
     /// Metrics of a model version on the held-out test split, with the labels as they stand now.
     Eval(train::Eval),
     /// Predict every item with a model version and store the predictions (P(fake), trust in each rationale,
@@ -168,6 +174,7 @@ impl Cli {
             Some(Cmd::Rationales(c)) => c.run(g),
             Some(Cmd::Encode(c)) => c.run(g),
             Some(Cmd::Train(c)) => c.run(g),
+            Some(Cmd::Simulate(c)) => c.run(g),
             Some(Cmd::Eval(c)) => c.run(g),
             Some(Cmd::Predict(c)) => c.run(g),
             Some(Cmd::Route(c)) => c.run(g),

@@ -257,3 +257,75 @@ impl Versions {
         Ok(ExitCode::SUCCESS)
     }
 }
+
+#[derive(Args, Debug)]
+pub struct Simulate {
+    #[arg(long)]
+    db: PathBuf,
+    /// arg or bert.
+    #[arg(long, default_value = "arg", value_parser = parse_model_kind)]
+    model: ModelKind,
+    /// Strategies, comma-separated: uncertainty, disagreement, risk, random.
+    #[arg(long, value_delimiter = ',', default_value = "uncertainty,disagreement,risk,random", value_parser = parse_strategy)]
+    strategy: Vec<crate::guidance::triage::Order>,
+    /// Label counts at which the model is scored.
+    #[arg(long, value_delimiter = ',', default_value = "25,50,100,200,400")]
+    labels: Vec<usize>,
+    #[arg(long, value_delimiter = ',', default_value = "0,1,2")]
+    seeds: Vec<u64>,
+    /// An online update after every this many labels.
+    #[arg(long, default_value_t = crate::guidance::online::OnlineOptions::default().every as usize)]
+    every: usize,
+    /// Optimiser steps per update.
+    #[arg(long, default_value_t = crate::guidance::online::OnlineOptions::default().steps)]
+    steps: usize,
+    /// Encoder: a catalog name or a folder.
+    #[arg(long, default_value = "minilm")]
+    encoder: String,
+    /// Split by this field instead of by text (as `argus train --group-by`).
+    #[arg(long)]
+    group_by: Option<String>,
+    /// Learning rate of the head.
+    #[arg(long, default_value_t = TrainOptions::default().head_lr)]
+    head_lr: f64,
+    /// Tokens per text.
+    #[arg(long, default_value_t = TrainOptions::default().max_len)]
+    max_len: usize,
+    #[arg(long)]
+    json: bool,
+}
+
+fn parse_strategy(s: &str) -> Result<crate::guidance::triage::Order, String> {
+    use crate::guidance::triage::Order;
+    match Order::parse(s) {
+        Some(o) if o != Order::Natural => Ok(o),
+        _ => Err(format!("unknown strategy {s:?}: use uncertainty, disagreement, risk or random")),
+    }
+}
+
+impl Simulate {
+    pub fn run(self, g: &Global) -> anyhow::Result<ExitCode> {
+        existing(&self.db)?;
+        let request = crate::guidance::simulate::SimulateRequest {
+            kind: self.model,
+            strategies: self.strategy,
+            labels: self.labels,
+            seeds: self.seeds,
+            every: self.every,
+            steps: self.steps,
+            encoder: self.encoder,
+            device: g.device(),
+            group_by: self.group_by,
+            options: TrainOptions { head_lr: self.head_lr, max_len: self.max_len, ..TrainOptions::default() },
+            ..Default::default()
+        };
+        let bar = ProgressBar::new();
+        let report = crate::guidance::simulate::simulate(&self.db, &request, &bar)?;
+        bar.finish();
+        print!("{report}");
+        if self.json {
+            println!("{}", serde_json::to_string(&report)?);
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+}

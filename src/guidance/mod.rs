@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod net;
 pub mod online;
 pub mod route;
+pub mod simulate;
 pub mod train;
 pub mod triage;
 pub mod versions;

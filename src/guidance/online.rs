@@ -197,22 +197,15 @@ impl OnlineLearner {
         let mut steps = 0;
         if !changed.is_empty() {
             progress.set(0, self.options.steps as u64, "learning from the new judgements");
-            for step in 0..self.options.steps {
-                progress.check()?;
-                changed.shuffle(&mut self.rng);
-                let take = changed.len().min(self.options.batch);
-                let mut batch: Vec<&Example> = changed[..take].to_vec();
-                let fill = self.options.batch.saturating_sub(take).min(replay.len());
-                batch.extend(replay.choose_multiple(&mut self.rng, fill).copied());
-                // BatchNorm cannot normalise a batch of one.
-                if batch.len() < 2 {
-                    break;
-                }
-                let loss = Inputs::Head(&self.bank).loss(&self.net, &batch, None, &self.dropout, &device)?;
-                self.optimizer.backward_step(&loss)?;
-                steps += 1;
-                progress.set(step as u64 + 1, self.options.steps as u64, "learning from the new judgements");
-            }
+            let mut step = HeadSteps {
+                net: &self.net,
+                optimizer: &mut self.optimizer,
+                bank: &self.bank,
+                rng: &mut self.rng,
+                dropout: &self.dropout,
+                device: &device,
+            };
+            steps = step.run(&mut changed, &replay, self.options.steps, self.options.batch, progress)?;
         }
         self.seen = examples.iter().map(|e| (e.item, (e.fake, e.human))).collect();
         progress.set(0, 0, "predicting every item");
@@ -315,8 +308,50 @@ impl OnlineLearner {
     }
 }
 
+/// Optimiser steps of a model's head on pooled inputs: the online learner's and the simulated annotator's.
+pub(super) struct HeadSteps<'a> {
+    pub net: &'a Net,
+    pub optimizer: &'a mut AdamW,
+    pub bank: &'a HeadBank,
+    pub rng: &'a mut rand::rngs::StdRng,
+    pub dropout: &'a Dropout,
+    pub device: &'a candle_core::Device,
+}
+
+impl HeadSteps<'_> {
+    /// Up to `steps` steps, each over `batch` examples: the `changed` ones first (a random `batch` of them when
+    /// there are more), the rest a replay sample of `replay`. Returns the steps taken.
+    pub(super) fn run(
+        &mut self,
+        changed: &mut [&Example],
+        replay: &[&Example],
+        steps: usize,
+        batch: usize,
+        progress: &dyn Progress,
+    ) -> Result<usize> {
+        let mut taken = 0;
+        for step in 0..steps {
+            progress.check()?;
+            changed.shuffle(self.rng);
+            let take = changed.len().min(batch);
+            let mut examples: Vec<&Example> = changed[..take].to_vec();
+            let fill = batch.saturating_sub(take).min(replay.len());
+            examples.extend(replay.choose_multiple(self.rng, fill).copied());
+            // BatchNorm cannot normalise a batch of one.
+            if examples.len() < 2 {
+                break;
+            }
+            let loss = Inputs::Head(self.bank).loss(self.net, &examples, None, self.dropout, self.device)?;
+            self.optimizer.backward_step(&loss)?;
+            taken += 1;
+            progress.set(step as u64 + 1, steps as u64, "learning from the new judgements");
+        }
+        Ok(taken)
+    }
+}
+
 /// Metrics of the labelled `split` examples from their P(fake).
-fn split_metrics(examples: &[&Example], p_fake: &[f32], split: Split, threshold: f64) -> Metrics {
+pub(super) fn split_metrics(examples: &[&Example], p_fake: &[f32], split: Split, threshold: f64) -> Metrics {
     let (p, y): (Vec<f64>, Vec<bool>) = examples
         .iter()
         .zip(p_fake)

@@ -593,19 +593,6 @@ pub fn train(
     let bert = session.encoder.config().clone();
     let uses_rationales = request.kind == ModelKind::Arg || request.kind == ModelKind::Argd;
 
-    let arch = Architecture {
-        kind: request.kind,
-        perspectives: perspectives.clone(),
-        arg: ArgConfig {
-            perspectives: perspectives.len(),
-            beta_use: options.beta_use,
-            beta_judge: options.beta_judge,
-            paper_quirks: options.paper_quirks,
-            ..ArgConfig::default()
-        },
-        argd: ArgdConfig { kd_weight: options.kd_weight, paper_quirks: options.paper_quirks, ..ArgdConfig::default() },
-        bert: BertConfigHead::default(),
-    };
     let arch = match &parent_config {
         // Keep the parent's architecture, with this run's loss weights.
         Some(c) => Architecture {
@@ -613,7 +600,7 @@ pub fn train(
             argd: ArgdConfig { kd_weight: options.kd_weight, ..c.architecture.argd.clone() },
             ..c.architecture.clone()
         },
-        None => arch,
+        None => architecture(request.kind, &perspectives, &options),
     };
 
     // Build: seeded initialisation, then the encoder's pretrained top layers (or the parent's / teacher's weights).
@@ -633,16 +620,7 @@ pub fn train(
             }
         }
         None => {
-            let weights_path = session.encoder.dir().join("model.safetensors");
-            let (prefix, _) = crate::models::encoder::check_safetensors(&weights_path)?;
-            let pretrained = net::load_tensors(&weights_path, &device)?;
-            let stacks: &[&str] = match request.kind {
-                ModelKind::Arg => &["bert_content.", "bert_FTR."],
-                _ => &["bert."],
-            };
-            for to in stacks {
-                net::copy_matching(&varmap, &pretrained, &prefix, to)?;
-            }
+            copy_pretrained(&session, &varmap, request.kind)?;
             if let (ModelKind::Argd, Some(t)) = (request.kind, teacher_id) {
                 // The student starts from its teacher's news encoder and classifier.
                 let tv = session.store.model_version(t)?;
@@ -798,6 +776,39 @@ pub fn train(
         unused_perspectives,
         warnings,
     })
+}
+
+/// The architecture of a new `kind` model reading `perspectives`, with `options`' switches.
+pub(super) fn architecture(kind: ModelKind, perspectives: &[String], options: &TrainOptions) -> Architecture {
+    Architecture {
+        kind,
+        perspectives: perspectives.to_vec(),
+        arg: ArgConfig {
+            perspectives: perspectives.len(),
+            beta_use: options.beta_use,
+            beta_judge: options.beta_judge,
+            paper_quirks: options.paper_quirks,
+            ..ArgConfig::default()
+        },
+        argd: ArgdConfig { kd_weight: options.kd_weight, paper_quirks: options.paper_quirks, ..ArgdConfig::default() },
+        bert: BertConfigHead::default(),
+    }
+}
+
+/// Copies the session encoder's pretrained top layers into `varmap`'s encoder stacks (ARG's two, or the one of
+/// ARG-D and BERT).
+pub(super) fn copy_pretrained(session: &Session, varmap: &VarMap, kind: ModelKind) -> Result<()> {
+    let weights_path = session.encoder.dir().join("model.safetensors");
+    let (prefix, _) = crate::models::encoder::check_safetensors(&weights_path)?;
+    let pretrained = net::load_tensors(&weights_path, &session.device)?;
+    let stacks: &[&str] = match kind {
+        ModelKind::Arg => &["bert_content.", "bert_FTR."],
+        _ => &["bert."],
+    };
+    for to in stacks {
+        net::copy_matching(varmap, &pretrained, &prefix, to)?;
+    }
+    Ok(())
 }
 
 /// Every variable of `varmap` but scalars: what a full run trains.

@@ -351,6 +351,36 @@ fn the_online_learner_moves_predictions_toward_new_judgements_and_checkpoints_a_
 }
 
 #[test]
+fn simulate_replays_gold_labels_by_strategy_reproducibly_and_writes_nothing() {
+    use argus::guidance::simulate::{SimulateRequest, simulate};
+    use argus::guidance::triage::Order;
+    let dir = tempfile::tempdir().unwrap();
+    let db = small_db(dir.path(), 60);
+    let request = SimulateRequest {
+        kind: ModelKind::Arg,
+        strategies: vec![Order::Uncertainty, Order::Random],
+        labels: vec![8, 16, 1000],
+        seeds: vec![0, 1],
+        encoder: request(ModelKind::Arg, 0).encoder,
+        options: TrainOptions { max_len: 32, ..TrainOptions::default() },
+        ..SimulateRequest::default()
+    };
+    let a = simulate(&db, &request, &NoProgress).unwrap();
+    // 2 strategies x 2 seeds x 2 label counts (1,000 is more than the pool holds: left out).
+    assert_eq!(a.points.len(), 8, "{:?}", a.points);
+    assert!(a.points.iter().all(|p| (0.0..=1.0).contains(&p.macro_f1) && [8, 16].contains(&p.labels)));
+    assert_eq!(a.scored_on, "test");
+    let b = simulate(&db, &request, &NoProgress).unwrap();
+    assert_eq!(a.points, b.points, "the same seeds replay the same curves");
+    let curves = a.curves();
+    assert_eq!(curves.iter().map(|c| c.0.as_str()).collect::<Vec<_>>(), ["uncertainty", "random"]);
+    assert!(a.to_string().contains("uncertainty"));
+    let store = Store::open(&db).unwrap();
+    assert!(store.model_versions().unwrap().is_empty(), "a simulation stores no version");
+    assert_eq!(store.training_items().unwrap().iter().filter(|i| i.human.is_some()).count(), 0);
+}
+
+#[test]
 fn argd_distils_from_an_arg_version_and_predicts_without_rationales() {
     let dir = tempfile::tempdir().unwrap();
     let db = small_db(dir.path(), 40);
