@@ -86,6 +86,7 @@ impl StudioArgs {
             settings_path: crate::ui::default_settings_path(),
             quit_after_frames: self.quit_after_frames,
             device: g.device,
+            demo_db: crate::paths::demo_db_path(),
         };
         crate::ui::run_native(options)?;
         Ok(ExitCode::SUCCESS)

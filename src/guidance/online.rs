@@ -151,6 +151,11 @@ impl OnlineLearner {
         self.kind
     }
 
+    /// The database it learns on.
+    pub fn db(&self) -> &Path {
+        &self.db
+    }
+
     /// The version the online state grew from.
     pub fn base_version(&self) -> i64 {
         self.base

@@ -26,6 +26,7 @@ fn options(dir: &Path, db: &Path, annotator: Option<&str>) -> StudioOptions {
         settings_path: dir.join("settings.json"),
         quit_after_frames: None,
         device: Some(argus::models::DeviceChoice::Cpu),
+        demo_db: dir.join("demo.sqlite"),
     }
 }
 
@@ -576,6 +577,34 @@ fn every_eighth_judgement_updates_the_model_online_and_reorders_the_list_without
     assert_eq!(s.harness.state().model_versions().row(2).unwrap().how, "online");
     let order_after = s.harness.state().workspace().unwrap().filtered_ids();
     assert_eq!(order_before.len(), order_after.len());
+}
+
+#[test]
+fn the_demo_opened_without_a_model_trains_its_first_arg_version_in_the_background() {
+    let dir = tempfile::tempdir().unwrap();
+    let demo = dir.path().join("demo.sqlite");
+    let mut harness = studio_window(options(dir.path(), &demo, Some("ada")));
+    step_until(&mut harness, "the demo to open", |app| app.workspace().is_some());
+    harness.run_steps(2);
+    assert!(harness.state().is_training(), "the demo's first model trains without a button");
+    let notice = harness.state().notice().unwrap().text.clone();
+    assert!(notice.starts_with("Training the demo's first ARG model in the background"), "{notice}");
+    // The studio stays usable meanwhile: a judgement is saved.
+    harness.key_press(Key::F);
+    harness.run_steps(2);
+    assert_eq!(harness.state().workspace().unwrap().progress().0, 1);
+    // Stopped, nothing is stored; another database is no demo: nothing starts there.
+    harness.key_press(Key::T);
+    harness.run_steps(3);
+    harness.get_by_label("Cancel training").click();
+    harness.run_steps(1);
+    step_until(&mut harness, "the run to stop", |app| !app.is_training());
+    assert!(Store::open(&demo).unwrap().model_versions().unwrap().is_empty());
+    let other = dir.path().join("other.sqlite");
+    demo_subset(&other, 30, true);
+    let mut s = studio_on(tempfile::tempdir().unwrap(), other, argus::config::Settings::default());
+    s.harness.run_steps(3);
+    assert!(!s.harness.state().is_training());
 }
 
 #[test]

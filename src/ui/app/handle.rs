@@ -31,7 +31,7 @@ impl ArgusApp {
         match command {
             AppCommand::Studio(cmd) => self.handle_studio(cmd),
             AppCommand::OpenDatabase(db) => self.open_database(db),
-            AppCommand::OpenDemo => self.open_database(crate::paths::demo_db_path()),
+            AppCommand::OpenDemo => self.open_database(self.demo_db.clone()),
             AppCommand::ChooseImport(paths) => {
                 let dialog = ImportDialog::new(paths);
                 if dialog.is_ready_as_is() {
@@ -224,7 +224,11 @@ impl ArgusApp {
         if !self.train_job_running() {
             self.train_run = None;
         }
-        let seed_demo = db == crate::paths::demo_db_path();
+        // The online learner belongs to the database it learned on: saved, then dropped.
+        self.checkpoint_online();
+        self.online = None;
+        self.online_pending = 0;
+        let seed_demo = db == self.demo_db;
         self.start_opening(db, seed_demo, annotator);
     }
 

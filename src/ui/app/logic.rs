@@ -65,6 +65,7 @@ impl ArgusApp {
                 self.save_settings();
                 self.phase = Phase::Ready(ws);
                 self.reload_repair_stats();
+                self.maybe_train_demo_model();
             }
             Err(err) => self.phase = Phase::Failed { error: format!("{err:#}") },
         }
@@ -244,6 +245,12 @@ impl ArgusApp {
                     None => self.notify(text),
                 }
                 self.commands.push(AppCommand::Studio(Command::ReloadPredictions));
+                if std::mem::take(&mut self.demo_model_training)
+                    && let Phase::Ready(ws) = &self.phase
+                    && ws.order() == crate::guidance::triage::Order::Natural
+                {
+                    self.commands.push(AppCommand::Studio(Command::SetOrder(crate::guidance::triage::Order::Risk)));
+                }
             }
             Err(_) if cancelled => self.notify("Training cancelled; nothing of that run was stored."),
             // The error says what went wrong, typed at its source (`TrainError`): a parent whose weights no longer fit
@@ -285,6 +292,28 @@ impl ArgusApp {
         }
     }
 
+    /// The built-in demo opened without any model version: its first ARG version trains in the background from the
+    /// bundled demo data (three epochs, seed 0), so that the risk order, P(fake) per row and ARG's trust appear
+    /// without a button, and judgements then move them (online learning).
+    fn maybe_train_demo_model(&mut self) {
+        let Phase::Ready(ws) = &self.phase else { return };
+        let active = ws.active_versions();
+        if ws.db_path() != self.demo_db
+            || ModelKind::ALL.iter().any(|&k| active.of(k).is_some())
+            || self.train_job_running()
+        {
+            return;
+        }
+        self.start_training(ModelKind::Arg, None, 3, 0, false, true);
+        if self.train_job_running() {
+            self.demo_model_training = true;
+            self.notify(
+                "Training the demo's first ARG model in the background (a few minutes): P(fake), the risk order and \
+                 ARG's trust in each rationale appear when it is done; label meanwhile.",
+            );
+        }
+    }
+
     /// After a judgement: with the online setting on, starts an online update of the model in use once enough
     /// judgements were made since the last one (and neither an update nor a training run is going).
     pub(super) fn maybe_update_online(&mut self) {
@@ -310,6 +339,11 @@ impl ArgusApp {
     ) {
         match result {
             Ok((learner, update)) => {
+                let Phase::Ready(ws) = &mut self.phase else { return };
+                // Another database was opened meanwhile: this update is not its.
+                if learner.db() != ws.db_path() {
+                    return;
+                }
                 self.online = Some(learner);
                 let Phase::Ready(ws) = &mut self.phase else { return };
                 let live = crate::studio::LivePredictions {

@@ -52,6 +52,9 @@ pub struct StudioOptions {
     pub quit_after_frames: Option<u64>,
     /// Device for local models, overriding the saved writer settings (`--device`).
     pub device: Option<crate::models::DeviceChoice>,
+    /// Where the built-in demo lives (`paths::demo_db_path`; tests put it in a temp folder). Opening it without
+    /// any model version trains its first one in the background.
+    pub demo_db: PathBuf,
 }
 
 /// Where the window is: asking who annotates, opening a database, or showing it.
@@ -126,6 +129,10 @@ pub struct ArgusApp {
     pub(super) online: Option<Box<crate::guidance::online::OnlineLearner>>,
     /// Judgements (and undos) since the last online update started.
     pub(super) online_pending: u64,
+    /// The demo's first model is training (started on opening the demo without any version).
+    demo_model_training: bool,
+    /// Where the built-in demo lives.
+    demo_db: PathBuf,
     pub(super) writer: Arc<Writer>,
     /// `writer.live().stored_count()` when the shown item was last reloaded.
     writer_seen: u64,
@@ -149,10 +156,10 @@ impl ArgusApp {
         use_symbol_fallback_font(&ctx);
         let (db, seed_demo) = match options.db.clone().or_else(|| settings.last_db.clone()) {
             Some(db) => {
-                let is_demo = db == crate::paths::demo_db_path();
+                let is_demo = db == options.demo_db;
                 (db, options.seed_demo || is_demo)
             }
-            None => (crate::paths::demo_db_path(), true),
+            None => (options.demo_db.clone(), true),
         };
         let annotator = options.annotator.clone().or_else(|| settings.annotator.clone());
         let mut app = Self {
@@ -169,6 +176,8 @@ impl ArgusApp {
             auto_retrain_started_at: None,
             online: None,
             online_pending: 0,
+            demo_model_training: false,
+            demo_db: options.demo_db,
             writer: Arc::new(Writer::default()),
             writer_seen: 0,
             commands: Vec::new(),
