@@ -101,6 +101,9 @@ pub struct SimulationReport {
     pub secs: f64,
 }
 
+/// One strategy's curve: (labels, mean macro-F1, its standard deviation over seeds).
+pub type Curve = Vec<(usize, f64, f64)>;
+
 /// Mean and (population) standard deviation.
 fn mean_std(v: &[f64]) -> (f64, f64) {
     let n = v.len().max(1) as f64;
@@ -110,7 +113,7 @@ fn mean_std(v: &[f64]) -> (f64, f64) {
 
 impl SimulationReport {
     /// Per strategy and label count: (mean, std) of macro-F1 over the seeds.
-    pub fn curves(&self) -> Vec<(String, Vec<(usize, f64, f64)>)> {
+    pub fn curves(&self) -> Vec<(String, Curve)> {
         let mut strategies: Vec<String> = Vec::new();
         for p in &self.points {
             if !strategies.contains(&p.strategy) {
