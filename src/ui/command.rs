@@ -63,6 +63,11 @@ pub enum AppCommand {
     SetAutoRetrain(u64),
     /// Let the online learner update the model in use after every this many judgements (0 = off); saved.
     SetOnlineEvery(u64),
+    /// Replay the database's gold labels as a simulated annotator, by strategy, with online learning (the
+    /// "simulated annotator" job), and plot macro-F1 against labels.
+    Simulate {
+        kind: ModelKind,
+    },
     /// Show the rationales in this explanation format (keys `1`..`8`); kept across items.
     SetFormat(Format),
     /// Have the rationale writer restructure rationale revision `rationale` as `format`, in the background
@@ -147,6 +152,8 @@ pub const FORMAT_JOB: &str = "format";
 pub const REPAIR_JOB: &str = "repair";
 /// The online learner's update (after every N judgements).
 pub const ONLINE_JOB: &str = "online learner";
+/// The simulated annotator of the Train panel.
+pub const SIMULATE_JOB: &str = "simulated annotator";
 /// The jobs that use the rationale writer's model (one at a time).
 pub const LLM_JOBS: [&str; 3] = [WRITER_JOB, FORMAT_JOB, REPAIR_JOB];
 

@@ -9,6 +9,7 @@
 
 use std::sync::{Arc, Mutex};
 
+use crate::guidance::simulate::SimulationReport;
 use egui::{Color32, RichText};
 use egui_plot::{Legend, Line, LineStyle, MarkerShape, Plot, PlotPoints, Points};
 
@@ -56,6 +57,9 @@ pub struct TrainView<'a> {
     pub retrain_every_judgements: u64,
     /// The online learner's setting (0 = off).
     pub online_every_judgements: u64,
+    /// The last simulated annotator's curves, and its job while it runs.
+    pub simulation: Option<&'a SimulationReport>,
+    pub simulating: Option<Arc<JobState>>,
 }
 
 /// What the Retrain button trains.
@@ -83,6 +87,8 @@ pub struct TrainPanelState {
     /// in use) and B.
     pub a: Option<i64>,
     pub b: Option<i64>,
+    /// The simulated annotator's window is open.
+    pub simulation_open: bool,
 }
 
 impl Default for TrainPanelState {
@@ -96,6 +102,7 @@ impl Default for TrainPanelState {
             seed: 0,
             a: None,
             b: None,
+            simulation_open: false,
         }
     }
 }
@@ -151,6 +158,16 @@ pub fn train_window(ctx: &egui::Context, state: &mut TrainPanelState, view: &Tra
                 quality_ui(ui, state, view.versions);
             });
         });
+    if state.simulation_open {
+        let mut sim_open = true;
+        studio_window(
+            "Simulated annotator",
+            &mut sim_open,
+            Placement::Panel { pos: [90.0, 90.0], size: [780.0, 330.0] },
+        )
+        .show(ctx, |ui| simulation_ui(ui, view, &mut out));
+        state.simulation_open = sim_open;
+    }
     if !open {
         out.push(AppCommand::ToggleTrainPanel);
     }
@@ -199,6 +216,17 @@ fn controls_ui(ui: &mut egui::Ui, state: &mut TrainPanelState, view: &TrainView<
             Some(v) => format!("train a new {} version from version {v} in the background", state.kind.human_name()),
             None => format!("train a new {} version from scratch in the background", state.kind.human_name()),
         };
+        let simulate =
+            ui.add_enabled(view.simulating.is_none(), egui::Button::new("Simulate labelling")).on_hover_text(format!(
+                "does learning help? Replay the gold labels as an annotator who labels in the order each strategy \
+                 picks (uncertainty, disagreement, risk, random), {} learning online; nothing is stored",
+                if state.kind == ModelKind::Bert { "BERT only" } else { "ARG" }
+            ));
+        if simulate.clicked() {
+            let kind = if state.kind == ModelKind::Argd { ModelKind::Arg } else { state.kind };
+            out.push(AppCommand::Simulate { kind });
+            state.simulation_open = true;
+        }
         if ui.add_enabled(!running, button).on_hover_text(hover).clicked() {
             let (kind, max_epochs, seed) = (state.kind, state.max_epochs, state.seed);
             out.push(AppCommand::Retrain { kind, from, max_epochs, seed, quick });
@@ -635,5 +663,70 @@ fn calibration_ui(ui: &mut egui::Ui, m: &Metrics) {
             plot.line(Line::new("this version", PlotPoints::from(bins.clone())).width(2.0).color(Color32::LIGHT_BLUE));
             let points = Points::new("this version", PlotPoints::from(bins)).id("calibration_points");
             plot.points(points.radius(3.5).filled(true).color(Color32::LIGHT_BLUE));
+        });
+}
+
+/// Does the loop help? The simulated annotator's macro-F1 against labels, one line per strategy (mean over seeds,
+/// the band one standard deviation), with its progress and Cancel while it runs (the Train panel's "Simulate
+/// labelling" starts it).
+fn simulation_ui(ui: &mut egui::Ui, view: &TrainView<'_>, out: &mut Vec<AppCommand>) {
+    if let Some(job) = &view.simulating {
+        ui.horizontal(|ui| {
+            ui.add(egui::ProgressBar::new(job.fraction().unwrap_or(0.0)).text(job.message()).desired_width(420.0));
+            if ui.button("Cancel simulation").clicked() {
+                out.push(AppCommand::CancelJob(job.name().to_owned()));
+            }
+        });
+    }
+    let Some(report) = view.simulation else {
+        ui.label(
+            RichText::new("Uncertainty, disagreement and risk sampling beside random order, on this database.").weak(),
+        );
+        return;
+    };
+    ui.label(
+        RichText::new(format!(
+            "{}: macro-F1 on {} {} items after n labels (of {} to pick from), mean over seeds, band ±1 std; an online \
+             update every {} labels",
+            report.kind.human_name(),
+            report.scored_items,
+            report.scored_on,
+            report.pool,
+            report.every
+        ))
+        .small(),
+    );
+    let colors = [
+        Color32::from_rgb(240, 140, 90),
+        Color32::from_rgb(120, 190, 250),
+        Color32::from_rgb(230, 90, 120),
+        Color32::LIGHT_GRAY,
+    ];
+    Plot::new("simulation_plot")
+        .height(150.0)
+        .allow_scroll(false)
+        .include_y(0.0)
+        .include_y(1.0)
+        .x_axis_label("labels")
+        .y_axis_label("macro-F1")
+        .legend(Legend::default().position(egui_plot::Corner::RightBottom))
+        .show(ui, |plot| {
+            for (i, (strategy, curve)) in report.curves().into_iter().enumerate() {
+                let color = colors[i % colors.len()];
+                let mean: Vec<[f64; 2]> = curve.iter().map(|&(n, m, _)| [n as f64, m]).collect();
+                let band = |sign: f64| -> Vec<[f64; 2]> {
+                    curve.iter().map(|&(n, m, sd)| [n as f64, m + sign * sd]).collect()
+                };
+                for (sign, id) in [(1.0, "hi"), (-1.0, "lo")] {
+                    let line = Line::new(strategy.clone(), PlotPoints::from(band(sign)))
+                        .id(format!("sim_{strategy}_{id}"))
+                        .color(color.gamma_multiply(0.5))
+                        .style(LineStyle::dashed_dense());
+                    plot.line(line);
+                }
+                plot.line(Line::new(strategy.clone(), PlotPoints::from(mean.clone())).width(2.0).color(color));
+                let points = Points::new(strategy.clone(), PlotPoints::from(mean)).id(format!("sim_{strategy}_points"));
+                plot.points(points.radius(3.0).filled(true).color(color).shape(MarkerShape::Circle));
+            }
         });
 }

@@ -527,6 +527,19 @@ fn the_train_panel_retrains_in_the_background_compares_versions_and_rolls_back()
     assert_eq!(s.harness.state().model_versions().active.bert, Some(1));
     let notice = s.harness.state().notice().unwrap().text.clone();
     assert_eq!(notice, "BERT only version 1 is now in use; the list order follows it.");
+
+    // The simulated annotator: every strategy over three seeds, in the background, plotted in the panel.
+    s.harness.get_by_label("Simulate labelling").click();
+    s.harness.run_steps(2);
+    let notice = s.harness.state().notice().map(|n| n.text.clone());
+    assert!(s.harness.query_by_label("Cancel simulation").is_some(), "{notice:?}");
+    step_within(&mut s.harness, "the simulation", Duration::from_secs(120), |app| {
+        app.notice().is_some_and(|n| n.text.starts_with("Simulated annotator") || n.is_error)
+    });
+    s.harness.run_steps(2);
+    let notice = s.harness.state().notice().unwrap().clone();
+    assert!(!notice.is_error && notice.text.contains("12 runs"), "{}", notice.text);
+    assert!(s.harness.query_by_label_contains("macro-F1 on").is_some());
 }
 
 #[test]

@@ -15,6 +15,7 @@ use crate::formats::Format;
 use crate::formats::generate::Rendered;
 use crate::formats::repair::RepairOutcome;
 use crate::guidance::online::{OnlineLearner, OnlineUpdate};
+use crate::guidance::simulate::SimulationReport;
 use crate::guidance::train::{TokenWeight, TrainReport};
 use crate::jobs::{Job, JobError, JobRegistry, JobState, Progress as _, Waker};
 use crate::studio::Workspace;
@@ -34,6 +35,7 @@ pub(in crate::ui) enum Task {
     Encode,
     Train,
     Online,
+    Simulate,
     StudyExport,
 }
 
@@ -61,6 +63,7 @@ pub(in crate::ui) enum Finished {
     Trained(anyhow::Result<TrainReport>),
     /// The learner comes back with its update, to be kept for the next one.
     Online(anyhow::Result<(Box<OnlineLearner>, OnlineUpdate)>),
+    Simulated(anyhow::Result<SimulationReport>),
     StudyExported(anyhow::Result<String>),
 }
 

@@ -133,6 +133,8 @@ impl ArgusApp {
                 versions: &self.versions,
                 retrain_every_judgements: self.settings.retrain_every_judgements,
                 online_every_judgements: self.settings.online.every_judgements,
+                simulation: self.simulation.as_ref(),
+                simulating: self.jobs.find(|t| *t == Task::Simulate).cloned(),
             };
             let out = train_panel::train_window(ctx, &mut self.panels.train, &view);
             self.commands.extend(out);

@@ -97,6 +97,7 @@ impl ArgusApp {
                 self.auto_retrain_started_at = None;
                 self.save_settings();
             }
+            AppCommand::Simulate { kind } => self.start_simulation(kind),
             AppCommand::SetOnlineEvery(every) => {
                 self.settings.online.every_judgements = every;
                 self.save_settings();

@@ -43,6 +43,23 @@ impl ArgusApp {
             Finished::Encoded(result) => self.encoded(result),
             Finished::Trained(result) => self.training_finished(result, cancelled),
             Finished::Online(result) => self.online_finished(result, cancelled),
+            Finished::Simulated(result) => match result {
+                Ok(report) => {
+                    self.notify(format!(
+                        "Simulated annotator: {} runs in {:.0} s; the curves are in the Train panel.",
+                        report
+                            .points
+                            .iter()
+                            .map(|p| (&p.strategy, p.seed))
+                            .collect::<std::collections::HashSet<_>>()
+                            .len(),
+                        report.secs
+                    ));
+                    self.simulation = Some(report);
+                }
+                Err(_) if cancelled => self.notify("Simulation cancelled."),
+                Err(err) => self.notify_error(format!("Simulation failed: {err:#}")),
+            },
         }
     }
 

@@ -129,6 +129,8 @@ pub struct ArgusApp {
     pub(super) online: Option<Box<crate::guidance::online::OnlineLearner>>,
     /// Judgements (and undos) since the last online update started.
     pub(super) online_pending: u64,
+    /// The last simulated annotator's curves (the Train panel plots them).
+    pub(super) simulation: Option<crate::guidance::simulate::SimulationReport>,
     /// The demo's first model is training (started on opening the demo without any version).
     demo_model_training: bool,
     /// Where the built-in demo lives.
@@ -177,6 +179,7 @@ impl ArgusApp {
             online: None,
             online_pending: 0,
             demo_model_training: false,
+            simulation: None,
             demo_db: options.demo_db,
             writer: Arc::new(Writer::default()),
             writer_seen: 0,

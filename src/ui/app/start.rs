@@ -18,7 +18,7 @@ use crate::store::Store;
 use crate::studio::{self, Workspace};
 use crate::ui::command::{
     ATTENTION_JOB, ENCODE_JOB, EXPORT_JOB, FETCH_JOB, FORMAT_JOB, IMPORT_JOB, ONLINE_JOB, OPEN_JOB, REPAIR_JOB,
-    STUDY_EXPORT_JOB, WRITER_JOB, train_job_name,
+    SIMULATE_JOB, STUDY_EXPORT_JOB, WRITER_JOB, train_job_name,
 };
 use crate::ui::train_panel::LiveRun;
 use crate::writer::{FormatRequest, RepairRequest, WriteRequest};
@@ -256,6 +256,23 @@ impl ArgusApp {
             self.train_run =
                 Some(LiveRun { kind, max_epochs, from, replaces, epochs, version: None, automatic, quick });
         }
+    }
+
+    /// Starts the simulated annotator on the open database in the background: every strategy, seeds 0-2, scored
+    /// at 25, 50, 100 and 200 labels (fewer when the data has fewer), with the online learner's settings.
+    pub(super) fn start_simulation(&mut self, kind: ModelKind) {
+        let Phase::Ready(ws) = &self.phase else { return };
+        let db = ws.db_path();
+        let request = crate::guidance::simulate::SimulateRequest {
+            kind: if kind == ModelKind::Argd { ModelKind::Arg } else { kind },
+            labels: vec![25, 50, 100, 200],
+            every: self.settings.online.every_judgements.max(1) as usize,
+            device: self.settings.writer.device,
+            ..Default::default()
+        };
+        let work = move |p: &JobState| crate::guidance::simulate::simulate(&db, &request, p);
+        let spawned = self.jobs.spawn(SIMULATE_JOB, Task::Simulate, self.waker(), work, Finished::Simulated);
+        self.started(spawned);
     }
 
     /// Starts an update of the online learner in the background (opening it first, or again when the version in
