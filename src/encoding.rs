@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use crate::jobs::Progress;
 use crate::models::encoder::{Encoder, EncoderOptions};
-use crate::models::encoder_cache::{self, CacheStats, EncoderCache, Stack};
+use crate::models::encoder_cache::{self, CacheStats, EncodePlan, EncoderCache, Stack};
 use crate::models::{DeviceChoice, fetch};
 use crate::store::{Store, StoreError};
 
@@ -30,6 +30,8 @@ pub struct EncodingSummary {
     pub encoder: String,
     pub device: String,
     pub seconds: f64,
+    /// What it was to take, computed before it started.
+    pub plan: EncodePlan,
 }
 
 /// One line: how many texts, encoded now or found in the cache, by which encoder on which device, where.
@@ -62,13 +64,15 @@ pub fn texts_of(store: &Store) -> Result<Vec<String>, StoreError> {
     Ok(texts)
 }
 
-/// Encodes the texts of the database at `db` with `encoder` (a catalog name or a folder) into its cache.
+/// Encodes the texts of the database at `db` with `encoder` (a catalog name or a folder) into its cache;
+/// `on_plan` hears what it will take (texts, tokens, bytes on disk) before anything is encoded.
 pub fn encode_database(
     db: &Path,
     encoder: &str,
     device: DeviceChoice,
     max_len: usize,
     progress: &dyn Progress,
+    on_plan: &mut dyn FnMut(&EncodePlan),
 ) -> Result<EncodingSummary, EncodingError> {
     let dir = fetch::resolve(encoder, progress)?;
     progress.set(0, 0, "loading the encoder");
@@ -80,6 +84,10 @@ pub fn encode_database(
     drop(store);
     let cache_path = encoder_cache::cache_path_for(db);
     let mut cache = EncoderCache::open(&cache_path)?;
+    progress.set(0, 0, "counting tokens");
+    let plan = cache.plan(&encoder, Stack::Frozen, &texts)?;
+    on_plan(&plan);
+    progress.set(0, texts.len() as u64, &plan.to_string());
     let started = std::time::Instant::now();
     let stats = encoder_cache::encode_all(&mut cache, &encoder, Stack::Frozen, &texts, progress)?;
     Ok(EncodingSummary {
@@ -89,5 +97,6 @@ pub fn encode_database(
         encoder: encoder.id().to_owned(),
         device: crate::models::device::describe(&device),
         seconds: started.elapsed().as_secs_f64(),
+        plan,
     })
 }

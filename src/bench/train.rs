@@ -285,7 +285,7 @@ pub fn retrain(
     }
     let items = store.item_ids()?;
     let started = Instant::now();
-    crate::encoding::encode_database(&db, encoder, crate::models::DeviceChoice::Cpu, 170, &NoProgress)?;
+    crate::encoding::encode_database(&db, encoder, crate::models::DeviceChoice::Cpu, 170, &NoProgress, &mut |_| {})?;
     let encode_secs = started.elapsed().as_secs_f64();
     let options = TrainOptions { max_epochs: 1, ..TrainOptions::default() };
     let first = train(

@@ -24,7 +24,10 @@ impl Encode {
     pub fn run(self, g: &Global) -> anyhow::Result<ExitCode> {
         existing(&self.db)?;
         let bar = ProgressBar::new();
-        let summary = crate::encoding::encode_database(&self.db, &self.model, g.device(), self.max_len, &bar)?;
+        let summary =
+            crate::encoding::encode_database(&self.db, &self.model, g.device(), self.max_len, &bar, &mut |plan| {
+                bar.println(&plan.to_string())
+            })?;
         bar.finish();
         println!("{summary}");
         Ok(ExitCode::SUCCESS)

@@ -241,6 +241,63 @@ impl EncoderCache {
     }
 }
 
+/// What encoding a set of texts will take: how many are cached already, how many are not, their real tokens and
+/// the bytes their states will take in the cache (at its half precision, without SQLite's small overhead).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EncodePlan {
+    pub cached: usize,
+    pub missing: usize,
+    pub tokens: usize,
+    pub bytes: u64,
+}
+
+impl std::fmt::Display for EncodePlan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} texts to encode ({} tokens; {} already cached): about {:.1} MB more in the cache ({:.0} bytes a text)",
+            self.missing,
+            self.tokens,
+            self.cached,
+            self.bytes as f64 / 1e6,
+            self.bytes as f64 / self.missing.max(1) as f64
+        )
+    }
+}
+
+impl EncoderCache {
+    /// The plan of encoding `texts` with `encoder` into `stack`: tokenises the ones not cached (no model runs).
+    pub fn plan(&self, encoder: &Encoder, stack: Stack, texts: &[String]) -> Result<EncodePlan> {
+        let max_len = encoder.options().max_len as i64;
+        let mut exists = self
+            .conn
+            .prepare_cached(
+                "SELECT 1 FROM encoded WHERE model = ?1 AND stack = ?2 AND max_len = ?3 AND text_sha256 = ?4",
+            )
+            .map_err(|e| ModelError::file(&self.path, e))?;
+        let mut missing: Vec<&str> = Vec::new();
+        for t in texts {
+            let key: [u8; 32] = Sha256::digest(t.as_bytes()).into();
+            let found = exists
+                .exists(params![encoder.id(), stack.as_str(), max_len, &key[..]])
+                .map_err(|e| ModelError::file(&self.path, e))?;
+            if !found {
+                missing.push(t);
+            }
+        }
+        let mut tokens = 0;
+        for chunk in missing.chunks(256) {
+            tokens += encoder.tokenize(chunk)?.lengths.iter().sum::<usize>();
+        }
+        Ok(EncodePlan {
+            cached: texts.len() - missing.len(),
+            missing: missing.len(),
+            tokens,
+            bytes: (tokens * bytes_per_token(encoder.hidden_size())) as u64,
+        })
+    }
+}
+
 /// Encodes every text of `texts` not cached yet, a batch at a time, reporting progress and stopping between
 /// batches when cancelled (what is cached stays cached). Returns how many were already there and how many were
 /// encoded now.

@@ -164,13 +164,22 @@ fn argus_encode_fills_the_encoder_cache_once() {
             .output()
             .unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        // The plan's line, then the summary's.
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (plan, summary) = stdout.split_once('\n').unwrap();
+        (summary.to_owned(), plan.to_owned())
     };
     // Five claims and their five PolitiFact justifications.
-    let first = run();
+    let (first, plan) = run();
     assert!(first.starts_with("10 texts: 10 encoded now, 0 already cached"), "{first}");
-    let second = run();
-    assert!(second.starts_with("10 texts: 0 encoded now, 10 already cached"), "{second}");
+    // Before it starts, it says what it will take on disk: exactly the bytes the cache then holds (f16 states).
+    assert!(plan.contains("10 texts to encode ("), "{plan}");
     let cache = argus::models::encoder_cache::cache_path_for(&db);
+    let (texts, bytes) = argus::models::encoder_cache::EncoderCache::open(&cache).unwrap().size().unwrap();
+    assert_eq!(texts, 10);
+    assert!(plan.contains(&format!("about {:.1} MB more", bytes as f64 / 1e6)), "{plan} vs {bytes} bytes");
+    let (second, plan) = run();
+    assert!(second.starts_with("10 texts: 0 encoded now, 10 already cached"), "{second}");
+    assert!(plan.contains("0 texts to encode (0 tokens; 10 already cached)"), "{plan}");
     assert!(cache.exists(), "{}", cache.display());
 }

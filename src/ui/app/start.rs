@@ -192,7 +192,7 @@ impl ArgusApp {
         let db = ws.db_path();
         let device = self.settings.writer.device;
         let work = move |p: &JobState| {
-            crate::encoding::encode_database(&db, crate::models::catalog::DEMO_ENCODER, device, 170, p)
+            crate::encoding::encode_database(&db, crate::models::catalog::DEMO_ENCODER, device, 170, p, &mut |_| {})
         };
         let spawned = self.jobs.spawn(ENCODE_JOB, Task::Encode, self.waker(), work, Finished::Encoded);
         self.started(spawned);
