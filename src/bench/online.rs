@@ -35,6 +35,9 @@ pub struct OnlineLatency {
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct OnlineReport {
     pub threads: usize,
+    /// The two databases (kept in the temp folder).
+    pub small_db: PathBuf,
+    pub big_db: PathBuf,
     pub small: OnlineLatency,
     pub big: OnlineLatency,
 }
@@ -69,6 +72,8 @@ pub fn online(encoder: &str, rounds: usize, big_items: usize) -> anyhow::Result<
         threads: candle_core::utils::get_num_threads(),
         small: latency(&small, rounds)?,
         big: latency(&big, rounds)?,
+        small_db: small,
+        big_db: big,
     })
 }
 

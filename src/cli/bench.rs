@@ -243,6 +243,10 @@ impl Train {
             json["online_update_secs"] = o.small.total_secs.into();
             json["online_update_10k_secs"] = o.big.total_secs.into();
             json["online_items"] = serde_json::json!([o.small.items, o.big.items]);
+            let frames = crate::ui::bench::frames_while_learning(&o.big_db, ModelKind::Arg, 600)?;
+            print!("{frames}");
+            json["frame_p99_ms_idle"] = (frames.idle.p99.as_secs_f64() * 1e3).into();
+            json["frame_p99_ms_learning"] = (frames.learning.p99.as_secs_f64() * 1e3).into();
         }
         // Measured by `scripts/bench-dev-vs-release.sh` (two builds cannot be timed from inside one).
         json["dev_vs_release_ratio"] = serde_json::Value::Null;

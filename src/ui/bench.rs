@@ -84,6 +84,67 @@ pub fn item_list_frames(big_db: &Path, small_db: &Path, frames: usize) -> anyhow
     })
 }
 
+/// Frame times of the main view with the online learner idle and while it updates on another thread, on `db`
+/// (which has a version in use): does the window keep 60 fps while the model learns?
+#[derive(Debug)]
+pub struct LearningFrames {
+    pub items: usize,
+    pub idle: Percentiles,
+    pub learning: Percentiles,
+    /// Online updates that ran during the timed frames.
+    pub updates: usize,
+}
+
+impl fmt::Display for LearningFrames {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "frame (list + item view + bar), {} items, learner idle:     {}", self.items, self.idle)?;
+        writeln!(
+            f,
+            "  the same frames while the online learner updates ({} updates): {}   (60 fps = 16.7 ms)",
+            self.updates, self.learning
+        )
+    }
+}
+
+/// Times `frames` frames on `db` idle, then the same while an online learner updates the version in use of `kind`
+/// in a loop on a thread of its own.
+pub fn frames_while_learning(
+    db: &Path,
+    kind: crate::domain::ModelKind,
+    frames: usize,
+) -> anyhow::Result<LearningFrames> {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let mut ws = Workspace::open(db, "bench-frames", false, &NoProgress)?;
+    let idle = time_frames(&mut ws, frames)?;
+    let options = crate::guidance::online::OnlineOptions { checkpoint_every: usize::MAX, ..Default::default() };
+    let mut learner =
+        crate::guidance::online::OnlineLearner::open(db, kind, crate::models::DeviceChoice::Cpu, options, &NoProgress)?;
+    let (stop, updates) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicUsize::new(0)));
+    let (stop_worker, updates_worker) = (stop.clone(), updates.clone());
+    let worker = std::thread::Builder::new().name("bench online learner".into()).spawn(move || {
+        while !stop_worker.load(Ordering::Relaxed) {
+            if learner.update(&NoProgress).is_err() {
+                break;
+            }
+            updates_worker.fetch_add(1, Ordering::Relaxed);
+        }
+    })?;
+    // Wait for the learner to be busy, then time.
+    std::thread::sleep(Duration::from_millis(50));
+    let started = updates.load(Ordering::Relaxed);
+    let learning = time_frames(&mut ws, frames)?;
+    let ran = updates.load(Ordering::Relaxed) - started;
+    stop.store(true, Ordering::Relaxed);
+    let _ = worker.join();
+    Ok(LearningFrames {
+        items: ws.progress().1,
+        idle: Percentiles::of(idle),
+        learning: Percentiles::of(learning),
+        updates: ran,
+    })
+}
+
 fn time_frames(ws: &mut Workspace, frames: usize) -> anyhow::Result<Vec<Duration>> {
     let ctx = egui::Context::default();
     let mut list = item_list::ListState::default();
