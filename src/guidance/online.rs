@@ -119,6 +119,12 @@ impl OnlineLearner {
         let items = session.store.training_items()?;
         let (examples, _) =
             data::build_grouped(&items, &config.architecture.perspectives, config.options.group_by.as_deref());
+        // Judgements made after the version was saved are new to it: the first update learns from them.
+        let judged_since: std::collections::HashSet<ItemId> = items
+            .iter()
+            .filter(|i| i.judged_at.as_deref().is_some_and(|at| at > v.created_at.as_str()))
+            .map(|i| i.id)
+            .collect();
         let all: Vec<&Example> = examples.iter().collect();
         let (bank, _) = head_bank(&mut session, &loaded.net, &fixed_part, &all, config.options.max_len, progress)?;
         let trainable = net::vars_with_prefixes(&loaded.varmap, &loaded.net.head_prefixes());
@@ -136,7 +142,11 @@ impl OnlineLearner {
             optimizer,
             session,
             bank,
-            seen: examples.iter().map(|e| (e.item, (e.fake, e.human))).collect(),
+            seen: examples
+                .iter()
+                .filter(|e| !judged_since.contains(&e.item))
+                .map(|e| (e.item, (e.fake, e.human)))
+                .collect(),
             updates_since_checkpoint: 0,
             labels_since_checkpoint: 0,
             secs_since_checkpoint: 0.0,

@@ -312,6 +312,16 @@ fn the_online_learner_moves_predictions_toward_new_judgements_and_checkpoints_a_
     flip_first(&db, "ann", 20);
     let update = learner.update(&NoProgress).unwrap();
     assert_eq!(update.version, first.version);
+    // A learner opened after the judgements learns from them too (they are newer than its version).
+    let mut late = OnlineLearner::open(
+        &db,
+        ModelKind::Arg,
+        argus::models::DeviceChoice::Cpu,
+        OnlineOptions { checkpoint_every: 100, ..OnlineOptions::default() },
+        &NoProgress,
+    )
+    .unwrap();
+    assert_eq!(late.update(&NoProgress).unwrap().new_labels, update.new_labels);
     assert!(update.new_labels > 0 && update.new_labels <= 20, "only training items train: {}", update.new_labels);
     assert_eq!(update.steps, 20);
     assert_eq!(update.predictions.len(), 60);

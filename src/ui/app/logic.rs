@@ -262,11 +262,23 @@ impl ArgusApp {
                     None => self.notify(text),
                 }
                 self.commands.push(AppCommand::Studio(Command::ReloadPredictions));
-                if std::mem::take(&mut self.demo_model_training)
-                    && let Phase::Ready(ws) = &self.phase
-                    && ws.order() == crate::guidance::triage::Order::Natural
-                {
-                    self.commands.push(AppCommand::Studio(Command::SetOrder(crate::guidance::triage::Order::Risk)));
+                if self.demo_model_training {
+                    let was_quick = self.train_run.as_ref().is_some_and(|r| r.quick);
+                    if was_quick {
+                        // The demo's model is ready: its list in risk order.
+                        self.demo_model_training = false;
+                        if let Phase::Ready(ws) = &self.phase
+                            && ws.order() == crate::guidance::triage::Order::Natural
+                        {
+                            let risk = crate::guidance::triage::Order::Risk;
+                            self.commands.push(AppCommand::Studio(Command::SetOrder(risk)));
+                        }
+                    } else {
+                        // Then its head, quickly, at the head's learning rate: three epochs at the encoder's rate
+                        // barely separate the classes yet.
+                        self.start_training(ModelKind::Arg, Some(report.version), 30, 0, true, true);
+                        self.demo_model_training = self.train_job_running();
+                    }
                 }
             }
             Err(_) if cancelled => self.notify("Training cancelled; nothing of that run was stored."),
@@ -362,6 +374,15 @@ impl ArgusApp {
                     return;
                 }
                 self.online = Some(learner);
+                if update.steps == 0 && update.checkpoint.is_none() {
+                    // Nothing it could learn from (judgements on validation or test items only): the order stays.
+                    self.notify(format!(
+                        "{}: no new training labels among the last judgements; the order stays.",
+                        update.kind.human_name()
+                    ));
+                    self.maybe_update_online();
+                    return;
+                }
                 let Phase::Ready(ws) = &mut self.phase else { return };
                 let live = crate::studio::LivePredictions {
                     kind: update.kind,
