@@ -703,7 +703,7 @@ fn simulation_ui(ui: &mut egui::Ui, view: &TrainView<'_>, out: &mut Vec<AppComma
         Color32::LIGHT_GRAY,
     ];
     Plot::new("simulation_plot")
-        .height(150.0)
+        .height(230.0)
         .allow_scroll(false)
         .include_y(0.0)
         .include_y(1.0)
@@ -718,7 +718,8 @@ fn simulation_ui(ui: &mut egui::Ui, view: &TrainView<'_>, out: &mut Vec<AppComma
                     curve.iter().map(|&(n, m, sd)| [n as f64, m + sign * sd]).collect()
                 };
                 for (sign, id) in [(1.0, "hi"), (-1.0, "lo")] {
-                    let line = Line::new(strategy.clone(), PlotPoints::from(band(sign)))
+                    // Unnamed: the band stays out of the legend.
+                    let line = Line::new("", PlotPoints::from(band(sign)))
                         .id(format!("sim_{strategy}_{id}"))
                         .color(color.gamma_multiply(0.5))
                         .style(LineStyle::dashed_dense());
@@ -729,4 +730,20 @@ fn simulation_ui(ui: &mut egui::Ui, view: &TrainView<'_>, out: &mut Vec<AppComma
                 plot.points(points.radius(3.0).filled(true).color(color).shape(MarkerShape::Circle));
             }
         });
+    // The figures behind the lines.
+    let curves = report.curves();
+    egui::Grid::new("simulation_table").striped(true).show(ui, |ui| {
+        ui.label(RichText::new("labels").small().strong());
+        for (n, _, _) in curves.first().map(|c| c.1.as_slice()).unwrap_or_default() {
+            ui.label(RichText::new(n.to_string()).small().strong());
+        }
+        ui.end_row();
+        for (strategy, curve) in &curves {
+            ui.label(RichText::new(strategy).small());
+            for (_, m, sd) in curve {
+                ui.label(RichText::new(format!("{m:.3} ± {sd:.3}")).small());
+            }
+            ui.end_row();
+        }
+    });
 }

@@ -26,7 +26,8 @@ fn options(dir: &Path, db: &Path, annotator: Option<&str>) -> StudioOptions {
         settings_path: dir.join("settings.json"),
         quit_after_frames: None,
         device: Some(argus::models::DeviceChoice::Cpu),
-        demo_db: dir.join("demo.sqlite"),
+        // Where the built-in demo would live: no test's own database (opening the demo trains its first model).
+        demo_db: dir.join("builtin-demo.sqlite"),
     }
 }
 
@@ -596,7 +597,7 @@ fn every_eighth_judgement_updates_the_model_online_and_reorders_the_list_without
 fn the_demo_opened_without_a_model_trains_its_first_arg_version_in_the_background() {
     let dir = tempfile::tempdir().unwrap();
     let demo = dir.path().join("demo.sqlite");
-    let mut harness = studio_window(options(dir.path(), &demo, Some("ada")));
+    let mut harness = studio_window(StudioOptions { demo_db: demo.clone(), ..options(dir.path(), &demo, Some("ada")) });
     step_until(&mut harness, "the demo to open", |app| app.workspace().is_some());
     harness.run_steps(2);
     assert!(harness.state().is_training(), "the demo's first model trains without a button");

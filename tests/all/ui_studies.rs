@@ -43,7 +43,8 @@ fn studio_at(dir: &Path, db: &Path) -> Harness<'static, ArgusApp> {
         settings_path: dir.join("settings.json"),
         quit_after_frames: None,
         device: Some(argus::models::DeviceChoice::Cpu),
-        demo_db: dir.join("demo.sqlite"),
+        // Where the built-in demo would live: no test's own database (opening the demo trains its first model).
+        demo_db: dir.join("builtin-demo.sqlite"),
     };
     let mut harness = Harness::builder()
         .with_size(egui::vec2(1280.0, 800.0))
