@@ -492,8 +492,12 @@ impl Arg {
     }
 }
 
-/// torch's `BCELoss`: mean over the batch, logs clamped at -100.
+/// torch's `BCELoss`: mean over the batch, logs clamped at -100. P is first kept inside [1e-7, 1 - 1e-7]: a
+/// saturated sigmoid (exactly 0 or 1 in f32, which a head trained at a high learning rate reaches) would otherwise
+/// give 0/0 in the backward pass of the log (torch clamps that denominator itself); inside the bounds nothing changes.
 pub fn bce(p: &Tensor, y: &Tensor) -> Result<Tensor> {
+    let p = p.clamp(1e-7f32, 1.0 - 1e-7f32)?;
+    let p = &p;
     let log_p = p.log()?.clamp(-100f32, f32::MAX)?;
     let log_q = p.affine(-1.0, 1.0)?.log()?.clamp(-100f32, f32::MAX)?;
     let y_q = y.affine(-1.0, 1.0)?;

@@ -178,3 +178,22 @@ fn argd_matches_the_reference_student_outputs_loss_and_gradients() {
     }
     assert_eq!(n, 8);
 }
+
+#[test]
+fn the_bce_loss_and_its_gradient_stay_finite_when_the_sigmoid_saturates() {
+    // Logits a head trained at a high learning rate reaches: sigmoid gives exactly 1 and 0 in f32, wrongly labelled.
+    let x = candle_core::Var::new(&[30f32, -120.0, 0.3], &Device::Cpu).unwrap();
+    let p = candle_nn::ops::sigmoid(x.as_tensor()).unwrap();
+    let y = Tensor::new(&[0f32, 1.0, 1.0], &Device::Cpu).unwrap();
+    let loss = argus::guidance::arg::bce(&p, &y).unwrap();
+    assert!(loss.to_scalar::<f32>().unwrap().is_finite());
+    let grads = loss.backward().unwrap();
+    let g: Vec<f32> = grads.get(x.as_tensor()).unwrap().to_vec1().unwrap();
+    assert!(g.iter().all(|v| v.is_finite()), "{g:?}");
+    // Inside the bounds the loss is torch's: -mean(y log p + (1 - y) log(1 - p)).
+    let q = Tensor::new(&[0.2f32, 0.7], &Device::Cpu).unwrap();
+    let t = Tensor::new(&[0f32, 1.0], &Device::Cpu).unwrap();
+    let expected = -((0.8f32).ln() + (0.7f32).ln()) / 2.0;
+    let got = argus::guidance::arg::bce(&q, &t).unwrap().to_scalar::<f32>().unwrap();
+    assert!((got - expected).abs() < 1e-6, "{got} vs {expected}");
+}
