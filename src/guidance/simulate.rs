@@ -9,7 +9,7 @@
 //! then re-initialised with each run's seed. So the strategies differ only in which items reach the learner, and
 //! the seeds in the head's start and the replay.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::path::Path;
 use std::time::Instant;
@@ -97,6 +97,9 @@ pub struct SimulationReport {
     pub pool: usize,
     pub every: usize,
     pub steps: usize,
+    /// Pool items whose rationales imply a verdict (none: disagreement has nothing to weigh and keeps the random
+    /// order).
+    pub with_llm_verdicts: usize,
     pub points: Vec<SimPoint>,
     pub secs: f64,
 }
@@ -175,6 +178,12 @@ impl fmt::Display for SimulationReport {
             }
             writeln!(f)?;
         }
+        if self.with_llm_verdicts == 0 && curves.iter().any(|c| c.0 == "disagreement") {
+            writeln!(
+                f,
+                "  (no rationale here implies a verdict: disagreement has nothing to weigh and keeps the random order)"
+            )?;
+        }
         Ok(())
     }
 }
@@ -199,6 +208,12 @@ pub fn simulate(db: &Path, request: &SimulateRequest, progress: &dyn Progress) -
         })
         .collect();
     let (examples, _) = data::build_grouped(&items, &perspectives, request.group_by.as_deref());
+    // The verdicts the items' rationales imply (what disagreement weighs the model against, whether or not the
+    // model reads the rationales).
+    let llm: HashMap<crate::domain::ItemId, Vec<Verdict>> = items
+        .iter()
+        .map(|i| (i.id, i.rationales.iter().filter_map(|r| r.verdict).filter(|v| *v != Verdict::Other).collect()))
+        .collect();
     let pool: Vec<&Example> = examples.iter().filter(|e| e.split == Split::Train && e.fake.is_some()).collect();
     let test: Vec<&Example> = examples.iter().filter(|e| e.split == Split::Test && e.fake.is_some()).collect();
     let (scored, scored_on) = if test.is_empty() {
@@ -267,7 +282,7 @@ pub fn simulate(db: &Path, request: &SimulateRequest, progress: &dyn Progress) -
         let mut next_checkpoint = 0;
         while labelled.len() < last {
             let want = request.every.max(1).min(last - labelled.len());
-            let picks = pick(strategy, &model, &bank, &shuffled, &taken, want, &device)?;
+            let picks = pick(strategy, &model, &bank, &shuffled, &taken, &llm, want, &device)?;
             for e in &picks {
                 taken.insert(e.item);
             }
@@ -305,6 +320,7 @@ pub fn simulate(db: &Path, request: &SimulateRequest, progress: &dyn Progress) -
         scored_on,
         scored_items: scored.len(),
         pool: pool.len(),
+        with_llm_verdicts: pool.iter().filter(|e| llm.get(&e.item).is_some_and(|v| !v.is_empty())).count(),
         every: request.every,
         steps: request.steps,
         points,
@@ -313,12 +329,14 @@ pub fn simulate(db: &Path, request: &SimulateRequest, progress: &dyn Progress) -
 }
 
 /// The next `want` items the strategy picks from `pool` (not yet `taken`), under the current model.
+#[allow(clippy::too_many_arguments)]
 fn pick<'a>(
     strategy: Order,
     model: &Net,
     bank: &super::head::HeadBank,
     pool: &[&'a Example],
     taken: &HashSet<crate::domain::ItemId>,
+    llm: &HashMap<crate::domain::ItemId, Vec<Verdict>>,
     want: usize,
     device: &candle_core::Device,
 ) -> Result<Vec<&'a Example>> {
@@ -337,16 +355,7 @@ fn pick<'a>(
                 Order::Risk => p_fake,
                 Order::Uncertainty => 1.0 - (2.0 * p_fake - 1.0).abs(),
                 _ => {
-                    let llm = e
-                        .rationales
-                        .iter()
-                        .filter(|r| r.present)
-                        .filter_map(|r| match r.r_pred {
-                            0 => Some(Verdict::Real),
-                            1 => Some(Verdict::Fake),
-                            _ => None,
-                        })
-                        .collect();
+                    let llm = llm.get(&e.item).cloned().unwrap_or_default();
                     Signals { arg: Some(p_fake), llm, ..Signals::default() }.disagreement()
                 }
             }
