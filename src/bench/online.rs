@@ -7,6 +7,8 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use rand::{Rng as _, SeedableRng as _};
+
 use super::median;
 use crate::domain::{ModelKind, Verdict};
 use crate::guidance::online::{OnlineLearner, OnlineOptions};
@@ -29,6 +31,9 @@ pub struct OnlineLatency {
     pub reorder_secs: f64,
     /// Median number of shown items that changed place.
     pub moved: usize,
+    /// Median labels learned from (judgements of training items) and optimiser steps per update.
+    pub new_labels: usize,
+    pub steps: usize,
 }
 
 /// Both databases.
@@ -52,8 +57,9 @@ impl fmt::Display for OnlineReport {
         for (l, goal) in [(&self.small, "goal < 1 s"), (&self.big, "goal < 3 s")] {
             writeln!(
                 f,
-                "  {:>6} items: {:.3} s (update {:.3} s + re-order {:.3} s), {} items moved, {goal}",
-                l.items, l.total_secs, l.update_secs, l.reorder_secs, l.moved
+                "  {:>6} items: {:.3} s (update {:.3} s + re-order {:.3} s), {} new training labels, {} steps, {} items \
+                 moved, {goal}",
+                l.items, l.total_secs, l.update_secs, l.reorder_secs, l.new_labels, l.steps, l.moved
             )?;
         }
         Ok(())
@@ -150,14 +156,20 @@ fn latency(db: &Path, rounds: usize) -> anyhow::Result<OnlineLatency> {
     let options = OnlineOptions { checkpoint_every: usize::MAX, ..OnlineOptions::default() };
     let mut learner = OnlineLearner::open(db, ModelKind::Arg, crate::models::DeviceChoice::Cpu, options, &NoProgress)?;
     let (mut totals, mut updates, mut reorders, mut moved) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut learned, mut steps) = (Vec::new(), Vec::new());
+    // Items anywhere in the list (the risk order's top holds copies of one claim in the repeated database).
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
     for round in 0..rounds.max(1) {
         for i in 0..8 {
             let verdict = if (round + i) % 3 == 0 { Verdict::Real } else { Verdict::Fake };
+            ws.apply(Command::SelectRow(rng.random_range(0..ws.filtered_len().max(1))))?;
             ws.apply(Command::Judge { verdict, confidence: None, note: None })?;
         }
         let t = Instant::now();
         let update = learner.update(&NoProgress)?;
         let updated = t.elapsed().as_secs_f64();
+        learned.push(update.new_labels as f64);
+        steps.push(update.steps as f64);
         let live = LivePredictions {
             kind: update.kind,
             version: update.version,
@@ -176,5 +188,7 @@ fn latency(db: &Path, rounds: usize) -> anyhow::Result<OnlineLatency> {
         update_secs: median(updates),
         reorder_secs: median(reorders),
         moved: median(moved) as usize,
+        new_labels: median(learned) as usize,
+        steps: median(steps) as usize,
     })
 }
