@@ -160,11 +160,13 @@ pub fn train_window(ctx: &egui::Context, state: &mut TrainPanelState, view: &Tra
         });
     if state.simulation_open {
         let mut sim_open = true;
+        // Over the Train window, which stays in use behind it.
         studio_window(
             "Simulated annotator",
             &mut sim_open,
-            Placement::Panel { pos: [90.0, 90.0], size: [780.0, 330.0] },
+            Placement::Panel { pos: [90.0, 90.0], size: [780.0, 420.0] },
         )
+        .order(egui::Order::Foreground)
         .show(ctx, |ui| simulation_ui(ui, view, &mut out));
         state.simulation_open = sim_open;
     }
