@@ -102,6 +102,15 @@ pub fn best_threshold(p: &[f64], fake: &[bool]) -> f64 {
 /// Share of the predictions at or above 0.5 (predicted fake) at which a version counts as predicting one class.
 pub const ONE_CLASS_SHARE: f64 = 0.95;
 
+/// What a version's figures warn of: the one-class warning of its test split, else of its validation split.
+pub fn version_warnings(test: &Metrics, val: &Metrics) -> Vec<String> {
+    [(test, "test"), (val, "validation")]
+        .into_iter()
+        .find_map(|(m, split)| one_class_warning(m, split))
+        .into_iter()
+        .collect()
+}
+
 /// A warning when `m` (of split `split`) shows a model that predicts one class for (nearly) every item: on small,
 /// imbalanced data a run can learn "always real" and still rank items well (its AUC says so) while the 0.5
 /// threshold throws the ranking away. `None` for a model that predicts both classes, or too few items to tell.

@@ -186,12 +186,7 @@ impl OnlineLearner {
         let started = Instant::now();
         let version = self.base;
         progress.set(0, 0, "reading labels");
-        let items = self.session.store.training_items()?;
-        let (examples, snapshot) = data::build_grouped(
-            &items,
-            &self.config.architecture.perspectives,
-            self.config.options.group_by.as_deref(),
-        );
+        let (examples, snapshot) = self.examples()?;
         // New items, or items whose rationales changed: their pooled inputs first.
         let missing: Vec<&Example> = examples.iter().filter(|e| !self.bank.contains(e)).collect();
         if !missing.is_empty() {
@@ -258,12 +253,7 @@ impl OnlineLearner {
             return Ok(None);
         }
         progress.set(0, 0, "saving the online model");
-        let items = self.session.store.training_items()?;
-        let (examples, snapshot) = data::build_grouped(
-            &items,
-            &self.config.architecture.perspectives,
-            self.config.options.group_by.as_deref(),
-        );
+        let (examples, snapshot) = self.examples()?;
         // Items added since the last update have no cached inputs: the version predicts the ones it knows.
         let all: Vec<&Example> = examples.iter().filter(|e| self.bank.contains(e)).collect();
         let p = predict_all(&self.net, &all, Inputs::Head(&self.bank), &self.session.device.clone())?;
@@ -271,6 +261,12 @@ impl OnlineLearner {
             if self.kind == ModelKind::Arg { &self.config.architecture.perspectives } else { &[] };
         let predictions = to_predictions(&all, &p, perspectives);
         self.save(&all, &p.p_fake, &snapshot, &predictions).map(Some)
+    }
+
+    /// Every item as the model reads it, with the labels as they stand now.
+    fn examples(&self) -> Result<(Vec<Example>, DataSnapshot)> {
+        let items = self.session.store.training_items()?;
+        Ok(data::build_grouped(&items, &self.config.architecture.perspectives, self.config.options.group_by.as_deref()))
     }
 
     fn save(
@@ -287,11 +283,7 @@ impl OnlineLearner {
         config.options.quick = true;
         config.fixed_part = Some(self.fixed_part.clone());
         config.online_updates = Some(self.updates_since_checkpoint);
-        let warnings: Vec<String> = [(&test, "test"), (&val, "validation")]
-            .into_iter()
-            .find_map(|(m, split)| super::metrics::one_class_warning(m, split))
-            .into_iter()
-            .collect();
+        let warnings = super::metrics::version_warnings(&test, &val);
         let metrics = serde_json::json!({
             "test": test, "val": val, "best_epoch": 0, "train_secs": self.secs_since_checkpoint, "warnings": warnings,
             "online_updates": self.updates_since_checkpoint, "online_labels": self.labels_since_checkpoint,

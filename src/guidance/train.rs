@@ -725,11 +725,7 @@ pub fn train(
         fixed_part: fixed_part.clone(),
         online_updates: None,
     };
-    let warnings: Vec<String> = [(&test, "test"), (&val, "validation")]
-        .into_iter()
-        .find_map(|(m, split)| super::metrics::one_class_warning(m, split))
-        .into_iter()
-        .collect();
+    let warnings = super::metrics::version_warnings(&test, &val);
     let metrics = serde_json::json!({
         "test": test, "val": val, "best_epoch": best_epoch, "train_secs": train_secs, "warnings": warnings,
     });
