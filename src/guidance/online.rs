@@ -229,11 +229,12 @@ impl OnlineLearner {
         self.updates_since_checkpoint += 1;
         self.labels_since_checkpoint += changed.len();
         self.secs_since_checkpoint += started.elapsed().as_secs_f64();
-        let checkpoint = if self.updates_since_checkpoint >= self.options.checkpoint_every.max(1) {
-            Some(self.save(&all, &p.p_fake, &snapshot, &predictions)?)
-        } else {
-            None
-        };
+        let checkpoint =
+            if self.updates_since_checkpoint >= self.options.checkpoint_every.max(1) && self.still_in_use()? {
+                Some(self.save(&all, &p.p_fake, &snapshot, &predictions)?)
+            } else {
+                None
+            };
         Ok(OnlineUpdate {
             kind: self.kind,
             version,
@@ -249,7 +250,7 @@ impl OnlineLearner {
     /// Saves the online state as a version now (the studio closes, a person asks), unless nothing changed since the
     /// last one; returns it.
     pub fn checkpoint(&mut self, progress: &dyn Progress) -> Result<Option<i64>> {
-        if self.updates_since_checkpoint == 0 {
+        if self.updates_since_checkpoint == 0 || !self.still_in_use()? {
             return Ok(None);
         }
         progress.set(0, 0, "saving the online model");
@@ -261,6 +262,12 @@ impl OnlineLearner {
             if self.kind == ModelKind::Arg { &self.config.architecture.perspectives } else { &[] };
         let predictions = to_predictions(&all, &p, perspectives);
         self.save(&all, &p.p_fake, &snapshot, &predictions).map(Some)
+    }
+
+    /// True while the version the state grew from is the one in use. Once a retrain or a roll back put another one
+    /// in use, the online state is not saved over it (the studio opens a new learner on the version in use).
+    fn still_in_use(&self) -> Result<bool> {
+        Ok(self.session.store.active_version(self.kind)? == Some(self.base))
     }
 
     /// Every item as the model reads it, with the labels as they stand now.

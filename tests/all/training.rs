@@ -351,6 +351,12 @@ fn the_online_learner_moves_predictions_toward_new_judgements_and_checkpoints_a_
     assert_eq!(store.predictions(saved).unwrap().len(), 60);
     // A checkpoint with nothing new saves nothing.
     assert_eq!(learner.checkpoint(&NoProgress).unwrap(), None);
+    // Another version put in use meanwhile (a roll back): the online state is not saved over it.
+    flip_first(&db, "bob", 5);
+    learner.update(&NoProgress).unwrap();
+    Store::open(&db).unwrap().set_active_version(first.version).unwrap();
+    assert_eq!(learner.checkpoint(&NoProgress).unwrap(), None);
+    assert_eq!(Store::open(&db).unwrap().active_version(ModelKind::Arg).unwrap(), Some(first.version));
     // The saved version loads and predicts through the full path like the learner did.
     drop(store);
     predict(&db, saved, argus::models::DeviceChoice::Cpu, &NoProgress).unwrap();
