@@ -201,8 +201,8 @@ impl OnlineLearner {
             .iter()
             .filter(|e| trains(e) && e.human && self.seen.get(&e.item) != Some(&(e.fake, e.human)))
             .collect();
-        let replay: Vec<&Example> =
-            examples.iter().filter(|e| trains(e) && !changed.iter().any(|c| c.item == e.item)).collect();
+        let changed_ids: std::collections::HashSet<ItemId> = changed.iter().map(|e| e.item).collect();
+        let replay: Vec<&Example> = examples.iter().filter(|e| trains(e) && !changed_ids.contains(&e.item)).collect();
         let device = self.session.device.clone();
         let mut steps = 0;
         if !changed.is_empty() {

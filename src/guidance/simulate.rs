@@ -115,6 +115,11 @@ fn mean_std(v: &[f64]) -> (f64, f64) {
 }
 
 impl SimulationReport {
+    /// Runs simulated: (strategy, seed) pairs.
+    pub fn runs(&self) -> usize {
+        self.points.iter().map(|p| (&p.strategy, p.seed)).collect::<HashSet<_>>().len()
+    }
+
     /// Per strategy and label count: (mean, std) of macro-F1 over the seeds.
     pub fn curves(&self) -> Vec<(String, Curve)> {
         let mut strategies: Vec<String> = Vec::new();

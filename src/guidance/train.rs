@@ -359,7 +359,7 @@ pub(super) fn load_version(
 }
 
 /// Texts whose frozen features `examples` need for `arch`.
-fn texts_needed(examples: &[Example], with_rationales: bool) -> Vec<&str> {
+fn texts_needed<'a>(examples: impl IntoIterator<Item = &'a Example>, with_rationales: bool) -> Vec<&'a str> {
     let mut texts = Vec::new();
     for e in examples {
         texts.push(e.news.as_str());
@@ -896,8 +896,7 @@ pub(super) fn head_bank(
     }
     if !missing.is_empty() {
         progress.set(0, 0, &format!("computing the head's inputs of {} items", missing.len()));
-        let owned: Vec<Example> = missing.iter().map(|e| (*e).clone()).collect();
-        let texts = texts_needed(&owned, !matches!(net, Net::Bert(_)));
+        let texts = texts_needed(missing.iter().copied(), !matches!(net, Net::Bert(_)));
         let frozen = FeatureBank::build(&mut session.cache, &session.encoder, &texts, progress)?;
         let p = predict_all(net, &missing, Inputs::Frozen { bank: &frozen, max_len }, &session.device)?;
         let rows: Vec<([u8; 32], Vec<f32>)> =

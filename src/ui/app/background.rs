@@ -63,6 +63,8 @@ pub(in crate::ui) enum Finished {
     Trained(anyhow::Result<TrainReport>),
     /// The learner comes back with its update, to be kept for the next one.
     Online(anyhow::Result<(Box<OnlineLearner>, OnlineUpdate)>),
+    /// The online state of a database the studio left, saved (as this version) or with nothing to save.
+    OnlineSaved(anyhow::Result<Option<i64>>),
     Simulated(anyhow::Result<SimulationReport>),
     StudyExported(anyhow::Result<String>),
 }

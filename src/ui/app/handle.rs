@@ -225,9 +225,7 @@ impl ArgusApp {
         if !self.train_job_running() {
             self.train_run = None;
         }
-        // The online learner belongs to the database it learned on: saved, then dropped.
-        self.checkpoint_online();
-        self.online = None;
+        self.start_online_save();
         self.online_pending = 0;
         let seed_demo = db == self.demo_db;
         self.start_opening(db, seed_demo, annotator);

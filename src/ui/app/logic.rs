@@ -43,16 +43,18 @@ impl ArgusApp {
             Finished::Encoded(result) => self.encoded(result),
             Finished::Trained(result) => self.training_finished(result, cancelled),
             Finished::Online(result) => self.online_finished(result, cancelled),
+            Finished::OnlineSaved(result) => match result {
+                Ok(Some(v)) => tracing::info!("the previous database's online model saved as version {v}"),
+                Ok(None) => {}
+                Err(err) => {
+                    self.notify_error(format!("The online model of the previous database was not saved: {err:#}"))
+                }
+            },
             Finished::Simulated(result) => match result {
                 Ok(report) => {
                     self.notify(format!(
                         "Simulated annotator: {} runs in {:.0} s; the curves are in the Train panel.",
-                        report
-                            .points
-                            .iter()
-                            .map(|p| (&p.strategy, p.seed))
-                            .collect::<std::collections::HashSet<_>>()
-                            .len(),
+                        report.runs(),
                         report.secs
                     ));
                     self.simulation = Some(report);
@@ -424,7 +426,8 @@ impl ArgusApp {
         }
     }
 
-    /// Saves the online learner's state as a version, when it has updates not saved yet (the studio closes).
+    /// Saves the online learner's state as a version, when it has updates not saved yet: the studio closes, so this
+    /// runs on the UI thread (a background job would not outlive the window).
     pub(super) fn checkpoint_online(&mut self) {
         if let Some(learner) = self.online.as_mut() {
             match learner.checkpoint(&crate::jobs::NoProgress) {

@@ -275,6 +275,16 @@ impl ArgusApp {
         self.started(spawned);
     }
 
+    /// The online learner belongs to the database it learned on: another one opens, so it is saved in the
+    /// background (when it has updates not saved yet) and dropped.
+    pub(super) fn start_online_save(&mut self) {
+        if let Some(mut learner) = self.online.take() {
+            let work = move |p: &JobState| learner.checkpoint(p);
+            let spawned = self.jobs.spawn(ONLINE_JOB, Task::Online, self.waker(), work, Finished::OnlineSaved);
+            self.started(spawned);
+        }
+    }
+
     /// Starts an update of the online learner in the background (opening it first, or again when the version in
     /// use is no longer the one it grew from); the judgements counted so far are its to learn from.
     pub(super) fn start_online_update(&mut self, kind: ModelKind, in_use: i64) {
