@@ -125,7 +125,7 @@ pub fn step(
         let judgement = (0..perspectives)
             .map(|_| Tensor::from_vec((0..batch).map(|i| (i % 3) as u32).collect::<Vec<_>>(), batch, &device))
             .collect::<candle_core::Result<Vec<_>>>()?;
-        let batch_tensors = Batch { news, rationales, label, useful, judgement, teacher: None };
+        let batch_tensors = Batch { news, rationales, label, useful, judgement, present: vec![], teacher: None };
         let mut optimizer = candle_nn::AdamW::new(
             varmap.all_vars(),
             candle_nn::ParamsAdamW { lr: 5e-5, weight_decay: 5e-5, ..Default::default() },

@@ -29,10 +29,11 @@ pub enum BenchCmd {
     /// Guidance-model training speed: one ARG training step beside the PyTorch peer (same shapes, threads, run),
     /// then one incremental retrain on 1,000 new judgements with cached frozen features.
     Train(Train),
-    /// Quality on LIAR2 (binarised; valid.csv as train/val, test.csv as test): macro-F1 of the LLM verdicts alone,
-    /// BERT only, ARG and ARG-D, mean and std over seeds. With --writer, first writes LLM rationales for the
-    /// --perspectives (resumable); the stripped PolitiFact justification is always one more perspective.
-    Quality(Quality),
+    /// Quality on any dataset Argus imports (--data FILE... with --format/--map/--labels, or --db; default LIAR2
+    /// binarised): test macro-F1 of the LLM verdicts alone, BERT only, ARG, ARG-D and routing (--methods), mean and
+    /// std over seeds, with each ARG's faithfulness. With --writer, first writes LLM rationales for the
+    /// --perspectives (resumable).
+    Quality(Box<Quality>),
     /// Prompt-processing and generation tokens/s of a GGUF beside llama.cpp on the same tokens and threads.
     Generate(Generate),
 }
@@ -267,19 +268,26 @@ pub struct Quality {
     /// Perspectives the writer writes.
     #[arg(long, default_value = "td,cs", value_delimiter = ',')]
     perspectives: Vec<String>,
+    /// End with one JSON line: {"dataset", "methods": {KEY: {"macro_f1_mean", "macro_f1_std", "accuracy_mean",
+    /// "auc_mean", "seeds", ...}}, ...}.
+    #[arg(long)]
+    json: bool,
 }
 
 impl Quality {
     pub fn run(self, g: &Global) -> anyhow::Result<ExitCode> {
-        let Quality { options, writer, perspectives } = self;
+        let Quality { options, writer, perspectives, json } = self;
         let bar = ProgressBar::new();
         let db = crate::bench::quality::database(&options, &bar)?;
         if let Some(model) = writer {
             write_and_print(&db, &perspectives, &local_settings(model, g.device()), None, None)?;
         }
-        let report = crate::bench::quality::run(&options, &bar, &mut |line| bar.println(line))?;
+        let report = crate::bench::quality::run(&options, g.device(), &bar, &mut |line| bar.println(line))?;
         bar.finish();
         print!("{report}");
+        if json {
+            println!("{}", report.summary_json());
+        }
         Ok(ExitCode::SUCCESS)
     }
 }

@@ -122,6 +122,9 @@ pub enum Cmd {
     Simulate(train::Simulate),
     /// Metrics of a model version on the held-out test split, with the labels as they stand now.
     Eval(train::Eval),
+    /// How much ARG leans on each rationale: P(fake) and its trust w_r when a rationale is emptied, swapped for
+    /// another item's, or has its verdict negated (per perspective; --zero-gates is the control).
+    Faithfulness(train::Faithfulness),
     /// Predict every item with a model version and store the predictions (P(fake), trust in each rationale,
     /// usefulness, predicted LLM verdicts).
     Predict(train::Predict),
@@ -177,6 +180,7 @@ impl Cli {
             Some(Cmd::Train(c)) => c.run(g),
             Some(Cmd::Simulate(c)) => c.run(g),
             Some(Cmd::Eval(c)) => c.run(g),
+            Some(Cmd::Faithfulness(c)) => c.run(g),
             Some(Cmd::Predict(c)) => c.run(g),
             Some(Cmd::Route(c)) => c.run(g),
             Some(Cmd::Explain(c)) => c.run(g),

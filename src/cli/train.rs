@@ -78,6 +78,11 @@ pub struct Train {
     /// Learning rate of the head in a quick retrain.
     #[arg(long, default_value_t = TrainOptions::default().head_lr)]
     head_lr: f64,
+    /// ARG: weight of the contrastive term that pushes rejected rationales (misleading / not useful, or implying
+    /// the wrong verdict) away from the news representation and pulls useful ones toward it; 0 (default): the
+    /// paper's loss.
+    #[arg(long, default_value_t = TrainOptions::default().contrastive_weight)]
+    contrastive_weight: f64,
 }
 
 impl Train {
@@ -104,6 +109,7 @@ impl Train {
                 max_len: self.max_len,
                 group_by: self.group_by,
                 threshold_from_val: self.threshold_from_val,
+                contrastive_weight: self.contrastive_weight,
                 ..defaults
             },
             perspectives: self.perspectives,
@@ -325,6 +331,62 @@ impl Simulate {
         print!("{report}");
         if self.json {
             println!("{}", serde_json::to_string(&report)?);
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct Faithfulness {
+    #[arg(long)]
+    db: PathBuf,
+    /// ARG version (default: the one in use).
+    #[arg(long)]
+    version: Option<i64>,
+    /// Items of this split: test (default), val, train or all.
+    #[arg(long, default_value = "test")]
+    split: String,
+    /// At most this many items (the first by id).
+    #[arg(long)]
+    limit: Option<usize>,
+    /// Seed of the swap (which other item's rationale each item gets).
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// The control: force every gate to zero first (a model that ignores its rationales scores zero).
+    #[arg(long)]
+    zero_gates: bool,
+    /// Print one JSON object instead of the table.
+    #[arg(long)]
+    json: bool,
+}
+
+impl Faithfulness {
+    pub fn run(self, g: &Global) -> anyhow::Result<ExitCode> {
+        use crate::guidance::data::Split;
+        use crate::guidance::faithfulness::{FaithfulnessOptions, faithfulness};
+        existing(&self.db)?;
+        let version = match self.version {
+            Some(v) => v,
+            None => Store::open(&self.db)?
+                .active_version(ModelKind::Arg)?
+                .context("no ARG version in use: train one (argus train --model arg) or name one with --version")?,
+        };
+        let split = match self.split.as_str() {
+            "test" => Some(Split::Test),
+            "val" => Some(Split::Val),
+            "train" => Some(Split::Train),
+            "all" => None,
+            other => anyhow::bail!("--split {other:?}: use test, val, train or all"),
+        };
+        let options =
+            FaithfulnessOptions { split, limit: self.limit, seed: self.seed, zero_gates: self.zero_gates, items: None };
+        let bar = ProgressBar::new();
+        let report = faithfulness(&self.db, version, &options, g.device(), &bar)?;
+        bar.finish();
+        if self.json {
+            println!("{}", serde_json::to_string(&report)?);
+        } else {
+            print!("{report}");
         }
         Ok(ExitCode::SUCCESS)
     }

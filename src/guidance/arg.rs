@@ -30,6 +30,11 @@ pub struct ArgConfig {
     /// Reproduce the reference's quirks: means over padded positions and an unmasked judgement pooling. Off, the
     /// means and poolings skip padding.
     pub paper_quirks: bool,
+    /// Weight of the contrastive term (after QCRD): rejected rationales (r_acc 0: their verdict contradicts the
+    /// label, or people marked them misleading / not useful) pushed away from the news representation, useful
+    /// ones pulled toward it. 0 (the default): the reference's loss exactly.
+    #[serde(default)]
+    pub contrastive_weight: f64,
 }
 
 impl Default for ArgConfig {
@@ -42,6 +47,7 @@ impl Default for ArgConfig {
             beta_judge: 1.0,
             top_layers: 1,
             paper_quirks: false,
+            contrastive_weight: 0.0,
         }
     }
 }
@@ -254,6 +260,9 @@ pub struct ArgOutput {
     pub usefulness: Vec<Tensor>,
     /// Per perspective (B, 3): logits of the LLM's judgement (real, fake, other).
     pub judgement_logits: Vec<Tensor>,
+    /// Per perspective (B, D): the rationale pooled for the judgement head (the contrastive term's rationale
+    /// representation).
+    pub rationale_pooled: Vec<Tensor>,
     /// Per perspective (B, L, D): cross-attention outputs before the mean (for checks).
     pub news_from_rationale: Vec<Tensor>,
     pub rationale_from_news: Vec<Tensor>,
@@ -267,6 +276,9 @@ pub struct ArgTargets {
     pub useful: Vec<Tensor>,
     /// Per perspective (B) the rationale's verdict, 0 real, 1 fake, 2 other, as u32 (r_pred).
     pub judgement: Vec<Tensor>,
+    /// Per perspective (B) 1 when the item has a rationale from it, as f32; empty: every rationale present (only
+    /// the contrastive term reads it).
+    pub present: Vec<Tensor>,
 }
 
 /// The loss and its parts.
@@ -275,6 +287,8 @@ pub struct ArgLoss {
     pub classify: Tensor,
     pub usefulness: Tensor,
     pub judgement: Tensor,
+    /// The contrastive term (unweighted; zero when its weight is 0).
+    pub contrastive: Tensor,
 }
 
 /// ARG's head (everything after the encoders) and its two encoders.
@@ -435,6 +449,7 @@ impl Arg {
             rationale_features: Vec::new(),
             usefulness: Vec::new(),
             judgement_logits: Vec::new(),
+            rationale_pooled: pooled.judge.clone(),
             news_from_rationale: pooled.news_from_rationale,
             rationale_from_news: pooled.rationale_from_news,
         };
@@ -487,8 +502,37 @@ impl Arg {
         }
         let usefulness = (usefulness / n)?;
         let judgement = (judgement / n)?;
-        let total = ((&classify + (&usefulness * self.config.beta_use)?)? + (&judgement * self.config.beta_judge)?)?;
-        Ok(ArgLoss { total, classify, usefulness, judgement })
+        let mut total =
+            ((&classify + (&usefulness * self.config.beta_use)?)? + (&judgement * self.config.beta_judge)?)?;
+        let mut contrastive = Tensor::zeros((), DType::F32, out.p_fake.device())?;
+        if self.config.contrastive_weight > 0.0 {
+            contrastive = self.contrastive(out, targets)?;
+            total = (total + (&contrastive * self.config.contrastive_weight)?)?;
+        }
+        Ok(ArgLoss { total, classify, usefulness, judgement, contrastive })
+    }
+
+    /// Hadsell et al.'s contrastive loss on d = 1 − cos(news, rationale), margin 1: a useful rationale (r_acc 1)
+    /// costs d², a rejected one max(0, 1 − d)² (that is, its cosine above 0); the mean over present rationales.
+    pub fn contrastive(&self, out: &ArgOutput, targets: &ArgTargets) -> Result<Tensor> {
+        let unit = |x: &Tensor| -> Result<Tensor> { x.broadcast_div(&(x.sqr()?.sum_keepdim(1)? + 1e-12)?.sqrt()?) };
+        let news = unit(&out.news_feature)?;
+        let device = out.p_fake.device();
+        let mut sum = Tensor::zeros((), DType::F32, device)?;
+        let mut count = Tensor::zeros((), DType::F32, device)?;
+        for (k, rationale) in out.rationale_pooled.iter().enumerate() {
+            let cos = (&news * unit(rationale)?)?.sum(1)?;
+            let d = cos.affine(-1.0, 1.0)?;
+            let y = &targets.useful[k];
+            let per_item = ((y * d.sqr()?)? + (y.affine(-1.0, 1.0)? * cos.relu()?.sqr()?)?)?;
+            let present = match targets.present.get(k) {
+                Some(p) => p.clone(),
+                None => y.ones_like()?,
+            };
+            sum = (sum + (per_item * &present)?.sum_all()?)?;
+            count = (count + present.sum_all()?)?;
+        }
+        sum / count.clamp(1f32, f32::MAX)?
     }
 }
 

@@ -8,6 +8,7 @@ pub mod arg;
 pub mod argd;
 pub mod bert;
 pub mod data;
+pub mod faithfulness;
 pub mod features;
 pub mod head;
 pub mod metrics;

@@ -44,6 +44,8 @@ pub struct Batch {
     pub label: Tensor,
     pub useful: Vec<Tensor>,
     pub judgement: Vec<Tensor>,
+    /// Per perspective (B): 1 when the item has a rationale from it.
+    pub present: Vec<Tensor>,
     /// ARG-D: the teacher's fused features (B, D).
     pub teacher: Option<Tensor>,
 }
@@ -72,6 +74,7 @@ pub struct Targets {
     pub label: Tensor,
     pub useful: Vec<Tensor>,
     pub judgement: Vec<Tensor>,
+    pub present: Vec<Tensor>,
 }
 
 impl BatchPrediction {
@@ -123,6 +126,7 @@ impl Net {
                     label: batch.label.clone(),
                     useful: batch.useful.clone(),
                     judgement: batch.judgement.clone(),
+                    present: batch.present.clone(),
                 };
                 Ok(m.loss(&out, &targets)?.total)
             }
@@ -212,8 +216,12 @@ impl Net {
         match self {
             Net::Arg(m) => {
                 let out = m.head_t(self.arg_pooled(m, &batch.inputs)?, dropout)?;
-                let targets =
-                    ArgTargets { label: t.label.clone(), useful: t.useful.clone(), judgement: t.judgement.clone() };
+                let targets = ArgTargets {
+                    label: t.label.clone(),
+                    useful: t.useful.clone(),
+                    judgement: t.judgement.clone(),
+                    present: t.present.clone(),
+                };
                 Ok(m.loss(&out, &targets)?.total)
             }
             Net::Argd(m) => super::arg::bce(&m.head_t(&batch.inputs, dropout)?, &t.label),
@@ -247,15 +255,18 @@ impl Net {
         let label = Tensor::from_vec(label, examples.len(), device)?;
         let mut useful = Vec::new();
         let mut judgement = Vec::new();
+        let mut present = Vec::new();
         if let Net::Arg(m) = self {
             for k in 0..m.config.perspectives {
                 let acc: Vec<f32> = examples.iter().map(|e| e.rationales[k].r_acc).collect();
                 useful.push(Tensor::from_vec(acc, examples.len(), device)?);
                 let pred: Vec<u32> = examples.iter().map(|e| e.rationales[k].r_pred).collect();
                 judgement.push(Tensor::from_vec(pred, examples.len(), device)?);
+                let has: Vec<f32> = examples.iter().map(|e| f32::from(u8::from(e.rationales[k].present))).collect();
+                present.push(Tensor::from_vec(has, examples.len(), device)?);
             }
         }
-        Ok(Targets { label, useful, judgement })
+        Ok(Targets { label, useful, judgement, present })
     }
 
     /// Assembles a batch of `examples` from `bank`; `teacher` holds ARG-D's targets by example position.
@@ -270,7 +281,7 @@ impl Net {
         let pad = self.quirks().then_some(max_len);
         let news_ids: Vec<usize> = examples.iter().map(|e| bank.id(&e.news)).collect();
         let news = bank.batch(&news_ids, pad, device)?;
-        let Targets { label, useful, judgement } = self.targets(examples, device)?;
+        let Targets { label, useful, judgement, present } = self.targets(examples, device)?;
         let mut rationales = Vec::new();
         if let Net::Arg(m) = self {
             for k in 0..m.config.perspectives {
@@ -286,7 +297,7 @@ impl Net {
             }
             _ => None,
         };
-        Ok(Batch { news, rationales, label, useful, judgement, teacher })
+        Ok(Batch { news, rationales, label, useful, judgement, present, teacher })
     }
 }
 

@@ -115,6 +115,105 @@ pub fn route_database(
     Ok(report)
 }
 
+/// What routing will cost, worked out (and shown) before anything is written: ARG-D has scored every item and
+/// picked the share it is least sure about; each of those gets a rationale from every perspective.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RouteCost {
+    pub argd: i64,
+    pub share: f64,
+    /// Items ARG-D scored.
+    pub scored: usize,
+    /// The items that would be routed, least sure first.
+    pub routed: Vec<ItemId>,
+    /// Perspectives the writer would write.
+    pub perspectives: Vec<String>,
+    /// Rationales to write (routed items × perspectives; the writer skips any it already wrote from the same
+    /// prompt, so this is an upper bound).
+    pub rationales: usize,
+    /// Tokens each rationale may take, plus the verdict question's.
+    pub max_tokens: usize,
+    pub verdict_tokens: usize,
+    /// The writer's measured speed (tokens/s), when it has written in this session.
+    pub tokens_per_second: Option<f64>,
+}
+
+impl RouteCost {
+    /// Seconds the writing takes at most, at the measured speed.
+    pub fn seconds_at_most(&self) -> Option<f64> {
+        let tps = self.tokens_per_second.filter(|t| *t > 0.0)?;
+        Some(self.rationales as f64 * (self.max_tokens + self.verdict_tokens) as f64 / tps)
+    }
+}
+
+fn duration_text(seconds: f64) -> String {
+    let s = seconds.round() as u64;
+    match s {
+        0..60 => format!("{s} s"),
+        60..3600 => format!("{} min", s.div_ceil(60)),
+        _ => format!("{} h {} min", s / 3600, (s % 3600) / 60),
+    }
+}
+
+impl fmt::Display for RouteCost {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "ARG-D version {} is least sure about {} of {} items ({:.0}%): {} items × {} perspectives ({}) = {} \
+             rationales to write, each up to {} tokens plus a verdict question",
+            self.argd,
+            self.routed.len(),
+            self.scored,
+            self.share * 100.0,
+            self.routed.len(),
+            self.perspectives.len(),
+            self.perspectives.join(", "),
+            self.rationales,
+            self.max_tokens
+        )?;
+        match (self.tokens_per_second, self.seconds_at_most()) {
+            (Some(tps), Some(secs)) => {
+                write!(f, "; at the writer's measured {tps:.1} tokens/s, at most {}", duration_text(secs))
+            }
+            _ => write!(f, "; the writer's speed is not measured yet (write one item's rationales first)"),
+        }
+    }
+}
+
+/// Scores every item with the ARG-D version in use (predictions stored) and works out what routing its least sure
+/// `share` to rationales + ARG would cost.
+pub fn route_cost(
+    db: &Path,
+    share: f64,
+    device: DeviceChoice,
+    perspectives: &[String],
+    max_tokens: usize,
+    tokens_per_second: Option<f64>,
+    progress: &dyn Progress,
+) -> Result<RouteCost, RouteError> {
+    let argd = Store::open(db)?.active_version(ModelKind::Argd)?.ok_or(RouteError::NoArgd)?;
+    super::train::predict(db, argd, device, progress)?;
+    let store = Store::open(db)?;
+    // Only perspectives the writer writes (generated ones), as the run would.
+    let perspectives: Vec<String> = rationales::perspectives_named(&store, perspectives)?
+        .into_iter()
+        .filter(|p| p.generated)
+        .map(|p| p.key)
+        .collect();
+    let scores: HashMap<ItemId, f64> = store.predictions(argd)?.into_iter().map(|(id, p)| (id, p.p_fake)).collect();
+    let routed = triage::route(&scores, share);
+    Ok(RouteCost {
+        argd,
+        share,
+        scored: scores.len(),
+        rationales: routed.len() * perspectives.len(),
+        routed,
+        perspectives,
+        max_tokens,
+        verdict_tokens: RunOptions::default().verdict_max_tokens,
+        tokens_per_second,
+    })
+}
+
 impl fmt::Display for RouteReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
@@ -150,6 +249,29 @@ mod tests {
         let request = RouteRequest { share: 0.5, device: DeviceChoice::Cpu, writer: None };
         let err = route_database(&db, &request, &crate::jobs::NoProgress, &mut |_, _| {}, &mut |_| {}).unwrap_err();
         assert!(matches!(err, RouteError::NoArgd), "{err}");
+    }
+
+    #[test]
+    fn the_cost_says_how_many_rationales_and_how_long_at_most() {
+        let mut cost = RouteCost {
+            argd: 2,
+            share: 0.23,
+            scored: 300,
+            routed: (1..=69).collect(),
+            perspectives: vec!["td".into(), "cs".into()],
+            rationales: 138,
+            max_tokens: 256,
+            verdict_tokens: 12,
+            tokens_per_second: Some(4.0),
+        };
+        // 138 × 268 tokens at 4 tokens/s = 9,246 s.
+        assert!((cost.seconds_at_most().unwrap() - 9246.0).abs() < 1e-9);
+        let text = cost.to_string();
+        assert!(text.starts_with("ARG-D version 2 is least sure about 69 of 300 items (23%): 69 items × 2"), "{text}");
+        assert!(text.contains("= 138 rationales to write") && text.ends_with("at most 2 h 34 min"), "{text}");
+        cost.tokens_per_second = None;
+        assert_eq!(cost.seconds_at_most(), None);
+        assert!(cost.to_string().ends_with("not measured yet (write one item's rationales first)"));
     }
 
     #[test]

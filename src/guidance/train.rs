@@ -125,7 +125,7 @@ impl TrainError {
     }
 }
 
-type Result<T, E = TrainError> = std::result::Result<T, E>;
+pub(super) type Result<T, E = TrainError> = std::result::Result<T, E>;
 
 /// How a run trains.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -163,6 +163,9 @@ pub struct TrainOptions {
     pub quick: bool,
     /// Adam learning rate of a quick retrain and of the online learner (the head's small layers).
     pub head_lr: f64,
+    /// ARG: weight of the contrastive term (rejected rationales as negatives, `ArgConfig::contrastive_weight`);
+    /// 0 leaves the reference's loss unchanged.
+    pub contrastive_weight: f64,
 }
 
 impl Default for TrainOptions {
@@ -185,6 +188,7 @@ impl Default for TrainOptions {
             group_by: None,
             quick: false,
             head_lr: 1e-3,
+            contrastive_weight: 0.0,
         }
     }
 }
@@ -596,7 +600,12 @@ pub fn train(
     let arch = match &parent_config {
         // Keep the parent's architecture, with this run's loss weights.
         Some(c) => Architecture {
-            arg: ArgConfig { beta_use: options.beta_use, beta_judge: options.beta_judge, ..c.architecture.arg.clone() },
+            arg: ArgConfig {
+                beta_use: options.beta_use,
+                beta_judge: options.beta_judge,
+                contrastive_weight: options.contrastive_weight,
+                ..c.architecture.arg.clone()
+            },
             argd: ArgdConfig { kd_weight: options.kd_weight, ..c.architecture.argd.clone() },
             ..c.architecture.clone()
         },
@@ -784,6 +793,7 @@ pub(super) fn architecture(kind: ModelKind, perspectives: &[String], options: &T
             beta_use: options.beta_use,
             beta_judge: options.beta_judge,
             paper_quirks: options.paper_quirks,
+            contrastive_weight: options.contrastive_weight,
             ..ArgConfig::default()
         },
         argd: ArgdConfig { kd_weight: options.kd_weight, paper_quirks: options.paper_quirks, ..ArgdConfig::default() },

@@ -87,6 +87,20 @@ pub enum AppCommand {
         item: ItemId,
         version: i64,
     },
+    /// Measure how ARG `version`'s P(fake) for `item` moves when each rationale is emptied, swapped for another
+    /// item's or has its verdict negated, in the background (the "faithfulness" job).
+    CheckFaithfulness {
+        item: ItemId,
+        version: i64,
+    },
+    /// Show or hide Models ▸ Route uncertain items.
+    ToggleRouteDialog,
+    /// ARG-D scores every item; the least sure `share` is counted with what writing its rationales would cost.
+    EstimateRoute {
+        share: f64,
+    },
+    /// Write rationales for these (routed) items, then let the ARG version in use predict them.
+    RouteItems(Vec<ItemId>),
     /// Show or hide the Study designer (Studies menu).
     ToggleStudyDesigner,
     /// Resolve a valid draft study's items in the database and plan its first participants (the designer's preview).
@@ -146,6 +160,12 @@ pub const FETCH_JOB: &str = "fetch models";
 pub const ENCODE_JOB: &str = "encoder";
 /// Name of the job that computes ARG's attention over a news text.
 pub const ATTENTION_JOB: &str = "attention";
+/// Name of the job that checks how much ARG leans on an item's rationales.
+pub const FAITHFULNESS_JOB: &str = "faithfulness";
+/// Name of the job that scores every item with ARG-D to estimate routing's cost.
+pub const ROUTE_ESTIMATE_JOB: &str = "routing estimate";
+/// Name of the job in which ARG predicts the routed items once their rationales are written.
+pub const ROUTE_JOB: &str = "routing";
 /// Name of the job that writes a rationale in a structured explanation format.
 pub const FORMAT_JOB: &str = "format";
 /// Name of the job that applies feedback to a rationale.

@@ -59,7 +59,7 @@ pub fn item_view_ui(ui: &mut egui::Ui, ws: &Workspace, state: &mut ViewState, wr
         metadata_ui(ui, detail);
         if !detail.guidance.is_empty() {
             ui.separator();
-            guidance_ui(ui, &detail.guidance, ws.perspectives());
+            guidance_ui(ui, detail, ws.perspectives(), writer, &mut out);
         }
         ui.separator();
         rationales_ui(ui, detail, ws.perspectives(), state, writer, &mut out);
@@ -175,8 +175,16 @@ fn metadata_ui(ui: &mut egui::Ui, d: &ItemDetail) {
 }
 
 /// The guidance models' view of the item: P(fake) of each model in use, then ARG's per-perspective trust (w_r) as
-/// bars, predicted usefulness and predicted LLM verdict.
-fn guidance_ui(ui: &mut egui::Ui, g: &GuidanceDetail, perspectives: &[Perspective]) {
+/// bars, predicted usefulness and predicted LLM verdict, and (on request) how much P(fake) moves when the
+/// rationale is swapped, emptied or negated.
+fn guidance_ui(
+    ui: &mut egui::Ui,
+    d: &ItemDetail,
+    perspectives: &[Perspective],
+    writer: &WriterView,
+    out: &mut Vec<AppCommand>,
+) {
+    let g: &GuidanceDetail = &d.guidance;
     ui.horizontal_wrapped(|ui| {
         ui.label(RichText::new("Guidance").strong());
         let models = [("ARG", g.arg.as_ref().map(|(v, p)| (*v, p.p_fake))), ("ARG-D", g.argd), ("BERT", g.bert)];
@@ -186,15 +194,37 @@ fn guidance_ui(ui: &mut egui::Ui, g: &GuidanceDetail, perspectives: &[Perspectiv
                 .on_hover_text(format!("{name} version {version} (in use)"));
         }
     });
-    let Some((_, arg)) = &g.arg else { return };
+    let Some((version, arg)) = &g.arg else { return };
     if arg.gates.is_empty() {
         return;
     }
-    egui::Grid::new("guidance_grid").num_columns(4).spacing([12.0, 4.0]).show(ui, |ui| {
+    let item = d.item.id;
+    let checked = match &writer.faithfulness {
+        Some((i, v, rows)) if *i == item && v == version => Some(rows.as_slice()),
+        _ => None,
+    };
+    egui::Grid::new("guidance_grid").num_columns(5).spacing([12.0, 4.0]).show(ui, |ui| {
         ui.label(RichText::new("perspective").small().weak());
         ui.label(RichText::new("ARG's trust in the rationale (w_r)").small().weak());
         ui.label(RichText::new("predicted useful").small().weak());
         ui.label(RichText::new("predicted LLM verdict").small().weak());
+        if checked.is_some() {
+            ui.label(RichText::new("P(fake) moves when the rationale is…").small().weak());
+        } else if writer.faithfulness_loading == Some(item) {
+            ui.horizontal(|ui| {
+                ui.spinner();
+                ui.label(RichText::new("checking…").small().weak());
+            });
+        } else if ui
+            .small_button("Does ARG use them?")
+            .on_hover_text(
+                "faithfulness: how much ARG's P(fake) for this item moves when each rationale is swapped for another \
+                 item's, emptied, or has its verdict negated",
+            )
+            .clicked()
+        {
+            out.push(AppCommand::CheckFaithfulness { item, version: *version });
+        }
         ui.end_row();
         for (key, w) in &arg.gates {
             ui.label(RichText::new(key).monospace()).on_hover_text(perspective_name(perspectives, key));
@@ -210,9 +240,27 @@ fn guidance_ui(ui: &mut egui::Ui, g: &GuidanceDetail, perspectives: &[Perspectiv
                 Some((_, v)) => ui.label(RichText::new(v.human_name()).color(verdict_color(*v))),
                 None => ui.label("—"),
             };
+            if let Some(rows) = checked {
+                match rows.iter().find(|s| &s.perspective == key) {
+                    Some(s) => ui.label(faithfulness_text(s)).on_hover_text(
+                        "change of ARG's P(fake) for this item: swapped = another item's rationale of this \
+                         perspective, emptied = no rationale, negated = its verdict sentence turned around",
+                    ),
+                    None => ui.label("—"),
+                };
+            }
             ui.end_row();
         }
     });
+}
+
+/// "swapped 0.21 · emptied 0.05 · negated 0.02": |ΔP(fake)| under each perturbation that applied.
+pub fn faithfulness_text(s: &crate::guidance::faithfulness::ItemSensitivity) -> String {
+    let parts: Vec<String> = [("swapped", s.dp_swap), ("emptied", s.dp_empty), ("negated", s.dp_negate)]
+        .into_iter()
+        .filter_map(|(name, dp)| Some(format!("{name} {:+.2}", dp?)))
+        .collect();
+    if parts.is_empty() { "—".into() } else { parts.join(" · ") }
 }
 
 fn rationales_ui(

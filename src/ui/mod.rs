@@ -20,6 +20,7 @@ mod judgement_bar;
 pub mod keys;
 mod participant;
 mod perspectives;
+mod route_dialog;
 mod status_bar;
 mod study_designer;
 pub mod testing;

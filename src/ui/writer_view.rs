@@ -6,6 +6,7 @@
 
 use crate::domain::{ItemId, RationaleId};
 use crate::formats::Format;
+use crate::guidance::faithfulness::ItemSensitivity;
 use crate::guidance::train::TokenWeight;
 use crate::store::formats::FormatRepairStats;
 use crate::writer::LiveRationale;
@@ -29,4 +30,8 @@ pub struct WriterView {
     pub attention: Option<(ItemId, i64, Vec<TokenWeight>)>,
     /// The item whose attention is being computed.
     pub attention_loading: Option<ItemId>,
+    /// How much ARG leans on each rationale of an item, as last checked: (item, version, per rationale).
+    pub faithfulness: Option<(ItemId, i64, Vec<ItemSensitivity>)>,
+    /// The item whose faithfulness is being checked.
+    pub faithfulness_loading: Option<ItemId>,
 }

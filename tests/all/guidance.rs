@@ -66,6 +66,7 @@ fn arg_matches_the_reference_outputs_loss_and_gradients() {
         label: as_f32("label"),
         useful: vec![as_f32("FTR_2_acc"), as_f32("FTR_3_acc")],
         judgement: vec![ids("FTR_2_pred"), ids("FTR_3_pred")],
+        present: vec![],
     };
     let loss = arg.loss(&out, &targets).unwrap();
     checks.push(("loss", loss.total.clone()));

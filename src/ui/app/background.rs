@@ -14,7 +14,9 @@ use crate::encoding::EncodingSummary;
 use crate::formats::Format;
 use crate::formats::generate::Rendered;
 use crate::formats::repair::RepairOutcome;
+use crate::guidance::faithfulness::FaithfulnessReport;
 use crate::guidance::online::{OnlineLearner, OnlineUpdate};
+use crate::guidance::route::RouteCost;
 use crate::guidance::simulate::SimulationReport;
 use crate::guidance::train::{TokenWeight, TrainReport};
 use crate::jobs::{Job, JobError, JobRegistry, JobState, Progress as _, Waker};
@@ -30,6 +32,9 @@ pub(in crate::ui) enum Task {
     Write,
     Format { rationale: RationaleId, format: Format },
     Attention { item: ItemId },
+    Faithfulness { item: ItemId },
+    RouteEstimate,
+    Route,
     Repair { feedback: i64 },
     Fetch,
     Encode,
@@ -57,6 +62,14 @@ pub(in crate::ui) enum Finished {
         version: i64,
         result: anyhow::Result<Vec<TokenWeight>>,
     },
+    Faithfulness {
+        item: ItemId,
+        version: i64,
+        result: anyhow::Result<FaithfulnessReport>,
+    },
+    RouteEstimated(anyhow::Result<RouteCost>),
+    /// ARG predicted the routed items: (ARG version, items predicted).
+    Routed(anyhow::Result<(i64, usize)>),
     Repaired(anyhow::Result<RepairOutcome>),
     Fetched(anyhow::Result<String>),
     Encoded(anyhow::Result<EncodingSummary>),

@@ -9,13 +9,13 @@ use egui::Key;
 use super::background::Task;
 use super::{ArgusApp, Phase};
 use crate::studio::Workspace;
-use crate::ui::command::{AppCommand, IMPORT_JOB, LLM_JOBS, WRITER_JOB};
+use crate::ui::command::{AppCommand, IMPORT_JOB, LLM_JOBS, ROUTE_ESTIMATE_JOB, ROUTE_JOB, WRITER_JOB};
 use crate::ui::import_dialog::import_dialog_ui;
 use crate::ui::train_panel::{self, TrainView};
 use crate::ui::writer_view::WriterView;
 use crate::ui::{
     agreement_panel, analysis_panel, help, item_list, item_view, judgement_bar, participant, perspectives,
-    study_designer, writer_settings,
+    route_dialog, study_designer, writer_settings,
 };
 
 /// Memory key: the annotator field has been given the keyboard once.
@@ -96,6 +96,11 @@ impl ArgusApp {
                 Task::Attention { item } => Some(item),
                 _ => None,
             }),
+            faithfulness: self.faithfulness.clone(),
+            faithfulness_loading: self.jobs.find_map(|t| match t {
+                Task::Faithfulness { item } => Some(item),
+                _ => None,
+            }),
         }
     }
 
@@ -115,6 +120,18 @@ impl ArgusApp {
             let out = perspectives::perspectives_window(ctx, &mut open, ws, &mut self.panels.perspectives);
             self.commands.extend(out);
             self.panels.show_perspectives = open;
+        }
+        let jobs = route_dialog::RouteJobs {
+            estimating: self.jobs.is_running(ROUTE_ESTIMATE_JOB),
+            busy: self.llm_job_running() || self.jobs.is_running(ROUTE_JOB) || self.route_pending.is_some(),
+        };
+        if let Some(dialog) = &mut self.panels.route {
+            let mut open = true;
+            let out = route_dialog::route_window(ctx, &mut open, dialog, jobs);
+            if !open {
+                self.panels.route = None;
+            }
+            self.commands.extend(out);
         }
         if let Some(draft) = &mut self.panels.writer_settings {
             let mut open = true;

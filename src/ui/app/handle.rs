@@ -92,6 +92,15 @@ impl ArgusApp {
             AppCommand::RenderFormat { rationale, format } => self.start_rendering(rationale, format),
             AppCommand::ApplyFeedback { feedback_id } => self.start_repair(feedback_id),
             AppCommand::LoadAttention { item, version } => self.start_attention(item, version),
+            AppCommand::CheckFaithfulness { item, version } => self.start_faithfulness(item, version),
+            AppCommand::ToggleRouteDialog => {
+                self.panels.route = match self.panels.route {
+                    Some(_) => None,
+                    None => Some(crate::ui::route_dialog::RouteDialog::default()),
+                };
+            }
+            AppCommand::EstimateRoute { share } => self.start_route_estimate(share),
+            AppCommand::RouteItems(items) => self.start_routing(items),
             AppCommand::SetAutoRetrain(every) => {
                 self.settings.retrain_every_judgements = every;
                 self.auto_retrain_started_at = None;

@@ -39,6 +39,29 @@ impl ArgusApp {
             Finished::Wrote(result) => self.wrote(result),
             Finished::Rendered { format, result } => self.format_finished(format, result, cancelled),
             Finished::Attention { item, version, result } => self.attention_finished(item, version, result),
+            Finished::RouteEstimated(result) => match result {
+                Ok(cost) => {
+                    self.commands.push(AppCommand::Studio(Command::ReloadPredictions));
+                    match &mut self.panels.route {
+                        Some(dialog) => dialog.cost = Some(cost),
+                        None => self.notify(cost.to_string()),
+                    }
+                }
+                Err(err) => self.notify_error(format!("Routing could not be estimated: {err:#}")),
+            },
+            Finished::Routed(result) => match result {
+                Ok((arg, n)) => {
+                    self.notify(format!(
+                        "Routing done: ARG version {arg} predicted the {n} routed items from their rationales."
+                    ));
+                    self.commands.push(AppCommand::Studio(Command::ReloadPredictions));
+                }
+                Err(err) => self.notify_error(format!("Routing: ARG could not predict the routed items: {err:#}")),
+            },
+            Finished::Faithfulness { item, version, result } => match result {
+                Ok(report) => self.faithfulness = Some((item, version, report.per_item)),
+                Err(err) => self.notify_error(format!("ARG's faithfulness could not be checked: {err:#}")),
+            },
             Finished::Repaired(result) => self.repair_finished(result, cancelled),
             Finished::Encoded(result) => self.encoded(result),
             Finished::Trained(result) => self.training_finished(result, cancelled),
@@ -117,6 +140,18 @@ impl ArgusApp {
     }
 
     fn wrote(&mut self, result: anyhow::Result<crate::rationales::Summary>) {
+        if let Ok(s) = &result
+            && s.generate_seconds > 0.0
+        {
+            self.writer_tokens_per_second = Some(s.tokens_per_second());
+        }
+        // A routing run's rationales are written: ARG reads them now (a stopped or failed run routes nothing).
+        let routed = self.route_pending.take();
+        if let (Some(items), Ok(s)) = (routed, &result)
+            && !s.cancelled
+        {
+            self.start_route_predict(items);
+        }
         match result {
             Ok(s) if s.cancelled => self.notify(format!(
                 "Stopped: {} rationale(s) written and kept; the rest can be written later.",

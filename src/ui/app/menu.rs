@@ -153,6 +153,14 @@ impl ArgusApp {
             self.commands.push(AppCommand::EncodeItems);
             ui.close();
         }
+        if ui
+            .add_enabled(ready, egui::Button::new("Route uncertain items…"))
+            .on_hover_text("ARG-D scores everything; its least sure share gets rationales and goes through ARG")
+            .clicked()
+        {
+            self.commands.push(AppCommand::ToggleRouteDialog);
+            ui.close();
+        }
         if ui.button("Writer settings…").clicked() {
             self.commands.push(AppCommand::ToggleWriterSettings);
             ui.close();

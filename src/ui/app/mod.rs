@@ -26,10 +26,12 @@ use super::import_dialog::ImportDialog;
 use super::participant::{self, ParticipantRun, RunDialog};
 use super::train_panel::{LiveRun, TrainPanelState};
 use super::{
-    agreement_panel, item_list, item_view, judgement_bar, perspectives, status_bar, study_designer, writer_settings,
+    agreement_panel, item_list, item_view, judgement_bar, perspectives, route_dialog, status_bar, study_designer,
+    writer_settings,
 };
 use crate::config::{Settings, Theme};
 use crate::domain::{ItemId, ItemSummary};
+use crate::guidance::faithfulness::ItemSensitivity;
 use crate::guidance::train::TokenWeight;
 use crate::jobs::Waker;
 use crate::store::ImportSummary;
@@ -96,6 +98,7 @@ pub(super) struct PanelState {
     pub show_perspectives: bool,
     pub perspectives: perspectives::PerspectivesState,
     pub writer_settings: Option<writer_settings::WriterSettingsDraft>,
+    pub route: Option<route_dialog::RouteDialog>,
     pub train: TrainPanelState,
     pub designer: study_designer::DesignerState,
     pub run_dialog: Option<RunDialog>,
@@ -115,6 +118,12 @@ pub struct ArgusApp {
     attention: Option<(ItemId, i64, Vec<TokenWeight>)>,
     /// The last (item, version) whose attention could not be computed (not asked again).
     attention_failed: Option<(ItemId, i64)>,
+    /// The last faithfulness check of one item: (item, version, per-rationale sensitivities).
+    faithfulness: Option<(ItemId, i64, Vec<ItemSensitivity>)>,
+    /// Items routed to rationales + ARG whose rationales are being written: ARG predicts them when the writer ends.
+    route_pending: Option<Vec<ItemId>>,
+    /// The writer's speed in its last run this session (tokens/s), for routing's cost.
+    writer_tokens_per_second: Option<f64>,
     /// Repairs by format, read on opening a database, after feedback is saved and after a repair (never per frame).
     pub(super) repair_stats: Vec<FormatRepairStats>,
     /// The training run in progress, or the last one (its curves stay in the Train panel).
@@ -172,6 +181,9 @@ impl ArgusApp {
             jobs: BackgroundJobs::default(),
             attention: None,
             attention_failed: None,
+            faithfulness: None,
+            route_pending: None,
+            writer_tokens_per_second: None,
             repair_stats: Vec::new(),
             train_run: None,
             versions: VersionsCache::default(),

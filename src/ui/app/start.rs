@@ -10,6 +10,7 @@ use super::{ArgusApp, ImportResult, Phase};
 use crate::domain::ModelKind;
 use crate::domain::{ItemId, RationaleId};
 use crate::formats::Format;
+use crate::guidance::faithfulness::FaithfulnessOptions;
 use crate::guidance::online::{OnlineLearner, OnlineOptions};
 use crate::guidance::train::{TrainError, TrainOptions, TrainRequest};
 use crate::ingest::{self, ImportOptions, export::ExportFormat};
@@ -17,8 +18,8 @@ use crate::jobs::{JobError, JobState, Progress as _};
 use crate::store::Store;
 use crate::studio::{self, Workspace};
 use crate::ui::command::{
-    ATTENTION_JOB, ENCODE_JOB, EXPORT_JOB, FETCH_JOB, FORMAT_JOB, IMPORT_JOB, ONLINE_JOB, OPEN_JOB, REPAIR_JOB,
-    SIMULATE_JOB, STUDY_EXPORT_JOB, WRITER_JOB, train_job_name,
+    ATTENTION_JOB, ENCODE_JOB, EXPORT_JOB, FAITHFULNESS_JOB, FETCH_JOB, FORMAT_JOB, IMPORT_JOB, ONLINE_JOB, OPEN_JOB,
+    REPAIR_JOB, ROUTE_ESTIMATE_JOB, ROUTE_JOB, SIMULATE_JOB, STUDY_EXPORT_JOB, WRITER_JOB, train_job_name,
 };
 use crate::ui::train_panel::LiveRun;
 use crate::writer::{FormatRequest, RepairRequest, WriteRequest};
@@ -161,6 +162,70 @@ impl ArgusApp {
         let work = move |p: &JobState| crate::guidance::train::news_attention(&db, version, item, device, p);
         let done = move |result| Finished::Attention { item, version, result };
         let spawned = self.jobs.spawn(ATTENTION_JOB, Task::Attention { item }, self.waker(), work, done);
+        self.started(spawned);
+    }
+
+    /// Starts checking how much ARG `version` leans on each of `item`'s rationales, in the background, unless it is
+    /// being checked or was checked.
+    pub(super) fn start_faithfulness(&mut self, item: ItemId, version: i64) {
+        if self.jobs.find(|t| matches!(t, Task::Faithfulness { .. })).is_some()
+            || self.faithfulness.as_ref().is_some_and(|(i, v, _)| (*i, *v) == (item, version))
+        {
+            return;
+        }
+        let Phase::Ready(ws) = &self.phase else { return };
+        let db = ws.db_path();
+        let device = self.settings.writer.device;
+        let options = FaithfulnessOptions { items: Some(vec![item]), ..FaithfulnessOptions::default() };
+        let work = move |p: &JobState| crate::guidance::faithfulness::faithfulness(&db, version, &options, device, p);
+        let done = move |result| Finished::Faithfulness { item, version, result };
+        let spawned = self.jobs.spawn(FAITHFULNESS_JOB, Task::Faithfulness { item }, self.waker(), work, done);
+        self.started(spawned);
+    }
+
+    /// Starts scoring every item with ARG-D and counting what routing its least sure `share` would cost.
+    pub(super) fn start_route_estimate(&mut self, share: f64) {
+        let Phase::Ready(ws) = &self.phase else { return };
+        let db = ws.db_path();
+        let device = self.settings.writer.device;
+        let perspectives: Vec<String> =
+            ws.perspectives().iter().filter(|p| p.generated).map(|p| p.key.clone()).collect();
+        let max_tokens = self.settings.writer.params.max_tokens;
+        let tps = self.writer_tokens_per_second;
+        let work = move |p: &JobState| {
+            crate::guidance::route::route_cost(&db, share, device, &perspectives, max_tokens, tps, p)
+        };
+        let spawned =
+            self.jobs.spawn(ROUTE_ESTIMATE_JOB, Task::RouteEstimate, self.waker(), work, Finished::RouteEstimated);
+        self.started(spawned);
+    }
+
+    /// Routes `items`: the writer writes their rationales (the usual writer job), then ARG predicts them.
+    pub(super) fn start_routing(&mut self, items: Vec<ItemId>) {
+        if self.llm_job_running() {
+            self.notify(WRITER_BUSY);
+            return;
+        }
+        self.route_pending = Some(items.clone());
+        self.start_writing(items);
+        if !self.jobs.is_running(WRITER_JOB) {
+            self.route_pending = None;
+        }
+    }
+
+    /// Starts ARG's predictions of the routed `items` (their rationales written), in the background.
+    pub(super) fn start_route_predict(&mut self, items: Vec<ItemId>) {
+        let Phase::Ready(ws) = &self.phase else { return };
+        let Some(arg) = ws.active_versions().arg else {
+            self.notify_error("Routing: the rationales are written, but there is no ARG version in use to read them.");
+            return;
+        };
+        let db = ws.db_path();
+        let device = self.settings.writer.device;
+        let work = move |p: &JobState| {
+            crate::guidance::train::predict_items(&db, arg, Some(&items), device, p).map(|n| (arg, n))
+        };
+        let spawned = self.jobs.spawn(ROUTE_JOB, Task::Route, self.waker(), work, Finished::Routed);
         self.started(spawned);
     }
 
