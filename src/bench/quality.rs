@@ -85,8 +85,9 @@ pub struct QualityOptions {
     /// Tokens per text.
     #[arg(long, default_value_t = TrainOptions::default().max_len)]
     pub max_len: usize,
-    /// Split train / val by this field (e.g. image_id) instead of by text, so one event never straddles them.
-    #[arg(long)]
+    /// Split train / val by this field (e.g. image_id) instead of by text, so one event never straddles them;
+    /// `FIELD~REGEX` groups by the part of the value the expression picks (e.g. `image_id~^[^_]+`).
+    #[arg(long, value_parser = crate::guidance::data::check_group_key)]
     pub group_by: Option<String>,
     /// Choose each version's decision threshold on the validation split instead of 0.5.
     #[arg(long)]

@@ -63,8 +63,9 @@ pub struct Train {
     max_len: usize,
     /// Split train / val (and test, when the data names no split) by this field instead of by text: an imported
     /// column (e.g. image_id, event, claim_id) or `source`, so one group never straddles train and val. A retrain
-    /// with --from keeps its parent's key.
-    #[arg(long)]
+    /// with --from keeps its parent's key. `FIELD~REGEX` groups by the part of the value the expression picks
+    /// (its first capture group), e.g. `image_id~^[^_]+` for an event named before the first underscore.
+    #[arg(long, value_parser = crate::guidance::data::check_group_key)]
     group_by: Option<String>,
     /// Choose the decision threshold on the validation split (the one with the best validation macro-F1) instead
     /// of 0.5; stored with the version, used for its test metrics (small, imbalanced data: see the README).
@@ -289,7 +290,7 @@ pub struct Simulate {
     #[arg(long, default_value = "minilm")]
     encoder: String,
     /// Split by this field instead of by text (as `argus train --group-by`).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::guidance::data::check_group_key)]
     group_by: Option<String>,
     /// Learning rate of the head.
     #[arg(long, default_value_t = TrainOptions::default().head_lr)]

@@ -134,6 +134,47 @@ fn label_of(item: &TrainingItem) -> (Option<bool>, bool) {
     }
 }
 
+/// What a split is grouped by: a field (an imported column, or `source`), or `FIELD~REGEX`: the part of the field's
+/// value the regular expression picks (its first capture group, else its whole match; a value it does not match
+/// is its own group). `image_id~^[^_]+` groups twitter-qwen's posts by event (`nepal_25` → `nepal`), not by image.
+#[derive(Clone, Debug)]
+pub struct GroupKey {
+    pub field: String,
+    pub pattern: Option<regex::Regex>,
+}
+
+impl GroupKey {
+    /// Reads `FIELD` or `FIELD~REGEX`; the error says what is wrong with it.
+    pub fn parse(spec: &str) -> Result<Self, String> {
+        let (field, pattern) = match spec.split_once('~') {
+            Some((f, p)) => (f.trim(), Some(p)),
+            None => (spec.trim(), None),
+        };
+        if field.is_empty() {
+            return Err(format!("{spec:?}: no field to group by (FIELD or FIELD~REGEX)"));
+        }
+        let pattern = pattern
+            .map(|p| regex::Regex::new(p).map_err(|e| format!("{spec:?}: bad regular expression: {e}")))
+            .transpose()?;
+        Ok(Self { field: field.to_owned(), pattern })
+    }
+
+    /// The group of `item`: its field's value, or the part the pattern picks; `None` when it has no value.
+    pub fn value(&self, item: &TrainingItem) -> Option<String> {
+        let value = item.field(&self.field)?;
+        let Some(re) = &self.pattern else { return Some(value) };
+        Some(match re.captures(&value) {
+            Some(c) => c.get(1).or_else(|| c.get(0)).map_or(value.clone(), |m| m.as_str().to_owned()),
+            None => value,
+        })
+    }
+}
+
+/// `--group-by`'s value parser: the spec as given, once [`GroupKey::parse`] accepts it.
+pub fn check_group_key(spec: &str) -> Result<String, String> {
+    GroupKey::parse(spec).map(|_| spec.to_owned())
+}
+
 /// The groups that form the validation split when a group key divides train from val: per class (a group's
 /// majority gold label; unlabelled groups are a class of their own), groups in the order of their hash are taken
 /// until val holds 15% of that class's items, skipping a group that would take it past 1.5 times that share (one
@@ -205,10 +246,17 @@ pub fn build_grouped(
         ..Default::default()
     };
     let mut groups: [std::collections::HashSet<String>; 3] = Default::default();
+    let key = group_by.map(|spec| {
+        GroupKey::parse(spec).unwrap_or_else(|err| {
+            // The command line and the studio check the key first; a bad one stored elsewhere groups by the field.
+            tracing::warn!("group key {spec:?}: {err}; grouping by the field as a whole");
+            GroupKey { field: spec.split('~').next().unwrap_or(spec).to_owned(), pattern: None }
+        })
+    });
     // The group of each item: its value of the key, marked so that it cannot collide with a text; an item without
     // one is its own group.
     let group_of = |item: &TrainingItem| -> String {
-        let group = group_by.and_then(|key| item.field(key));
+        let group = key.as_ref().and_then(|key| key.value(item));
         group.map_or_else(|| format!("text\u{0}{}", item.news_text()), |g| format!("group\u{0}{g}"))
     };
     // Items divided into train and val by the hash (the data names no train split).
@@ -225,7 +273,7 @@ pub fn build_grouped(
     let mut examples = Vec::with_capacity(items.len());
     for (item, explicit) in items.iter().zip(explicit) {
         let news = item.news_text();
-        if group_by.is_some() && group_by.and_then(|key| item.field(key)).is_none() {
+        if key.as_ref().is_some_and(|key| key.value(item).is_none()) {
             snapshot.ungrouped += 1;
         }
         let group = group_of(item);
@@ -413,6 +461,15 @@ mod tests {
         assert!((40..=70).contains(&snap.val), "about 15% of the items in val: {snap:?}");
         assert_eq!(snap.ungrouped, 1);
         assert_eq!((snap.train + snap.val, snap.test), (301, 0));
+        // FIELD~REGEX groups by the part the expression picks: here, ten events of three image ids each.
+        for (i, it) in items.iter_mut().enumerate().take(300) {
+            it.metadata["photo"] = serde_json::json!(format!("ev{}_img{}", i / 30, i / 10));
+        }
+        let (by_prefix, snap) = build_grouped(&items, &[], Some("photo~^([^_]+)_"));
+        assert_eq!(straddling(&by_prefix, &|i| format!("ev{}", i / 30)), 0);
+        assert_eq!(snap.groups_train + snap.groups_val, 11, "ten events and the item without a photo: {snap:?}");
+        assert!(GroupKey::parse("photo~(").unwrap_err().contains("bad regular expression"));
+        assert!(GroupKey::parse("~x").unwrap_err().contains("no field"));
         // A number works as a key as well as a string, and gives the same grouping.
         let (by_number, _) = build_grouped(&items, &[], Some("n"));
         assert_eq!(straddling(&by_number, &event), 0);

@@ -3,7 +3,8 @@
 //! - **empty**: no rationale at all (how a missing rationale reaches the model);
 //! - **swap**: another item's rationale of the same perspective (a seeded derangement);
 //! - **negate**: the same rationale with its verdict sentence negated (true ↔ false, real ↔ fake, is ↔ is not, ...;
-//!   items whose rationale has no such sentence are left out of this one),
+//!   items whose rationale has no such sentence, or has it past the tokens the model reads, are left out of this
+//!   one),
 //!
 //! and ARG's P(fake) and its trust in that rationale (the gate w_r) are computed again. Per perspective the report
 //! gives the mean |ΔP(fake)| and |Δw_r| under each perturbation, and the Pearson correlation over items between
@@ -409,6 +410,11 @@ pub fn faithfulness(
     }
     progress.set(0, 0, &format!("faithfulness: {} items, {} perturbed copies", chosen.len(), variants.len()));
     let bank = FeatureBank::build(&mut session.cache, &session.encoder, &texts, progress)?;
+    // A negation past the last token the encoder keeps (long justifications put their verdict last) is invisible
+    // to the model: it does not count as a perturbation.
+    variants.retain(|(i, k, p, changed)| {
+        *p != Perturbation::Negate || !bank.same(&chosen[*i].rationales[*k].text, &changed.rationales[*k].text)
+    });
     let inputs = Inputs::Frozen { bank: &bank, max_len: loaded.config.options.max_len };
     let device = session.device.clone();
     let Net::Arg(_) = &loaded.net else {

@@ -74,6 +74,15 @@ impl FeatureBank {
         self.index[text]
     }
 
+    /// True when the two texts read the same to the model: the same frozen states (a change past the last token
+    /// the encoder keeps is invisible to it).
+    pub fn same(&self, a: &str, b: &str) -> bool {
+        match (self.index.get(a), self.index.get(b)) {
+            (Some(&i), Some(&j)) => i == j || self.rows[i] == self.rows[j],
+            _ => false,
+        }
+    }
+
     /// Real tokens of row `id`.
     pub fn tokens(&self, id: usize) -> usize {
         self.rows[id].0

@@ -254,11 +254,12 @@ fn guidance_ui(
     });
 }
 
-/// "swapped 0.21 · emptied 0.05 · negated 0.02": |ΔP(fake)| under each perturbation that applied.
+/// "swapped +0.210 · emptied -0.050 · negated +0.020": ΔP(fake) under each perturbation that applied (no negation
+/// when the rationale has no verdict sentence within what ARG reads).
 pub fn faithfulness_text(s: &crate::guidance::faithfulness::ItemSensitivity) -> String {
     let parts: Vec<String> = [("swapped", s.dp_swap), ("emptied", s.dp_empty), ("negated", s.dp_negate)]
         .into_iter()
-        .filter_map(|(name, dp)| Some(format!("{name} {:+.2}", dp?)))
+        .filter_map(|(name, dp)| Some(format!("{name} {:+.3}", dp?)))
         .collect();
     if parts.is_empty() { "—".into() } else { parts.join(" · ") }
 }

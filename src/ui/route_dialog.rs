@@ -35,7 +35,8 @@ pub struct RouteJobs {
 /// Draws the dialog while `open`; returns the commands it emits.
 pub fn route_window(ctx: &egui::Context, open: &mut bool, state: &mut RouteDialog, jobs: RouteJobs) -> Vec<AppCommand> {
     let mut out = Vec::new();
-    studio_window("Route uncertain items", open, Placement::Floating { width: 480.0 }).show(ctx, |ui| {
+    studio_window("Route uncertain items", open, Placement::Dialog).show(ctx, |ui| {
+        ui.set_max_width(480.0);
         ui.label(
             "ARG-D scores every item without rationales; the items it is least sure about get rationales from every \
              perspective and are predicted by ARG, which reads them (the ARG paper's cost-aware routing).",

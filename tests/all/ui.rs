@@ -763,3 +763,62 @@ fn readme_key_table_lists_the_keys_of_the_command_table() {
     let without_t = readme.replace("| `t` |", "| the Train panel |");
     assert!(table.difference(&readme_keys(&without_t)).any(|k| k == "t"));
 }
+
+#[test]
+fn the_item_view_checks_args_faithfulness_and_routing_shows_its_cost_before_writing() {
+    use argus::domain::ModelKind;
+    use argus::guidance::train::{TrainOptions, TrainRequest, train};
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("small.sqlite");
+    demo_subset(&db, 40, true);
+    let encoder = super::models::model(argus::models::catalog::DEMO_ENCODER).display().to_string();
+    let quick = TrainOptions { max_epochs: 1, max_len: 32, batch_size: 16, ..TrainOptions::default() };
+    let request = |kind| TrainRequest { encoder: encoder.clone(), options: quick.clone(), ..TrainRequest::new(kind) };
+    let arg = train(&db, &request(ModelKind::Arg), &argus::jobs::NoProgress, &mut |_| {}).unwrap();
+    let argd = train(&db, &request(ModelKind::Argd), &argus::jobs::NoProgress, &mut |_| {}).unwrap();
+    let mut settings = argus::config::Settings::default();
+    let gguf = super::models::model(argus::models::catalog::TEST_GENERATOR);
+    settings.writer.local_model = gguf.display().to_string();
+    settings.writer.params = argus::models::GenerationParams::greedy(16);
+    settings.writer.device = argus::models::DeviceChoice::Cpu;
+    let mut s = studio_on(dir, db, settings);
+    s.harness.run_steps(2);
+
+    // Faithfulness of the selected item, on request, as a job: P(fake)'s move per perturbation in the guidance grid.
+    s.harness.get_by_label("Does ARG use them?").click();
+    s.harness.step();
+    step_until_slow(&mut s.harness, "the faithfulness check", |app| !app.has_running_jobs());
+    s.harness.run_steps(2);
+    assert!(s.harness.query_by_label("P(fake) moves when the rationale is…").is_some());
+    assert!(s.harness.query_by_label_contains("swapped ").is_some_and(|n| format!("{n:?}").contains("emptied")));
+    // Routing: the cost first (ARG-D scores all 40 items, 23% of them are routed: 9 items × td, cs, fc).
+    s.harness.state_mut().queue(argus::ui::AppCommand::ToggleRouteDialog);
+    s.harness.run_steps(3);
+    s.harness.get_by_label("Score with ARG-D and estimate the cost").click();
+    s.harness.step();
+    step_until_slow(&mut s.harness, "the routing estimate", |app| !app.has_running_jobs());
+    s.harness.run_steps(2);
+    let expected =
+        format!("ARG-D version {} is least sure about 9 of 40 items (23%): 9 items × 3 perspectives", argd.version);
+    let cost = s.harness.get_by_label_contains(&expected);
+    let cost = format!("{cost:?}");
+    assert!(cost.contains("= 27 rationales to write") && cost.contains("not measured yet"), "{cost}");
+    let written = |db: &Path| {
+        let store = Store::open(db).unwrap();
+        (1..=40)
+            .map(|id| store.rationales(id).unwrap().into_iter().filter(|r| r.model.is_some()).count())
+            .sum::<usize>()
+    };
+    assert_eq!(written(&s.db), 0, "nothing is written before the second click");
+    s.harness.get_by_label("Write 27 rationales and let ARG predict the 9 items").click();
+    s.harness.step();
+    step_until_slow(&mut s.harness, "the routing to finish", |app| {
+        app.notice().is_some_and(|n| n.text.starts_with("Routing done") || n.is_error)
+    });
+    let notice = s.harness.state().notice().unwrap().text.clone();
+    assert_eq!(
+        notice,
+        format!("Routing done: ARG version {} predicted the 9 routed items from their rationales.", arg.version)
+    );
+    assert_eq!(written(&s.db), 27);
+}
