@@ -279,19 +279,37 @@ pub fn apply_feedback(
     let messages = repair_messages(&news, &source.text, &perspective_name, &f.format, f);
     progress.set(0, 2, "writing the repaired rationale");
     // Stop as soon as the rationale is complete: at a fence marker after it (see `repaired_text`).
-    let mut so_far = String::new();
-    let completion = model.chat(&messages, &GenerationParams::greedy(REPAIR_MAX_TOKENS), &mut |piece| {
-        on_token(piece);
-        so_far.push_str(piece);
-        let body = so_far.trim_start();
-        let body = body.strip_prefix(ANALYSIS_OPEN).unwrap_or(body);
-        let complete = ["<<<", ">>>"].iter().any(|m| body.find(m).is_some_and(|i| !body[..i].trim().is_empty()));
-        if progress.is_cancelled() || complete { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
-    })?;
-    if progress.is_cancelled() {
-        return Err(crate::jobs::Cancelled.into());
+    let mut ask = |messages: &[ChatMessage]| -> Result<String, FormatError> {
+        let mut so_far = String::new();
+        let completion = model.chat(messages, &GenerationParams::greedy(REPAIR_MAX_TOKENS), &mut |piece| {
+            on_token(piece);
+            so_far.push_str(piece);
+            let body = so_far.trim_start();
+            let body = body.strip_prefix(ANALYSIS_OPEN).unwrap_or(body);
+            let complete = ["<<<", ">>>"].iter().any(|m| body.find(m).is_some_and(|i| !body[..i].trim().is_empty()));
+            if progress.is_cancelled() || complete { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
+        })?;
+        if progress.is_cancelled() {
+            return Err(crate::jobs::Cancelled.into());
+        }
+        Ok(completion.text)
+    };
+    let first = ask(&messages)?;
+    let mut text = repaired_text(&first);
+    if text.is_empty() {
+        // An answer with no rationale before its first fence marker (a small model echoing the prompt's fences) is
+        // asked again once, with the reason, as a malformed format answer is.
+        let mut again = messages.clone();
+        again.push(ChatMessage { role: "assistant".into(), content: first.chars().take(400).collect() });
+        again.push(ChatMessage {
+            role: "user".into(),
+            content: "That answer has no rewritten rationale: it starts with a fence marker. Write only the \
+                      rewritten rationale, as plain text, without any <<< or >>> markers."
+                .into(),
+        });
+        let second = ask(&again)?;
+        text = repaired_text(&second);
     }
-    let text = repaired_text(&completion.text);
     if text.is_empty() {
         return Err(FormatError::EmptyAnswer);
     }

@@ -567,3 +567,33 @@ fn some_answer(a: &argus::studies::flow::Asked) -> String {
         AnswerKind::Text => "fine".into(),
     }
 }
+
+#[test]
+fn a_repair_answer_that_opens_with_a_fence_is_asked_again_once_then_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, _, rid) = one_item(dir.path(), NEWS);
+    let mut store = Store::open(&db).unwrap();
+    let annotator = store.annotator_id("ana").unwrap();
+    let form = NewFeedback {
+        rationale_id: rid,
+        annotator_id: annotator,
+        format: "free-text".into(),
+        fb_what: Some("The tone is not alarmist.".into()),
+        ..Default::default()
+    };
+    let fid = store.save_feedback_form(&form).unwrap();
+    // A small model echoing the prompt's fence: asked again with the reason, the second answer is kept.
+    let echoed = "<<<NEWS\nThe city council voted 7-2 on Monday";
+    let fixed = "The vote count is checkable and the tone calm, so it is likely real.";
+    let mut model = Scripted::new("scripted-writer", &[echoed, fixed, "Real."]);
+    let outcome = repair::apply_feedback(&mut store, &mut model, fid, None, &NoProgress, &mut |_| {}).unwrap();
+    let retry = &model.asked[1];
+    assert_eq!(retry.len(), model.asked[0].len() + 2, "the first answer and the reason follow the prompt");
+    assert!(retry.last().unwrap().content.contains("starts with a fence marker"), "{retry:?}");
+    assert_eq!(store.rationale(outcome.repaired_rationale).unwrap().text, fixed);
+    // Twice fenced: a clear error, and nothing stored.
+    let mut model = Scripted::new("scripted-writer", &[echoed, echoed]);
+    let err = repair::apply_feedback(&mut store, &mut model, fid, None, &NoProgress, &mut |_| {}).unwrap_err();
+    assert!(err.to_string().contains("empty rationale"), "{err}");
+    assert_eq!(store.rationale_revisions(rid).unwrap().len(), 2, "only the first repair's revision");
+}
