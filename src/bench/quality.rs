@@ -259,7 +259,7 @@ impl fmt::Display for QualityReport {
         }
         writeln!(
             f,
-            "| method | test macro-F1 (mean ± std) | accuracy (mean) | AUC (mean) | faithfulness (mean |ΔP|) | seeds |"
+            "| method | test macro-F1 (mean ± std) | accuracy (mean) | AUC (mean) | faithfulness (mean abs. ΔP(fake)) | seeds |"
         )?;
         writeln!(f, "|---|---|---|---|---|---|")?;
         for m in self.methods() {

@@ -161,7 +161,7 @@ impl fmt::Display for FaithfulnessReport {
         )?;
         writeln!(
             f,
-            "| perspective | items | mean w_r | perturbation | applied | mean |ΔP(fake)| | mean |Δw_r| | corr(w_r, |ΔP|) |"
+            "| perspective | items | mean w_r | perturbation | applied | mean abs. ΔP(fake) | mean abs. Δw_r | corr(w_r, abs. ΔP) |"
         )?;
         writeln!(f, "|---|---|---|---|---|---|---|---|")?;
         for p in &self.perspectives {
