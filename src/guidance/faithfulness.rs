@@ -23,7 +23,6 @@ use serde::Serialize;
 
 use super::data::{self, Example, Split};
 use super::features::FeatureBank;
-use super::net::Net;
 use super::train::{Inputs, Result, TrainError, VersionConfig, load_version, open_session, predict_all};
 use crate::domain::{ItemId, ModelKind};
 use crate::jobs::Progress;
@@ -360,19 +359,23 @@ pub fn faithfulness(
     // Swap partners: per perspective, a seeded derangement among the items of the whole database that have a
     // rationale from it (so that one chosen item still gets another item's rationale).
     let mut rng = rand::rngs::StdRng::seed_from_u64(options.seed);
+    let wanted: std::collections::HashSet<ItemId> = chosen.iter().map(|e| e.item).collect();
     let mut swaps: Vec<std::collections::HashMap<ItemId, String>> = Vec::new();
     for k in 0..perspectives.len() {
         let pool: Vec<&Example> = examples.iter().filter(|e| e.rationales[k].present).collect();
-        let mut donors: Vec<usize> = (0..pool.len()).collect();
-        donors.shuffle(&mut rng);
+        let mut order: Vec<usize> = (0..pool.len()).collect();
+        order.shuffle(&mut rng);
         let mut map = std::collections::HashMap::new();
         if pool.len() >= 2 {
-            for (i, e) in pool.iter().enumerate() {
-                // Rotate the shuffled order by one: nobody gets their own rationale.
-                let pos = donors.iter().position(|&d| d == i).expect("a permutation");
-                let mut donor = pool[donors[(pos + 1) % donors.len()]];
+            // Each item takes the rationale of the next one in the shuffled order: nobody gets their own.
+            for (pos, &i) in order.iter().enumerate() {
+                let e = pool[i];
+                if !wanted.contains(&e.item) {
+                    continue;
+                }
+                let mut donor = pool[order[(pos + 1) % order.len()]];
                 if donor.rationales[k].text == e.rationales[k].text {
-                    // Same text (duplicates): take the next one that differs, if any.
+                    // Same text (duplicates): take the first one that differs, if any.
                     if let Some(other) = pool.iter().find(|o| o.rationales[k].text != e.rationales[k].text) {
                         donor = other;
                     }
@@ -417,9 +420,6 @@ pub fn faithfulness(
     });
     let inputs = Inputs::Frozen { bank: &bank, max_len: loaded.config.options.max_len };
     let device = session.device.clone();
-    let Net::Arg(_) = &loaded.net else {
-        return Err(TrainError::NotArg { version, found: loaded.config.architecture.kind });
-    };
     let base = predict_all(&loaded.net, &chosen, inputs, &device)?;
     let perturbed_refs: Vec<&Example> = variants.iter().map(|v| &v.3).collect();
     let perturbed = predict_all(&loaded.net, &perturbed_refs, inputs, &device)?;
