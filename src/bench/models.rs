@@ -200,6 +200,135 @@ pub fn encoder(
     })
 }
 
+/// Real texts of the bundled demo, its claims and their PolitiFact justifications interleaved (short and long
+/// texts, as a project's news and rationales are), the first `n`.
+pub fn demo_texts(n: usize) -> Vec<String> {
+    let items = crate::ingest::read_demo_sample().map(|p| p.items).unwrap_or_default();
+    let mut texts = Vec::new();
+    for item in items {
+        texts.push(item.text.clone());
+        texts.extend(item.rationales.iter().map(|r| r.text.clone()));
+    }
+    texts.truncate(n);
+    texts
+}
+
+/// Filling the encoder cache from real texts: Argus's way (texts sorted by length, each batch padded to its
+/// longest, `Encoder::encode_rows`) beside PyTorch padding every text to the full length (ARG's reference) and
+/// PyTorch with the same sorting.
+#[derive(Debug)]
+pub struct CorpusReport {
+    pub threads: usize,
+    pub texts: usize,
+    pub real_tokens: usize,
+    pub length: usize,
+    pub batch: usize,
+    pub argus_secs: f64,
+    pub peer: Result<serde_json::Value, String>,
+}
+
+impl CorpusReport {
+    pub fn argus_texts_per_s(&self) -> f64 {
+        self.texts as f64 / self.argus_secs
+    }
+
+    /// Argus against PyTorch padded to the full length, and against PyTorch sorted.
+    pub fn ratios(&self) -> Option<(f64, f64)> {
+        let p = self.peer.as_ref().ok()?;
+        let ours = self.argus_texts_per_s();
+        Some((ours / p["padded_texts_per_second"].as_f64()?, ours / p["sorted_texts_per_second"].as_f64()?))
+    }
+}
+
+impl fmt::Display for CorpusReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "encoder on real texts: {} texts of the demo (claims and justifications, {} real tokens, {:.0} a text), \
+             length {}, batch {}, {} thread(s), the whole encoder, once each",
+            self.texts,
+            self.real_tokens,
+            self.real_tokens as f64 / self.texts.max(1) as f64,
+            self.length,
+            self.batch,
+            self.threads
+        )?;
+        writeln!(
+            f,
+            "  argus, sorted by length, each batch padded to its longest: {:>7.1} texts/s",
+            self.argus_texts_per_s()
+        )?;
+        match (&self.peer, self.ratios()) {
+            (Ok(p), Some((padded, sorted))) => {
+                let pp = p["padded_texts_per_second"].as_f64().unwrap_or(f64::NAN);
+                let ps = p["sorted_texts_per_second"].as_f64().unwrap_or(f64::NAN);
+                writeln!(
+                    f,
+                    "  pytorch, every text padded to {} (ARG's reference): {pp:>7.1} texts/s   argus = {padded:.2}x",
+                    self.length
+                )?;
+                writeln!(
+                    f,
+                    "  pytorch, sorted the same way:                        {ps:>7.1} texts/s   argus = {sorted:.2}x"
+                )
+            }
+            (Err(e), _) => writeln!(f, "  peer: not measured: {e}"),
+            (Ok(p), None) => writeln!(f, "  peer printed no rates: {p}"),
+        }
+    }
+}
+
+/// Times [`CorpusReport`]'s three ways on the first `n` demo texts.
+pub fn encoder_corpus(
+    dir: &Path,
+    choice: crate::models::DeviceChoice,
+    n: usize,
+    batch: usize,
+    length: usize,
+    with_peer: bool,
+) -> Result<CorpusReport, ModelError> {
+    let device = choice.open()?;
+    let encoder =
+        Encoder::load(dir, &device, EncoderOptions { max_len: length, batch_size: batch, ..Default::default() })?;
+    let texts = demo_texts(n);
+    let mut sorted: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let _ = encoder.encode_rows(&sorted[..batch.min(sorted.len())], true)?; // warm-up
+    let t = Instant::now();
+    sorted.sort_by_key(|t| t.len());
+    let rows = encoder.encode_rows(&sorted, true)?;
+    let argus_secs = t.elapsed().as_secs_f64();
+    let real_tokens = rows.iter().map(|(n, _)| n).sum();
+    let threads = candle_core::utils::get_num_threads();
+    let peer = if !with_peer {
+        Err("skipped (--no-peer)".to_owned())
+    } else if let Some(py) = python("ARGUS_PEER_PYTHON", ".venv-peers") {
+        let tmp = tempdir();
+        let inputs = tmp.join("texts.json");
+        std::fs::write(&inputs, serde_json::to_string(&texts).unwrap_or_default())
+            .map_err(|e| ModelError::file(&inputs, e))?;
+        let args = [
+            "--model",
+            &dir.display().to_string(),
+            "--inputs",
+            &inputs.display().to_string(),
+            "--batch",
+            &batch.to_string(),
+            "--length",
+            &length.to_string(),
+            "--threads",
+            &threads.to_string(),
+            "--corpus",
+        ]
+        .map(String::from);
+        let result = run_peer(&py, "encoder_torch.py", &args);
+        let _ = std::fs::remove_dir_all(&tmp);
+        result
+    } else {
+        Err("PyTorch peer not installed (run benches/peers/setup.sh, or set ARGUS_PEER_PYTHON)".to_owned())
+    };
+    Ok(CorpusReport { threads, texts: texts.len(), real_tokens, length, batch, argus_secs, peer })
+}
+
 /// Generation figures, Argus and peer.
 #[derive(Debug)]
 pub struct GenerateReport {

@@ -91,11 +91,21 @@ pub struct Encoder {
     /// Measure Argus only.
     #[arg(long)]
     no_peer: bool,
+    /// Instead of one full batch: encode this many real texts of the demo (claims and justifications) once, as the
+    /// encoder cache is filled, beside PyTorch padding every text to --length (default 170 here) and sorted.
+    #[arg(long)]
+    real: Option<usize>,
 }
 
 impl Encoder {
     pub fn run(self, g: &Global) -> anyhow::Result<ExitCode> {
         let dir = model_path(&self.model)?;
+        if let Some(n) = self.real {
+            let length = if self.length == 128 { 170 } else { self.length };
+            let report = crate::bench::models::encoder_corpus(&dir, g.device(), n, self.batch, length, !self.no_peer)?;
+            print!("{report}");
+            return Ok(ExitCode::SUCCESS);
+        }
         let report =
             crate::bench::models::encoder(&dir, g.device(), self.batch, self.length, self.reps, !self.no_peer)?;
         print!("{report}");
@@ -221,6 +231,13 @@ impl Train {
             json["encoder_sentences_per_s"] = e.argus_sentences_per_s().into();
             if let Some(theirs) = e.peer.as_ref().ok().and_then(|p| p["sentences_per_second"].as_f64()) {
                 json["encoder_ratio"] = (e.argus_sentences_per_s() / theirs).into();
+            }
+            let c = crate::bench::models::encoder_corpus(&dir, g.device(), 512, 32, 170, !self.no_peer)?;
+            print!("{c}");
+            json["encoder_real_texts_per_s"] = c.argus_texts_per_s().into();
+            if let Some((padded, sorted)) = c.ratios() {
+                json["encoder_real_ratio"] = padded.into();
+                json["encoder_real_ratio_vs_sorted"] = sorted.into();
             }
         }
         if !self.no_retrain {

@@ -11,6 +11,7 @@ use candle_nn::{BatchNorm, BatchNormConfig, Linear, VarBuilder, batch_norm, line
 use candle_transformers::models::bert::Config as BertConfig;
 
 use crate::models::encoder::{BertStack, Dropout, maybe_dropout};
+use crate::models::kernels::{MaskFill, attention_softmax, linear as linear3};
 
 /// ARG's settings.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -70,23 +71,9 @@ impl MaskAttention {
 
     /// The attention weights over positions, (B, L, D) -> (B, L); masked positions get 0.
     pub(crate) fn weights(&self, x: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
-        let mut scores = self.score.forward(x)?.squeeze(D::Minus1)?;
-        if let Some(mask) = mask {
-            scores = mask_fill(&scores, mask)?;
-        }
-        candle_nn::ops::softmax(&scores, D::Minus1)
+        let scores = linear3(&self.score, x)?.squeeze(D::Minus1)?;
+        attention_softmax(&scores, mask, 1.0, MaskFill::NegInf)
     }
-}
-
-/// Sets positions where `mask` is 0 to -inf. `scores` (B, ..., L), `mask` (B, L) broadcast over the middle.
-pub fn mask_fill(scores: &Tensor, mask: &Tensor) -> Result<Tensor> {
-    let mut mask = mask.to_dtype(DType::F32)?;
-    while mask.rank() < scores.rank() {
-        mask = mask.unsqueeze(1)?;
-    }
-    let keep = mask.ne(0f32)?.broadcast_as(scores.shape())?;
-    let minus_inf = Tensor::full(f32::NEG_INFINITY, scores.shape(), scores.device())?;
-    keep.where_cond(scores, &minus_inf)
 }
 
 /// One-head cross-attention: Q from `query`, K and V from `kv`, keys where `kv_mask` is 0 masked, then a Linear.
@@ -112,13 +99,13 @@ impl CrossAttention {
 
     /// (B, Lq, D) output; with `dropout`, 0.1 on the attention probabilities (training).
     fn forward(&self, kv: &Tensor, query: &Tensor, kv_mask: &Tensor, dropout: Option<&Dropout>) -> Result<Tensor> {
-        let q = self.q.forward(query)?;
-        let k = self.k.forward(kv)?;
-        let v = self.v.forward(kv)?;
-        let scores = (q.matmul(&k.transpose(1, 2)?.contiguous()?)? * self.scale)?;
-        let scores = mask_fill(&scores, kv_mask)?;
-        let probs = maybe_dropout(candle_nn::ops::softmax(&scores, D::Minus1)?, dropout, 0.1)?;
-        self.out.forward(&probs.matmul(&v)?)
+        let q = linear3(&self.q, query)?;
+        let k = linear3(&self.k, kv)?;
+        let v = linear3(&self.v, kv)?;
+        let scores = q.matmul(&k.transpose(1, 2)?.contiguous()?)?;
+        let probs = attention_softmax(&scores, Some(kv_mask), self.scale, MaskFill::NegInf)?;
+        let probs = maybe_dropout(probs, dropout, 0.1)?;
+        linear3(&self.out, &probs.matmul(&v)?)
     }
 }
 

@@ -8,8 +8,9 @@ use candle_core::{D, Module, Result, Tensor};
 use candle_nn::{Linear, VarBuilder, linear, linear_no_bias};
 use candle_transformers::models::bert::Config as BertConfig;
 
-use super::arg::{Arg, ArgConfig, ArgInputs, bce, mask_fill};
+use super::arg::{Arg, ArgConfig, ArgInputs, bce};
 use crate::models::encoder::{BertStack, Dropout, differentiable_layer_norm, maybe_dropout};
+use crate::models::kernels::{MaskFill, attention_softmax, gelu_erf, linear as linear3};
 
 /// ARG-D's settings.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -66,20 +67,17 @@ impl Block {
     fn forward(&self, x: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
         let (b, l, d) = x.dims3()?;
         let dh = d / self.heads;
-        let qkv = self.qkv.forward(&layer_norm(x, &self.norm1)?)?.reshape((b, l, 3, self.heads, dh))?;
+        let qkv = linear3(&self.qkv, &layer_norm(x, &self.norm1)?)?.reshape((b, l, 3, self.heads, dh))?;
         let part = |i: usize| qkv.narrow(2, i, 1)?.squeeze(2)?.transpose(1, 2)?.contiguous();
         let (q, k, v) = (part(0)?, part(1)?, part(2)?);
-        let mut scores = (q.matmul(&k.t()?.contiguous()?)? * (dh as f64).powf(-0.5))?;
-        if let Some(mask) = mask {
-            scores = mask_fill(&scores, mask)?;
-        }
-        let attn = candle_nn::ops::softmax(&scores, D::Minus1)?
+        let scores = q.matmul(&k.t()?.contiguous()?)?;
+        let attn = attention_softmax(&scores, mask, (dh as f64).powf(-0.5), MaskFill::NegInf)?
             .matmul(&v)?
             .transpose(1, 2)?
             .contiguous()?
             .reshape((b, l, d))?;
-        let x = (x + self.proj.forward(&attn)?)?;
-        let h = self.fc2.forward(&self.fc1.forward(&layer_norm(&x, &self.norm2)?)?.gelu_erf()?)?;
+        let x = (x + linear3(&self.proj, &attn)?)?;
+        let h = linear3(&self.fc2, &gelu_erf(&linear3(&self.fc1, &layer_norm(&x, &self.norm2)?)?)?)?;
         x + h
     }
 }
@@ -169,11 +167,9 @@ impl ArgD {
         let bert_states = self.bert.forward_top_t(frozen, mask, dropout)?;
         let block_mask = if self.config.paper_quirks { None } else { Some(mask) };
         let block_out = self.block.forward(&bert_states, block_mask)?;
-        let mut scores = self.pool.forward(&block_out)?.squeeze(D::Minus1)?;
-        if !self.config.paper_quirks {
-            scores = mask_fill(&scores, mask)?;
-        }
-        let weights = candle_nn::ops::softmax(&scores, D::Minus1)?.unsqueeze(1)?;
+        let scores = linear3(&self.pool, &block_out)?.squeeze(D::Minus1)?;
+        let pool_mask = if self.config.paper_quirks { None } else { Some(mask) };
+        let weights = attention_softmax(&scores, pool_mask, 1.0, MaskFill::NegInf)?.unsqueeze(1)?;
         let feature = weights.matmul(&block_out)?.squeeze(1)?;
         let p_fake = self.head_t(&feature, dropout)?;
         Ok(ArgdOutput { p_fake, feature, bert_states, block_out })

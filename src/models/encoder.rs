@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use candle_core::{D, DType, Device, Module, Tensor};
 use candle_nn::{Embedding, LayerNorm, VarBuilder, embedding, layer_norm};
-use candle_transformers::models::bert::{BertEncoder, Config as BertConfig, PositionEmbeddingType};
+use candle_transformers::models::bert::{Config as BertConfig, HiddenAct, PositionEmbeddingType};
 use tokenizers::{PaddingDirection, PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
 
 use super::{ModelError, Result, check_memory};
@@ -90,8 +90,8 @@ pub struct Encoder {
     config: BertConfig,
     tokenizer: Tokenizer,
     embeddings: Embeddings,
-    frozen: BertEncoder,
-    top: BertEncoder,
+    frozen: Vec<TrainableBertLayer>,
+    top: Vec<TrainableBertLayer>,
     device: Device,
     options: EncoderOptions,
 }
@@ -222,6 +222,35 @@ impl Encoder {
         self.top_forward(&frozen.hidden, &frozen.mask).map_err(ModelError::candle("encoder top layers"))
     }
 
+    /// The real tokens' states of each text (token count, tokens × hidden values), of the frozen part or, with
+    /// `full`, of the whole encoder. Each batch runs padded only to its longest text, not to `max_len`: with texts
+    /// of similar lengths batched together (the encoder cache sorts them so), hardly any work goes into padding.
+    /// The states of real tokens are the same as [`Encoder::encode`]'s (padding is masked out of attention).
+    pub fn encode_rows(&self, texts: &[&str], full: bool) -> Result<Vec<(usize, Vec<f32>)>> {
+        let d = self.config.hidden_size;
+        let mut rows = Vec::with_capacity(texts.len());
+        for chunk in texts.chunks(self.options.batch_size.max(1)) {
+            let tokens = self.tokenize(chunk)?;
+            let longest = tokens.lengths.iter().copied().max().unwrap_or(0).max(1);
+            let run = || -> candle_core::Result<Vec<f32>> {
+                let trimmed = Tokens {
+                    ids: tokens.ids.narrow(1, 0, longest)?,
+                    mask: tokens.mask.narrow(1, 0, longest)?,
+                    lengths: tokens.lengths.clone(),
+                };
+                let frozen = self.frozen_forward(&trimmed)?;
+                let hidden = if full { self.top_forward(&frozen, &trimmed.mask)? } else { frozen };
+                hidden.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()
+            };
+            let hidden = run().map_err(ModelError::candle(format!("encoding with {}", self.dir.display())))?;
+            for (j, &n) in tokens.lengths.iter().enumerate() {
+                let start = j * longest * d;
+                rows.push((n, hidden[start..start + n * d].to_vec()));
+            }
+        }
+        Ok(rows)
+    }
+
     /// Mean of the token states over real tokens: one vector per text (sentence-transformers' pooling).
     pub fn mean_pool(encoded: &Encoded) -> Result<Tensor> {
         let pool = || -> candle_core::Result<Tensor> {
@@ -254,25 +283,32 @@ impl Encoder {
     }
 
     fn frozen_forward(&self, tokens: &Tokens) -> candle_core::Result<Tensor> {
-        let x = self.embeddings.forward(&tokens.ids)?;
-        let mask = extended_mask(&tokens.mask)?;
-        self.frozen.forward(&x, &mask)
+        let mut x = self.embeddings.forward(&tokens.ids)?;
+        let mask = tokens.mask.to_dtype(DType::F32)?;
+        for layer in &self.frozen {
+            x = layer.forward(&x, &mask)?;
+        }
+        Ok(x)
     }
 
     fn top_forward(&self, hidden: &Tensor, mask: &Tensor) -> candle_core::Result<Tensor> {
-        let mask = extended_mask(mask)?;
-        self.top.forward(hidden, &mask)
+        let mask = mask.to_dtype(DType::F32)?;
+        let mut x = hidden.clone();
+        for layer in &self.top {
+            x = layer.forward(&x, &mask)?;
+        }
+        Ok(x)
     }
 }
 
-/// A whole BERT under one name prefix, split into its frozen part (candle-transformers' layers, fused kernels) and
-/// its top layers, written from differentiable operations so that they can be trained: what ARG's encoders are.
+/// A whole BERT under one name prefix, split into its frozen part and its top layers (the same layers, the top ones
+/// trained): what ARG's encoders are.
 ///
 /// Loaded with [`BertStack::load_top`], only the top layers exist: training from cached frozen outputs needs
 /// nothing else.
 pub struct BertStack {
     pub embeddings: Option<Embeddings>,
-    pub frozen: Option<BertEncoder>,
+    pub frozen: Option<Vec<TrainableBertLayer>>,
     pub top: Vec<TrainableBertLayer>,
 }
 
@@ -282,11 +318,9 @@ impl BertStack {
         let n = config.num_hidden_layers;
         let mut stack = Self::load_top(root.clone(), prefix, config, top)?;
         stack.embeddings = Some(Embeddings::load(root.pp(format!("{prefix}.embeddings")), config)?);
-        let mut frozen = BertEncoder::load(
-            root.pp(format!("{prefix}.encoder")),
-            &BertConfig { num_hidden_layers: n - top, ..config.clone() },
-        )?;
-        frozen.layers.truncate(n - top);
+        let frozen = (0..n - top)
+            .map(|i| TrainableBertLayer::load(root.pp(format!("{prefix}.encoder.layer.{i}")), config))
+            .collect::<candle_core::Result<Vec<_>>>()?;
         stack.frozen = Some(frozen);
         Ok(stack)
     }
@@ -308,7 +342,12 @@ impl BertStack {
         let (Some(embeddings), Some(frozen)) = (&self.embeddings, &self.frozen) else {
             candle_core::bail!("this encoder was loaded without its frozen layers (it reads cached outputs)");
         };
-        frozen.forward(&embeddings.forward(ids)?, &extended_mask(mask)?)
+        let mask = mask.to_dtype(DType::F32)?;
+        let mut x = embeddings.forward(ids)?;
+        for layer in frozen {
+            x = layer.forward(&x, &mask)?;
+        }
+        Ok(x)
     }
 
     /// The top layers on frozen outputs.
@@ -323,10 +362,9 @@ impl BertStack {
         mask: &Tensor,
         dropout: Option<&Dropout>,
     ) -> candle_core::Result<Tensor> {
-        let mask = extended_mask(mask)?;
         let mut x = frozen.clone();
         for layer in &self.top {
-            x = layer.forward_t(&x, &mask, dropout)?;
+            x = layer.forward_t(&x, mask, dropout)?;
         }
         Ok(x)
     }
@@ -355,13 +393,11 @@ impl Dropout {
         if p <= 0.0 {
             return Ok(x.clone());
         }
-        // Random u32s in bulk, compared with the threshold by candle: no per-element loop here.
         let mut bits = vec![0u32; x.elem_count()];
         self.rng.borrow_mut().fill(&mut bits[..]);
         let threshold = (p as f64 * u32::MAX as f64) as u32;
-        let bits = Tensor::from_vec(bits, x.shape(), x.device())?;
-        let keep = bits.ge(threshold)?.to_dtype(x.dtype())?;
-        (x * keep)? * (1.0 / (1.0 - p as f64))
+        let keep = bits.into_iter().map(|b| b >= threshold).collect();
+        super::kernels::dropout_with_mask(x, keep, (1.0 / (1.0 - p as f64)) as f32)
     }
 }
 
@@ -392,6 +428,9 @@ pub struct TrainableBertLayer {
 impl TrainableBertLayer {
     pub fn load(vb: VarBuilder, c: &BertConfig) -> candle_core::Result<Self> {
         use candle_nn::linear;
+        if c.hidden_act != HiddenAct::Gelu {
+            candle_core::bail!("BERT layers with {:?} activations are not supported (exact GELU only)", c.hidden_act);
+        }
         let (h, i) = (c.hidden_size, c.intermediate_size);
         let norm = |vb: VarBuilder| -> candle_core::Result<(Tensor, Tensor)> {
             Ok((
@@ -414,66 +453,60 @@ impl TrainableBertLayer {
         })
     }
 
-    /// `x` (B, L, D), `mask` the additive mask (B, 1, 1, L).
+    /// `x` (B, L, D), `mask` (B, L): 1 for a token, 0 for padding.
     pub fn forward(&self, x: &Tensor, mask: &Tensor) -> candle_core::Result<Tensor> {
         self.forward_t(x, mask, None)
     }
 
     /// As [`Self::forward`]; with `dropout`, BERT's training-mode dropout (attention probabilities and both
-    /// residual branches).
+    /// residual branches). Linear layers run as one matrix product over every token, LayerNorm, the masked softmax
+    /// and GELU as fused kernels with their own backward passes ([`super::kernels`]).
     pub fn forward_t(&self, x: &Tensor, mask: &Tensor, dropout: Option<&Dropout>) -> candle_core::Result<Tensor> {
+        use super::kernels::{MaskFill, attention_softmax, gelu_erf, layer_norm, linear};
         let (b, l, d) = x.dims3()?;
         let dh = d / self.heads;
         let split = |t: Tensor| t.reshape((b, l, self.heads, dh))?.transpose(1, 2)?.contiguous();
-        let q = split(self.query.forward(x)?)?;
-        let k = split(self.key.forward(x)?)?;
-        let v = split(self.value.forward(x)?)?;
-        let scores = (q.matmul(&k.t()?.contiguous()?)? / (dh as f64).sqrt())?.broadcast_add(mask)?;
-        let probs = maybe_dropout(candle_nn::ops::softmax(&scores, D::Minus1)?, dropout, self.dropout)?;
+        let q = split(linear(&self.query, x)?)?;
+        let k = split(linear(&self.key, x)?)?;
+        let v = split(linear(&self.value, x)?)?;
+        let scores = q.matmul(&k.t()?.contiguous()?)?;
+        let probs = attention_softmax(&scores, Some(mask), 1.0 / (dh as f64).sqrt(), MaskFill::Additive)?;
+        let probs = maybe_dropout(probs, dropout, self.dropout)?;
         let context = probs.matmul(&v)?.transpose(1, 2)?.contiguous()?.reshape((b, l, d))?;
-        let attention_out = maybe_dropout(self.attention_out.forward(&context)?, dropout, self.dropout)?;
-        let attended = differentiable_layer_norm(
-            &(attention_out + x)?,
-            (&self.attention_norm.0, &self.attention_norm.1),
-            self.eps,
-        )?;
-        let hidden = self.intermediate.forward(&attended)?.gelu_erf()?;
-        let output = maybe_dropout(self.output.forward(&hidden)?, dropout, self.dropout)?;
-        differentiable_layer_norm(&(output + &attended)?, (&self.output_norm.0, &self.output_norm.1), self.eps)
+        let attention_out = maybe_dropout(linear(&self.attention_out, &context)?, dropout, self.dropout)?;
+        let (w, bias) = &self.attention_norm;
+        let attended = layer_norm(&(attention_out + x)?, w, bias, self.eps)?;
+        let hidden = gelu_erf(&linear(&self.intermediate, &attended)?)?;
+        let output = maybe_dropout(linear(&self.output, &hidden)?, dropout, self.dropout)?;
+        let (w, bias) = &self.output_norm;
+        layer_norm(&(output + &attended)?, w, bias, self.eps)
     }
 }
 
-/// LayerNorm over the last dimension from differentiable operations.
+/// LayerNorm over the last dimension, differentiable (the fused kernel on the CPU).
 pub fn differentiable_layer_norm(
     x: &Tensor,
     (weight, bias): (&Tensor, &Tensor),
     eps: f64,
 ) -> candle_core::Result<Tensor> {
-    let mean = x.mean_keepdim(D::Minus1)?;
-    let centred = x.broadcast_sub(&mean)?;
-    let var = centred.sqr()?.mean_keepdim(D::Minus1)?;
-    centred.broadcast_div(&(var + eps)?.sqrt()?)?.broadcast_mul(weight)?.broadcast_add(bias)
-}
-
-/// The additive attention mask BERT expects: 0 for real tokens, a very negative number for padding.
-fn extended_mask(mask: &Tensor) -> candle_core::Result<Tensor> {
-    let mask = mask.to_dtype(DType::F32)?.unsqueeze(1)?.unsqueeze(1)?;
-    (mask.ones_like()? - &mask)?.affine(f32::MIN as f64, 0.0)
+    super::kernels::layer_norm(x, weight, bias, eps)
 }
 
 /// Loads the encoder layers under `{path}.layer.*` of the root VarBuilder `root` as two stacks: `0..n-top`
-/// (frozen) and the last `top`, both candle-transformers' own layers (its `BertEncoder` with its layer list cut).
+/// (frozen) and the last `top`; each layer with one matrix product per linear layer over every token and fused
+/// softmax, LayerNorm and GELU kernels (candle-transformers' layers run each linear layer as one small product per
+/// text against a broadcast weight).
 pub fn load_split_layers(
     root: VarBuilder,
     path: &str,
     config: &BertConfig,
     top: usize,
-) -> candle_core::Result<(BertEncoder, BertEncoder)> {
+) -> candle_core::Result<(Vec<TrainableBertLayer>, Vec<TrainableBertLayer>)> {
     let n = config.num_hidden_layers;
-    let mut frozen = BertEncoder::load(root.pp(path), config)?;
-    let mut upper = BertEncoder::load(root.pp(path), config)?;
-    frozen.layers.truncate(n - top);
-    upper.layers.drain(..n - top);
+    let mut frozen = (0..n)
+        .map(|i| TrainableBertLayer::load(root.pp(format!("{path}.layer.{i}")), config))
+        .collect::<candle_core::Result<Vec<_>>>()?;
+    let upper = frozen.split_off(n - top);
     Ok((frozen, upper))
 }
 

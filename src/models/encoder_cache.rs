@@ -2,13 +2,15 @@
 //! incremental retraining reads the frozen layers' outputs from here.
 //!
 //! It is a SQLite file of its own (never the user's database: it can be deleted at any time and is rebuilt on
-//! demand). Only the real (non-padding) token rows are stored, at half precision (little-endian f16: 768 bytes a
-//! token for a 384-wide encoder; rows written by older versions as f32 are still read). A second table holds
+//! demand). Only the real (non-padding) token rows are stored, as 8-bit integers in groups of 32 values sharing one
+//! half-precision scale (`q8`: 408 bytes a token for a 384-wide encoder, a ninth of f32; the largest rounding error
+//! of a value is 1/254 of its group's largest magnitude). Rows written by older versions, f32 or f16, are still
+//! read, and `ARGUS_CACHE_PRECISION=f16` writes half precision again (for measuring what q8 costs). A second table holds
 //! vectors per key and namespace: the pooled inputs of a model version's head, per item (`guidance::head`).
 
 use std::path::Path;
 
-use candle_core::{DType, Tensor};
+use candle_core::Tensor;
 use rusqlite::{Connection, OptionalExtension, params};
 use sha2::{Digest, Sha256};
 
@@ -193,33 +195,29 @@ impl EncoderCache {
                     })
                     .optional()
                     .map_err(|e| ModelError::file(&self.path, e))?;
-                rows.push(row.map(|(n, bytes, dtype)| {
-                    (n, if dtype == "f32" { bytes_to_f32(&bytes) } else { f16_bytes_to_f32(&bytes) })
-                }));
+                rows.push(row.map(|(n, bytes, dtype)| (n, decode(&dtype, &bytes, hidden_size))));
             }
         }
         let missing: Vec<usize> = (0..texts.len()).filter(|&i| rows[i].is_none()).collect();
+        let precision = Precision::from_env();
         let stats = CacheStats { hits: texts.len() - missing.len(), encoded: missing.len() };
         if !missing.is_empty() {
+            // Similar lengths batched together, so that each batch pads little (see `Encoder::encode_rows`).
+            let mut missing = missing;
+            missing.sort_by_key(|&i| texts[i].len());
             let missing_texts: Vec<&str> = missing.iter().map(|&i| texts[i]).collect();
-            let encoded = match stack {
-                Stack::Frozen => encoder.encode_frozen(&missing_texts)?,
-                Stack::Full => encoder.encode(&missing_texts)?,
-            };
-            let hidden = to_host(&encoded.hidden)?;
-            let mask = to_host(&encoded.mask)?;
+            let encoded = encoder.encode_rows(&missing_texts, stack == Stack::Full)?;
             let tx = self.conn.transaction().map_err(|e| ModelError::file(&self.path, e))?;
             {
                 let mut insert = tx
                     .prepare_cached(
                         "INSERT OR REPLACE INTO encoded (model, stack, max_len, text_sha256, tokens, hidden, dtype) \
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'f16')",
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                     )
                     .map_err(|e| ModelError::file(&self.path, e))?;
-                for (j, &i) in missing.iter().enumerate() {
-                    let tokens = mask[j * max_len..(j + 1) * max_len].iter().filter(|&&m| m > 0.5).count();
-                    let start = j * max_len * hidden_size;
-                    let bytes = f32_to_f16_bytes(&hidden[start..start + tokens * hidden_size]);
+                for (&i, (tokens, values)) in missing.iter().zip(&encoded) {
+                    let tokens = *tokens;
+                    let bytes = precision.encode(values, hidden_size);
                     insert
                         .execute(params![
                             encoder.id(),
@@ -227,11 +225,12 @@ impl EncoderCache {
                             max_len as i64,
                             &keys[i][..],
                             tokens as i64,
-                            &bytes
+                            &bytes,
+                            precision.as_str()
                         ])
                         .map_err(|e| ModelError::file(&self.path, e))?;
                     // What the cache gives back later, so that a first run and a cached one see the same values.
-                    rows[i] = Some((tokens, f16_bytes_to_f32(&bytes)));
+                    rows[i] = Some((tokens, decode(precision.as_str(), &bytes, hidden_size)));
                 }
             }
             tx.commit().map_err(|e| ModelError::file(&self.path, e))?;
@@ -293,7 +292,7 @@ impl EncoderCache {
             cached: texts.len() - missing.len(),
             missing: missing.len(),
             tokens,
-            bytes: (tokens * bytes_per_token(encoder.hidden_size())) as u64,
+            bytes: (tokens * Precision::from_env().bytes_per_token(encoder.hidden_size())) as u64,
         })
     }
 }
@@ -311,11 +310,14 @@ pub fn encode_all(
     let started = std::time::Instant::now();
     let mut total = CacheStats::default();
     let batch = encoder.options().batch_size.max(1);
+    // Texts of similar lengths in the same batch: each batch is padded only to its longest text.
+    let mut texts: Vec<&String> = texts.iter().collect();
+    texts.sort_by_key(|t| t.len());
     for (i, chunk) in texts.chunks(batch).enumerate() {
         if progress.is_cancelled() {
             return Err(crate::jobs::Cancelled.into());
         }
-        let refs: Vec<&str> = chunk.iter().map(String::as_str).collect();
+        let refs: Vec<&str> = chunk.iter().map(|t| t.as_str()).collect();
         let (_, stats) = cache.encode(encoder, stack, &refs)?;
         total.hits += stats.hits;
         total.encoded += stats.encoded;
@@ -332,13 +334,6 @@ pub fn cache_path_for(db: &Path) -> std::path::PathBuf {
     db.with_file_name(format!("{name}.encoder-cache.sqlite"))
 }
 
-fn to_host(t: &Tensor) -> Result<Vec<f32>> {
-    t.to_dtype(DType::F32)
-        .and_then(|t| t.flatten_all())
-        .and_then(|t| t.to_vec1::<f32>())
-        .map_err(ModelError::candle("cache"))
-}
-
 fn f32_to_f16_bytes(values: &[f32]) -> Vec<u8> {
     values.iter().flat_map(|&v| half::f16::from_f32(v).to_le_bytes()).collect()
 }
@@ -347,11 +342,131 @@ fn f16_bytes_to_f32(bytes: &[u8]) -> Vec<f32> {
     bytes.chunks_exact(2).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()).collect()
 }
 
-/// Bytes the cache stores per token of a `hidden`-wide encoder.
+/// Bytes the cache stores per token of a `hidden`-wide encoder (at the precision it writes).
 pub fn bytes_per_token(hidden: usize) -> usize {
-    hidden * 2
+    Precision::from_env().bytes_per_token(hidden)
+}
+
+/// Values per scale in the `q8` rows.
+const GROUP: usize = 32;
+
+/// How the cache writes token states.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Precision {
+    /// 8-bit integers, a half-precision scale (largest magnitude / 127) per group of 32 values of a token.
+    Q8,
+    /// IEEE half precision.
+    F16,
+}
+
+impl Precision {
+    /// `q8`, unless `ARGUS_CACHE_PRECISION=f16`.
+    pub fn from_env() -> Self {
+        match std::env::var("ARGUS_CACHE_PRECISION").as_deref() {
+            Ok("f16") => Self::F16,
+            _ => Self::Q8,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Q8 => "q8",
+            Self::F16 => "f16",
+        }
+    }
+
+    pub fn bytes_per_token(self, hidden: usize) -> usize {
+        match self {
+            Self::Q8 => hidden + 2 * hidden.div_ceil(GROUP),
+            Self::F16 => hidden * 2,
+        }
+    }
+
+    /// Token rows (`hidden` values each) into bytes.
+    pub fn encode(self, values: &[f32], hidden: usize) -> Vec<u8> {
+        match self {
+            Self::F16 => f32_to_f16_bytes(values),
+            Self::Q8 => {
+                let mut out = Vec::with_capacity(values.len() / hidden.max(1) * self.bytes_per_token(hidden));
+                for token in values.chunks(hidden.max(1)) {
+                    for group in token.chunks(GROUP) {
+                        let max = group.iter().fold(0f32, |m, v| m.max(v.abs()));
+                        // The scale as stored (f16), so that quantising and reading back use the same number.
+                        let scale = half::f16::from_f32(max / 127.0);
+                        let s = scale.to_f32();
+                        out.extend_from_slice(&scale.to_le_bytes());
+                        for v in group {
+                            let q = if s > 0.0 { (v / s).round().clamp(-127.0, 127.0) } else { 0.0 };
+                            out.push(q as i8 as u8);
+                        }
+                    }
+                }
+                out
+            }
+        }
+    }
+}
+
+/// Stored bytes back into f32 values, by the row's `dtype`.
+fn decode(dtype: &str, bytes: &[u8], hidden: usize) -> Vec<f32> {
+    match dtype {
+        "f32" => bytes_to_f32(bytes),
+        "f16" => f16_bytes_to_f32(bytes),
+        _ => {
+            let per_token = Precision::Q8.bytes_per_token(hidden);
+            let mut out = Vec::with_capacity(bytes.len() / per_token.max(1) * hidden);
+            for token in bytes.chunks(per_token.max(1)) {
+                let mut rest = token;
+                while rest.len() > 2 {
+                    let scale = half::f16::from_le_bytes([rest[0], rest[1]]).to_f32();
+                    let n = GROUP.min(rest.len() - 2);
+                    out.extend(rest[2..2 + n].iter().map(|&q| q as i8 as f32 * scale));
+                    rest = &rest[2 + n..];
+                }
+            }
+            out
+        }
+    }
 }
 
 fn bytes_to_f32(bytes: &[u8]) -> Vec<f32> {
     bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn q8_rows_round_trip_within_a_254th_of_their_group_and_take_408_bytes_a_token() {
+        let hidden = 384;
+        let values: Vec<f32> =
+            (0..3 * hidden).map(|i| ((i * 7919 % 1000) as f32 / 100.0 - 5.0) * (1 + i % 3) as f32).collect();
+        let bytes = Precision::Q8.encode(&values, hidden);
+        assert_eq!(bytes.len(), 3 * 408);
+        assert_eq!(Precision::Q8.bytes_per_token(hidden), 408);
+        let back = decode("q8", &bytes, hidden);
+        assert_eq!(back.len(), values.len());
+        for (group, got) in values.chunks(GROUP).zip(back.chunks(GROUP)) {
+            let max = group.iter().fold(0f32, |m, v| m.max(v.abs()));
+            for (v, g) in group.iter().zip(got) {
+                // Half a step of max/127, plus the f16 rounding of the scale.
+                assert!((v - g).abs() <= max / 254.0 * 1.01 + 1e-6, "{v} read back as {g} (group max {max})");
+            }
+        }
+        // A width that is not a multiple of the group, and zeros.
+        let odd: Vec<f32> = (0..2 * 40).map(|i| if i % 5 == 0 { 0.0 } else { i as f32 / 7.0 }).collect();
+        let back = decode("q8", &Precision::Q8.encode(&odd, 40), 40);
+        assert_eq!(back.len(), odd.len());
+        assert!(odd.iter().zip(&back).all(|(v, g)| (v - g).abs() < 0.05), "{back:?}");
+        assert_eq!(decode("q8", &Precision::Q8.encode(&[0.0; 64], 64), 64), vec![0.0; 64]);
+    }
+
+    #[test]
+    fn rows_written_as_f32_or_f16_are_still_read() {
+        let values = [1.5f32, -2.25, 0.0, 3.0];
+        let f32_bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        assert_eq!(decode("f32", &f32_bytes, 4), values);
+        assert_eq!(decode("f16", &Precision::F16.encode(&values, 4), 4), values);
+    }
 }

@@ -11,6 +11,7 @@ pub mod encoder_cache;
 pub mod fetch;
 pub mod generator;
 pub mod gguf_tokenizer;
+pub mod kernels;
 pub mod openai;
 
 use std::ops::ControlFlow;
