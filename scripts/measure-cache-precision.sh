@@ -11,9 +11,11 @@ ARGUS=${1:-target/release/argus}
 EPOCHS=${2:-2}
 SEEDS=${3:-0}
 W=target/cache-precision
-rm -rf "$W"; mkdir -p "$W"
 DATA=(../shared/data/liar2/valid.csv ../shared/data/liar2/test.csv)
+# SKIP_ENCODE=1 keeps the databases and caches of an earlier run (only the versions are dropped).
+if [ -z "${SKIP_ENCODE:-}" ]; then rm -rf "$W"; mkdir -p "$W"; fi
 for p in f16 q8; do
+  [ -n "${SKIP_ENCODE:-}" ] && continue
   "$ARGUS" import --db "$W/$p.db" "${DATA[@]}" > /dev/null
   ARGUS_CACHE_PRECISION=$p "$ARGUS" --threads 1 encode --db "$W/$p.db" | tail -1
   ls -l "$W/$p.encoder-cache.sqlite" | awk -v p=$p '{print p, "cache file bytes:", $5}'

@@ -309,9 +309,12 @@ impl Arg {
         vb: VarBuilder,
         config: ArgConfig,
         bert: &BertConfig,
-        news_encoder: BertStack,
-        rationale_encoder: BertStack,
+        mut news_encoder: BertStack,
+        mut rationale_encoder: BertStack,
     ) -> Result<Self> {
+        // Padded positions matter only in the paper-quirks mode (means over every position).
+        news_encoder.pack = !config.paper_quirks;
+        rationale_encoder.pack = !config.paper_quirks;
         let dim = bert.hidden_size;
         let mut perspectives = Vec::with_capacity(config.perspectives);
         for i in 0..config.perspectives {

@@ -134,9 +134,11 @@ impl ArgD {
         vb: VarBuilder,
         config: ArgdConfig,
         bert: &BertConfig,
-        stack: BertStack,
+        mut stack: BertStack,
         teacher: Option<Arg>,
     ) -> Result<Self> {
+        // Padded positions matter only in the paper-quirks mode (unmasked block and pooling).
+        stack.pack = !config.paper_quirks;
         let dim = bert.hidden_size;
         Ok(Self {
             bert: stack,

@@ -35,8 +35,11 @@ impl BertClassifier {
     /// Loads the top layers and the head from `vb` (root).
     pub fn load_head(vb: VarBuilder, config: BertConfigHead, bert: &BertConfig) -> Result<Self> {
         let dim = bert.hidden_size;
+        // The pooling is masked: padded positions never matter.
+        let mut stack = BertStack::load_top(vb.clone(), "bert", bert, config.top_layers)?;
+        stack.pack = true;
         Ok(Self {
-            bert: BertStack::load_top(vb.clone(), "bert", bert, config.top_layers)?,
+            bert: stack,
             pool: MaskAttention::load(vb.pp("attention"), dim)?,
             classifier: TwoLayer::load(vb.pp("mlp.mlp"), dim, config.mlp_dim, 1, "3")?,
             config,

@@ -238,9 +238,19 @@ impl Encoder {
                     mask: tokens.mask.narrow(1, 0, longest)?,
                     lengths: tokens.lengths.clone(),
                 };
-                let frozen = self.frozen_forward(&trimmed)?;
-                let hidden = if full { self.top_forward(&frozen, &trimmed.mask)? } else { frozen };
-                hidden.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()
+                // Padded positions are thrown away below: the position-wise work runs on the real tokens only.
+                let mask = trimmed.mask.to_dtype(DType::F32)?;
+                let packing = Packing::new(&mask)?;
+                let mut x = self.embeddings.forward(&trimmed.ids)?;
+                let layers = if full {
+                    self.frozen.iter().chain(&self.top).collect::<Vec<_>>()
+                } else {
+                    self.frozen.iter().collect()
+                };
+                for layer in layers {
+                    x = layer.forward_packed(&x, &mask, None, packing.as_ref())?;
+                }
+                x.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()
             };
             let hidden = run().map_err(ModelError::candle(format!("encoding with {}", self.dir.display())))?;
             for (j, &n) in tokens.lengths.iter().enumerate() {
@@ -310,6 +320,10 @@ pub struct BertStack {
     pub embeddings: Option<Embeddings>,
     pub frozen: Option<Vec<TrainableBertLayer>>,
     pub top: Vec<TrainableBertLayer>,
+    /// Run the position-wise parts of each layer on the real tokens only ([`Packing`]). The states of real tokens
+    /// are the same; those of padded positions come out as zeros, so only a model that ignores padding (ARG's
+    /// masked mode, not the paper-quirks mode, which averages over padded positions) may set it.
+    pub pack: bool,
 }
 
 impl BertStack {
@@ -334,7 +348,7 @@ impl BertStack {
         let top = (n - top..n)
             .map(|i| TrainableBertLayer::load(root.pp(format!("{prefix}.encoder.layer.{i}")), config))
             .collect::<candle_core::Result<Vec<_>>>()?;
-        Ok(Self { embeddings: None, frozen: None, top })
+        Ok(Self { embeddings: None, frozen: None, top, pack: false })
     }
 
     /// Output of the frozen part for token ids and their mask (1 = token).
@@ -343,9 +357,10 @@ impl BertStack {
             candle_core::bail!("this encoder was loaded without its frozen layers (it reads cached outputs)");
         };
         let mask = mask.to_dtype(DType::F32)?;
+        let packing = if self.pack { Packing::new(&mask)? } else { None };
         let mut x = embeddings.forward(ids)?;
         for layer in frozen {
-            x = layer.forward(&x, &mask)?;
+            x = layer.forward_packed(&x, &mask, None, packing.as_ref())?;
         }
         Ok(x)
     }
@@ -362,9 +377,11 @@ impl BertStack {
         mask: &Tensor,
         dropout: Option<&Dropout>,
     ) -> candle_core::Result<Tensor> {
+        let mask = mask.to_dtype(DType::F32)?;
+        let packing = if self.pack { Packing::new(&mask)? } else { None };
         let mut x = frozen.clone();
         for layer in &self.top {
-            x = layer.forward_t(&x, mask, dropout)?;
+            x = layer.forward_packed(&x, &mask, dropout, packing.as_ref())?;
         }
         Ok(x)
     }
@@ -398,6 +415,23 @@ impl Dropout {
         let threshold = (p as f64 * u32::MAX as f64) as u32;
         let keep = bits.into_iter().map(|b| b >= threshold).collect();
         super::kernels::dropout_with_mask(x, keep, (1.0 / (1.0 - p as f64)) as f32)
+    }
+
+    /// As [`Self::apply`] on the packed (real tokens, D) states of `packing`'s batch, with the mask the padded
+    /// (B, L, D) states would get: the random stream, and so training with a seed, is the same packed or not.
+    pub fn apply_packed(&self, x: &Tensor, p: f32, packing: Option<&Packing>) -> candle_core::Result<Tensor> {
+        use rand::Rng;
+        let Some(packing) = packing else { return self.apply(x, p) };
+        if p <= 0.0 {
+            return Ok(x.clone());
+        }
+        let d = x.dim(D::Minus1)?;
+        let mut bits = vec![0u32; packing.batch * packing.len * d];
+        self.rng.borrow_mut().fill(&mut bits[..]);
+        let threshold = (p as f64 * u32::MAX as f64) as u32;
+        let keep =
+            packing.rows.iter().flat_map(|&r| &bits[r as usize * d..(r as usize + 1) * d]).map(|&b| b >= threshold);
+        super::kernels::dropout_with_mask(x, keep.collect(), (1.0 / (1.0 - p as f64)) as f32)
     }
 }
 
@@ -462,24 +496,100 @@ impl TrainableBertLayer {
     /// residual branches). Linear layers run as one matrix product over every token, LayerNorm, the masked softmax
     /// and GELU as fused kernels with their own backward passes ([`super::kernels`]).
     pub fn forward_t(&self, x: &Tensor, mask: &Tensor, dropout: Option<&Dropout>) -> candle_core::Result<Tensor> {
+        self.forward_packed(x, mask, dropout, None)
+    }
+
+    /// As [`Self::forward_t`]; with `packing`, the linear layers, LayerNorms, GELU and dropout run on the real
+    /// tokens only (attention itself stays padded and masked), and padded positions come out as zeros.
+    pub fn forward_packed(
+        &self,
+        x: &Tensor,
+        mask: &Tensor,
+        dropout: Option<&Dropout>,
+        packing: Option<&Packing>,
+    ) -> candle_core::Result<Tensor> {
         use super::kernels::{MaskFill, attention_softmax, gelu_erf, layer_norm, linear};
         let (b, l, d) = x.dims3()?;
         let dh = d / self.heads;
-        let split = |t: Tensor| t.reshape((b, l, self.heads, dh))?.transpose(1, 2)?.contiguous();
-        let q = split(linear(&self.query, x)?)?;
-        let k = split(linear(&self.key, x)?)?;
-        let v = split(linear(&self.value, x)?)?;
+        let pack = |t: &Tensor| match packing {
+            Some(p) => p.pack(t),
+            None => Ok(t.clone()),
+        };
+        let unpack = |t: Tensor| match packing {
+            Some(p) => p.unpack(&t),
+            None => Ok(t),
+        };
+        let split = |t: Tensor| unpack(t)?.reshape((b, l, self.heads, dh))?.transpose(1, 2)?.contiguous();
+        let xp = pack(x)?;
+        let q = split(linear(&self.query, &xp)?)?;
+        let k = split(linear(&self.key, &xp)?)?;
+        let v = split(linear(&self.value, &xp)?)?;
         let scores = q.matmul(&k.t()?.contiguous()?)?;
         let probs = attention_softmax(&scores, Some(mask), 1.0 / (dh as f64).sqrt(), MaskFill::Additive)?;
         let probs = maybe_dropout(probs, dropout, self.dropout)?;
-        let context = probs.matmul(&v)?.transpose(1, 2)?.contiguous()?.reshape((b, l, d))?;
-        let attention_out = maybe_dropout(linear(&self.attention_out, &context)?, dropout, self.dropout)?;
+        let context = pack(&probs.matmul(&v)?.transpose(1, 2)?.contiguous()?.reshape((b, l, d))?)?;
+        let drop = |t: Tensor| match dropout {
+            Some(d) => d.apply_packed(&t, self.dropout, packing),
+            None => Ok(t),
+        };
+        let attention_out = drop(linear(&self.attention_out, &context)?)?;
         let (w, bias) = &self.attention_norm;
-        let attended = layer_norm(&(attention_out + x)?, w, bias, self.eps)?;
+        let attended = layer_norm(&(attention_out + xp)?, w, bias, self.eps)?;
         let hidden = gelu_erf(&linear(&self.intermediate, &attended)?)?;
-        let output = maybe_dropout(linear(&self.output, &hidden)?, dropout, self.dropout)?;
+        let output = drop(linear(&self.output, &hidden)?)?;
         let (w, bias) = &self.output_norm;
-        layer_norm(&(output + &attended)?, w, bias, self.eps)
+        unpack(layer_norm(&(output + &attended)?, w, bias, self.eps)?)
+    }
+}
+
+/// The real tokens of a padded (B, L) batch: which rows of the flattened (B·L, D) states are real (`gather`), and
+/// for every position its row among them, padding pointing at an all-zero row after the last (`scatter`).
+pub struct Packing {
+    rows: Vec<u32>,
+    gather: Tensor,
+    scatter: Tensor,
+    real: usize,
+    batch: usize,
+    len: usize,
+}
+
+impl Packing {
+    /// From a (B, L) mask (1 = token); `None` when nothing is padding.
+    pub fn new(mask: &Tensor) -> candle_core::Result<Option<Self>> {
+        let (batch, len) = mask.dims2()?;
+        let values = mask.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+        let gather: Vec<u32> = (0..values.len() as u32).filter(|&i| values[i as usize] != 0.0).collect();
+        let real = gather.len();
+        if real == values.len() {
+            return Ok(None);
+        }
+        let mut scatter = vec![real as u32; values.len()];
+        for (row, &i) in gather.iter().enumerate() {
+            scatter[i as usize] = row as u32;
+        }
+        let device = mask.device();
+        Ok(Some(Self {
+            gather: Tensor::from_vec(gather.clone(), real, device)?,
+            rows: gather,
+            scatter: Tensor::from_vec(scatter, batch * len, device)?,
+            real,
+            batch,
+            len,
+        }))
+    }
+
+    /// (B, L, D) -> (real tokens, D).
+    pub fn pack(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let d = x.dim(D::Minus1)?;
+        x.reshape((self.batch * self.len, d))?.index_select(&self.gather, 0)
+    }
+
+    /// (real tokens, D) -> (B, L, D), zeros at padded positions.
+    pub fn unpack(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let d = x.dim(D::Minus1)?;
+        debug_assert_eq!(x.dim(0)?, self.real);
+        let zero = Tensor::zeros((1, d), x.dtype(), x.device())?;
+        Tensor::cat(&[x, &zero], 0)?.index_select(&self.scatter, 0)?.reshape((self.batch, self.len, d))
     }
 }
 

@@ -85,8 +85,23 @@ fn frozen_then_top_layers_equal_the_full_encoder_and_the_cache_encodes_once() {
     let full = enc.encode(&texts).unwrap();
     let frozen = enc.encode_frozen(&texts).unwrap();
     let top = enc.forward_top(&frozen).unwrap();
-    let diff = (full.hidden - &top).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+    let diff = (&full.hidden - &top).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
     assert!(diff < 1e-5, "split encoder differs by {diff}");
+    // The real tokens' rows (the batch padded only to its longest text and the padding packed away from every
+    // position-wise step) equal the padded encoder's, for the whole encoder and for its frozen part.
+    for (rows, padded) in
+        [(enc.encode_rows(&texts, true).unwrap(), &full), (enc.encode_rows(&texts, false).unwrap(), &frozen)]
+    {
+        for (i, (n, values)) in rows.iter().enumerate() {
+            let real = padded.mask.get(i).unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap() as usize;
+            assert_eq!(*n, real);
+            let expected = padded.hidden.get(i).unwrap().narrow(0, 0, real).unwrap().flatten_all().unwrap();
+            let expected = expected.to_vec1::<f32>().unwrap();
+            assert_eq!(values.len(), expected.len());
+            let worst = values.iter().zip(&expected).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+            assert!(worst < 1e-5, "text {i}: rows differ from the padded encoder by {worst}");
+        }
+    }
 
     let mut cache = EncoderCache::in_memory().unwrap();
     let (first, stats) = cache.encode(&enc, Stack::Frozen, &texts).unwrap();
