@@ -208,6 +208,8 @@ pub struct RetrainReport {
     /// Texts in the encoder cache and the bytes their stored states take, per text.
     pub cache_texts: usize,
     pub cache_bytes_per_text: f64,
+    /// Real tokens a cached text has on average (what the bytes per text depend on).
+    pub cache_tokens_per_text: f64,
 }
 
 impl fmt::Display for RetrainReport {
@@ -247,8 +249,11 @@ impl fmt::Display for RetrainReport {
         )?;
         writeln!(
             f,
-            "  encoder cache: {} texts, {:.0} bytes per text (half precision)",
-            self.cache_texts, self.cache_bytes_per_text
+            "  encoder cache: {} texts, {:.0} bytes per text (rows written at {}; a text is {:.0} tokens on average)",
+            self.cache_texts,
+            self.cache_bytes_per_text,
+            crate::models::encoder_cache::Precision::from_env().as_str(),
+            self.cache_tokens_per_text
         )
     }
 }
@@ -340,8 +345,9 @@ pub fn retrain(
         &mut |_| {},
     )?;
     let quick_secs = t.elapsed().as_secs_f64();
-    let (cache_texts, cache_bytes) =
-        crate::models::encoder_cache::EncoderCache::open(&crate::models::encoder_cache::cache_path_for(&db))?.size()?;
+    let cache = crate::models::encoder_cache::EncoderCache::open(&crate::models::encoder_cache::cache_path_for(&db))?;
+    let (cache_texts, cache_bytes) = cache.size()?;
+    let cache_tokens_per_text = cache.tokens()? as f64 / cache_texts.max(1) as f64;
     let after = |r: &crate::guidance::train::TrainReport| if r.test.n > 0 { r.test.macro_f1 } else { r.val.macro_f1 };
     Ok(RetrainReport {
         full_val_f1: again.val.macro_f1,
@@ -351,6 +357,7 @@ pub fn retrain(
         quick_metric_after: after(&quick),
         cache_texts,
         cache_bytes_per_text: cache_bytes as f64 / cache_texts.max(1) as f64,
+        cache_tokens_per_text,
         items: items.len(),
         judgements,
         encode_secs,

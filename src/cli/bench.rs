@@ -254,6 +254,7 @@ impl Train {
             json["quick_retrain_secs"] = r.quick_secs.into();
             json["quick_retrain_val_macro_f1"] = r.quick_val_f1.into();
             json["cache_bytes_per_text"] = r.cache_bytes_per_text.into();
+            json["cache_tokens_per_text"] = r.cache_tokens_per_text.into();
         }
         if !self.no_online {
             let o = crate::bench::online::online(&self.encoder, self.online_rounds, self.online_items)?;

@@ -74,6 +74,11 @@ impl FeatureBank {
         self.index[text]
     }
 
+    /// Tokens of `text`, when the bank holds it.
+    pub fn tokens_of(&self, text: &str) -> Option<usize> {
+        self.index.get(text).map(|&i| self.tokens(i))
+    }
+
     /// True when the two texts read the same to the model: the same frozen states (a change past the last token
     /// the encoder keeps is invisible to it).
     pub fn same(&self, a: &str, b: &str) -> bool {

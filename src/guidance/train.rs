@@ -408,10 +408,15 @@ impl Inputs<'_> {
         })
     }
 
-    /// Sort key that makes batches pad little.
+    /// Sort key that makes batches pad little: the longest of the example's texts the model reads (a rationale is
+    /// usually longer than its claim).
     fn length(self, example: &Example) -> usize {
         match self {
-            Inputs::Frozen { bank, .. } => bank.tokens(bank.id(&example.news)),
+            Inputs::Frozen { bank, .. } => std::iter::once(&example.news)
+                .chain(example.rationales.iter().map(|r| &r.text))
+                .filter_map(|t| bank.tokens_of(t))
+                .max()
+                .unwrap_or(0),
             Inputs::Head(_) => 0,
         }
     }
@@ -711,18 +716,20 @@ pub fn train(
             return Err(e);
         }
     };
-    progress.set(0, 0, "evaluating on the held-out test split");
-    let mut val = metrics_of(&model, &val_set, inputs, &device, 0.5)?;
-    let threshold = if options.threshold_from_val {
-        let p = predict_all(&model, &val_set, inputs, &device)?;
-        let y: Vec<bool> = val_set.iter().map(|e| e.fake == Some(true)).collect();
-        let t = super::metrics::best_threshold(&p.p_fake.iter().map(|&v| f64::from(v)).collect::<Vec<_>>(), &y);
-        val = metrics_of(&model, &val_set, inputs, &device, t)?;
-        Some(t)
-    } else {
-        None
+    // Every item once (eval mode: an item's prediction does not depend on its batch); the validation and test
+    // metrics read their items' rows.
+    progress.set(0, 0, "predicting every item");
+    let p = predict_all(&model, &all, inputs, &device)?;
+    let row: std::collections::HashMap<crate::domain::ItemId, usize> =
+        all.iter().enumerate().map(|(i, e)| (e.item, i)).collect();
+    let scored = |set: &[&Example]| -> (Vec<f64>, Vec<bool>) {
+        set.iter().map(|e| (f64::from(p.p_fake[row[&e.item]]), e.fake == Some(true))).unzip()
     };
-    let test = metrics_of(&model, &test_set, inputs, &device, threshold.unwrap_or(0.5))?;
+    let (val_p, val_y) = scored(&val_set);
+    let threshold = options.threshold_from_val.then(|| super::metrics::best_threshold(&val_p, &val_y));
+    let val = super::metrics::evaluate_at(&val_p, &val_y, threshold.unwrap_or(0.5));
+    let (test_p, test_y) = scored(&test_set);
+    let test = super::metrics::evaluate_at(&test_p, &test_y, threshold.unwrap_or(0.5));
 
     let config = VersionConfig {
         architecture: arch.clone(),
@@ -738,8 +745,6 @@ pub fn train(
     let metrics = serde_json::json!({
         "test": test, "val": val, "best_epoch": best_epoch, "train_secs": train_secs, "warnings": warnings,
     });
-    progress.set(0, 0, "predicting every item");
-    let p = predict_all(&model, &all, inputs, &device)?;
     let predictions = to_predictions(&all, &p, if request.kind == ModelKind::Arg { &perspectives } else { &[] });
     let saved = save_version(
         db,

@@ -119,6 +119,14 @@ impl EncoderCache {
             .map_err(|e| ModelError::file(&self.path, e))
     }
 
+    /// Tokens stored in all (every text's real tokens).
+    pub fn tokens(&self) -> Result<u64> {
+        self.conn
+            .query_row("SELECT coalesce(sum(tokens), 0) FROM encoded", [], |r| r.get::<_, i64>(0))
+            .map(|n| n as u64)
+            .map_err(|e| ModelError::file(&self.path, e))
+    }
+
     /// The vectors stored under `namespace` for `keys` (`None` where there is none).
     pub fn vectors(&self, namespace: &str, keys: &[[u8; 32]]) -> Result<Vec<Option<Vec<f32>>>> {
         let mut lookup = self

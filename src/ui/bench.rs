@@ -124,19 +124,31 @@ pub fn frames_while_learning(
     let (stop_worker, updates_worker) = (stop.clone(), updates.clone());
     let worker = std::thread::Builder::new().name("bench online learner".into()).spawn(move || {
         while !stop_worker.load(Ordering::Relaxed) {
-            if learner.update(&NoProgress).is_err() {
-                break;
-            }
+            learner.update(&NoProgress)?;
             updates_worker.fetch_add(1, Ordering::Relaxed);
         }
+        anyhow::Ok(())
     })?;
-    // Wait for the learner to be busy, then time.
-    std::thread::sleep(Duration::from_millis(50));
+    // The first update fills the learner's cache of pooled inputs (seconds on a big database): wait for it, then
+    // time frames, going on past `frames` until at least 3 whole updates ran during the timed frames.
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while updates.load(Ordering::Relaxed) == 0 && !worker.is_finished() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
     let started = updates.load(Ordering::Relaxed);
-    let learning = time_frames(&mut ws, frames)?;
+    let mut learning = Vec::with_capacity(frames);
+    while learning.len() < frames
+        || (updates.load(Ordering::Relaxed) - started < 3 && !worker.is_finished() && learning.len() < frames * 50)
+    {
+        learning.extend(time_frames(&mut ws, 50)?);
+    }
     let ran = updates.load(Ordering::Relaxed) - started;
     stop.store(true, Ordering::Relaxed);
-    let _ = worker.join();
+    match worker.join() {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return Err(e.context("the online learner failed while the frames were timed")),
+        Err(_) => anyhow::bail!("the online learner panicked while the frames were timed"),
+    }
     Ok(LearningFrames {
         items: ws.progress().1,
         idle: Percentiles::of(idle),
