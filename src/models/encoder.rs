@@ -207,19 +207,19 @@ impl Encoder {
     /// Token-level hidden states of the last layer and the mask, for `texts` (batched internally).
     pub fn encode(&self, texts: &[&str]) -> Result<Encoded> {
         self.batched(texts, |tokens| {
-            let frozen = self.frozen_forward(tokens)?;
-            self.top_forward(&frozen, &tokens.mask)
+            let frozen = self.frozen_forward(tokens, None)?;
+            self.top_forward(&frozen, &tokens.mask, None)
         })
     }
 
     /// Output of the frozen part (embeddings and all but the top layers): what ARG caches per text.
     pub fn encode_frozen(&self, texts: &[&str]) -> Result<Encoded> {
-        self.batched(texts, |tokens| self.frozen_forward(tokens))
+        self.batched(texts, |tokens| self.frozen_forward(tokens, None))
     }
 
     /// Runs the top layers on cached frozen outputs.
     pub fn forward_top(&self, frozen: &Encoded) -> Result<Tensor> {
-        self.top_forward(&frozen.hidden, &frozen.mask).map_err(ModelError::candle("encoder top layers"))
+        self.top_forward(&frozen.hidden, &frozen.mask, None).map_err(ModelError::candle("encoder top layers"))
     }
 
     /// The real tokens' states of each text (token count, tokens × hidden values), of the frozen part or, with
@@ -239,18 +239,10 @@ impl Encoder {
                     lengths: tokens.lengths.clone(),
                 };
                 // Padded positions are thrown away below: the position-wise work runs on the real tokens only.
-                let mask = trimmed.mask.to_dtype(DType::F32)?;
-                let packing = Packing::new(&mask)?;
-                let mut x = self.embeddings.forward(&trimmed.ids)?;
-                let layers = if full {
-                    self.frozen.iter().chain(&self.top).collect::<Vec<_>>()
-                } else {
-                    self.frozen.iter().collect()
-                };
-                for layer in layers {
-                    x = layer.forward_packed(&x, &mask, None, packing.as_ref())?;
-                }
-                x.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()
+                let packing = Packing::new(&trimmed.mask)?;
+                let frozen = self.frozen_forward(&trimmed, packing.as_ref())?;
+                let hidden = if full { self.top_forward(&frozen, &trimmed.mask, packing.as_ref())? } else { frozen };
+                hidden.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()
             };
             let hidden = run().map_err(ModelError::candle(format!("encoding with {}", self.dir.display())))?;
             for (j, &n) in tokens.lengths.iter().enumerate() {
@@ -292,20 +284,22 @@ impl Encoder {
         Ok(Encoded { hidden, mask })
     }
 
-    fn frozen_forward(&self, tokens: &Tokens) -> candle_core::Result<Tensor> {
+    /// The frozen part; with `packing`, position-wise work on real tokens only (padded positions come out zero).
+    fn frozen_forward(&self, tokens: &Tokens, packing: Option<&Packing>) -> candle_core::Result<Tensor> {
         let mut x = self.embeddings.forward(&tokens.ids)?;
         let mask = tokens.mask.to_dtype(DType::F32)?;
         for layer in &self.frozen {
-            x = layer.forward(&x, &mask)?;
+            x = layer.forward_packed(&x, &mask, None, packing)?;
         }
         Ok(x)
     }
 
-    fn top_forward(&self, hidden: &Tensor, mask: &Tensor) -> candle_core::Result<Tensor> {
+    /// The top layers, as [`Self::frozen_forward`].
+    fn top_forward(&self, hidden: &Tensor, mask: &Tensor, packing: Option<&Packing>) -> candle_core::Result<Tensor> {
         let mask = mask.to_dtype(DType::F32)?;
         let mut x = hidden.clone();
         for layer in &self.top {
-            x = layer.forward(&x, &mask)?;
+            x = layer.forward_packed(&x, &mask, None, packing)?;
         }
         Ok(x)
     }
@@ -406,32 +400,33 @@ impl Dropout {
 
     /// Zeroes each element with probability `p` and scales the rest by 1 / (1 - p).
     pub fn apply(&self, x: &Tensor, p: f32) -> candle_core::Result<Tensor> {
-        use rand::Rng;
         if p <= 0.0 {
             return Ok(x.clone());
         }
-        let mut bits = vec![0u32; x.elem_count()];
+        let keep = self.draw(x.elem_count(), p);
+        super::kernels::dropout_with_mask(x, keep, (1.0 / (1.0 - p as f64)) as f32)
+    }
+
+    /// `n` keep (true) or drop decisions, each dropping with probability `p`, from the seeded stream.
+    fn draw(&self, n: usize, p: f32) -> Vec<bool> {
+        use rand::Rng;
+        let mut bits = vec![0u32; n];
         self.rng.borrow_mut().fill(&mut bits[..]);
         let threshold = (p as f64 * u32::MAX as f64) as u32;
-        let keep = bits.into_iter().map(|b| b >= threshold).collect();
-        super::kernels::dropout_with_mask(x, keep, (1.0 / (1.0 - p as f64)) as f32)
+        bits.into_iter().map(|b| b >= threshold).collect()
     }
 
     /// As [`Self::apply`] on the packed (real tokens, D) states of `packing`'s batch, with the mask the padded
     /// (B, L, D) states would get: the random stream, and so training with a seed, is the same packed or not.
     pub fn apply_packed(&self, x: &Tensor, p: f32, packing: Option<&Packing>) -> candle_core::Result<Tensor> {
-        use rand::Rng;
         let Some(packing) = packing else { return self.apply(x, p) };
         if p <= 0.0 {
             return Ok(x.clone());
         }
         let d = x.dim(D::Minus1)?;
-        let mut bits = vec![0u32; packing.batch * packing.len * d];
-        self.rng.borrow_mut().fill(&mut bits[..]);
-        let threshold = (p as f64 * u32::MAX as f64) as u32;
-        let keep =
-            packing.rows.iter().flat_map(|&r| &bits[r as usize * d..(r as usize + 1) * d]).map(|&b| b >= threshold);
-        super::kernels::dropout_with_mask(x, keep.collect(), (1.0 / (1.0 - p as f64)) as f32)
+        let all = self.draw(packing.batch * packing.len * d, p);
+        let keep = packing.rows.iter().flat_map(|&r| &all[r as usize * d..(r as usize + 1) * d]).copied().collect();
+        super::kernels::dropout_with_mask(x, keep, (1.0 / (1.0 - p as f64)) as f32)
     }
 }
 

@@ -17,6 +17,18 @@ fn load(name: &str) -> HashMap<String, Tensor> {
     candle_core::safetensors::load(golden(name), &Device::Cpu).unwrap()
 }
 
+/// ARG's targets of the golden batch (label, each rationale's usefulness and judgement).
+fn golden_targets(inputs: &HashMap<String, Tensor>) -> ArgTargets {
+    let as_f32 = |k: &str| inputs[k].to_dtype(DType::F32).unwrap();
+    let as_u32 = |k: &str| inputs[k].to_dtype(DType::U32).unwrap();
+    ArgTargets {
+        label: as_f32("label"),
+        useful: vec![as_f32("FTR_2_acc"), as_f32("FTR_3_acc")],
+        judgement: vec![as_u32("FTR_2_pred"), as_u32("FTR_3_pred")],
+        present: vec![],
+    }
+}
+
 fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
     assert_eq!(a.dims(), b.dims(), "shapes");
     (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap()
@@ -61,14 +73,7 @@ fn arg_matches_the_reference_outputs_loss_and_gradients() {
         ("simple_ftr_2_pred", out.judgement_logits[0].clone()),
         ("simple_ftr_3_pred", out.judgement_logits[1].clone()),
     ];
-    let as_f32 = |k: &str| inputs[k].to_dtype(DType::F32).unwrap();
-    let targets = ArgTargets {
-        label: as_f32("label"),
-        useful: vec![as_f32("FTR_2_acc"), as_f32("FTR_3_acc")],
-        judgement: vec![ids("FTR_2_pred"), ids("FTR_3_pred")],
-        present: vec![],
-    };
-    let loss = arg.loss(&out, &targets).unwrap();
+    let loss = arg.loss(&out, &golden_targets(&inputs)).unwrap();
     checks.push(("loss", loss.total.clone()));
     checks.push(("loss_classify", loss.classify.clone()));
     // The reference records the auxiliary parts summed over the two perspectives (the total uses their means).
@@ -130,7 +135,6 @@ fn packing_the_padding_away_changes_no_output_nor_gradient_in_the_masked_mode() 
         serde_json::from_str(&std::fs::read_to_string(golden("tiny-bert-config.json")).unwrap()).unwrap();
     let inputs = load("inputs.safetensors");
     let ids = |k: &str| inputs[k].to_dtype(DType::U32).unwrap();
-    let as_f32 = |k: &str| inputs[k].to_dtype(DType::F32).unwrap();
     let run = |pack: bool| {
         let mut varmap = VarMap::new();
         let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
@@ -156,12 +160,7 @@ fn packing_the_padding_away_changes_no_output_nor_gradient_in_the_masked_mode() 
             .encode_top((&news, &content_mask), &[frozen(&f2, &f2_mask), frozen(&f3, &f3_mask)], Some(&dropout))
             .unwrap();
         let trained = arg.forward_t(&training, Some(&dropout)).unwrap();
-        let targets = ArgTargets {
-            label: as_f32("label"),
-            useful: vec![as_f32("FTR_2_acc"), as_f32("FTR_3_acc")],
-            judgement: vec![ids("FTR_2_pred"), ids("FTR_3_pred")],
-            present: vec![],
-        };
+        let targets = golden_targets(&inputs);
         let loss = arg.loss(&out, &targets).unwrap();
         let train_loss = arg.loss(&trained, &targets).unwrap();
         let grads = (&loss.total + &train_loss.total).unwrap().backward().unwrap();
