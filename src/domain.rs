@@ -190,10 +190,65 @@ pub fn news_text(title: &str, text: &str) -> String {
     }
 }
 
+/// The namespace of an item key for the format a dataset was read in: a source's ids are unique within it only.
+pub fn key_family(format: &str) -> &'static str {
+    match format {
+        "liar2-csv" => "liar2",
+        "liar-plus-tsv" | "liar-plus-jsonl" => "liar-plus",
+        "arg-json" => "arg",
+        _ => "id",
+    }
+}
+
+/// The content-addressed key of an item without an id of its own: `sha:` and 20 hex digits of the sha256 of its
+/// text and source, each lower-cased with runs of white space made one space.
+pub fn content_key(text: &str, source: Option<&str>) -> String {
+    use sha2::{Digest as _, Sha256};
+    let norm = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase();
+    let mut h = Sha256::new();
+    h.update(norm(text).as_bytes());
+    h.update([0x1f]);
+    h.update(norm(source.unwrap_or("")).as_bytes());
+    let digest = h.finalize();
+    let mut key = String::from("sha:");
+    for b in &digest[..10] {
+        key.push_str(&format!("{b:02x}"));
+    }
+    key
+}
+
+/// The stable key of an item, the same in every database it is imported into: `FAMILY:ID` (see [`key_family`])
+/// when the source gives the item an id, else [`content_key`].
+pub fn item_key(family: &str, external_id: Option<&str>, text: &str, source: Option<&str>) -> String {
+    match external_id.map(str::trim).filter(|id| !id.is_empty()) {
+        Some(id) => format!("{family}:{id}"),
+        None => content_key(text, source),
+    }
+}
+
+/// Hands out item keys for a sequence of items in a stable order: the n-th repeat of a key gets `#n`, so the same
+/// file read twice gives the same keys.
+#[derive(Debug, Default)]
+pub struct KeyAssigner {
+    seen: std::collections::HashMap<String, u32>,
+}
+
+impl KeyAssigner {
+    /// The key for the next item whose base key is `base`.
+    pub fn next(&mut self, base: &str) -> String {
+        let n = self.seen.entry(base.to_string()).or_insert(0);
+        *n += 1;
+        if *n == 1 { base.to_string() } else { format!("{base}#{n}") }
+    }
+}
+
 /// A news item or claim, as stored.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Item {
     pub id: ItemId,
+    /// The item's stable key ([`item_key`]): how bundles, exports and study files name it across databases.
+    #[serde(default)]
+    pub key: String,
     pub dataset_id: DatasetId,
     pub external_id: Option<String>,
     pub title: Option<String>,

@@ -319,12 +319,13 @@ pub fn database(options: &QualityOptions, progress: &dyn Progress) -> anyhow::Re
             }
             (files, ImportOptions::default())
         } else {
-            let import = ImportOptions::from_flags(
-                options.format,
-                options.map.as_deref(),
-                options.labels.as_deref(),
-                options.name.clone(),
-            )?;
+            let import = ImportOptions::from_flags(&crate::ingest::ImportFlags {
+                format: options.format,
+                map: options.map.clone(),
+                labels: options.labels.clone(),
+                name: options.name.clone(),
+                ..Default::default()
+            })?;
             (options.data.clone(), import)
         };
         crate::ingest::import_files(&mut store, &files, &import, progress)?;

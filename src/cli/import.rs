@@ -7,7 +7,7 @@ use clap::Args;
 
 use super::Global;
 use super::progress::ProgressBar;
-use crate::ingest::{self, FileFormat, ImportOptions, ImportReport};
+use crate::ingest::{self, FileFormat, ImportFlags, ImportOptions, ImportReport};
 use crate::store::Store;
 
 #[derive(Args, Debug)]
@@ -18,12 +18,21 @@ pub struct Import {
     /// Input format; guessed from the extension and header when left out.
     #[arg(long, value_parser = parse_format)]
     format: Option<FileFormat>,
-    /// Column mapping for generic csv/jsonl, e.g. `content=statement,label=label,rationale:human=justification`.
+    /// Column mapping for generic csv/tsv/json/jsonl, e.g.
+    /// `content=statement,label=label,rationale:human=justification`; in JSON, field paths such as
+    /// `content=claim.text,label=verdict.rating,evidence=questions[*].answers[*].answer`.
     #[arg(long)]
     map: Option<String>,
-    /// Label mapping replacing the default, e.g. `pants-fire=fake,false=fake,true=real`.
+    /// Label mapping replacing the default, e.g. `pants-fire=fake,false=fake,true=real,not enough info=unlabelled`.
     #[arg(long)]
     labels: Option<String>,
+    /// What a label the map does not name becomes (`unlabelled`, `real` or `fake`); without it such a label fails
+    /// the import.
+    #[arg(long)]
+    default_label: Option<String>,
+    /// Delimiter of a generic delimited file (`,` `;` `|` or tab); guessed from the extension and header.
+    #[arg(long)]
+    delimiter: Option<String>,
     /// Dataset name (default: the file name).
     #[arg(long)]
     name: Option<String>,
@@ -38,7 +47,14 @@ fn parse_format(s: &str) -> Result<FileFormat, String> {
 
 impl Import {
     pub fn run(self, _: &Global) -> anyhow::Result<ExitCode> {
-        let opts = ImportOptions::from_flags(self.format, self.map.as_deref(), self.labels.as_deref(), self.name)?;
+        let opts = ImportOptions::from_flags(&ImportFlags {
+            format: self.format,
+            map: self.map,
+            labels: self.labels,
+            default_label: self.default_label,
+            delimiter: self.delimiter,
+            name: self.name,
+        })?;
         let mut store = Store::open(&self.db)?;
         let bar = ProgressBar::new();
         let summaries = ingest::import_files(&mut store, &self.files, &opts, &bar)?;

@@ -10,6 +10,7 @@
 //! [`Progress`] only. It talks to the database only through [`Store::import`] and [`Store::export_rows`].
 
 pub mod export;
+mod path;
 mod readers;
 
 use std::collections::BTreeMap;
@@ -95,9 +96,13 @@ pub enum FileFormat {
     LiarPlusJsonl,
     /// LIAR2 `*.csv`: a header of exactly LIAR2's 16 columns, integer labels 0..5.
     Liar2Csv,
-    /// Any CSV with a header, read through a [`ColumnMap`].
+    /// Any delimited text with a header (comma, tab, semicolon, ...: `.tsv` and `.csv` guessed from the extension
+    /// and the header, or [`ImportOptions::delimiter`]), read through a [`ColumnMap`].
     Csv,
-    /// Any JSON Lines file, read through a [`ColumnMap`] whose names are JSON keys.
+    /// A JSON array of objects (or JSON Lines), read through a [`ColumnMap`] whose names are field paths.
+    Json,
+    /// JSON Lines (or a JSON array of objects: the first byte tells), read through a [`ColumnMap`] whose names are
+    /// field paths.
     Jsonl,
 }
 
@@ -107,13 +112,14 @@ crate::domain::named_enum!(FileFormat, "format", {
     LiarPlusJsonl => "liar-plus-jsonl",
     Liar2Csv => "liar2-csv",
     Csv => "csv",
+    Json => "json",
     Jsonl => "jsonl",
 });
 
 impl FileFormat {
     /// True for the generic formats, which need a [`ColumnMap`].
     pub fn needs_column_map(self) -> bool {
-        matches!(self, Self::Csv | Self::Jsonl)
+        matches!(self, Self::Csv | Self::Json | Self::Jsonl)
     }
 
     /// The one-line license note stored with datasets of a known public source, if any.
@@ -133,7 +139,8 @@ impl FileFormat {
     /// * `.jsonl` -> `liar-plus-jsonl` when the first object has `claim` and `json_file_id`, else `jsonl`;
     /// * `.csv` -> `liar2-csv` when the header is exactly LIAR2's columns, else `csv`.
     ///
-    /// `csv` and `jsonl` need a column map to be read. `bytes` is the file's content (a BOM is allowed).
+    /// `csv`, `json` and `jsonl` need a column map to be read; with a column map, `.json` reads as `json` and
+    /// `.tsv` as `csv` (tab-separated). `bytes` is the file's content (a BOM is allowed).
     pub fn detect(path: &Path, bytes: &[u8]) -> Result<Self, IngestError> {
         let ext = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).unwrap_or_default();
         let bytes = strip_bom(bytes);
@@ -163,14 +170,18 @@ fn format_names() -> String {
 // -------------------------------------------------------------------------------------------------------------
 // Label map
 
-/// Maps a source's label (trimmed, lower-cased) to a binary gold verdict.
+/// Maps a source's label (trimmed, lower-cased) to a binary gold verdict, or to no gold label at all
+/// (`unlabelled`: the item is kept with its original label, and left out of training and metrics).
 ///
 /// The default map knows PolitiFact's six-way scale (`pants-fire`/`pants-on-fire`, `false`, `barely-true`,
 /// `mostly-false` -> fake; `half-true`, `mostly-true`, `true` -> real), `real`/`fake`, and ARG's integer coding
-/// (`0` -> real, `1` -> fake). A user map ([`LabelMap::parse`]) replaces it entirely.
+/// (`0` -> real, `1` -> fake). A user map ([`LabelMap::parse`]) replaces it entirely. A label the map does not name
+/// fails the import unless a default target is set ([`LabelMap::with_default`], `--default-label`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LabelMap {
-    map: BTreeMap<String, Verdict>,
+    map: BTreeMap<String, Option<Verdict>>,
+    /// What a label the map does not name becomes; `None`: such a label is an error (the strict default).
+    default: Option<Option<Verdict>>,
 }
 
 impl Default for LabelMap {
@@ -179,68 +190,104 @@ impl Default for LabelMap {
         let real = ["real", "0", "half-true", "mostly-true", "true"];
         let map = fake
             .iter()
-            .map(|k| (k.to_string(), Verdict::Fake))
-            .chain(real.iter().map(|k| (k.to_string(), Verdict::Real)))
+            .map(|k| (k.to_string(), Some(Verdict::Fake)))
+            .chain(real.iter().map(|k| (k.to_string(), Some(Verdict::Real))))
             .collect();
-        Self { map }
+        Self { map, default: None }
+    }
+}
+
+/// The target word for "no gold label".
+pub const UNLABELLED: &str = "unlabelled";
+
+/// Reads a label map target: `real`, `fake`, or `unlabelled` (also spelled `unlabeled`, `none`).
+fn label_target(word: &str) -> Option<Option<Verdict>> {
+    match word.trim().to_ascii_lowercase().as_str() {
+        "real" => Some(Some(Verdict::Real)),
+        "fake" => Some(Some(Verdict::Fake)),
+        "unlabelled" | "unlabeled" | "none" => Some(None),
+        _ => None,
     }
 }
 
 impl LabelMap {
-    /// Parses a user map such as `pants-fire=fake,false=fake,half-true=real`: comma-separated `label=real|fake`
-    /// pairs. Labels are matched trimmed and case-insensitively.
+    /// Parses a user map such as `pants-fire=fake,false=fake,half-true=real,not enough info=unlabelled`:
+    /// comma-separated `label=real|fake|unlabelled` pairs. Labels are matched trimmed and case-insensitively.
     pub fn parse(spec: &str) -> Result<Self, ParseOptionError> {
         let mut map = BTreeMap::new();
         for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            let Some((label, verdict)) = part.split_once('=') else {
-                return Err(ParseOptionError(format!("label map entry '{part}' is not LABEL=real or LABEL=fake")));
+            let Some((label, target)) = part.rsplit_once('=') else {
+                return Err(ParseOptionError(format!(
+                    "label map entry '{part}' is not LABEL=real, LABEL=fake or LABEL=unlabelled"
+                )));
             };
             let label = label.trim().to_lowercase();
             if label.is_empty() {
                 return Err(ParseOptionError(format!("label map entry '{part}' has an empty label")));
             }
-            let verdict = match verdict.trim().to_ascii_lowercase().as_str() {
-                "real" => Verdict::Real,
-                "fake" => Verdict::Fake,
-                other => {
-                    return Err(ParseOptionError(format!(
-                        "label map entry '{part}': '{other}' is not a gold label (real or fake)"
-                    )));
-                }
+            let Some(verdict) = label_target(target) else {
+                return Err(ParseOptionError(format!(
+                    "label map entry '{part}': '{}' is not a gold label (real, fake or unlabelled)",
+                    target.trim()
+                )));
             };
             if let Some(previous) = map.insert(label.clone(), verdict).filter(|&p| p != verdict) {
-                return Err(ParseOptionError(format!("label map maps '{label}' twice ({previous} and {verdict})")));
+                return Err(ParseOptionError(format!(
+                    "label map maps '{label}' twice ({} and {})",
+                    target_name(previous),
+                    target_name(verdict)
+                )));
             }
         }
         if map.is_empty() {
             return Err(ParseOptionError("the label map is empty; write it as LABEL=real,LABEL=fake,...".into()));
         }
-        Ok(Self { map })
+        Ok(Self { map, default: None })
     }
 
-    /// The verdict of a label, if the map knows it.
-    pub fn get(&self, label: &str) -> Option<Verdict> {
-        self.map.get(&label.trim().to_lowercase()).copied()
+    /// The same map, with labels it does not name read as `target` (`real`, `fake` or `unlabelled`) instead of
+    /// failing the import.
+    pub fn with_default(mut self, target: &str) -> Result<Self, ParseOptionError> {
+        let t = label_target(target).ok_or_else(|| {
+            ParseOptionError(format!("'{}' is not a gold label (real, fake or unlabelled)", target.trim()))
+        })?;
+        self.default = Some(t);
+        Ok(self)
     }
 
-    /// The gold label for a source label: `Ok(None)` for an empty label (an unlabelled item), an error message
-    /// for a label the map does not know.
+    /// The gold label of a source label: `Some(Some(v))` a gold label, `Some(None)` unlabelled, `None` a label the
+    /// map does not name (with no default).
+    pub fn get(&self, label: &str) -> Option<Option<Verdict>> {
+        self.map.get(&label.trim().to_lowercase()).copied().or(self.default)
+    }
+
+    /// The gold label for a source label: `Ok(None)` for an empty label or one mapped to `unlabelled`, an error
+    /// message for a label the map does not know.
     pub fn resolve(&self, label: &str) -> Result<Option<Verdict>, String> {
         if label.trim().is_empty() {
             return Ok(None);
         }
-        self.get(label).map(Some).ok_or_else(|| self.unknown(label))
+        self.get(label).ok_or_else(|| self.unknown(label))
     }
 
     /// The message for a label that is not in the map.
     pub(crate) fn unknown(&self, label: &str) -> String {
-        format!("label '{}' is not in the label map (known: {})", label.trim(), self.known().join(", "))
+        format!(
+            "label '{}' is not in the label map (known: {}); map it (LABEL=unlabelled keeps such items without a \
+             gold label) or pass --default-label unlabelled",
+            label.trim(),
+            self.known().join(", ")
+        )
     }
 
     /// The labels the map knows, sorted.
     pub fn known(&self) -> Vec<&str> {
         self.map.keys().map(String::as_str).collect()
     }
+}
+
+fn target_name(t: Option<Verdict>) -> &'static str {
+    t.map_or(UNLABELLED, Verdict::as_str)
 }
 
 impl FromStr for LabelMap {
@@ -285,21 +332,27 @@ pub struct ColumnMap {
     pub split: Option<String>,
     /// `rationale:<perspective>` and `verdict:<perspective>` targets, in the order given.
     pub rationales: Vec<RationaleColumns>,
+    /// `meta:<name>` targets (and `evidence`, which is `meta:evidence`): a column or nested field copied into the
+    /// item's metadata under `name`, arrays joined by new lines.
+    pub metadata: Vec<(String, String)>,
 }
 
 const COLUMN_TARGETS: &str = "content, label, title, source, date, id, split, rationale:<perspective>, \
-                              verdict:<perspective>";
+                              verdict:<perspective>, meta:<name>, evidence";
 
 impl ColumnMap {
     /// Parses `content=statement,label=label,rationale:human=justification,title=headline,...`: comma-separated
     /// `target=column` pairs. Targets: `content` (required), `label`, `title`, `source`, `date`, `id`, `split`,
-    /// `rationale:<perspective>` (repeatable) and `verdict:<perspective>` (the verdict of that rationale).
-    /// Column names are trimmed and cannot contain `,` or `=`.
+    /// `rationale:<perspective>` (repeatable), `verdict:<perspective>` (the verdict of that rationale),
+    /// `meta:<name>` (copied into metadata) and `evidence` (`meta:evidence`).
+    /// Column names are trimmed and cannot contain `,` or `=`. In JSON files a column is a field path
+    /// (`claim.text`, `verdict.rating`, `questions[*].answers[*].answer`, `reviews[0].rating`).
     pub fn parse(spec: &str) -> Result<Self, ParseOptionError> {
         let err = |m: String| Err(ParseOptionError(m));
         let mut singles: BTreeMap<&str, String> = BTreeMap::new();
         let mut rationales: Vec<RationaleColumns> = Vec::new();
         let mut verdicts: Vec<(String, String)> = Vec::new();
+        let mut metadata: Vec<(String, String)> = Vec::new();
         for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             let Some((target, column)) = part.split_once('=') else {
                 return err(format!("column map entry '{part}' is not TARGET=COLUMN"));
@@ -320,6 +373,12 @@ impl ColumnMap {
                     return err(format!("column map gives verdict:{p} twice"));
                 }
                 verdicts.push((p, column.to_string()));
+            } else if let Some(name) = target.strip_prefix("meta:").or((target == "evidence").then_some("evidence")) {
+                let name = perspective_name(name, part)?;
+                if metadata.iter().any(|(n, _)| *n == name) {
+                    return err(format!("column map gives meta:{name} twice"));
+                }
+                metadata.push((name, column.to_string()));
             } else {
                 let key = match target {
                     "content" => "content",
@@ -354,6 +413,7 @@ impl ColumnMap {
             id: singles.remove("id"),
             split: singles.remove("split"),
             rationales,
+            metadata,
         })
     }
 
@@ -378,6 +438,9 @@ impl ColumnMap {
                 out.push((format!("verdict:{}", r.perspective), v.as_str()));
             }
         }
+        for (name, column) in &self.metadata {
+            out.push((format!("meta:{name}"), column.as_str()));
+        }
         out
     }
 }
@@ -386,7 +449,8 @@ fn perspective_name(p: &str, part: &str) -> Result<String, ParseOptionError> {
     let p = p.trim();
     if p.is_empty() || !p.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '-') {
         return Err(ParseOptionError(format!(
-            "column map entry '{part}': a perspective is a non-empty name of letters, digits, '_' or '-'"
+            "column map entry '{part}': a perspective or metadata name is a non-empty name of letters, digits, '_' \
+             or '-'"
         )));
     }
     Ok(p.to_string())
@@ -408,17 +472,20 @@ impl FromStr for ColumnMap {
 pub struct ImportOptions {
     /// The format; `None` guesses it from each file ([`FileFormat::detect`]).
     pub format: Option<FileFormat>,
-    /// Column map for the generic `csv`/`jsonl` formats. Given without a format, it makes `.csv` and `.jsonl`
-    /// files read as generic `csv`/`jsonl` even when they look like LIAR2/LIAR-PLUS; with a preset format (or a
-    /// `.json`/`.tsv` file) it is an error.
+    /// Column map for the generic `csv`/`json`/`jsonl` formats. Given without a format, it makes `.csv`, `.tsv`,
+    /// `.json` and `.jsonl` files read as generic files even when they look like LIAR2/LIAR-PLUS/ARG; with a preset
+    /// format it is an error.
     pub columns: Option<ColumnMap>,
     /// Source label -> gold label.
     pub labels: LabelMap,
+    /// The delimiter of a generic `csv` file; `None` guesses it (tab for `.tsv`, else the most frequent of comma,
+    /// tab, semicolon and `|` in the header).
+    pub delimiter: Option<u8>,
     /// Dataset name; `None` uses the file name. With several files, each dataset is named `NAME: FILE NAME`.
     pub dataset_name: Option<String>,
 }
 
-/// A `--map` or `--labels` value that did not parse; the message names the flag.
+/// A `--map`, `--labels`, `--default-label` or `--delimiter` value that did not parse; the message names the flag.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum OptionsError {
     /// The column map (`--map`).
@@ -427,23 +494,71 @@ pub enum OptionsError {
     /// The label map (`--labels`).
     #[error("--labels: {0}")]
     Labels(ParseOptionError),
+    /// What labels outside the map become (`--default-label`).
+    #[error("--default-label: {0}")]
+    DefaultLabel(ParseOptionError),
+    /// The delimiter (`--delimiter`).
+    #[error("--delimiter: {0}")]
+    Delimiter(ParseOptionError),
+}
+
+/// The words a user typed for an import (the CLI's flags, the studio's import dialog), before they are checked.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ImportFlags {
+    /// `--format`; `None` guesses per file.
+    pub format: Option<FileFormat>,
+    /// `--map`, [`ColumnMap::parse`]'s syntax.
+    pub map: Option<String>,
+    /// `--labels`, [`LabelMap::parse`]'s syntax; replaces the default map.
+    pub labels: Option<String>,
+    /// `--default-label`: `unlabelled`, `real` or `fake` for labels the map does not name.
+    pub default_label: Option<String>,
+    /// `--delimiter`: one character, or `tab`, `comma`, `semicolon`, `pipe`.
+    pub delimiter: Option<String>,
+    /// `--name`.
+    pub name: Option<String>,
+}
+
+/// Reads a delimiter: one ASCII character (`\t` written out allowed), or `tab`, `comma`, `semicolon`, `pipe`.
+pub fn parse_delimiter(s: &str) -> Result<u8, ParseOptionError> {
+    match s {
+        "tab" | "\\t" | "\t" => return Ok(b'\t'),
+        "comma" => return Ok(b','),
+        "semicolon" => return Ok(b';'),
+        "pipe" => return Ok(b'|'),
+        _ => {}
+    }
+    match s.as_bytes() {
+        [b] if b.is_ascii() && !matches!(b, b'"' | b'\n' | b'\r') => Ok(*b),
+        _ => Err(ParseOptionError(format!(
+            "'{s}' is not a delimiter: give one character (',' ';' '|'), or tab, comma, semicolon, pipe"
+        ))),
+    }
 }
 
 impl ImportOptions {
-    /// Import options from the words a user typed (the CLI's flags, the studio's import dialog): a format (`None`
-    /// guesses it per file), a column map ([`ColumnMap::parse`]), a label map replacing the default
-    /// ([`LabelMap::parse`]) and a dataset name.
-    pub fn from_flags(
-        format: Option<FileFormat>,
-        map: Option<&str>,
-        labels: Option<&str>,
-        name: Option<String>,
-    ) -> Result<Self, OptionsError> {
+    /// Import options from the words a user typed: a format (`None` guesses it per file), a column map
+    /// ([`ColumnMap::parse`]), a label map replacing the default ([`LabelMap::parse`]) with an optional default
+    /// target, a delimiter and a dataset name.
+    pub fn from_flags(flags: &ImportFlags) -> Result<Self, OptionsError> {
+        let given = |s: &Option<String>| s.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned);
+        let labels = given(&flags.labels)
+            .map(|l| LabelMap::parse(&l))
+            .transpose()
+            .map_err(OptionsError::Labels)?
+            .unwrap_or_default();
+        let labels = match given(&flags.default_label) {
+            Some(d) => labels.with_default(&d).map_err(OptionsError::DefaultLabel)?,
+            None => labels,
+        };
+        // A delimiter is not trimmed: a tab is whitespace.
+        let delimiter = flags.delimiter.as_deref().filter(|d| !d.is_empty());
         Ok(Self {
-            format,
-            columns: map.map(ColumnMap::parse).transpose().map_err(OptionsError::Map)?,
-            labels: labels.map(LabelMap::parse).transpose().map_err(OptionsError::Labels)?.unwrap_or_default(),
-            dataset_name: name,
+            format: flags.format,
+            columns: given(&flags.map).map(|m| ColumnMap::parse(&m)).transpose().map_err(OptionsError::Map)?,
+            labels,
+            delimiter: delimiter.map(parse_delimiter).transpose().map_err(OptionsError::Delimiter)?,
+            dataset_name: given(&flags.name),
         })
     }
 }
@@ -459,13 +574,22 @@ pub struct ImportReport {
 
 impl std::fmt::Display for ImportReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let (mut items, mut rationales) = (0, 0);
+        let (mut items, mut rationales, mut present) = (0, 0, 0);
         for (file, s) in &self.files {
-            writeln!(f, "{}: {} items, {} rationales", file.display(), s.items, s.rationales)?;
+            write!(f, "{}: {} items, {} rationales", file.display(), s.items, s.rationales)?;
+            if s.already_present > 0 {
+                write!(f, ", {} already present", s.already_present)?;
+            }
+            writeln!(f)?;
             items += s.items;
             rationales += s.rationales;
+            present += s.already_present;
         }
-        writeln!(f, "added {items} items and {rationales} rationales to {}", self.db.display())
+        write!(f, "added {items} items and {rationales} rationales to {}", self.db.display())?;
+        if present > 0 {
+            write!(f, "; {present} already present (same key and text), not added again")?;
+        }
+        writeln!(f)
     }
 }
 
@@ -489,30 +613,8 @@ pub fn read_file(path: &Path, opts: &ImportOptions) -> Result<ParsedFile, Ingest
 pub fn read_bytes(name: &Path, bytes: &[u8], opts: &ImportOptions) -> Result<ParsedFile, IngestError> {
     let text = decode_utf8(name, bytes)?;
     let format = resolve_format(name, text.as_bytes(), opts)?;
-    let ctx = readers::Context { path: name, labels: &opts.labels, stem_split: split_from_stem(name) };
-    let items = match format {
-        FileFormat::ArgJson => readers::arg_json(&ctx, text)?,
-        FileFormat::LiarPlusTsv => readers::liar_plus_tsv(&ctx, text)?,
-        FileFormat::LiarPlusJsonl => readers::liar_plus_jsonl(&ctx, text)?,
-        FileFormat::Liar2Csv => readers::liar2_csv(&ctx, text)?,
-        FileFormat::Csv | FileFormat::Jsonl => {
-            let Some(columns) = opts.columns.as_ref() else {
-                return Err(IngestError::file(
-                    name,
-                    format!(
-                        "format {format} needs a column map (--map content=COLUMN,label=COLUMN,...); \
-                         or name a preset format: {}",
-                        format_names()
-                    ),
-                ));
-            };
-            if format == FileFormat::Csv {
-                readers::generic_csv(&ctx, text, columns)?
-            } else {
-                readers::generic_jsonl(&ctx, text, columns)?
-            }
-        }
-    };
+    let ctx = readers::Context { path: name, labels: &opts.labels, stem_split: split_from_stem(name), limit: None };
+    let items = read_items(&ctx, name, text, format, opts)?;
     let file_name =
         name.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| name.display().to_string());
     Ok(ParsedFile {
@@ -524,6 +626,111 @@ pub fn read_bytes(name: &Path, bytes: &[u8], opts: &ImportOptions) -> Result<Par
         },
         items,
     })
+}
+
+/// How much of a file [`preview_file`] reads.
+pub const PREVIEW_BYTES: u64 = 1 << 20;
+
+/// The first rows of a file as an import will read them, for the studio's import dialog: the format chosen, the
+/// delimiter of a delimited file, and up to `rows` items. Reads at most [`PREVIEW_BYTES`] of the file, so rows past
+/// that head are neither shown nor checked; the import itself reads and checks everything.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Preview {
+    /// The format the file will be read in.
+    pub format: FileFormat,
+    /// The delimiter, for a generic delimited file.
+    pub delimiter: Option<u8>,
+    /// The first items, as they will be stored.
+    pub items: Vec<NewItem>,
+    /// The file's top-level columns or keys (header of a delimited file, keys of the first JSON object), to help
+    /// write the column map.
+    pub columns: Vec<String>,
+}
+
+/// Reads the head of `path` as an import with `opts` would read it; see [`Preview`].
+pub fn preview_file(path: &Path, opts: &ImportOptions, rows: usize) -> Result<Preview, IngestError> {
+    use std::io::Read as _;
+    let mut head = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(PREVIEW_BYTES).read_to_end(&mut head))
+        .map_err(|e| IngestError::file(path, format!("cannot read the file: {e}")))?;
+    let text = match decode_utf8(path, &head) {
+        Ok(t) => t,
+        // A head cut inside a character: read up to it.
+        Err(e) if head.len() as u64 == PREVIEW_BYTES && e.line.is_some() => {
+            let body = strip_bom(&head);
+            let valid = std::str::from_utf8(body).map_err(|u| u.valid_up_to()).err().unwrap_or(body.len());
+            if body.len() - valid > 3 {
+                return Err(e);
+            }
+            std::str::from_utf8(&body[..valid]).unwrap_or_default()
+        }
+        Err(e) => return Err(e),
+    };
+    let format = resolve_format(path, text.as_bytes(), opts)?;
+    let ctx =
+        readers::Context { path, labels: &opts.labels, stem_split: split_from_stem(path), limit: Some(rows.max(1)) };
+    let items = read_items(&ctx, path, text, format, opts)?;
+    let delimiter = (format == FileFormat::Csv).then(|| opts.delimiter.unwrap_or_else(|| guess_delimiter(path, text)));
+    let columns = readers::columns_of(text, format, delimiter);
+    Ok(Preview { format, delimiter, items, columns })
+}
+
+fn read_items(
+    ctx: &readers::Context<'_>,
+    name: &Path,
+    text: &str,
+    format: FileFormat,
+    opts: &ImportOptions,
+) -> Result<Vec<NewItem>, IngestError> {
+    let items = match format {
+        FileFormat::ArgJson => readers::arg_json(ctx, text)?,
+        FileFormat::LiarPlusTsv => readers::liar_plus_tsv(ctx, text)?,
+        FileFormat::LiarPlusJsonl => readers::liar_plus_jsonl(ctx, text)?,
+        FileFormat::Liar2Csv => readers::liar2_csv(ctx, text)?,
+        FileFormat::Csv | FileFormat::Json | FileFormat::Jsonl => {
+            let Some(columns) = opts.columns.as_ref() else {
+                return Err(IngestError::file(
+                    name,
+                    format!(
+                        "format {format} needs a column map (--map content=COLUMN,label=COLUMN,...); \
+                         or name a preset format: {}",
+                        format_names()
+                    ),
+                ));
+            };
+            if format == FileFormat::Csv {
+                let delimiter = opts.delimiter.unwrap_or_else(|| guess_delimiter(name, text));
+                readers::generic_csv(ctx, text, columns, delimiter)?
+            } else {
+                readers::generic_json(ctx, text, columns)?
+            }
+        }
+    };
+    Ok(items)
+}
+
+/// The delimiter of a generic delimited file: tab for `.tsv`, else the most frequent of `,` `\t` `;` `|` in the
+/// header line outside quotes (comma on a tie or when there is none).
+pub fn guess_delimiter(name: &Path, text: &str) -> u8 {
+    if name.extension().and_then(|e| e.to_str()).is_some_and(|e| e.eq_ignore_ascii_case("tsv")) {
+        return b'\t';
+    }
+    let mut counts = [(b',', 0usize), (b'\t', 0), (b';', 0), (b'|', 0)];
+    let mut quoted = false;
+    for b in text.bytes() {
+        match b {
+            b'"' => quoted = !quoted,
+            b'\n' if !quoted => break,
+            _ if !quoted => {
+                if let Some(c) = counts.iter_mut().find(|(d, _)| *d == b) {
+                    c.1 += 1;
+                }
+            }
+            _ => {}
+        }
+    }
+    counts.iter().fold((b',', 0), |best, &(d, n)| if n > best.1 { (d, n) } else { best }).0
 }
 
 /// File name of the bundled demo sample: 300 LIAR2 statements (see `assets/demo/SOURCE.md`).
@@ -543,15 +750,15 @@ pub fn read_demo_sample() -> Result<ParsedFile, IngestError> {
 }
 
 fn resolve_format(name: &Path, bytes: &[u8], opts: &ImportOptions) -> Result<FileFormat, IngestError> {
-    let map_only = || IngestError::file(name, "--map only applies to the csv and jsonl formats");
+    let map_only = || IngestError::file(name, "--map only applies to the csv, json and jsonl formats");
     match (opts.format, &opts.columns) {
         (Some(f), Some(_)) if !f.needs_column_map() => Err(map_only()),
         (Some(f), _) => Ok(f),
         (None, None) => FileFormat::detect(name, bytes),
         (None, Some(_)) => match FileFormat::detect(name, bytes)? {
-            FileFormat::Csv | FileFormat::Liar2Csv => Ok(FileFormat::Csv),
+            FileFormat::Csv | FileFormat::Liar2Csv | FileFormat::LiarPlusTsv => Ok(FileFormat::Csv),
             FileFormat::Jsonl | FileFormat::LiarPlusJsonl => Ok(FileFormat::Jsonl),
-            _ => Err(map_only()),
+            FileFormat::ArgJson | FileFormat::Json => Ok(FileFormat::Json),
         },
     }
 }

@@ -9,7 +9,8 @@ use std::sync::OnceLock;
 
 use serde_json::{Map, Value};
 
-use super::{ColumnMap, IngestError, LabelMap};
+use super::path::FieldPath;
+use super::{ColumnMap, FileFormat, IngestError, LabelMap};
 use crate::domain::{NewItem, NewRationale, RationaleOrigin, Verdict};
 
 /// What every reader needs besides the text.
@@ -19,11 +20,17 @@ pub(super) struct Context<'a> {
     pub labels: &'a LabelMap,
     /// The split named by the file's stem (`val2.tsv` -> `val`), used when a record names none.
     pub stem_split: Option<String>,
+    /// Read only this many records (a preview of the file's head: the rest may be cut off and is not checked).
+    pub limit: Option<usize>,
 }
 
 impl Context<'_> {
     fn err(&self, line: usize, reason: impl Into<String>) -> IngestError {
         IngestError::at(self.path, line, reason)
+    }
+
+    fn limit(&self) -> usize {
+        self.limit.unwrap_or(usize::MAX)
     }
 
     fn gold(&self, line: usize, label: &str) -> Result<Option<Verdict>, IngestError> {
@@ -89,6 +96,17 @@ pub(super) fn looks_like_liar2_csv(bytes: &[u8]) -> bool {
 /// is the publication time, `source_id` the external id, `split` the split (else the file's stem). Every other key,
 /// `<p>_acc` included, goes to metadata.
 pub(super) fn arg_json(ctx: &Context<'_>, text: &str) -> Result<Vec<NewItem>, IngestError> {
+    let objects = json_array_objects(
+        ctx,
+        text,
+        "expected a JSON array of objects (ARG format: [{\"content\": ..., \"label\": ...}])",
+    )?;
+    objects.into_iter().map(|(line, obj)| arg_item(ctx, line, obj)).collect()
+}
+
+/// Every element of a JSON array of objects, with the 1-based line it starts on. `not_array` is the message when
+/// the text does not start with `[`.
+fn json_array_objects(ctx: &Context<'_>, text: &str, not_array: &str) -> Result<Vec<LineObject>, IngestError> {
     let lines = LineIndex::new(text);
     let bytes = text.as_bytes();
     let skip_ws = |mut pos: usize| {
@@ -100,13 +118,14 @@ pub(super) fn arg_json(ctx: &Context<'_>, text: &str) -> Result<Vec<NewItem>, In
     let mut pos = skip_ws(0);
     if bytes.get(pos) != Some(&b'[') {
         let line = if pos < bytes.len() { lines.line_of(pos) } else { 1 };
-        return Err(
-            ctx.err(line, "expected a JSON array of objects (ARG format: [{\"content\": ..., \"label\": ...}])")
-        );
+        return Err(ctx.err(line, not_array));
     }
     pos += 1;
     let mut items = Vec::new();
     loop {
+        if items.len() >= ctx.limit() {
+            return Ok(items);
+        }
         pos = skip_ws(pos);
         if items.is_empty() && bytes.get(pos) == Some(&b']') {
             pos += 1;
@@ -129,7 +148,7 @@ pub(super) fn arg_json(ctx: &Context<'_>, text: &str) -> Result<Vec<NewItem>, In
         let Value::Object(obj) = value else {
             return Err(ctx.err(line, format!("element {} of the array is not an object", items.len() + 1)));
         };
-        items.push(arg_item(ctx, line, obj)?);
+        items.push((line, obj));
         pos = skip_ws(pos);
         match bytes.get(pos) {
             Some(b',') => pos += 1,
@@ -284,7 +303,7 @@ pub(super) fn liar_plus_tsv(ctx: &Context<'_>, text: &str) -> Result<Vec<NewItem
     let lines = CsvLines::new(text);
     let mut rdr = csv_reader(text, b'\t', false);
     let mut items = Vec::new();
-    for rec in rdr.records() {
+    for rec in rdr.records().take(ctx.limit()) {
         let rec = rec.map_err(|e| lines.error(ctx, &e))?;
         let line = lines.of(&rec);
         if rec.len() != 16 {
@@ -393,7 +412,7 @@ pub(super) fn liar2_csv(ctx: &Context<'_>, text: &str) -> Result<Vec<NewItem>, I
         ));
     }
     let mut items = Vec::new();
-    for rec in rdr.records() {
+    for rec in rdr.records().take(ctx.limit()) {
         let rec = rec.map_err(|e| lines.error(ctx, &e))?;
         let line = lines.of(&rec);
         if rec.len() != LIAR2_COLUMNS.len() {
@@ -412,7 +431,7 @@ pub(super) fn liar2_csv(ctx: &Context<'_>, text: &str) -> Result<Vec<NewItem>, I
                 .ok_or_else(|| ctx.err(line, format!("LIAR2 label '{raw_label}' is not an integer 0..5")))?;
             metadata.insert("label_name".into(), Value::String(name.to_string()));
             let gold = ctx.labels.get(name).or_else(|| ctx.labels.get(raw_label));
-            Some(gold.ok_or_else(|| ctx.err(line, format!("{} ({name})", ctx.labels.unknown(raw_label))))?)
+            gold.ok_or_else(|| ctx.err(line, format!("{} ({name})", ctx.labels.unknown(raw_label))))?
         };
         put(&mut metadata, "subjects", list(&rec[4], ';'));
         put(&mut metadata, "speaker_description", string(&rec[6]));
@@ -532,27 +551,37 @@ fn sentences(text: &str) -> Vec<&str> {
 // -------------------------------------------------------------------------------------------------------------
 // Generic CSV / JSONL through a column map
 
-/// Any CSV with a header, read through a column map; unmapped columns go to metadata as strings.
-pub(super) fn generic_csv(ctx: &Context<'_>, text: &str, map: &ColumnMap) -> Result<Vec<NewItem>, IngestError> {
-    check_quotes(ctx, text, b',')?;
+/// Any delimited file with a header, read through a column map; unmapped columns go to metadata as strings.
+pub(super) fn generic_csv(
+    ctx: &Context<'_>,
+    text: &str,
+    map: &ColumnMap,
+    delimiter: u8,
+) -> Result<Vec<NewItem>, IngestError> {
+    check_quotes(ctx, text, delimiter)?;
     let lines = CsvLines::new(text);
-    let mut rdr = csv_reader(text, b',', true);
+    let mut rdr = csv_reader(text, delimiter, true);
     let header = rdr.headers().map_err(|e| lines.error(ctx, &e))?.clone();
     let header_line = lines.of(&header);
     if header.is_empty() {
-        return Err(ctx.err(1, "the file is empty: a CSV file needs a header line"));
+        return Err(ctx.err(1, "the file is empty: a delimited file needs a header line"));
     }
-    let names: Vec<&str> = header.iter().collect();
+    let names: Vec<&str> = header.iter().map(str::trim).collect();
     let index = |column: &str| names.iter().position(|n| *n == column);
     let mut mapped_idx = Vec::new();
     for (target, column) in map.mapped() {
         match index(column) {
             Some(i) => mapped_idx.push(i),
             None => {
+                let shown = match delimiter {
+                    b'\t' => "tab".to_string(),
+                    d => format!("'{}'", d as char),
+                };
                 return Err(ctx.err(
                     header_line,
                     format!(
-                        "column '{column}' (mapped to {target}) is not in the header; the header's columns are: {}",
+                        "column '{column}' (mapped to {target}) is not in the header; the header's columns \
+                         (delimiter {shown}) are: {}",
                         names.join(", ")
                     ),
                 ));
@@ -568,9 +597,11 @@ pub(super) fn generic_csv(ctx: &Context<'_>, text: &str, map: &ColumnMap) -> Res
         .iter()
         .filter_map(|r| Some((r.perspective.as_str(), index(&r.text)?, col(&r.verdict))))
         .collect();
+    let meta_cols: Vec<(&str, usize)> =
+        map.metadata.iter().filter_map(|(name, c)| Some((name.as_str(), index(c)?))).collect();
 
     let mut items = Vec::new();
-    for rec in rdr.records() {
+    for rec in rdr.records().take(ctx.limit()) {
         let rec = rec.map_err(|e| lines.error(ctx, &e))?;
         let line = lines.of(&rec);
         if rec.len() != names.len() {
@@ -601,6 +632,9 @@ pub(super) fn generic_csv(ctx: &Context<'_>, text: &str, map: &ColumnMap) -> Res
                 metadata.insert(names[i].to_string(), Value::String(value.to_string()));
             }
         }
+        for &(name, i) in &meta_cols {
+            put(&mut metadata, name, string(&rec[i]));
+        }
         items.push(NewItem {
             external_id: get(id),
             title: get(title),
@@ -617,55 +651,81 @@ pub(super) fn generic_csv(ctx: &Context<'_>, text: &str, map: &ColumnMap) -> Res
     Ok(items)
 }
 
-/// Any JSON Lines file, read through a column map whose names are JSON keys; unmapped keys go to metadata.
-/// Mapped keys are checked against the first object.
-pub(super) fn generic_jsonl(ctx: &Context<'_>, text: &str, map: &ColumnMap) -> Result<Vec<NewItem>, IngestError> {
-    let objects = jsonl_objects(ctx, text)?;
+/// A JSON array of objects or a JSON Lines file (the first byte tells), read through a column map whose names are
+/// field paths ([`FieldPath`]); top-level keys no path starts from go to metadata. Every mapped path must start
+/// from a key of the first object.
+pub(super) fn generic_json(ctx: &Context<'_>, text: &str, map: &ColumnMap) -> Result<Vec<NewItem>, IngestError> {
+    let objects = if text.trim_start().starts_with('[') {
+        json_array_objects(ctx, text, "expected a JSON array of objects")?
+    } else {
+        jsonl_objects(ctx, text)?
+    };
+    let mut paths = Vec::new();
+    for (target, column) in map.mapped() {
+        let path = FieldPath::parse(column).map_err(|m| IngestError::file(ctx.path, format!("{target}: {m}")))?;
+        paths.push((target, path));
+    }
     if let Some((line, first)) = objects.first() {
-        for (target, key) in map.mapped() {
-            if !first.contains_key(key) {
+        for (target, path) in &paths {
+            if !path.starts_in(first) {
                 return Err(ctx.err(
                     *line,
                     format!(
-                        "key '{key}' (mapped to {target}) is not in the first object; its keys are: {}",
+                        "key '{}' (mapped to {target}) is not in the first object; its keys are: {}",
+                        path.top_key(first),
                         first.keys().map(String::as_str).collect::<Vec<_>>().join(", ")
                     ),
                 ));
             }
         }
     }
-    let mapped: Vec<String> = map.mapped().into_iter().map(|(_, k)| k.to_string()).collect();
+    let path_of = |target: &str| paths.iter().find(|(t, _)| t == target).map(|(_, p)| p);
     let mut items = Vec::new();
-    for (line, mut obj) in objects {
-        let mut take = |key: &Option<String>| -> Result<Option<String>, IngestError> {
-            match key {
-                Some(k) => take_scalar(ctx, line, &mut obj, k),
+    for (line, obj) in objects {
+        let at = |target: &str, m: String| ctx.err(line, format!("{target}: {m}"));
+        let one = |target: &str| -> Result<Option<String>, IngestError> {
+            match path_of(target) {
+                Some(p) => p.scalar(&obj).map_err(|m| at(target, m)),
                 None => Ok(None),
             }
         };
-        let label = take(&map.label)?;
-        let title = take(&map.title)?;
-        let source = take(&map.source)?;
-        let published = take(&map.date)?;
-        let external_id = take(&map.id)?;
-        let split = take(&map.split)?;
-        let text = take(&Some(map.content.clone()))?
-            .ok_or_else(|| ctx.err(line, format!("empty or missing text (key '{}')", map.content)))?;
+        let joined = |target: &str, sep: &str| -> Result<Option<String>, IngestError> {
+            match path_of(target) {
+                Some(p) => p.text(&obj, sep).map_err(|m| at(target, m)),
+                None => Ok(None),
+            }
+        };
+        let label = one("label")?;
+        let title = joined("title", " ")?;
+        let source = joined("source", ", ")?;
+        let published = one("date")?;
+        let external_id = one("id")?;
+        let split = one("split")?;
+        let text = joined("content", "\n")?.ok_or_else(|| {
+            ctx.err(line, format!("empty or missing text ('{}', mapped to content)", map.content))
+        })?;
         let gold_label = match &label {
             Some(l) => ctx.gold(line, l)?,
             None => None,
         };
         let mut rationales = Vec::new();
         for r in &map.rationales {
-            let Some(text) = take_scalar(ctx, line, &mut obj, &r.text)? else { continue };
-            let verdict = match r.verdict.as_ref().and_then(|k| obj.remove(k)) {
-                Some(v) => parse_pred(&v).map_err(|m| ctx.err(line, format!("'{}': {m}", r.perspective)))?,
+            let Some(text) = joined(&format!("rationale:{}", r.perspective), "\n")? else { continue };
+            let verdict = match one(&format!("verdict:{}", r.perspective))? {
+                Some(v) => parse_pred_str(&v)
+                    .map_err(|m| at(&format!("verdict:{}", r.perspective), format!("'{}': {m}", v.trim())))?,
                 None => None,
             };
             rationales.push(imported_rationale(&r.perspective, &text, verdict));
         }
-        let metadata =
-            obj.into_iter().filter(|(k, v)| !mapped.contains(k) && !is_empty_value(v)).collect::<Map<_, _>>();
+        let used: Vec<&str> = paths.iter().map(|(_, p)| p.top_key(&obj)).collect();
+        let mut metadata: Map<String, Value> =
+            obj.iter().filter(|(k, v)| !used.contains(&k.as_str()) && !is_empty_value(v)).map(|(k, v)| (k.clone(), v.clone())).collect();
+        for (name, _) in &map.metadata {
+            if let Some(v) = joined(&format!("meta:{name}"), "\n")? {
+                metadata.insert(name.clone(), Value::String(v));
+            }
+        }
         items.push(NewItem {
             external_id,
             title,
@@ -682,6 +742,31 @@ pub(super) fn generic_jsonl(ctx: &Context<'_>, text: &str, map: &ColumnMap) -> R
     Ok(items)
 }
 
+/// The top-level columns of a file's head, to help write a column map: a delimited file's header, or the keys of
+/// the first JSON object (array or lines). Empty when there is none (LIAR-PLUS TSV has no header) or the head does
+/// not parse.
+pub(super) fn columns_of(text: &str, format: FileFormat, delimiter: Option<u8>) -> Vec<String> {
+    match format {
+        FileFormat::Csv | FileFormat::Liar2Csv => {
+            let mut rdr = csv_reader(text, delimiter.unwrap_or(b','), true);
+            rdr.headers().map(|h| h.iter().map(|c| c.trim().to_string()).collect()).unwrap_or_default()
+        }
+        FileFormat::LiarPlusTsv => Vec::new(),
+        FileFormat::ArgJson | FileFormat::Json | FileFormat::Jsonl | FileFormat::LiarPlusJsonl => {
+            let body = text.trim_start();
+            let first = if let Some(rest) = body.strip_prefix('[') {
+                serde_json::Deserializer::from_str(rest.trim_start()).into_iter::<Value>().next().and_then(Result::ok)
+            } else {
+                body.lines().find(|l| !l.trim().is_empty()).and_then(|l| serde_json::from_str::<Value>(l).ok())
+            };
+            match first {
+                Some(Value::Object(o)) => o.keys().cloned().collect(),
+                _ => Vec::new(),
+            }
+        }
+    }
+}
+
 // -------------------------------------------------------------------------------------------------------------
 // Shared parsing helpers
 
@@ -692,6 +777,9 @@ type LineObject = (usize, Map<String, Value>);
 fn jsonl_objects(ctx: &Context<'_>, text: &str) -> Result<Vec<LineObject>, IngestError> {
     let mut out = Vec::new();
     for (i, raw) in text.split('\n').enumerate() {
+        if out.len() >= ctx.limit() {
+            break;
+        }
         let line = i + 1;
         if raw.trim().is_empty() {
             continue;
@@ -760,6 +848,9 @@ impl<'a> CsvLines<'a> {
 /// Follows the csv crate's default rules: a quote opens a quoted field only at the start of a field, `""` inside
 /// one is a literal quote, and `\r` or `\n` outside quotes ends a record.
 fn check_quotes(ctx: &Context<'_>, text: &str, delimiter: u8) -> Result<(), IngestError> {
+    if ctx.limit.is_some() {
+        return Ok(()); // a preview reads a head whose end may be cut anywhere
+    }
     let b = text.as_bytes();
     let (mut i, mut line, mut record_line, mut field_start) = (0, 1, 1, true);
     while i < b.len() {

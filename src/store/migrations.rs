@@ -3,7 +3,9 @@
 
 use std::path::Path;
 
-use rusqlite::Connection;
+use rusqlite::{Connection, params};
+
+use crate::domain::{KeyAssigner, content_key, item_key, key_family};
 
 use super::{APPLICATION_ID, StoreError};
 
@@ -14,6 +16,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0003_guidance.sql"),
     include_str!("../../migrations/0004_formats.sql"),
     include_str!("../../migrations/0005_studies.sql"),
+    include_str!("../../migrations/0006_item_keys_reviews.sql"),
 ];
 
 /// The schema version this build writes.
@@ -44,10 +47,49 @@ pub(super) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreErr
         let fail = |source| StoreError::Migration { path: path.to_path_buf(), version: target, source };
         let tx = conn.transaction().map_err(fail)?;
         tx.execute_batch(migration).map_err(fail)?;
+        if target == 6 {
+            fill_item_keys(&tx).map_err(fail)?;
+        }
         tx.pragma_update(None, "user_version", target).map_err(fail)?;
         tx.pragma_update(None, "application_id", APPLICATION_ID).map_err(fail)?;
         tx.commit().map_err(fail)?;
         tracing::debug!(path = %path.display(), version = target, "migrated database");
     }
     Ok(())
+}
+
+/// Version 6's Rust step: gives every existing item its key, dataset by dataset in id order, by the rules a new
+/// import follows (`Store::import`), then makes keys unique: repeats within a dataset get `#n`, and a key an
+/// earlier dataset holds with another text falls back to the content key.
+fn fill_item_keys(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
+    type Row = (i64, i64, String, Option<String>, String, Option<String>, String);
+    let rows: Vec<Row> = {
+        let mut stmt = tx.prepare(
+            "SELECT i.id, i.dataset_id, d.format, i.external_id, i.text, i.source, i.text_sha256 \
+             FROM items i JOIN datasets d ON d.id = i.dataset_id ORDER BY i.dataset_id, i.id",
+        )?;
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?)))?
+            .collect::<rusqlite::Result<_>>()?
+    };
+    let mut held: std::collections::HashMap<String, String> = std::collections::HashMap::new();
+    let mut update = tx.prepare("UPDATE items SET item_key = ?1 WHERE id = ?2")?;
+    let mut keys = KeyAssigner::default();
+    let mut dataset = None;
+    for (id, dataset_id, format, external_id, text, source, sha) in rows {
+        if dataset != Some(dataset_id) {
+            dataset = Some(dataset_id);
+            keys = KeyAssigner::default();
+        }
+        let mut key = keys.next(&item_key(key_family(&format), external_id.as_deref(), &text, source.as_deref()));
+        if held.get(&key).is_some_and(|other| *other != sha) {
+            key = keys.next(&content_key(&text, source.as_deref()));
+        }
+        // A row the same as one already keyed (the same file imported twice before keys existed) gets a repeat.
+        while held.contains_key(&key) {
+            key = format!("{key}+");
+        }
+        held.insert(key.clone(), sha);
+        update.execute(params![key, id])?;
+    }
+    tx.execute_batch("CREATE UNIQUE INDEX items_key ON items(item_key);")
 }

@@ -16,8 +16,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 use sha2::{Digest, Sha256};
 
 use crate::domain::{
-    AnnotatorId, DatasetId, Item, ItemId, ItemSummary, Judgement, JudgementId, NewDataset, NewFeedback, NewItem,
-    NewJudgement, Rationale, RationaleId, RationaleOrigin, Stats, Verdict,
+    AnnotatorId, DatasetId, Item, ItemId, ItemSummary, Judgement, JudgementId, KeyAssigner, NewDataset, NewFeedback,
+    NewItem, NewJudgement, Rationale, RationaleId, RationaleOrigin, Stats, Verdict, content_key, item_key, key_family,
 };
 use crate::prompting::{Perspective, builtin_perspectives};
 
@@ -65,9 +65,14 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 /// What an import added.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct ImportSummary {
-    pub dataset_id: DatasetId,
+    /// The dataset row the new items went to; `None` when every item was already present.
+    pub dataset_id: Option<DatasetId>,
+    /// Items added.
     pub items: usize,
+    /// Rationales added with them.
     pub rationales: usize,
+    /// Items whose key the database already had with the same text (a re-import): skipped.
+    pub already_present: usize,
 }
 
 /// One item with everything an exporter writes.
@@ -261,8 +266,8 @@ impl Store {
             let mut insert_item = tx
                 .prepare(
                     "INSERT INTO items(dataset_id, external_id, title, text, source, published, gold_label, \
-                     original_label, split, metadata, text_sha256) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                     original_label, split, metadata, text_sha256, item_key) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
                 )
                 .map_err(err)?;
             let mut insert_rationale = tx
@@ -271,12 +276,12 @@ impl Store {
                      VALUES (?1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 )
                 .map_err(err)?;
+            let mut find_key = tx.prepare("SELECT text_sha256 FROM items WHERE item_key = ?1").map_err(err)?;
             for (dataset, items) in datasets {
-                insert_dataset
-                    .execute(params![dataset.name, dataset.format, dataset.source_path, dataset.license_note])
-                    .map_err(err)?;
-                let dataset_id = tx.last_insert_rowid();
-                let mut summary = ImportSummary { dataset_id, ..Default::default() };
+                // Repeats are numbered within one file, so that the file read again gives the same keys.
+                let mut keys = KeyAssigner::default();
+                let family = key_family(&dataset.format);
+                let mut summary = ImportSummary::default();
                 for item in items {
                     if done.is_multiple_of(512) {
                         if cancelled() {
@@ -284,6 +289,48 @@ impl Store {
                         }
                         on_progress(done);
                     }
+                    done += 1;
+                    let sha = text_sha256(&item.text);
+                    let mut existing = |key: &str| -> Result<Option<String>> {
+                        find_key.query_row([key], |r| r.get::<_, String>(0)).optional().map_err(err)
+                    };
+                    let mut key = keys.next(&item_key(
+                        family,
+                        item.external_id.as_deref(),
+                        &item.text,
+                        item.source.as_deref(),
+                    ));
+                    match existing(&key)? {
+                        Some(other) if other == sha => {
+                            summary.already_present += 1;
+                            continue;
+                        }
+                        // The same id with another text: not the same item (two sources numbering from 1).
+                        Some(_) => {
+                            key = keys.next(&content_key(&item.text, item.source.as_deref()));
+                            if existing(&key)?.is_some() {
+                                summary.already_present += 1;
+                                continue;
+                            }
+                        }
+                        None => {}
+                    }
+                    let dataset_id = match summary.dataset_id {
+                        Some(id) => id,
+                        None => {
+                            insert_dataset
+                                .execute(params![
+                                    dataset.name,
+                                    dataset.format,
+                                    dataset.source_path,
+                                    dataset.license_note
+                                ])
+                                .map_err(err)?;
+                            let id = tx.last_insert_rowid();
+                            summary.dataset_id = Some(id);
+                            id
+                        }
+                    };
                     let metadata = serde_json::to_string(&item.metadata).unwrap_or_else(|_| "{}".into());
                     insert_item
                         .execute(params![
@@ -297,12 +344,12 @@ impl Store {
                             item.original_label,
                             item.split,
                             metadata,
-                            text_sha256(&item.text),
+                            sha,
+                            key,
                         ])
                         .map_err(err)?;
                     let item_id = tx.last_insert_rowid();
                     summary.items += 1;
-                    done += 1;
                     for r in &item.rationales {
                         insert_rationale
                             .execute(params![
@@ -388,7 +435,7 @@ impl Store {
         self.conn
             .query_row(
                 "SELECT id, dataset_id, external_id, title, text, source, published, gold_label, original_label, \
-                 split, metadata FROM items WHERE id = ?1",
+                 split, metadata, item_key FROM items WHERE id = ?1",
                 [id],
                 row_to_item,
             )
@@ -690,7 +737,7 @@ impl Store {
             .conn
             .prepare(
                 "SELECT id, dataset_id, external_id, title, text, source, published, gold_label, original_label, \
-                 split, metadata FROM items ORDER BY id",
+                 split, metadata, item_key FROM items ORDER BY id",
             )
             .map_err(|e| self.err(e))?;
         let items = stmt.query_map([], row_to_item).map_err(|e| self.err(e))?;
@@ -780,6 +827,7 @@ fn row_to_item(r: &rusqlite::Row<'_>) -> rusqlite::Result<Item> {
     let metadata: String = r.get(10)?;
     Ok(Item {
         id: r.get(0)?,
+        key: r.get::<_, Option<String>>(11)?.unwrap_or_default(),
         dataset_id: r.get(1)?,
         external_id: r.get(2)?,
         title: r.get(3)?,

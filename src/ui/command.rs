@@ -24,12 +24,10 @@ pub enum AppCommand {
     OpenDemo,
     /// Ask how to import these files (format, column map) before importing.
     ChooseImport(Vec<PathBuf>),
-    /// Import files in the background; `map`, `labels` as on the command line.
+    /// Import files in the background; the options in the command line's words.
     ImportFiles {
         paths: Vec<PathBuf>,
-        map: Option<String>,
-        labels: Option<String>,
-        name: Option<String>,
+        flags: crate::ingest::ImportFlags,
     },
     Export {
         format: ExportFormat,

@@ -40,7 +40,7 @@ impl ArgusApp {
                     self.panels.import = Some(dialog);
                 }
             }
-            AppCommand::ImportFiles { paths, map, labels, name } => self.import_files(paths, map, labels, name),
+            AppCommand::ImportFiles { paths, flags } => self.import_files(paths, &flags),
             AppCommand::Export { format, path } => self.start_export(format, path),
             AppCommand::SetAnnotator(name) => {
                 if let Phase::ChooseAnnotator { db, seed_demo, .. } = &self.phase {
@@ -241,9 +241,9 @@ impl ArgusApp {
     }
 
     /// Imports `paths` with the column and label maps in the CLI's syntax.
-    fn import_files(&mut self, paths: Vec<PathBuf>, map: Option<String>, labels: Option<String>, name: Option<String>) {
+    fn import_files(&mut self, paths: Vec<PathBuf>, flags: &crate::ingest::ImportFlags) {
         // The same parsing as the command line's, so the dialog accepts exactly what `argus import` does.
-        match ImportOptions::from_flags(None, map.as_deref(), labels.as_deref(), name) {
+        match ImportOptions::from_flags(flags) {
             Ok(options) => self.start_import(paths, options),
             Err(err) => self.notify_error(format!("Import not started: {err}")),
         }

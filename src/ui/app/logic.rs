@@ -120,6 +120,10 @@ impl ArgusApp {
                 let rationales: usize = done.summaries.iter().map(|s| s.rationales).sum();
                 let mut text =
                     format!("Imported {items} items and {rationales} rationales from {} file(s).", done.files);
+                let present: usize = done.summaries.iter().map(|s| s.already_present).sum();
+                if present > 0 {
+                    text = format!("{text} {present} already present.");
+                }
                 if let Phase::Ready(ws) = &mut self.phase {
                     // Only if the same database and annotator are still open.
                     if ws.db_path() == done.db && ws.annotator() == done.annotator {
