@@ -219,6 +219,7 @@ fn export_arg_json(rows: &[ExportRow], dir: &Path) -> Result<ExportSummary, Expo
         // every other original field travel beside it.
         o.insert("source_id".into(), Value::from(item.id));
         o.insert("external_id".into(), item.external_id.clone().map_or(Value::Null, Value::String));
+        o.insert("item_key".into(), Value::String(item.key.clone()));
         o.insert("metadata".into(), item.metadata.clone());
         for r in by_perspective(&row.rationales) {
             let p = &r.perspective;
@@ -306,6 +307,7 @@ fn export_jsonl(rows: &[ExportRow], feedback: &[FeedbackExportRow], out: &Path) 
                 .collect();
             let o = json!({
                 "id": item.id,
+                "item_key": item.key,
                 "dataset": row.dataset,
                 "dataset_id": item.dataset_id,
                 "external_id": item.external_id,
@@ -340,6 +342,7 @@ fn export_csv(rows: &[ExportRow], out: &Path) -> Result<ExportSummary, ExportErr
         let mut csv = csv::Writer::from_writer(w);
         let mut header: Vec<String> = [
             "id",
+            "item_key",
             "dataset",
             "external_id",
             "title",
@@ -369,6 +372,7 @@ fn export_csv(rows: &[ExportRow], out: &Path) -> Result<ExportSummary, ExportErr
             let verdict = |v: Option<Verdict>| v.map(|v| v.as_str().to_string()).unwrap_or_default();
             let mut record = vec![
                 item.id.to_string(),
+                item.key.clone(),
                 row.dataset.clone(),
                 opt(&item.external_id),
                 opt(&item.title),
@@ -445,6 +449,7 @@ mod tests {
         ExportRow {
             item: Item {
                 id,
+                key: format!("id:{id}"),
                 dataset_id: 1,
                 external_id: None,
                 title: None,

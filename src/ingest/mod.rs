@@ -853,34 +853,70 @@ mod tests {
 
     #[test]
     fn options_from_flags_parse_both_maps_and_name_the_flag_that_failed() {
-        let o = ImportOptions::from_flags(
-            Some(FileFormat::Csv),
-            Some("content=statement,label=label"),
-            Some("pants-fire=fake,true=real"),
-            Some("mine".into()),
-        )
-        .unwrap();
+        let flags = |map: Option<&str>, labels: Option<&str>| ImportFlags {
+            format: Some(FileFormat::Csv),
+            map: map.map(str::to_owned),
+            labels: labels.map(str::to_owned),
+            name: Some("mine".into()),
+            ..Default::default()
+        };
+        let o =
+            ImportOptions::from_flags(&flags(Some("content=statement,label=label"), Some("pants-fire=fake,true=real")))
+                .unwrap();
         assert_eq!(o.format, Some(FileFormat::Csv));
         assert_eq!(o.columns.unwrap().content, "statement");
-        assert_eq!(o.labels.get("true"), Some(Verdict::Real));
+        assert_eq!(o.labels.get("true"), Some(Some(Verdict::Real)));
         assert_eq!(o.labels.get("half-true"), None, "a user label map replaces the default");
         assert_eq!(o.dataset_name.as_deref(), Some("mine"));
-        let defaults = ImportOptions::from_flags(None, None, None, None).unwrap();
-        assert!(defaults.columns.is_none() && defaults.labels == LabelMap::default());
-        let map = ImportOptions::from_flags(None, Some("label=x"), None, None).unwrap_err();
+        let defaults = ImportOptions::from_flags(&ImportFlags::default()).unwrap();
+        assert!(defaults.columns.is_none() && defaults.labels == LabelMap::default() && defaults.delimiter.is_none());
+        let map = ImportOptions::from_flags(&flags(Some("label=x"), None)).unwrap_err();
         assert!(matches!(map, OptionsError::Map(_)) && map.to_string().starts_with("--map: "), "{map}");
-        let labels = ImportOptions::from_flags(None, None, Some("a=maybe"), None).unwrap_err();
+        let labels = ImportOptions::from_flags(&flags(None, Some("a=maybe"))).unwrap_err();
         assert!(matches!(labels, OptionsError::Labels(_)) && labels.to_string().starts_with("--labels: "), "{labels}");
+        let default = ImportFlags { default_label: Some("maybe".into()), ..Default::default() };
+        let e = ImportOptions::from_flags(&default).unwrap_err();
+        assert!(e.to_string().starts_with("--default-label: 'maybe' is not a gold label"), "{e}");
+        let tab = ImportFlags { delimiter: Some("\t".into()), ..Default::default() };
+        assert_eq!(ImportOptions::from_flags(&tab).unwrap().delimiter, Some(b'\t'));
+        let bad = ImportFlags { delimiter: Some("::".into()), ..Default::default() };
+        assert!(ImportOptions::from_flags(&bad).unwrap_err().to_string().starts_with("--delimiter: '::'"));
+    }
+
+    #[test]
+    fn delimiters_parse_and_are_guessed_from_the_extension_and_header() {
+        for (word, d) in [("tab", b'\t'), ("\\t", b'\t'), (";", b';'), ("semicolon", b';'), ("|", b'|'), (",", b',')] {
+            assert_eq!(parse_delimiter(word), Ok(d), "{word}");
+        }
+        assert!(parse_delimiter("\"").is_err() && parse_delimiter("").is_err());
+        let p = Path::new;
+        assert_eq!(guess_delimiter(p("x.tsv"), "a,b,c\n"), b'\t', "the extension wins");
+        assert_eq!(guess_delimiter(p("x.csv"), "a\tb\tc\n1,2\t3\t4\n"), b'\t');
+        assert_eq!(guess_delimiter(p("x.csv"), "a;b;\"c,d,e\"\n"), b';', "quoted commas do not count");
+        assert_eq!(guess_delimiter(p("x.txt"), "one\n"), b',');
+    }
+
+    #[test]
+    fn unlabelled_targets_and_the_default_label() {
+        let m = LabelMap::parse("Not Enough Evidence=unlabelled,Refuted=fake,Supported=real").unwrap();
+        assert_eq!(m.resolve("not enough evidence"), Ok(None));
+        assert_eq!(m.resolve("REFUTED"), Ok(Some(Verdict::Fake)));
+        let e = m.resolve("Conflicting").unwrap_err();
+        assert!(e.contains("--default-label unlabelled"), "{e}");
+        let lenient = m.clone().with_default("unlabelled").unwrap();
+        assert_eq!(lenient.resolve("Conflicting"), Ok(None));
+        assert_eq!(lenient.resolve("supported"), Ok(Some(Verdict::Real)), "the map still wins");
+        assert!(LabelMap::parse("a=unlabelled,a=fake").unwrap_err().0.contains("twice (unlabelled and fake)"));
     }
 
     #[test]
     fn default_label_map_knows_politifact_and_arg() {
         let m = LabelMap::default();
         for fake in ["pants-fire", "Pants-On-Fire", " false ", "barely-true", "mostly-false", "fake", "1"] {
-            assert_eq!(m.get(fake), Some(Verdict::Fake), "{fake}");
+            assert_eq!(m.get(fake), Some(Some(Verdict::Fake)), "{fake}");
         }
         for real in ["half-true", "mostly-true", "TRUE", "real", "0"] {
-            assert_eq!(m.get(real), Some(Verdict::Real), "{real}");
+            assert_eq!(m.get(real), Some(Some(Verdict::Real)), "{real}");
         }
         assert_eq!(m.resolve("  "), Ok(None));
         let e = m.resolve("xyz").unwrap_err();
@@ -891,8 +927,8 @@ mod tests {
     #[test]
     fn user_label_map_replaces_the_default() {
         let m = LabelMap::parse("0=fake, 1=fake,2=fake,3=real,4=real,5=REAL").unwrap();
-        assert_eq!(m.get("5"), Some(Verdict::Real));
-        assert_eq!(m.get("0"), Some(Verdict::Fake));
+        assert_eq!(m.get("5"), Some(Some(Verdict::Real)));
+        assert_eq!(m.get("0"), Some(Some(Verdict::Fake)));
         assert_eq!(m.get("true"), None);
         assert_eq!(m.known(), ["0", "1", "2", "3", "4", "5"]);
         assert!(LabelMap::parse("").is_err());
@@ -928,6 +964,12 @@ mod tests {
             ]
         );
         assert_eq!(m.mapped().len(), 10);
+        let nested =
+            ColumnMap::parse("content=claim.text,evidence=questions[*].answers[*].answer,meta:who=a.b").unwrap();
+        assert_eq!(
+            nested.metadata,
+            [("evidence".to_string(), "questions[*].answers[*].answer".to_string()), ("who".into(), "a.b".into())]
+        );
     }
 
     #[test]

@@ -254,10 +254,7 @@ mod tests {
         assert_eq!(p("verdict.rating").scalar(&o).unwrap().as_deref(), Some("False"));
         assert_eq!(p("questions[1].question").scalar(&o).unwrap().as_deref(), Some("Why?"));
         assert_eq!(p("questions[5].question").scalar(&o).unwrap(), None);
-        assert_eq!(
-            p("questions[*].answers[*].answer").text(&o, "\n").unwrap().as_deref(),
-            Some("No\nNever\nRock")
-        );
+        assert_eq!(p("questions[*].answers[*].answer").text(&o, "\n").unwrap().as_deref(), Some("No\nNever\nRock"));
         assert_eq!(p("tags").text(&o, "; ").unwrap().as_deref(), Some("a; b"));
         assert_eq!(p("a.b").scalar(&o).unwrap().as_deref(), Some("literal"));
         let e = p("questions[*].question").scalar(&o).unwrap_err();

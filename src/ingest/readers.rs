@@ -701,9 +701,8 @@ pub(super) fn generic_json(ctx: &Context<'_>, text: &str, map: &ColumnMap) -> Re
         let published = one("date")?;
         let external_id = one("id")?;
         let split = one("split")?;
-        let text = joined("content", "\n")?.ok_or_else(|| {
-            ctx.err(line, format!("empty or missing text ('{}', mapped to content)", map.content))
-        })?;
+        let text = joined("content", "\n")?
+            .ok_or_else(|| ctx.err(line, format!("empty or missing text ('{}', mapped to content)", map.content)))?;
         let gold_label = match &label {
             Some(l) => ctx.gold(line, l)?,
             None => None,
@@ -719,8 +718,11 @@ pub(super) fn generic_json(ctx: &Context<'_>, text: &str, map: &ColumnMap) -> Re
             rationales.push(imported_rationale(&r.perspective, &text, verdict));
         }
         let used: Vec<&str> = paths.iter().map(|(_, p)| p.top_key(&obj)).collect();
-        let mut metadata: Map<String, Value> =
-            obj.iter().filter(|(k, v)| !used.contains(&k.as_str()) && !is_empty_value(v)).map(|(k, v)| (k.clone(), v.clone())).collect();
+        let mut metadata: Map<String, Value> = obj
+            .iter()
+            .filter(|(k, v)| !used.contains(&k.as_str()) && !is_empty_value(v))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         for (name, _) in &map.metadata {
             if let Some(v) = joined(&format!("meta:{name}"), "\n")? {
                 metadata.insert(name.clone(), Value::String(v));

@@ -294,12 +294,8 @@ impl Store {
                     let mut existing = |key: &str| -> Result<Option<String>> {
                         find_key.query_row([key], |r| r.get::<_, String>(0)).optional().map_err(err)
                     };
-                    let mut key = keys.next(&item_key(
-                        family,
-                        item.external_id.as_deref(),
-                        &item.text,
-                        item.source.as_deref(),
-                    ));
+                    let mut key =
+                        keys.next(&item_key(family, item.external_id.as_deref(), &item.text, item.source.as_deref()));
                     match existing(&key)? {
                         Some(other) if other == sha => {
                             summary.already_present += 1;
@@ -692,6 +688,35 @@ impl Store {
                 |r| r.get::<_, bool>(0),
             )
             .map_err(|e| self.err(e))
+    }
+
+    /// Every item, in id order.
+    pub fn items_all(&self) -> Result<Vec<Item>> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT id, dataset_id, external_id, title, text, source, published, gold_label, original_label, \
+                 split, metadata, item_key FROM items ORDER BY id",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt.query_map([], row_to_item).map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(|e| self.err(e))
+    }
+
+    /// The item with a stable key ([`crate::domain::item_key`]), if this database has it.
+    pub fn item_id_by_key(&self, key: &str) -> Result<Option<ItemId>> {
+        self.conn
+            .prepare_cached("SELECT id FROM items WHERE item_key = ?1")
+            .and_then(|mut s| s.query_row([key], |r| r.get(0)).optional())
+            .map_err(|e| self.err(e))
+    }
+
+    /// Every item's key by id.
+    pub fn item_keys(&self) -> Result<std::collections::HashMap<ItemId, String>> {
+        let mut stmt =
+            self.conn.prepare_cached("SELECT id, COALESCE(item_key, '') FROM items").map_err(|e| self.err(e))?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<_>>().map_err(|e| self.err(e))
     }
 
     /// Ids of every item, in id order.

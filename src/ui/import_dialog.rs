@@ -87,8 +87,7 @@ impl ImportDialog {
 fn text_field(ui: &mut egui::Ui, label: &str, value: &mut Option<String>, hint: &str) {
     let mut text = value.clone().unwrap_or_default();
     let l = ui.label(label);
-    if ui.add(egui::TextEdit::singleline(&mut text).hint_text(hint).desired_width(420.0)).labelled_by(l.id).changed()
-    {
+    if ui.add(egui::TextEdit::singleline(&mut text).hint_text(hint).desired_width(420.0)).labelled_by(l.id).changed() {
         *value = Some(text);
     }
     ui.end_row();

@@ -7,7 +7,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use argus::domain::{NewItem, NewJudgement, RationaleOrigin, Stats, Verdict};
 use argus::ingest::{
-    self, ColumnMap, ExportFormat, FileFormat, ImportError, ImportOptions, LabelMap, ParsedFile, read_bytes, read_file,
+    self, ColumnMap, ExportFormat, FileFormat, ImportError, ImportFlags, ImportOptions, LabelMap, ParsedFile,
+    read_bytes, read_file,
 };
 use argus::jobs::{NoProgress, Progress};
 use argus::store::Store;
@@ -257,6 +258,7 @@ fn generic_csv_with_a_column_map_reads_liar2() {
             .unwrap(),
         ),
         labels: LabelMap::parse("0=fake,1=fake,2=fake,3=real,4=real,5=real").unwrap(),
+        delimiter: None,
         dataset_name: Some("LIAR2 test (generic)".into()),
     };
     let generic = read_file(&shared("liar2/test.csv"), &opts).unwrap_or_else(|e| panic!("{e}"));
@@ -281,7 +283,7 @@ fn generic_csv_with_a_column_map_reads_liar2() {
     // A preset format with a map is refused rather than silently ignoring the map.
     let e = read_file(&shared("liar2/test.csv"), &ImportOptions { format: Some(FileFormat::Liar2Csv), ..opts.clone() })
         .unwrap_err();
-    assert!(e.to_string().contains("--map only applies to the csv and jsonl formats"), "{e}");
+    assert!(e.to_string().contains("--map only applies to the csv, json and jsonl formats"), "{e}");
     // The generic formats need a map.
     let e =
         read_file(&shared("liar2/test.csv"), &ImportOptions { format: Some(FileFormat::Csv), ..Default::default() })
@@ -512,7 +514,7 @@ fn mapped_column_missing_from_the_header_is_named() {
         &opts,
         &bad,
         1,
-        "column 'headline' (mapped to title) is not in the header; the header's columns are: id, label, statement",
+        "column 'headline' (mapped to title) is not in the header; the header's columns (delimiter ',') are: id, label, statement",
     );
     // JSONL: the keys of the first object.
     let bad = dir.path().join("news.jsonl");
@@ -824,6 +826,7 @@ fn exports_merge_judgements_and_keep_original_labels() {
         header,
         [
             "id",
+            "item_key",
             "dataset",
             "external_id",
             "title",
@@ -845,11 +848,12 @@ fn exports_merge_judgements_and_keep_original_labels() {
     assert_eq!(records.len(), total);
     let rec = records.iter().find(|r| r[0] == real_item.id.to_string()).unwrap();
     assert_eq!(
-        (&rec[8], &rec[9], &rec[10], &rec[11], &rec[12]),
+        (&rec[9], &rec[10], &rec[11], &rec[12], &rec[13]),
         ("real", real_item.original_label.as_deref().unwrap(), "fake", "1", "fake")
     );
-    assert_eq!(rec[4], real_item.text);
-    let meta: Value = serde_json::from_str(&rec[15]).unwrap();
+    assert_eq!(rec[5], real_item.text);
+    assert_eq!(rec[1], real_item.key, "the stable key travels with the row");
+    let meta: Value = serde_json::from_str(&rec[16]).unwrap();
     assert_eq!(meta["label_name"], real_item.metadata["label_name"]);
 
     // ARG JSON.
@@ -934,4 +938,204 @@ fn liar2_justification_loses_its_verdict_sentences_and_keeps_the_original_in_met
     assert_eq!(item.gold_label, Some(Verdict::Fake));
     assert_eq!(item.rationales[0].text, "Bob posted it. Astronomers disagree. The post was shared widely.");
     assert!(item.metadata["justification_original"].as_str().unwrap().contains("Pants on Fire"));
+}
+
+// -------------------------------------------------------------------------------------------------------------
+// Data as it ships: JSON arrays with nested fields, any delimiter, undecided labels; stable keys
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/import").join(name)
+}
+
+fn flags(map: &str, labels: &str, default_label: Option<&str>) -> ImportOptions {
+    ImportOptions::from_flags(&ImportFlags {
+        map: Some(map.into()),
+        labels: Some(labels.into()),
+        default_label: default_label.map(str::to_owned),
+        ..Default::default()
+    })
+    .unwrap_or_else(|e| panic!("{e}"))
+}
+
+const AVERITEC_MAP: &str = "id=claim_id,content=claim.text,source=claim.speaker,label=label,\
+                            rationale:human=justification,evidence=questions[*].answers[*].answer";
+const AVERITEC_LABELS: &str = "Supported=real,Refuted=fake,Not Enough Evidence=unlabelled";
+
+fn line_of(path: &Path, needle: &str) -> usize {
+    let text = std::fs::read_to_string(path).unwrap();
+    text.lines().position(|l| l.contains(needle)).expect(needle) + 1
+}
+
+#[test]
+fn a_json_array_with_nested_fields_imports_with_one_command() {
+    let path = fixture("averitec-like.json");
+    let opts = flags(AVERITEC_MAP, AVERITEC_LABELS, Some("unlabelled"));
+    let file = read_file(&path, &opts).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(file.dataset.format, "json");
+    assert_eq!(file.items.len(), 4);
+    assert_eq!(gold_counts(&file.items), (1, 1, 2), "undecided labels are kept unlabelled");
+    let first = &file.items[0];
+    assert_eq!(first.text, "The city council voted to close every public library in 2021.");
+    assert_eq!(first.source.as_deref(), Some("A blog post"));
+    assert_eq!(first.external_id.as_deref(), Some("av-1"));
+    assert_eq!(first.original_label.as_deref(), Some("Refuted"));
+    assert_eq!(first.rationales[0].perspective, "human");
+    assert_eq!(first.rationales[0].text, "Council minutes show two branch closures, not all libraries.");
+    assert_eq!(first.metadata["evidence"], "Two branches.\nThe main library stayed open.\nYes, on two branches.");
+    assert_eq!(first.metadata["reporting_source"], "Blog", "unmapped keys go to metadata");
+    assert!(!first.metadata.contains_key("claim"), "a mapped key does not also go to metadata");
+    assert_eq!(file.items[2].source, None, "a null nested field is no value");
+    assert_eq!(file.items[3].original_label.as_deref(), Some("Conflicting Evidence/Cherrypicking"));
+    assert_eq!(file.items[3].gold_label, None, "--default-label unlabelled");
+
+    // `--format jsonl` on an array reads it too (the first byte tells).
+    let jsonl = ImportOptions { format: Some(FileFormat::Jsonl), ..opts.clone() };
+    assert_eq!(read_file(&path, &jsonl).unwrap().items, file.items);
+
+    // Strict by default: a label outside the map fails the import and names its line.
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open_store(&dir);
+    let before = store.stats().unwrap();
+    let strict = flags(AVERITEC_MAP, AVERITEC_LABELS, None);
+    let line = line_of(&path, "\"claim_id\": \"av-4\"") - 1;
+    assert_fails(
+        &mut store,
+        &before,
+        &[path.clone()],
+        &strict,
+        &path,
+        line,
+        "label 'Conflicting Evidence/Cherrypicking'",
+    );
+
+    // A path into an object names the field and the line.
+    let bad = flags("content=claim,label=label", AVERITEC_LABELS, Some("unlabelled"));
+    let line = line_of(&path, "\"claim_id\": \"av-1\"") - 1;
+    assert_fails(&mut store, &before, &[path.clone()], &bad, &path, line, "content: 'claim' is an object");
+
+    let summaries = ingest::import_files(&mut store, &[path], &opts, &NoProgress).unwrap();
+    assert_eq!((summaries[0].items, summaries[0].rationales), (4, 4));
+    let items = store.items_all().unwrap();
+    assert_eq!(items[0].key, "id:av-1");
+}
+
+#[test]
+fn a_tsv_imports_with_a_column_map_and_its_delimiter_guessed() {
+    let path = fixture("claims.tsv");
+    let opts = flags(
+        "id=id,content=claim,label=verdict,rationale:human=explanation,source=speaker",
+        "true=real,false=fake,mostly-false=fake",
+        None,
+    );
+    let file = read_file(&path, &opts).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(file.dataset.format, "csv");
+    assert_eq!(file.items.len(), 3);
+    assert_eq!(file.items[2].text, "The stadium holds 90,000 people.");
+    assert_eq!(file.items[2].source.as_deref(), Some("A fan"));
+    assert_eq!(gold_counts(&file.items), (1, 2, 0));
+    // A wrong column names the header's columns and the delimiter read.
+    let wrong = flags("content=statement", "true=real", None);
+    let e = read_file(&path, &wrong).unwrap_err().to_string();
+    assert!(
+        e.contains("column 'statement' (mapped to content) is not in the header") && e.contains("(delimiter tab)"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_semicolon_csv_with_undecided_labels_imports_and_a_reimport_adds_nothing() {
+    let path = fixture("fever-like.csv");
+    let opts = flags(
+        "id=id,content=claim,label=label,evidence=evidence",
+        "SUPPORTS=real,REFUTES=fake,NOT ENOUGH INFO=unlabelled",
+        None,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open_store(&dir);
+    let first = ingest::import_files(&mut store, &[path.clone()], &opts, &NoProgress).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((first[0].items, first[0].already_present), (4, 0));
+    let items = store.items_all().unwrap();
+    assert_eq!(items[0].text, "The tower is the tallest building in the city; it was finished in 1931.");
+    assert_eq!(items[2].gold_label, None);
+    assert_eq!(items[2].original_label.as_deref(), Some("NOT ENOUGH INFO"));
+    assert_eq!(
+        items.iter().map(|i| i.key.as_str()).collect::<Vec<_>>(),
+        ["id:75397", "id:150448", "id:214861", "id:156709"]
+    );
+    let stats = store.stats().unwrap();
+    let again = ingest::import_files(&mut store, &[path], &opts, &NoProgress).unwrap();
+    assert_eq!((again[0].items, again[0].already_present, again[0].dataset_id), (0, 4, None));
+    assert_eq!(store.stats().unwrap(), stats, "a re-import adds nothing, not even a dataset row");
+}
+
+#[test]
+fn keys_are_content_addressed_without_ids_and_the_same_id_with_another_text_is_another_item() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open_store(&dir);
+    let a = dir.path().join("a.csv");
+    std::fs::write(&a, "text,label\nOne claim,real\nOne  CLAIM ,fake\nAnother claim,fake\n").unwrap();
+    let opts = flags("content=text,label=label", "real=real,fake=fake", None);
+    ingest::import_files(&mut store, &[a.clone()], &opts, &NoProgress).unwrap();
+    let keys: Vec<String> = store.items_all().unwrap().into_iter().map(|i| i.key).collect();
+    assert!(keys[0].starts_with("sha:") && keys[0].len() == 24, "{keys:?}");
+    assert_eq!(keys[1], format!("{}#2", keys[0]), "the same normalised text again is numbered, not dropped");
+    let again = ingest::import_files(&mut store, &[a], &opts, &NoProgress).unwrap();
+    assert_eq!((again[0].items, again[0].already_present), (0, 3));
+
+    // Two sources numbering from 1: the second file's id 1 has another text, so it is another item.
+    let b = dir.path().join("b.csv");
+    let c = dir.path().join("c.csv");
+    std::fs::write(&b, "id,text\n1,First source's claim\n").unwrap();
+    std::fs::write(&c, "id,text\n1,Second source's claim\n").unwrap();
+    let ids = flags("id=id,content=text", "real=real", None);
+    let s = ingest::import_files(&mut store, &[b, c.clone()], &ids, &NoProgress).unwrap();
+    assert_eq!((s[0].items, s[1].items), (1, 1));
+    let items = store.items_all().unwrap();
+    assert_eq!(items[3].key, "id:1");
+    assert!(items[4].key.starts_with("sha:"), "{}", items[4].key);
+    let s = ingest::import_files(&mut store, &[c], &ids, &NoProgress).unwrap();
+    assert_eq!((s[0].items, s[0].already_present), (0, 1));
+}
+
+#[test]
+fn the_shared_liar2_file_imported_twice_adds_nothing_the_second_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open_store(&dir);
+    let path = shared("liar2/valid.csv");
+    let first = ingest::import_files(&mut store, &[path.clone()], &ImportOptions::default(), &NoProgress).unwrap();
+    let stats = store.stats().unwrap();
+    let again = ingest::import_files(&mut store, &[path], &ImportOptions::default(), &NoProgress).unwrap();
+    assert_eq!((again[0].items, again[0].already_present), (0, first[0].items));
+    assert_eq!(store.stats().unwrap(), stats);
+    assert!(store.items_all().unwrap().iter().all(|i| i.key.starts_with("liar2:")));
+}
+
+#[test]
+fn a_version_5_database_gets_keys_for_its_items_when_opened() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("old.db");
+    {
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        for sql in [
+            include_str!("../../migrations/0001_init.sql"),
+            include_str!("../../migrations/0002_perspectives.sql"),
+            include_str!("../../migrations/0003_guidance.sql"),
+            include_str!("../../migrations/0004_formats.sql"),
+            include_str!("../../migrations/0005_studies.sql"),
+        ] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 5).unwrap();
+        conn.pragma_update(None, "application_id", argus::store::APPLICATION_ID).unwrap();
+        conn.execute_batch(
+            "INSERT INTO datasets(name, format, source_path) VALUES ('l', 'liar2-csv', 'valid.csv'), ('x', 'csv', 'x.csv');
+             INSERT INTO items(dataset_id, external_id, text, text_sha256) VALUES
+               (1, '7', 'a', 'ha'), (1, '7', 'a', 'ha'), (2, NULL, 'b', 'hb'), (2, NULL, 'b', 'hb'), (2, '7', 'c', 'hc');",
+        )
+        .unwrap();
+    }
+    let store = Store::open(&db).unwrap();
+    let keys: Vec<String> = store.items_all().unwrap().into_iter().map(|i| i.key).collect();
+    let b = argus::domain::content_key("b", None);
+    assert_eq!(keys, ["liar2:7".to_string(), "liar2:7#2".into(), b.clone(), format!("{b}#2"), "id:7".into()]);
 }
