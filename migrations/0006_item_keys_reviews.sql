@@ -26,11 +26,14 @@ CREATE TABLE reviews (
 );
 CREATE INDEX reviews_item ON reviews(item_id, id);
 
--- Where a bundle's rows came from: each merged row of another database, by the bundle row's own identity, so that
--- merging the same bundle twice adds nothing.
-CREATE TABLE merged_rows (
-    origin      TEXT PRIMARY KEY,                 -- "<kind>:<sha256 of the row's content>"
-    kind        TEXT NOT NULL,
-    local_id    INTEGER NOT NULL,
-    merged_at   TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
-);
+-- A judgement merged from another database keeps the time it was made, so the one that stands for an (item,
+-- annotator) is the newest by time (then id), not the one inserted last: merging bundles in any order gives the
+-- same standing judgements.
+DROP VIEW standing_judgements;
+CREATE VIEW standing_judgements AS
+SELECT j.*
+FROM judgements j
+WHERE j.retracted_at IS NULL
+  AND j.id = (SELECT j2.id FROM judgements j2
+              WHERE j2.item_id = j.item_id AND j2.annotator_id = j.annotator_id AND j2.retracted_at IS NULL
+              ORDER BY j2.created_at DESC, j2.id DESC LIMIT 1);

@@ -8,6 +8,7 @@
 pub mod agreement;
 pub mod assign;
 pub mod bench;
+pub mod bundle;
 pub mod encode;
 pub mod explain;
 pub mod export;
@@ -97,8 +98,12 @@ impl StudioArgs {
 pub enum Cmd {
     /// Import news items (and their rationales) into a database; all files or nothing.
     Import(import::Import),
-    /// Export every item with rationales and merged human judgements (originals kept).
+    /// Export every item with rationales and merged human judgements (originals kept), or reviews as schema.org
+    /// ClaimReview.
     Export(export::Export),
+    /// Share work across databases: export a bundle of everything people did, merge colleagues' bundles.
+    #[command(subcommand)]
+    Bundle(bundle::BundleCmd),
     /// Print what a database holds.
     Stats(stats::Stats),
     /// Write rationales and their verdicts for items, with a local GGUF model or an OpenAI-compatible server.
@@ -174,6 +179,7 @@ impl Cli {
             None => self.studio.run(g),
             Some(Cmd::Import(c)) => c.run(g),
             Some(Cmd::Export(c)) => c.run(g),
+            Some(Cmd::Bundle(c)) => c.run(g),
             Some(Cmd::Stats(c)) => c.run(g),
             Some(Cmd::Rationales(c)) => c.run(g),
             Some(Cmd::Encode(c)) => c.run(g),

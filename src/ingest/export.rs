@@ -403,7 +403,7 @@ fn export_csv(rows: &[ExportRow], out: &Path) -> Result<ExportSummary, ExportErr
 
 /// Writes `fill`'s output to a hidden temporary file next to `path` and syncs it; returns the temporary's path.
 /// On failure the temporary is removed.
-fn write_temp(
+pub(super) fn write_temp(
     path: &Path,
     fill: impl FnOnce(&mut BufWriter<File>) -> std::io::Result<()>,
 ) -> Result<PathBuf, ExportError> {
@@ -433,7 +433,7 @@ fn write_temp(
 }
 
 /// Renames a finished temporary file into place.
-fn commit(tmp: &Path, path: &Path) -> Result<(), ExportError> {
+pub(super) fn commit(tmp: &Path, path: &Path) -> Result<(), ExportError> {
     std::fs::rename(tmp, path).map_err(|e| {
         let _ = std::fs::remove_file(tmp);
         ExportError::write(path, format!("cannot move the finished file into place: {e}"))

@@ -9,6 +9,7 @@
 //! This module knows nothing of the UI, of egui, or of the jobs registry: long work reports through
 //! [`Progress`] only. It talks to the database only through [`Store::import`] and [`Store::export_rows`].
 
+pub mod bundle;
 pub mod export;
 mod path;
 mod readers;

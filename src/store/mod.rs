@@ -5,6 +5,7 @@
 //!
 //! This module knows nothing of the UI, of file formats (see `ingest`) or of background jobs.
 
+pub mod bundle;
 pub mod formats;
 pub mod guidance;
 mod migrations;
@@ -58,6 +59,9 @@ pub enum StoreError {
     Cancelled(#[from] crate::jobs::Cancelled),
     #[error("{0}")]
     Invalid(String),
+    /// A bundle row that cannot be merged (`row` is its 0-based index among the rows merged).
+    #[error("bundle row {}: {reason}", .row + 1)]
+    BundleRow { row: usize, reason: String },
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

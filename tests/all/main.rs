@@ -1,6 +1,7 @@
 //! The one integration-test binary: every module below tests one part of Argus from the outside.
 
 mod architecture;
+mod bundle;
 mod cli;
 mod durability;
 mod formats;
