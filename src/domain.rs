@@ -242,6 +242,126 @@ impl KeyAssigner {
     }
 }
 
+/// One level of a fact-checker's rating scale, with what it means for training (`None`: no real/fake verdict, for
+/// example "missing context").
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RatingLevel {
+    pub name: String,
+    pub verdict: Option<Verdict>,
+}
+
+/// A rating scale of the user's choosing, worst level first (ClaimReview's `worstRating` is 1, `bestRating` the
+/// number of levels).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RatingScale {
+    pub name: String,
+    pub levels: Vec<RatingLevel>,
+}
+
+impl Default for RatingScale {
+    fn default() -> Self {
+        Self::politifact()
+    }
+}
+
+impl RatingScale {
+    /// PolitiFact's six levels (Truth-O-Meter), mapped as Argus's default label map maps them.
+    pub fn politifact() -> Self {
+        let level = |name: &str, v| RatingLevel { name: name.into(), verdict: Some(v) };
+        Self {
+            name: "politifact".into(),
+            levels: vec![
+                level("Pants on Fire", Verdict::Fake),
+                level("False", Verdict::Fake),
+                level("Mostly False", Verdict::Fake),
+                level("Half True", Verdict::Real),
+                level("Mostly True", Verdict::Real),
+                level("True", Verdict::Real),
+            ],
+        }
+    }
+
+    /// Parses `NAME: LEVEL=real|fake|other, ...` (worst level first; the name and `NAME:` are optional), e.g.
+    /// `afp: False=fake, Misleading=fake, Missing context=other, True=real`.
+    pub fn parse(spec: &str) -> Result<Self, String> {
+        let (name, levels) = match spec.split_once(':') {
+            Some((n, rest)) if !n.contains('=') => (n.trim().to_string(), rest),
+            _ => ("custom".to_string(), spec),
+        };
+        let mut out = Vec::new();
+        for part in levels.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (level, verdict) =
+                part.rsplit_once('=').ok_or_else(|| format!("'{part}' is not LEVEL=real|fake|other"))?;
+            let level = level.trim();
+            if level.is_empty() {
+                return Err(format!("'{part}' names no level"));
+            }
+            let verdict = match verdict.trim().to_ascii_lowercase().as_str() {
+                "real" => Some(Verdict::Real),
+                "fake" => Some(Verdict::Fake),
+                "other" | "none" => None,
+                v => return Err(format!("'{part}': '{v}' is not real, fake or other")),
+            };
+            if out.iter().any(|l: &RatingLevel| l.name.eq_ignore_ascii_case(level)) {
+                return Err(format!("level '{level}' is given twice"));
+            }
+            out.push(RatingLevel { name: level.to_string(), verdict });
+        }
+        if out.len() < 2 {
+            return Err("a rating scale needs at least two levels, worst first".into());
+        }
+        if name.is_empty() {
+            return Err("the scale's name is empty".into());
+        }
+        Ok(Self { name, levels: out })
+    }
+
+    /// The scale in [`Self::parse`]'s syntax.
+    pub fn spec(&self) -> String {
+        let levels: Vec<String> =
+            self.levels.iter().map(|l| format!("{}={}", l.name, l.verdict.map_or("other", Verdict::as_str))).collect();
+        format!("{}: {}", self.name, levels.join(", "))
+    }
+
+    /// A level by name (case-insensitive) with its 1-based value.
+    pub fn level(&self, name: &str) -> Option<(i64, &RatingLevel)> {
+        let name = name.trim();
+        self.levels.iter().enumerate().find(|(_, l)| l.name.eq_ignore_ascii_case(name)).map(|(i, l)| (i as i64 + 1, l))
+    }
+}
+
+/// A fact-checker's review about to be stored.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewReview {
+    pub item_id: ItemId,
+    pub reviewer: AnnotatorId,
+    pub scale: RatingScale,
+    /// A level of `scale`.
+    pub rating: String,
+    pub explanation: String,
+    /// Links to the evidence (http or https).
+    pub evidence: Vec<String>,
+}
+
+/// A stored review.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Review {
+    pub id: i64,
+    pub item_id: ItemId,
+    pub reviewer: String,
+    pub scale: String,
+    pub rating: String,
+    pub rating_value: i64,
+    pub best_rating: i64,
+    pub worst_rating: i64,
+    pub verdict: Option<Verdict>,
+    pub explanation: String,
+    pub evidence: Vec<String>,
+    pub created_at: String,
+    /// Undone (the row stays, as history).
+    pub retracted: bool,
+}
+
 /// A news item or claim, as stored.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Item {

@@ -17,6 +17,7 @@ pub mod models;
 pub mod progress;
 pub mod rationales;
 pub mod repair;
+pub mod review;
 pub mod route;
 pub mod stats;
 pub mod study;
@@ -106,6 +107,9 @@ pub enum Cmd {
     Bundle(bundle::BundleCmd),
     /// Print what a database holds.
     Stats(stats::Stats),
+    /// Review an item as a fact-checker: a rating on a scale, an explanation and evidence links, kept with its
+    /// history; published with `argus export --format claimreview`.
+    Review(review::Review),
     /// Write rationales and their verdicts for items, with a local GGUF model or an OpenAI-compatible server.
     ///
     /// Resumable: an item and perspective that already have a rationale from the same model and prompt are
@@ -180,6 +184,7 @@ impl Cli {
             Some(Cmd::Import(c)) => c.run(g),
             Some(Cmd::Export(c)) => c.run(g),
             Some(Cmd::Bundle(c)) => c.run(g),
+            Some(Cmd::Review(c)) => c.run(g),
             Some(Cmd::Stats(c)) => c.run(g),
             Some(Cmd::Rationales(c)) => c.run(g),
             Some(Cmd::Encode(c)) => c.run(g),

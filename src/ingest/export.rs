@@ -31,9 +31,16 @@ pub enum ExportFormat {
     Jsonl,
     /// One flat row per item.
     Csv,
+    /// Each item's standing review as schema.org ClaimReview JSON-LD (see [`super::claimreview`]).
+    ClaimReview,
 }
 
-crate::domain::named_enum!(ExportFormat, "export format", { ArgJson => "arg-json", Jsonl => "jsonl", Csv => "csv" });
+crate::domain::named_enum!(ExportFormat, "export format", {
+    ArgJson => "arg-json",
+    Jsonl => "jsonl",
+    Csv => "csv",
+    ClaimReview => "claimreview",
+});
 
 /// Errors of [`export`]. Nothing is left half-written when one is returned.
 #[derive(Debug, thiserror::Error)]
@@ -74,6 +81,19 @@ pub struct ExportSummary {
 /// newest repair) goes into each item's `feedback` list in JSONL, and into a second file beside the CSV,
 /// `NAME.feedback.csv`, one row per form.
 pub fn export(store: &Store, format: ExportFormat, out: &Path) -> Result<ExportSummary, ExportError> {
+    export_with(store, format, out, &super::claimreview::ClaimReviewOptions::default())
+}
+
+/// [`export`], with the publishing options ClaimReview needs.
+pub fn export_with(
+    store: &Store,
+    format: ExportFormat,
+    out: &Path,
+    claimreview: &super::claimreview::ClaimReviewOptions,
+) -> Result<ExportSummary, ExportError> {
+    if format == ExportFormat::ClaimReview {
+        return super::claimreview::export_claimreview(store, claimreview, out);
+    }
     let rows = store.export_rows()?;
     let feedback = store.feedback_export_rows()?;
     match format {
@@ -93,6 +113,7 @@ pub fn export(store: &Store, format: ExportFormat, out: &Path) -> Result<ExportS
             summary.files.push(feedback_path);
             Ok(summary)
         }
+        ExportFormat::ClaimReview => unreachable!("handled above"),
     }
 }
 

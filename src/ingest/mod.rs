@@ -10,6 +10,7 @@
 //! [`Progress`] only. It talks to the database only through [`Store::import`] and [`Store::export_rows`].
 
 pub mod bundle;
+pub mod claimreview;
 pub mod export;
 mod path;
 mod readers;

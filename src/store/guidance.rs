@@ -172,6 +172,9 @@ impl Store {
                 rationales.entry(item).or_default().push(r);
             }
         }
+        // A published review is the people's verdict, as an adjudication is.
+        let reviewed: HashMap<ItemId, Verdict> =
+            self.standing_reviews()?.into_iter().filter_map(|(id, r)| Some((id, r.verdict?))).collect();
         let mut stmt = self
             .conn
             .prepare("SELECT id, title, text, gold_label, split, source, metadata FROM items ORDER BY id")
@@ -201,7 +204,7 @@ impl Store {
                 split,
                 source,
                 metadata: serde_json::from_str(&metadata).unwrap_or_default(),
-                human: resolve_verdicts(&js),
+                human: reviewed.get(&id).copied().or_else(|| resolve_verdicts(&js)),
                 judgements: js.len(),
                 judged_at: js.iter().map(|j| j.created_at.clone()).max(),
                 rationales: rationales.remove(&id).unwrap_or_default(),

@@ -9,6 +9,7 @@ pub mod bundle;
 pub mod formats;
 pub mod guidance;
 mod migrations;
+pub mod reviews;
 pub mod studies;
 
 use std::path::{Path, PathBuf};

@@ -11,6 +11,7 @@ mod models;
 mod models_fetch;
 mod openai_backend;
 mod rationales;
+mod reviews;
 mod store;
 mod studies;
 mod training;
