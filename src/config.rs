@@ -31,6 +31,21 @@ pub struct Settings {
     pub retrain_every_judgements: u64,
     /// The online learner: the model in use learns from judgements as they are made.
     pub online: OnlineSettings,
+    /// Fact-check reviews: the rating scale and how they are published.
+    pub review: ReviewSettings,
+}
+
+/// How fact-checkers rate and publish.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ReviewSettings {
+    /// The rating scale, worst level first (`NAME: LEVEL=real|fake|other, ...`); empty: PolitiFact's six levels.
+    pub scale: String,
+    /// The fact-check page of an item for ClaimReview's `url`, with `{key}`: e.g.
+    /// `https://factcheck.example.org/reviews/{key}`.
+    pub url_pattern: String,
+    /// The publishing organisation named as ClaimReview's author (empty: the reviewer).
+    pub publisher: String,
 }
 
 /// When the online learner updates and saves.

@@ -12,8 +12,8 @@ use std::time::Instant;
 
 use crate::domain::ModelKind;
 use crate::domain::{
-    AnnotatorId, Item, ItemId, ItemSummary, Judgement, JudgementId, NewFeedback, NewJudgement, Rationale, RationaleId,
-    RationaleOrigin, Verdict,
+    AnnotatorId, Item, ItemId, ItemSummary, Judgement, JudgementId, NewFeedback, NewJudgement, NewReview, RatingScale,
+    Rationale, RationaleId, RationaleOrigin, Review, Verdict,
 };
 use crate::formats::generate::{self, Rendered};
 use crate::formats::{Format, FormatError};
@@ -118,6 +118,8 @@ pub struct ItemDetail {
     /// Per rationale (by the id of its latest revision): revisions, formats shown so far, this annotator's
     /// feedback forms, and the repair that produced it.
     pub explain: HashMap<RationaleId, RationaleExplain>,
+    /// Fact-checkers' reviews of the item, newest first, undone ones included (the history).
+    pub reviews: Vec<Review>,
 }
 
 /// What the explanation view needs of one rationale chain; read when the item is loaded or changes, never per
@@ -263,6 +265,16 @@ pub enum Command {
         verdict: Verdict,
         note: Option<String>,
     },
+    /// Publish the current annotator's fact-check review of the selected item; in the fact-check queue, the next
+    /// item to review is shown.
+    PublishReview {
+        scale: RatingScale,
+        rating: String,
+        explanation: String,
+        evidence: Vec<String>,
+    },
+    /// Undo a review (the row stays, marked retracted).
+    RetractReview(i64),
 }
 
 /// What happened, for the UI's status line.
@@ -281,6 +293,8 @@ pub enum Outcome {
     FeedbackSaved { id: i64 },
     StudyRegistered { name: String, version: u32, outcome: RegisterOutcome },
     Adjudicated { item: ItemId, verdict: Verdict },
+    Reviewed { item: ItemId, rating: String },
+    ReviewUndone { item: ItemId },
 }
 
 #[derive(Clone, Debug)]
@@ -310,8 +324,10 @@ pub struct Workspace {
     perspectives: Vec<Perspective>,
     /// Order of the filtered list.
     order: Order,
-    /// Show only the items nobody has judged, riskiest first.
+    /// Show only the items nobody has judged nor reviewed, riskiest first.
     fact_check_queue: bool,
+    /// Items with a standing fact-check review.
+    reviewed: std::collections::HashSet<ItemId>,
     /// The guidance model versions in use.
     active: ActiveVersions,
     /// What is known of each item for ordering: models' P(fake) always (when a version is in use); rationale and
@@ -348,7 +364,9 @@ impl Workspace {
         let perspectives = store.perspectives()?;
         let active = ActiveVersions::load(&store)?;
         let signals = model_signals(&store, &active)?;
+        let reviewed = store.standing_reviews()?.into_keys().collect();
         let mut ws = Self::from_parts(store, annotator.trim().to_owned(), annotator_id, items);
+        ws.reviewed = reviewed;
         ws.perspectives = perspectives;
         ws.active = active;
         ws.set_signals(signals);
@@ -374,6 +392,7 @@ impl Workspace {
             perspectives: Vec::new(),
             order: Order::Natural,
             fact_check_queue: false,
+            reviewed: Default::default(),
             active: ActiveVersions::default(),
             signals: HashMap::new(),
             has_predictions: false,
@@ -395,6 +414,7 @@ impl Workspace {
     pub fn replace_items(&mut self, items: Vec<ItemSummary>) -> Result<(), StoreError> {
         let selected = self.selected_id();
         self.items = items;
+        self.reviewed = self.store.standing_reviews()?.into_keys().collect();
         self.judged_by_me = self.items.iter().filter(|s| s.my_verdict.is_some()).count();
         for item in self.touched.clone() {
             self.refresh_summary(item, false)?;
@@ -447,9 +467,19 @@ impl Workspace {
         self.order
     }
 
-    /// True while the list is the fact-checker's queue (unjudged items only, riskiest first).
+    /// True while the list is the fact-checker's queue (items nobody judged nor reviewed, riskiest first).
     pub fn is_fact_check_queue(&self) -> bool {
         self.fact_check_queue
+    }
+
+    /// The fact-check state of the whole list: (reviewed, to review).
+    pub fn review_counts(&self) -> (usize, usize) {
+        (self.reviewed.len(), self.items.len().saturating_sub(self.reviewed.len()))
+    }
+
+    /// True when the item has a standing fact-check review.
+    pub fn is_reviewed(&self, item: ItemId) -> bool {
+        self.reviewed.contains(&item)
     }
 
     /// The guidance model versions in use (as of the last open, roll back or `ReloadPredictions`).
@@ -647,6 +677,36 @@ impl Workspace {
                 self.refresh_summary(item, true)?;
                 Ok(Outcome::Adjudicated { item, verdict })
             }
+            Command::PublishReview { scale, rating, explanation, evidence } => {
+                let Some(item) = self.selected_id() else { return Ok(Outcome::Nothing) };
+                let review =
+                    NewReview { item_id: item, reviewer: self.annotator_id, scale, rating, explanation, evidence };
+                self.store.record_review(&review)?;
+                let rating = self.store.reviews_of(item)?.first().map(|r| r.rating.clone()).unwrap_or_default();
+                self.reviewed.insert(item);
+                if self.fact_check_queue {
+                    // The item leaves the queue: show the next one to review, at the same place in the list.
+                    let at = self.cursor.unwrap_or(0);
+                    self.refilter();
+                    self.select((!self.filtered.is_empty()).then(|| at.min(self.filtered.len() - 1)));
+                } else {
+                    self.reload_detail()?;
+                }
+                Ok(Outcome::Reviewed { item, rating })
+            }
+            Command::RetractReview(id) => {
+                let item = self
+                    .detail
+                    .as_ref()
+                    .and_then(|d| d.reviews.iter().find(|r| r.id == id).map(|r| r.item_id))
+                    .ok_or(StoreError::NotFound { what: "review of the shown item", id })?;
+                self.store.retract_review(id)?;
+                if self.store.reviews_of(item)?.iter().all(|r| r.retracted) {
+                    self.reviewed.remove(&item);
+                }
+                self.reload_detail()?;
+                Ok(Outcome::ReviewUndone { item })
+            }
             Command::ResetPerspective(key) => {
                 let builtin = builtin_perspectives()
                     .into_iter()
@@ -759,6 +819,7 @@ impl Workspace {
                     judgements: self.store.judgements(id)?,
                     guidance: self.guidance_of(id)?,
                     explain,
+                    reviews: self.store.reviews_of(id)?,
                     item,
                 })
             }
@@ -855,7 +916,7 @@ impl Workspace {
         self.filtered = (0..self.items.len())
             .filter(|&i| {
                 let s = &self.items[i];
-                self.filter.matches(s, &words) && (!queue || s.verdicts.is_empty())
+                self.filter.matches(s, &words) && (!queue || (s.verdicts.is_empty() && !self.reviewed.contains(&s.id)))
             })
             .collect();
         if !self.is_natural_order() {

@@ -137,7 +137,8 @@ impl FileFormat {
 
     /// Guesses the format of a file from its extension and, for `.jsonl` and `.csv`, its first record:
     ///
-    /// * `.json` -> `arg-json`; `.tsv` -> `liar-plus-tsv`;
+    /// * `.json` -> `arg-json`; `.tsv` -> `liar-plus-tsv` when its first line is a LIAR-PLUS record (a row index
+    ///   and a `NNNN.json` statement id), else `csv` (tab-separated, with a header);
     /// * `.jsonl` -> `liar-plus-jsonl` when the first object has `claim` and `json_file_id`, else `jsonl`;
     /// * `.csv` -> `liar2-csv` when the header is exactly LIAR2's columns, else `csv`.
     ///
@@ -148,7 +149,7 @@ impl FileFormat {
         let bytes = strip_bom(bytes);
         match ext.as_str() {
             "json" => Ok(Self::ArgJson),
-            "tsv" => Ok(Self::LiarPlusTsv),
+            "tsv" => Ok(if readers::looks_like_liar_plus_tsv(bytes) { Self::LiarPlusTsv } else { Self::Csv }),
             "jsonl" | "ndjson" => {
                 Ok(if readers::looks_like_liar_plus_jsonl(bytes) { Self::LiarPlusJsonl } else { Self::Jsonl })
             }
@@ -999,6 +1000,8 @@ mod tests {
         let p = Path::new;
         assert_eq!(FileFormat::detect(p("a/train.json"), b"[]"), Ok(FileFormat::ArgJson));
         assert_eq!(FileFormat::detect(p("val2.TSV"), b""), Ok(FileFormat::LiarPlusTsv));
+        assert_eq!(FileFormat::detect(p("v.tsv"), b"0\t11972.json\ttrue\tx\n"), Ok(FileFormat::LiarPlusTsv));
+        assert_eq!(FileFormat::detect(p("claims.tsv"), b"claim\tverdict\nx\ttrue\n"), Ok(FileFormat::Csv));
         let lp = b"\xEF\xBB\xBF\n{\"id\": 0, \"json_file_id\": \"1.json\", \"claim\": \"c\"}\n";
         assert_eq!(FileFormat::detect(p("x.jsonl"), lp), Ok(FileFormat::LiarPlusJsonl));
         assert_eq!(FileFormat::detect(p("x.jsonl"), b"{\"claim\": \"c\"}\n"), Ok(FileFormat::Jsonl));

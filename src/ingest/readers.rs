@@ -79,6 +79,17 @@ pub(super) fn looks_like_liar_plus_jsonl(bytes: &[u8]) -> bool {
     }
 }
 
+/// True when the first non-blank line looks like a LIAR-PLUS record (no header: a row index, then a statement id
+/// ending in `.json`).
+pub(super) fn looks_like_liar_plus_tsv(bytes: &[u8]) -> bool {
+    let Some(line) = bytes.split(|&b| b == b'\n').find(|l| l.iter().any(|b| !b.is_ascii_whitespace())) else {
+        return true; // an empty file: let the LIAR-PLUS reader say so
+    };
+    let mut fields = line.split(|&b| b == b'\t');
+    let (Some(_), Some(id)) = (fields.next(), fields.next()) else { return false };
+    id.trim_ascii().ends_with(b".json")
+}
+
 /// True when the CSV header is exactly LIAR2's columns.
 pub(super) fn looks_like_liar2_csv(bytes: &[u8]) -> bool {
     let mut rdr = csv::ReaderBuilder::new().has_headers(true).flexible(true).from_reader(bytes);

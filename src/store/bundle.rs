@@ -295,6 +295,9 @@ impl std::fmt::Display for MergeReport {
     }
 }
 
+/// A local rationale as (id, root, parent, its bundle row without identities).
+type LocalRationaleRow = (i64, i64, Option<i64>, BundleRationale);
+
 /// A local rationale revision with what a child needs.
 #[derive(Clone, Copy)]
 struct LocalRationale {
@@ -310,7 +313,8 @@ impl Store {
         let mut out = Vec::new();
         let mut retractions = Vec::new();
         // Rationales, in id order (a parent always has a smaller id than its child).
-        let rationales: Vec<(i64, Option<i64>, BundleRationale, Option<String>)> = {
+        type Row = (i64, Option<i64>, BundleRationale, Option<String>);
+        let rationales: Vec<Row> = {
             let mut stmt = self
                 .conn
                 .prepare(
@@ -867,7 +871,7 @@ impl Store {
     }
 
     /// Every rationale as (id, root, parent, bundle row without identities), in id order.
-    fn bundle_rationales_all(&self) -> Result<Vec<(i64, i64, Option<i64>, BundleRationale)>> {
+    fn bundle_rationales_all(&self) -> Result<Vec<LocalRationaleRow>> {
         let mut stmt = self
             .conn
             .prepare(

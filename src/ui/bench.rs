@@ -179,7 +179,7 @@ fn time_frames(ws: &mut Workspace, frames: usize) -> anyhow::Result<Vec<Duration
                 let _ = judgement_bar::judgement_bar_ui(ui, ws, &mut bar, false);
             });
             egui::CentralPanel::default().show(ui, |ui| {
-                let _ = item_view::item_view_ui(ui, ws, &mut view, &Default::default());
+                let _ = item_view::item_view_ui(ui, ws, &mut view, &Default::default(), &Default::default());
             });
         });
         let _meshes = ctx.tessellate(std::mem::take(&mut output.shapes), output.pixels_per_point);

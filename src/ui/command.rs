@@ -36,6 +36,12 @@ pub enum AppCommand {
     SetAnnotator(String),
     SwitchAnnotator,
     SetTheme(Theme),
+    /// Save the fact-check review settings (scale, ClaimReview URL pattern, publisher).
+    SetReviewSettings(crate::config::ReviewSettings),
+    /// Merge colleagues' judgement bundles into the open database, in the background.
+    MergeBundles(Vec<PathBuf>),
+    /// Write the open database's judgement bundle to a file, in the background.
+    ExportBundle(PathBuf),
     ToggleHelp,
     TogglePerspectives,
     /// Write rationales (and their verdicts) for these items with the rationale writer, in the background.
@@ -148,6 +154,8 @@ pub const OPEN_JOB: &str = "open database";
 pub const IMPORT_JOB: &str = "import";
 /// Name of the export job.
 pub const EXPORT_JOB: &str = "export";
+/// The job merging colleagues' bundles.
+pub const MERGE_JOB: &str = "merge";
 /// Name of the job that writes a study's tidy export.
 pub const STUDY_EXPORT_JOB: &str = "study export";
 /// Name of the rationale writer's job.

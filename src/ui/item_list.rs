@@ -87,7 +87,13 @@ pub fn item_list_ui(ui: &mut egui::Ui, ws: &Workspace, state: &mut ListState) ->
         out.push(AppCommand::Studio(Command::SetFilter(filter.clone())));
     }
     order_ui(ui, ws, &mut out);
-    ui.label(RichText::new(format!("{} of {} items", ws.filtered_len(), ws.progress().1)).small().weak());
+    let (reviewed, to_review) = ws.review_counts();
+    let counts = if ws.is_fact_check_queue() {
+        format!("{} to review in the queue · {reviewed} reviewed · {to_review} not yet", ws.filtered_len())
+    } else {
+        format!("{} of {} items · {reviewed} reviewed", ws.filtered_len(), ws.progress().1)
+    };
+    ui.label(RichText::new(counts).small().weak());
     ui.separator();
 
     let row_h = row_height(ui);
@@ -114,7 +120,7 @@ pub fn item_list_ui(ui: &mut egui::Ui, ws: &Workspace, state: &mut ListState) ->
             let Some(summary) = ws.row(row) else { continue };
             let selected = cursor == Some(row);
             let p_fake = if ws.has_predictions() { Some(ws.p_fake(summary.id)) } else { None };
-            if row_ui(ui, summary, selected, p_fake).clicked() {
+            if row_ui(ui, summary, selected, p_fake, ws.is_reviewed(summary.id)).clicked() {
                 out.push(AppCommand::Studio(Command::SelectRow(row)));
             }
         }
@@ -151,7 +157,7 @@ fn order_ui(ui: &mut egui::Ui, ws: &Workspace, out: &mut Vec<AppCommand>) {
         let mut on = queue;
         if ui
             .toggle_value(&mut on, "Fact-check queue")
-            .on_hover_text("only the items nobody has judged yet, riskiest (highest P(fake)) first")
+            .on_hover_text("only the items nobody has judged or reviewed yet, riskiest (highest P(fake)) first")
             .changed()
         {
             out.push(AppCommand::Studio(Command::SetFactCheckQueue(on)));
@@ -176,7 +182,13 @@ pub fn risk_color(p: f64) -> Color32 {
 
 /// One row: my verdict, the disagreement mark, P(fake) (`Some` once a model has predictions: `Some(None)` for an
 /// item it did not score), the headline.
-fn row_ui(ui: &mut egui::Ui, s: &ItemSummary, selected: bool, p_fake: Option<Option<f64>>) -> egui::Response {
+fn row_ui(
+    ui: &mut egui::Ui,
+    s: &ItemSummary,
+    selected: bool,
+    p_fake: Option<Option<f64>>,
+    reviewed: bool,
+) -> egui::Response {
     let badge = match s.my_verdict {
         Some(Verdict::Fake) => {
             RichText::new(" FAKE ").color(Color32::WHITE).background_color(verdict_color(Verdict::Fake))
@@ -196,6 +208,9 @@ fn row_ui(ui: &mut egui::Ui, s: &ItemSummary, selected: bool, p_fake: Option<Opt
         let size = egui::vec2(10.0, ui.spacing().interact_size.y);
         ui.add_sized(size, egui::Label::new(RichText::new(mark).strong().color(ui.visuals().warn_fg_color)))
             .on_hover_text("people disagree, or contradict the gold label");
+        let mark = if reviewed { "√" } else { "" };
+        ui.add_sized(size, egui::Label::new(RichText::new(mark).strong()))
+            .on_hover_text("a fact-check review is published for this item");
         if let Some(p) = p_fake {
             let text = match p {
                 Some(p) => RichText::new(format!("{p:.2}")).color(Color32::WHITE).background_color(risk_color(p)),

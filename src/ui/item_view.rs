@@ -12,6 +12,8 @@ use super::explain::{self, ExplainState, Highlight};
 use super::item_list::{risk_color, verdict_color};
 use super::keys::{self, KeyCommand};
 use super::writer_view::WriterView;
+use crate::config::ReviewSettings;
+use crate::domain::RatingScale;
 use crate::domain::{Rationale, RationaleId, Verdict};
 use crate::formats::Format;
 use crate::prompting::{Perspective, perspective_name};
@@ -28,16 +30,43 @@ pub struct ViewState {
     pub explain: ExplainState,
     /// Shade the news tokens by ARG's attention (when ARG has scored the item).
     pub shade_attention: bool,
+    /// The fact-check review being written.
+    pub review: ReviewDraft,
 }
 
 impl Default for ViewState {
     fn default() -> Self {
-        Self { editing: None, format: Format::FreeText, explain: ExplainState::default(), shade_attention: false }
+        Self {
+            editing: None,
+            format: Format::FreeText,
+            explain: ExplainState::default(),
+            shade_attention: false,
+            review: ReviewDraft::default(),
+        }
     }
 }
 
+/// A fact-check review being written, and the scale and publishing settings being edited.
+#[derive(Default)]
+pub struct ReviewDraft {
+    /// The item the draft is for (a new item starts a new draft).
+    item: Option<crate::domain::ItemId>,
+    rating: String,
+    explanation: String,
+    /// Evidence links, one per line.
+    evidence: String,
+    /// The settings as edited, before they are saved.
+    settings: Option<ReviewSettings>,
+}
+
 /// Draws the selected item; returns the commands it emits.
-pub fn item_view_ui(ui: &mut egui::Ui, ws: &Workspace, state: &mut ViewState, writer: &WriterView) -> Vec<AppCommand> {
+pub fn item_view_ui(
+    ui: &mut egui::Ui,
+    ws: &Workspace,
+    state: &mut ViewState,
+    writer: &WriterView,
+    review: &ReviewSettings,
+) -> Vec<AppCommand> {
     let mut out = Vec::new();
     state.explain.begin(ws.selected_id(), &mut out);
     let Some(detail) = ws.detail() else {
@@ -65,6 +94,8 @@ pub fn item_view_ui(ui: &mut egui::Ui, ws: &Workspace, state: &mut ViewState, wr
         rationales_ui(ui, detail, ws.perspectives(), state, writer, &mut out);
         ui.separator();
         judgements_ui(ui, detail);
+        ui.separator();
+        review_ui(ui, detail, ws, &mut state.review, review, &mut out);
         ui.separator();
         explain::repair_stats_ui(ui, &writer.repair_stats);
     });
@@ -463,6 +494,138 @@ fn judgements_ui(ui: &mut egui::Ui, d: &ItemDetail) {
             ui.label(j.confidence.map(|c| format!("conf {c:.2}")).unwrap_or_default());
             ui.label(j.note.as_deref().unwrap_or(""));
             ui.end_row();
+        }
+    });
+}
+
+/// The scale the settings name (PolitiFact's when they name none), or why it does not parse.
+pub fn review_scale(settings: &ReviewSettings) -> Result<RatingScale, String> {
+    if settings.scale.trim().is_empty() { Ok(RatingScale::politifact()) } else { RatingScale::parse(&settings.scale) }
+}
+
+/// The fact-checker's review: the history (with undo), a rating on the scale, an explanation and evidence links,
+/// Publish; and, folded, the scale and how ClaimReview is published.
+fn review_ui(
+    ui: &mut egui::Ui,
+    d: &ItemDetail,
+    ws: &Workspace,
+    draft: &mut ReviewDraft,
+    settings: &ReviewSettings,
+    out: &mut Vec<AppCommand>,
+) {
+    ui.heading("Fact-check review");
+    if draft.item != Some(d.item.id) {
+        *draft = ReviewDraft { item: Some(d.item.id), settings: draft.settings.take(), ..Default::default() };
+    }
+    if d.reviews.is_empty() {
+        ui.label(RichText::new("Not reviewed yet.").weak());
+    } else {
+        egui::Grid::new("review_history").num_columns(5).striped(true).show(ui, |ui| {
+            for r in &d.reviews {
+                let when = r.created_at.get(..16).unwrap_or(&r.created_at).replace('T', " ");
+                let rating = RichText::new(format!("{} ({}/{})", r.rating, r.rating_value, r.best_rating));
+                let rating = match r.verdict {
+                    Some(v) if !r.retracted => rating.color(verdict_color(v)),
+                    _ => rating,
+                };
+                ui.label(if r.retracted {
+                    RichText::new(format!("{when} (undone)")).weak()
+                } else {
+                    RichText::new(when)
+                });
+                ui.label(&r.reviewer);
+                ui.label(if r.retracted { rating.strikethrough() } else { rating });
+                ui.label(&r.explanation).on_hover_text(r.evidence.join("\n"));
+                if !r.retracted && r.reviewer == ws.annotator() && ui.small_button("Undo review").clicked() {
+                    out.push(AppCommand::Studio(Command::RetractReview(r.id)));
+                }
+                ui.end_row();
+            }
+        });
+    }
+    let scale = match review_scale(settings) {
+        Ok(scale) => scale,
+        Err(e) => {
+            ui.colored_label(ui.visuals().error_fg_color, format!("The rating scale in the settings: {e}"));
+            RatingScale::politifact()
+        }
+    };
+    egui::Grid::new("review_form").num_columns(2).show(ui, |ui| {
+        let label = ui.label("Rating:");
+        egui::ComboBox::from_id_salt("review_rating")
+            .selected_text(if draft.rating.is_empty() { "choose…" } else { draft.rating.as_str() })
+            .show_ui(ui, |ui| {
+                for level in &scale.levels {
+                    let meaning = level.verdict.map_or("no real/fake verdict", |v| v.as_str());
+                    ui.selectable_value(&mut draft.rating, level.name.clone(), &level.name).on_hover_text(meaning);
+                }
+            })
+            .response
+            .labelled_by(label.id);
+        ui.end_row();
+        let label = ui.label("Explanation:");
+        ui.add(egui::TextEdit::multiline(&mut draft.explanation).desired_rows(2).desired_width(420.0))
+            .labelled_by(label.id);
+        ui.end_row();
+        let label = ui.label("Evidence links:");
+        ui.add(
+            egui::TextEdit::multiline(&mut draft.evidence)
+                .hint_text("one https:// link per line")
+                .desired_rows(2)
+                .desired_width(420.0),
+        )
+        .labelled_by(label.id);
+        ui.end_row();
+    });
+    let links: Vec<String> =
+        draft.evidence.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_owned).collect();
+    let bad_link = links.iter().find(|l| !(l.starts_with("https://") || l.starts_with("http://")) || l.contains(' '));
+    if let Some(l) = bad_link {
+        ui.colored_label(ui.visuals().error_fg_color, format!("'{l}' is not an http(s) link"));
+    }
+    let ready = scale.level(&draft.rating).is_some() && bad_link.is_none();
+    if ui.add_enabled(ready, egui::Button::new("Publish review")).clicked() {
+        out.push(AppCommand::Studio(Command::PublishReview {
+            scale: scale.clone(),
+            rating: draft.rating.clone(),
+            explanation: draft.explanation.trim().to_owned(),
+            evidence: links,
+        }));
+        *draft = ReviewDraft { item: Some(d.item.id), settings: draft.settings.take(), ..Default::default() };
+    }
+    egui::CollapsingHeader::new("Rating scale and publishing").id_salt("review_settings").show(ui, |ui| {
+        let edit = draft.settings.get_or_insert_with(|| settings.clone());
+        egui::Grid::new("review_settings_grid").num_columns(2).show(ui, |ui| {
+            let label = ui.label("Scale:");
+            ui.add(
+                egui::TextEdit::singleline(&mut edit.scale)
+                    .hint_text(RatingScale::politifact().spec())
+                    .desired_width(420.0),
+            )
+            .labelled_by(label.id);
+            ui.end_row();
+            let label = ui.label("ClaimReview URL:");
+            ui.add(
+                egui::TextEdit::singleline(&mut edit.url_pattern)
+                    .hint_text("https://factcheck.example.org/reviews/{key}")
+                    .desired_width(420.0),
+            )
+            .labelled_by(label.id);
+            ui.end_row();
+            let label = ui.label("Publisher:");
+            ui.add(
+                egui::TextEdit::singleline(&mut edit.publisher).hint_text("default: the reviewer").desired_width(420.0),
+            )
+            .labelled_by(label.id);
+            ui.end_row();
+        });
+        let scale_error = review_scale(edit).err();
+        if let Some(e) = &scale_error {
+            ui.colored_label(ui.visuals().error_fg_color, e);
+        }
+        let changed = *edit != *settings;
+        if ui.add_enabled(changed && scale_error.is_none(), egui::Button::new("Save review settings")).clicked() {
+            out.push(AppCommand::SetReviewSettings(edit.clone()));
         }
     });
 }

@@ -1001,7 +1001,7 @@ fn a_json_array_with_nested_fields_imports_with_one_command() {
     assert_fails(
         &mut store,
         &before,
-        &[path.clone()],
+        std::slice::from_ref(&path),
         &strict,
         &path,
         line,
@@ -1011,7 +1011,7 @@ fn a_json_array_with_nested_fields_imports_with_one_command() {
     // A path into an object names the field and the line.
     let bad = flags("content=claim,label=label", AVERITEC_LABELS, Some("unlabelled"));
     let line = line_of(&path, "\"claim_id\": \"av-1\"") - 1;
-    assert_fails(&mut store, &before, &[path.clone()], &bad, &path, line, "content: 'claim' is an object");
+    assert_fails(&mut store, &before, std::slice::from_ref(&path), &bad, &path, line, "content: 'claim' is an object");
 
     let summaries = ingest::import_files(&mut store, &[path], &opts, &NoProgress).unwrap();
     assert_eq!((summaries[0].items, summaries[0].rationales), (4, 4));
@@ -1052,7 +1052,8 @@ fn a_semicolon_csv_with_undecided_labels_imports_and_a_reimport_adds_nothing() {
     );
     let dir = tempfile::tempdir().unwrap();
     let mut store = open_store(&dir);
-    let first = ingest::import_files(&mut store, &[path.clone()], &opts, &NoProgress).unwrap_or_else(|e| panic!("{e}"));
+    let first = ingest::import_files(&mut store, std::slice::from_ref(&path), &opts, &NoProgress)
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!((first[0].items, first[0].already_present), (4, 0));
     let items = store.items_all().unwrap();
     assert_eq!(items[0].text, "The tower is the tallest building in the city; it was finished in 1931.");
@@ -1075,7 +1076,7 @@ fn keys_are_content_addressed_without_ids_and_the_same_id_with_another_text_is_a
     let a = dir.path().join("a.csv");
     std::fs::write(&a, "text,label\nOne claim,real\nOne  CLAIM ,fake\nAnother claim,fake\n").unwrap();
     let opts = flags("content=text,label=label", "real=real,fake=fake", None);
-    ingest::import_files(&mut store, &[a.clone()], &opts, &NoProgress).unwrap();
+    ingest::import_files(&mut store, std::slice::from_ref(&a), &opts, &NoProgress).unwrap();
     let keys: Vec<String> = store.items_all().unwrap().into_iter().map(|i| i.key).collect();
     assert!(keys[0].starts_with("sha:") && keys[0].len() == 24, "{keys:?}");
     assert_eq!(keys[1], format!("{}#2", keys[0]), "the same normalised text again is numbered, not dropped");
@@ -1102,7 +1103,8 @@ fn the_shared_liar2_file_imported_twice_adds_nothing_the_second_time() {
     let dir = tempfile::tempdir().unwrap();
     let mut store = open_store(&dir);
     let path = shared("liar2/valid.csv");
-    let first = ingest::import_files(&mut store, &[path.clone()], &ImportOptions::default(), &NoProgress).unwrap();
+    let first =
+        ingest::import_files(&mut store, std::slice::from_ref(&path), &ImportOptions::default(), &NoProgress).unwrap();
     let stats = store.stats().unwrap();
     let again = ingest::import_files(&mut store, &[path], &ImportOptions::default(), &NoProgress).unwrap();
     assert_eq!((again[0].items, again[0].already_present), (0, first[0].items));

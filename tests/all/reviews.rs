@@ -18,6 +18,7 @@ use serde_json::Value;
 /// - Claim (`itemReviewed`): recommended `appearance`, `author`, `datePublished`, `firstAppearance`;
 /// - Rating (`reviewRating`): required `alternateName`; recommended `bestRating`, `name`, `ratingValue`,
 ///   `worstRating`.
+///
 /// And the JSON-LD must declare `@context` `https://schema.org` with `@type` `ClaimReview` at its root.
 const CLAIMREVIEW_REQUIRED: &[&str] = &["claimReviewed", "reviewRating", "url"];
 const CLAIMREVIEW_RECOMMENDED: &[&str] = &["author", "datePublished", "itemReviewed"];

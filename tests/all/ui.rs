@@ -822,3 +822,96 @@ fn the_item_view_checks_args_faithfulness_and_routing_shows_its_cost_before_writ
     );
     assert_eq!(written(&s.db), 27);
 }
+
+#[test]
+fn the_import_dialog_previews_a_tsv_with_undecided_labels_before_anything_is_written() {
+    let mut s = demo_studio();
+    let tsv = s._dir.path().join("claims.tsv");
+    std::fs::write(
+        &tsv,
+        "claim\tverdict\nThe river flooded the old town twice.\ttrue\nThe school serves only frozen food.\tmaybe\n",
+    )
+    .unwrap();
+    s.harness.state_mut().queue(argus::ui::AppCommand::ChooseImport(vec![tsv.clone()]));
+    s.harness.run_steps(3);
+    for (field, text) in [("Column map:", "content=claim,label=verdict"), ("Label map:", "true=real,maybe=unlabelled")]
+    {
+        s.harness.get_by_label(field).focus();
+        s.harness.step();
+        s.harness.get_by_label(field).type_text(text);
+        s.harness.step();
+    }
+    s.harness.run_steps(2);
+    // The first rows as they will be read, and nothing written yet.
+    assert!(s.harness.query_by_label_contains("Read as csv, delimiter tab").is_some());
+    assert!(s.harness.query_by_label("The river flooded the old town twice.").is_some());
+    assert!(s.harness.query_by_label("maybe → unlabelled").is_some());
+    assert!(s.harness.query_by_label("true → real").is_some());
+    assert_eq!(Store::open(&s.db).unwrap().stats().unwrap().items, 300);
+    s.harness.get_by_label("Start import").click();
+    step_until(&mut s.harness, "the import to finish", |app| !app.has_running_jobs() && app.notice().is_some());
+    assert_eq!(Store::open(&s.db).unwrap().stats().unwrap().items, 302);
+    // The same file again adds nothing and says so.
+    s.harness.state_mut().queue(argus::ui::AppCommand::ImportFiles {
+        paths: vec![tsv],
+        flags: argus::ingest::ImportFlags {
+            map: Some("content=claim,label=verdict".into()),
+            labels: Some("true=real,maybe=unlabelled".into()),
+            ..Default::default()
+        },
+    });
+    step_until(&mut s.harness, "the second import", |app| {
+        !app.has_running_jobs() && app.notice().is_some_and(|n| n.text.contains("already present"))
+    });
+    assert!(
+        s.harness.state().notice().unwrap().text.contains("Imported 0 items"),
+        "{}",
+        s.harness.state().notice().unwrap().text
+    );
+    assert_eq!(Store::open(&s.db).unwrap().stats().unwrap().items, 302);
+}
+
+#[test]
+fn a_fact_checker_reviews_from_the_queue_and_can_undo_the_review() {
+    let mut s = demo_studio();
+    s.harness.state_mut().queue(argus::ui::AppCommand::Studio(argus::studio::Command::SetFactCheckQueue(true)));
+    s.harness.run_steps(2);
+    let first = s.harness.state().workspace().unwrap().selected_id().unwrap();
+    s.harness.get_by_label("Rating:").click();
+    s.harness.run_steps(2);
+    s.harness.get_by_label("Mostly False").click();
+    s.harness.run_steps(2);
+    for (field, text) in
+        [("Explanation:", "The record shows otherwise."), ("Evidence links:", "https://example.org/record")]
+    {
+        s.harness.get_by_label(field).focus();
+        s.harness.step();
+        s.harness.get_by_label(field).type_text(text);
+        s.harness.step();
+    }
+    s.harness.get_by_label("Publish review").click();
+    s.harness.run_steps(2);
+    let store = Store::open(&s.db).unwrap();
+    let review = store.standing_reviews().unwrap().remove(&first).expect("the review is stored");
+    assert_eq!((review.rating.as_str(), review.reviewer.as_str()), ("Mostly False", "ada"));
+    assert_eq!(review.explanation, "The record shows otherwise.");
+    assert_eq!(review.evidence, ["https://example.org/record"]);
+    let ws = s.harness.state().workspace().unwrap();
+    assert_ne!(ws.selected_id(), Some(first), "the reviewed item left the queue; the next one is shown");
+    assert!(!ws.filtered_ids().contains(&first));
+    assert_eq!(ws.review_counts(), (1, 299));
+    assert!(s.harness.query_by_label_contains("1 reviewed").is_some());
+
+    // Back in the whole list, the item's history shows the review, and it can be undone.
+    s.harness.state_mut().queue(argus::ui::AppCommand::Studio(argus::studio::Command::SetFactCheckQueue(false)));
+    s.harness.step();
+    let row = s.harness.state().workspace().unwrap().filtered_ids().iter().position(|&id| id == first).unwrap();
+    s.harness.state_mut().queue(argus::ui::AppCommand::Studio(argus::studio::Command::SelectRow(row)));
+    s.harness.run_steps(2);
+    assert!(s.harness.query_by_label("Mostly False (3/6)").is_some());
+    s.harness.get_by_label("Undo review").click();
+    s.harness.run_steps(2);
+    let history = Store::open(&s.db).unwrap().reviews_of(first).unwrap();
+    assert!(history.len() == 1 && history[0].retracted, "{history:?}");
+    assert_eq!(s.harness.state().workspace().unwrap().review_counts(), (0, 300));
+}

@@ -65,7 +65,13 @@ impl ArgusApp {
                     self.commands.extend(judgement_bar::judgement_bar_ui(ui, ws, &mut panels.bar, paused));
                 });
                 egui::CentralPanel::default().show(ui, |ui| {
-                    self.commands.extend(item_view::item_view_ui(ui, ws, &mut panels.view, &writer));
+                    self.commands.extend(item_view::item_view_ui(
+                        ui,
+                        ws,
+                        &mut panels.view,
+                        &writer,
+                        &self.settings.review,
+                    ));
                 });
             }
         }

@@ -9,7 +9,7 @@ use super::{ArgusApp, PanelState, Phase, apply_theme};
 use crate::ingest::ImportOptions;
 use crate::studies::spec::StudySpec;
 use crate::studio::{Command, Outcome, Workspace};
-use crate::ui::command::{AppCommand, IMPORT_JOB};
+use crate::ui::command::{AppCommand, IMPORT_JOB, MERGE_JOB};
 use crate::ui::import_dialog::ImportDialog;
 use crate::ui::participant::{ParticipantRun, RunDialog};
 use crate::ui::writer_settings::WriterSettingsDraft;
@@ -24,7 +24,7 @@ impl ArgusApp {
 
     /// True while an import writes: the workspace's own writes would wait on SQLite's lock, so they are refused.
     pub(super) fn writes_paused(&self) -> bool {
-        self.jobs.is_running(IMPORT_JOB)
+        self.jobs.is_running(IMPORT_JOB) || self.jobs.is_running(MERGE_JOB)
     }
 
     fn handle(&mut self, command: AppCommand) {
@@ -58,6 +58,14 @@ impl ArgusApp {
                 self.ctx.data_mut(|d| d.remove_temp::<bool>(egui::Id::unique(ANNOTATOR_AUTOFOCUS)));
                 self.phase = Phase::ChooseAnnotator { name: String::new(), db, seed_demo };
             }
+            AppCommand::SetReviewSettings(review) => {
+                self.settings.review = review;
+                self.panels.view.review = Default::default();
+                self.save_settings();
+                self.notify("Review settings saved.");
+            }
+            AppCommand::MergeBundles(paths) => self.start_merge(paths),
+            AppCommand::ExportBundle(path) => self.start_bundle_export(path),
             AppCommand::SetTheme(theme) => {
                 self.settings.theme = theme;
                 apply_theme(&self.ctx, theme);
@@ -214,6 +222,14 @@ impl ArgusApp {
                 self.panels.agreement.note.clear();
                 self.reload_agreement();
                 self.notify(format!("Final verdict on item {item}: {}", verdict.human_name()));
+            }
+            Ok(Outcome::Reviewed { item, rating }) => {
+                self.notify(format!(
+                    "Review of item {item} published: {rating}. It is the item's verdict for training."
+                ));
+            }
+            Ok(Outcome::ReviewUndone { item }) => {
+                self.notify(format!("Review of item {item} undone (kept in its history)."))
             }
             Ok(_) => {}
             Err(err) if is_judge => self.notify_error(format!("Not saved: {err}")),

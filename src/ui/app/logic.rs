@@ -124,6 +124,22 @@ impl ArgusApp {
                 if present > 0 {
                     text = format!("{text} {present} already present.");
                 }
+                if let Some(report) = &done.merge {
+                    let present: usize = report.already_present.values().sum();
+                    text = format!(
+                        "Merged {} bundle(s): {} rows added, {present} already present, {} undos applied.",
+                        done.files,
+                        report.total_added(),
+                        report.retracted
+                    );
+                    if !report.missing_items.is_empty() {
+                        text = format!(
+                            "{text} {} rows skipped: {} items are not in this database (import their dataset first).",
+                            report.skipped_rows,
+                            report.missing_items.len()
+                        );
+                    }
+                }
                 if let Phase::Ready(ws) = &mut self.phase {
                     // Only if the same database and annotator are still open.
                     if ws.db_path() == done.db && ws.annotator() == done.annotator {

@@ -60,11 +60,29 @@ impl ArgusApp {
             }
             ui.close();
         }
+        if ui.add_enabled(ready, egui::Button::new("Merge a colleague's work…")).clicked() {
+            if let Some(paths) = rfd::FileDialog::new().add_filter("Argus bundle", &["jsonl"]).pick_files() {
+                self.commands.push(AppCommand::MergeBundles(paths));
+            }
+            ui.close();
+        }
+        if ui.add_enabled(ready, egui::Button::new("Share my work (bundle)…")).clicked() {
+            if let Some(path) = rfd::FileDialog::new().set_file_name("my-work.bundle.jsonl").save_file() {
+                self.commands.push(AppCommand::ExportBundle(path));
+            }
+            ui.close();
+        }
         ui.add_enabled_ui(ready, |ui| {
             ui.menu_button("Export", |ui| {
                 if ui.button("ARG JSON (train/val/test)…").clicked() {
                     if let Some(dir) = rfd::FileDialog::new().pick_folder() {
                         self.commands.push(AppCommand::Export { format: ExportFormat::ArgJson, path: dir });
+                    }
+                    ui.close();
+                }
+                if ui.button("ClaimReview JSON-LD (reviews)…").clicked() {
+                    if let Some(dir) = rfd::FileDialog::new().pick_folder() {
+                        self.commands.push(AppCommand::Export { format: ExportFormat::ClaimReview, path: dir });
                     }
                     ui.close();
                 }

@@ -85,6 +85,8 @@ pub(super) struct ImportResult {
     /// The database and annotator the item list was loaded for.
     db: PathBuf,
     annotator: String,
+    /// For a merge of colleagues' bundles: what it did.
+    merge: Option<crate::store::bundle::MergeReport>,
 }
 
 /// Per-panel UI state that is not part of the workspace.

@@ -18,8 +18,8 @@ use crate::jobs::{JobError, JobState, Progress as _};
 use crate::store::Store;
 use crate::studio::{self, Workspace};
 use crate::ui::command::{
-    ATTENTION_JOB, ENCODE_JOB, EXPORT_JOB, FAITHFULNESS_JOB, FETCH_JOB, FORMAT_JOB, IMPORT_JOB, ONLINE_JOB, OPEN_JOB,
-    REPAIR_JOB, ROUTE_ESTIMATE_JOB, ROUTE_JOB, SIMULATE_JOB, STUDY_EXPORT_JOB, WRITER_JOB, train_job_name,
+    ATTENTION_JOB, ENCODE_JOB, EXPORT_JOB, FAITHFULNESS_JOB, FETCH_JOB, FORMAT_JOB, IMPORT_JOB, MERGE_JOB, ONLINE_JOB,
+    OPEN_JOB, REPAIR_JOB, ROUTE_ESTIMATE_JOB, ROUTE_JOB, SIMULATE_JOB, STUDY_EXPORT_JOB, WRITER_JOB, train_job_name,
 };
 use crate::ui::train_panel::LiveRun;
 use crate::writer::{FormatRequest, RepairRequest, WriteRequest};
@@ -64,7 +64,7 @@ impl ArgusApp {
             drop(store);
             p.set(0, 0, "reloading the item list");
             let items = studio::load_summaries(&db, &annotator)?;
-            anyhow::Ok(ImportResult { summaries, items, files, db, annotator })
+            anyhow::Ok(ImportResult { summaries, items, files, db, annotator, merge: None })
         };
         let spawned = self.jobs.spawn(IMPORT_JOB, Task::Import, self.waker(), work, Finished::Imported);
         self.started(spawned);
@@ -73,11 +73,52 @@ impl ArgusApp {
     pub(super) fn start_export(&mut self, format: ExportFormat, path: PathBuf) {
         let Phase::Ready(ws) = &self.phase else { return };
         let db = ws.db_path();
+        let review = &self.settings.review;
+        let claimreview = ingest::claimreview::ClaimReviewOptions {
+            url_pattern: review.url_pattern.clone(),
+            publisher: Some(review.publisher.trim().to_owned()).filter(|p| !p.is_empty()),
+            publisher_url: None,
+            one_file: false,
+        };
         let work = move |p: &JobState| {
             p.set(0, 0, "exporting");
             let store = Store::open(&db)?;
-            let summary = ingest::export::export(&store, format, &path)?;
+            let summary = ingest::export::export_with(&store, format, &path, &claimreview)?;
+            if format == ExportFormat::ClaimReview {
+                return anyhow::Ok(format!("Published {} reviews as ClaimReview in {}", summary.items, path.display()));
+            }
             anyhow::Ok(format!("Exported {} items ({} skipped) to {}", summary.items, summary.skipped, path.display()))
+        };
+        let spawned = self.jobs.spawn(EXPORT_JOB, Task::Export, self.waker(), work, Finished::Exported);
+        self.started(spawned);
+    }
+
+    /// Merges colleagues' bundles into the open database, then reloads the item list, in the background.
+    pub(super) fn start_merge(&mut self, paths: Vec<PathBuf>) {
+        let Phase::Ready(ws) = &self.phase else { return };
+        let (db, annotator) = (ws.db_path(), ws.annotator().to_owned());
+        let files = paths.len();
+        let work = move |p: &JobState| {
+            let mut store = Store::open(&db)?;
+            let report = ingest::bundle::merge_bundles(&mut store, &paths, p)?;
+            drop(store);
+            p.set(0, 0, "reloading the item list");
+            let items = studio::load_summaries(&db, &annotator)?;
+            anyhow::Ok(ImportResult { summaries: Vec::new(), items, files, db, annotator, merge: Some(report) })
+        };
+        let spawned = self.jobs.spawn(MERGE_JOB, Task::Import, self.waker(), work, Finished::Imported);
+        self.started(spawned);
+    }
+
+    /// Writes the open database's judgement bundle to `path`, in the background.
+    pub(super) fn start_bundle_export(&mut self, path: PathBuf) {
+        let Phase::Ready(ws) = &self.phase else { return };
+        let db = ws.db_path();
+        let work = move |p: &JobState| {
+            p.set(0, 0, "writing the bundle");
+            let store = Store::open(&db)?;
+            let summary = ingest::bundle::export_bundle(&store, &path)?;
+            anyhow::Ok(format!("Shared: {}", summary.to_string().trim()))
         };
         let spawned = self.jobs.spawn(EXPORT_JOB, Task::Export, self.waker(), work, Finished::Exported);
         self.started(spawned);
