@@ -1106,9 +1106,12 @@ impl Workspace {
         studies::load(&self.store, name, version)
     }
 
-    /// The item set a study file resolves to in this database (errors name the field), for the designer's preview.
-    pub fn resolve_study_items(&self, spec: &StudySpec) -> studies::Result<Vec<ItemId>> {
-        studies::resolve_items(&self.store, spec)
+    /// The study file with its item keys resolved and the item set it resolves to in this database (errors name
+    /// the field), for the designer's preview.
+    pub fn resolve_study_items(&self, spec: &StudySpec) -> studies::Result<(StudySpec, Vec<ItemId>)> {
+        let spec = studies::resolved_spec(&self.store, spec)?;
+        let pool = studies::resolve_items(&self.store, &spec)?;
+        Ok((spec, pool))
     }
 
     /// Starts participant `code` in study `study`, or resumes them at the first step they have not completed.

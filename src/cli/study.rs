@@ -71,11 +71,12 @@ pub struct Check {
 
 impl Check {
     pub fn run(self, _: &Global) -> anyhow::Result<ExitCode> {
-        let spec = StudySpec::load(&self.study)?;
+        let mut spec = StudySpec::load(&self.study)?;
         let (pool, source) = match &self.db {
             Some(db) => {
                 existing(db)?;
                 let store = Store::open(db)?;
+                spec = crate::studies::resolved_spec(&store, &spec).map_err(|e| e.in_file(&self.study))?;
                 let pool = crate::studies::resolve_items(&store, &spec).map_err(|e| e.in_file(&self.study))?;
                 (pool, "resolved in the database")
             }
@@ -89,7 +90,7 @@ impl Check {
             spec.design.as_str(),
             conditions.join(", "),
             spec.items_per_participant,
-            spec.gold_items.len(),
+            spec.gold_items.len() + spec.gold_keys.len(),
             pool.len()
         );
         let questions: Vec<&str> = spec.questions.iter().map(|q| q.key()).collect();

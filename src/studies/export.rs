@@ -256,13 +256,13 @@ pub fn export_study(store: &Store, name: &str, out_dir: &Path) -> Result<ExportS
     if studies.len() > 1 {
         for s in &studies {
             let path = out_dir.join(format!("study-v{}.toml", s.version));
-            write_atomic(&path, toml_of(s)?.as_bytes())?;
+            write_atomic(&path, toml_of(store, s)?.as_bytes())?;
             files.push(path);
         }
     }
     if let Some(newest) = studies.last() {
         let path = out_dir.join("study.toml");
-        write_atomic(&path, toml_of(newest)?.as_bytes())?;
+        write_atomic(&path, toml_of(store, newest)?.as_bytes())?;
         files.push(path);
     }
     Ok(ExportSummary {
@@ -273,13 +273,14 @@ pub fn export_study(store: &Store, name: &str, out_dir: &Path) -> Result<ExportS
     })
 }
 
-fn toml_of(study: &super::Study) -> Result<String> {
+/// The study file of a version as stored: items named by key.
+fn toml_of(store: &Store, study: &super::Study) -> Result<String> {
     Ok(format!(
         "# Study `{}`, version {} (sha256 of its canonical JSON: {}){}\n{}",
         study.name,
         study.version,
         study.sha256,
         study.frozen_at.as_ref().map(|f| format!(", frozen {f}")).unwrap_or_default(),
-        study.spec.to_toml()?
+        super::keyed(store, &study.spec)?.to_toml()?
     ))
 }

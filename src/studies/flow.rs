@@ -171,7 +171,7 @@ impl Session {
                 store.add_study_participant(newest.id, code)?
             }
         };
-        let study = super::Study::from_row(store.study_row_by_id(participant.study_id)?)?;
+        let study = super::Study::from_row_in(store, store.study_row_by_id(participant.study_id)?)?;
         let plan = study.plan(participant.number);
         let mut steps = Vec::with_capacity(plan.steps.len() + 1);
         for s in &plan.steps {

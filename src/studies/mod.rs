@@ -122,6 +122,13 @@ pub struct Study {
 }
 
 impl Study {
+    /// A stored version, its item keys resolved against `store`.
+    pub(crate) fn from_row_in(store: &Store, row: StudyRow) -> Result<Study> {
+        let mut study = Self::from_row(row)?;
+        resolve_keys(store, &mut study.spec)?;
+        Ok(study)
+    }
+
     fn from_row(row: StudyRow) -> Result<Study> {
         let broken = |what: &str, e: serde_json::Error| {
             StudyError::Invalid(format!(
@@ -162,6 +169,14 @@ pub fn annotator_prefix(name: &str) -> String {
 /// with a gold label, practice items apart from the study items) and that the set holds enough items. The error
 /// names the field.
 pub fn resolve_items(store: &Store, spec: &StudySpec) -> Result<Vec<ItemId>> {
+    let resolved;
+    let spec =
+        if spec.items.keys.is_empty() && spec.gold_keys.is_empty() && spec.practice.iter().all(|p| p.key.is_none()) {
+            spec
+        } else {
+            resolved = resolved_spec(store, spec)?;
+            &resolved
+        };
     let field = |field: &str, message: String| StudyError::Field { field: field.to_owned(), message };
     let exists = |id: ItemId, name: &str| -> Result<crate::domain::Item> {
         store.item(id).map_err(|e| match e {
@@ -208,18 +223,81 @@ pub fn resolve_items(store: &Store, spec: &StudySpec) -> Result<Vec<ItemId>> {
 }
 
 /// Validates a study file, resolves its items and registers it: a new study, a new version (the newest version is
-/// frozen and the file changed), a replaced draft, or unchanged.
+/// frozen and the file changed), a replaced draft, or unchanged. The version stored names items by key
+/// ([`keyed`]): a file written with database ids is migrated, and the study's file and sha are the same in every
+/// database holding its items.
 pub fn register(store: &mut Store, spec: &StudySpec) -> Result<(Study, RegisterOutcome)> {
     spec.validate()?;
-    let pool = resolve_items(store, spec)?;
-    let (row, outcome) = store.register_study(&spec.name, &spec.canonical_json(), &spec.sha256(), &pool)?;
-    Ok((Study::from_row(row)?, outcome))
+    let mut resolved = spec.clone();
+    resolve_keys(store, &mut resolved)?;
+    let pool = resolve_items(store, &resolved)?;
+    let stored = keyed(store, &resolved)?;
+    let (row, outcome) = store.register_study(&stored.name, &stored.canonical_json(), &stored.sha256(), &pool)?;
+    Ok((Study::from_row_in(store, row)?, outcome))
 }
 
 /// Version `version` of study `name` (default: the newest).
 pub fn load(store: &Store, name: &str, version: Option<u32>) -> Result<Study> {
     let row = store.study_row(name, version)?.ok_or_else(|| StudyError::NoStudy { name: name.to_owned(), version })?;
-    Study::from_row(row)
+    Study::from_row_in(store, row)
+}
+
+/// Turns the item keys of a study file (`items.keys`, `gold_keys`, `practice[].key`) into this database's ids, as
+/// the rest of Argus reads a study; the keys are cleared. An unknown key is an error naming the field.
+pub fn resolve_keys(store: &Store, spec: &mut StudySpec) -> Result<()> {
+    let id_of = |key: &str, field: &str| -> Result<ItemId> {
+        store.item_id_by_key(key)?.ok_or_else(|| StudyError::Field {
+            field: field.to_owned(),
+            message: format!("item {key} is not in the database (import its dataset first)"),
+        })
+    };
+    for key in std::mem::take(&mut spec.items.keys) {
+        let id = id_of(&key, "items.keys")?;
+        spec.items.ids.push(id);
+    }
+    for key in std::mem::take(&mut spec.gold_keys) {
+        let id = id_of(&key, "gold_keys")?;
+        spec.gold_items.push(id);
+    }
+    for (i, p) in spec.practice.iter_mut().enumerate() {
+        if let Some(key) = p.key.take() {
+            p.item = id_of(&key, &format!("practice[{i}].key"))?;
+        }
+    }
+    Ok(())
+}
+
+/// The study file with its item keys turned into this database's ids ([`resolve_keys`]).
+pub fn resolved_spec(store: &Store, spec: &StudySpec) -> Result<StudySpec> {
+    let mut out = spec.clone();
+    resolve_keys(store, &mut out)?;
+    Ok(out)
+}
+
+/// The study file naming every item by its stable key instead of this database's id (what is stored and
+/// exported).
+pub fn keyed(store: &Store, spec: &StudySpec) -> Result<StudySpec> {
+    let keys = store.item_keys()?;
+    let key_of = |id: ItemId, field: &str| -> Result<String> {
+        keys.get(&id).filter(|k| !k.is_empty()).cloned().ok_or_else(|| StudyError::Field {
+            field: field.to_owned(),
+            message: format!("item {id} is not in the database"),
+        })
+    };
+    let mut out = spec.clone();
+    for id in std::mem::take(&mut out.items.ids) {
+        out.items.keys.push(key_of(id, "items.ids")?);
+    }
+    for id in std::mem::take(&mut out.gold_items) {
+        out.gold_keys.push(key_of(id, "gold_items")?);
+    }
+    for (i, p) in out.practice.iter_mut().enumerate() {
+        if p.item > 0 {
+            p.key = Some(key_of(p.item, &format!("practice[{i}].item"))?);
+            p.item = 0;
+        }
+    }
+    Ok(out)
 }
 
 /// Every version of study `name`, oldest first.
@@ -228,7 +306,7 @@ pub fn versions(store: &Store, name: &str) -> Result<Vec<Study>> {
     if rows.is_empty() {
         return Err(StudyError::NoStudy { name: name.to_owned(), version: None });
     }
-    rows.into_iter().map(Study::from_row).collect()
+    rows.into_iter().map(|row| Study::from_row_in(store, row)).collect()
 }
 
 /// Writes `bytes` to `path` atomically: a temporary file in the same folder, synced, then renamed over `path`.

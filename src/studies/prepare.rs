@@ -33,6 +33,7 @@ pub fn prepare(
     model: &mut dyn ChatModel,
     progress: &dyn Progress,
 ) -> Result<PrepareSummary> {
+    let spec = &super::resolved_spec(store, spec)?;
     let mut items = resolve_items(store, spec)?;
     items.extend(spec.gold_items.iter().copied());
     items.extend(spec.practice.iter().map(|p| p.item));

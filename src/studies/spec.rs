@@ -40,8 +40,12 @@ pub struct StudySpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attention_checks: Option<AttentionChecks>,
     /// Items with a known (gold) label that every participant judges; their verdict is checked against it.
+    /// Database ids; a file names them by key in `gold_keys` instead (see [`crate::studies::resolve_keys`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub gold_items: Vec<ItemId>,
+    /// The gold items by stable item key (`liar2:11972`), the same in every database.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gold_keys: Vec<String>,
     /// Item answers faster than this are flagged as too fast (0: no flag).
     #[serde(default)]
     pub min_seconds_per_item: f64,
@@ -93,9 +97,13 @@ impl Design {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ItemSet {
-    /// These item ids (database ids); excludes every filter field.
+    /// These item ids (database ids); excludes every filter field. Files written by Argus name items by key in
+    /// `keys` instead; ids still load (they are turned into keys when the study is registered).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ids: Vec<ItemId>,
+    /// These items, by stable item key (`liar2:11972`, `id:av-1`, `sha:…`); excludes every filter field.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keys: Vec<String>,
     /// Filter: items of the dataset with this name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dataset: Option<String>,
@@ -113,7 +121,7 @@ pub struct ItemSet {
 impl ItemSet {
     /// True when the set is a filter rather than a list.
     pub fn is_filter(&self) -> bool {
-        self.ids.is_empty()
+        self.ids.is_empty() && self.keys.is_empty()
     }
 }
 
@@ -183,12 +191,20 @@ pub struct AttentionChecks {
     pub answer: String,
 }
 
+fn is_zero(id: &ItemId) -> bool {
+    *id == 0
+}
+
 /// A practice item: answered like an item, then its feedback text is shown.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PracticeItem {
-    /// The item.
+    /// The item (database id; 0 when the file names it by `key`).
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub item: ItemId,
+    /// The item by stable key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
     /// Shown after the participant answers.
     pub feedback: String,
     /// The condition shown (by name; default: the participant's condition at the first position).
@@ -468,11 +484,18 @@ impl StudySpec {
             return bad("seed", format!("must be at most {} (TOML integers are signed 64-bit)", i64::MAX));
         }
         let set = &self.items;
-        if !set.ids.is_empty() && (set.dataset.is_some() || set.label.is_some() || set.with_rationale_from.is_some()) {
+        if !set.is_filter() && (set.dataset.is_some() || set.label.is_some() || set.with_rationale_from.is_some()) {
             return bad(
                 "items",
-                "give either `ids` or a filter (`dataset`, `label`, `with_rationale_from`), not both".into(),
+                "give either `keys` (or `ids`) or a filter (`dataset`, `label`, `with_rationale_from`), not both"
+                    .into(),
             );
+        }
+        if let Some(dup) = first_duplicate(&set.keys) {
+            return bad("items.keys", format!("item {dup} is listed twice"));
+        }
+        if let Some(dup) = first_duplicate(&self.gold_keys) {
+            return bad("gold_keys", format!("item {dup} is listed twice"));
         }
         if set.label == Some(Verdict::Other) {
             return bad("items.label", "must be `real` or `fake`".into());
@@ -489,12 +512,12 @@ impl StudySpec {
         if let Some(dup) = first_duplicate(&self.gold_items) {
             return bad("gold_items", format!("item {dup} is listed twice"));
         }
-        if self.gold_items.len() >= self.items_per_participant {
+        let gold = self.gold_items.len() + self.gold_keys.len();
+        if gold >= self.items_per_participant {
             return bad(
-                "gold_items",
+                if self.gold_keys.is_empty() { "gold_items" } else { "gold_keys" },
                 format!(
-                    "{} gold items leave no room among the {} items per participant",
-                    self.gold_items.len(),
+                    "{gold} gold items leave no room among the {} items per participant",
                     self.items_per_participant
                 ),
             );
@@ -543,7 +566,7 @@ impl StudySpec {
         if let Some(dup) = first_duplicate(&self.questions) {
             return bad("questions", format!("`{}` is asked twice", dup.key()));
         }
-        if !self.gold_items.is_empty() && !self.questions.contains(&Question::Verdict) {
+        if gold > 0 && !self.questions.contains(&Question::Verdict) {
             return bad("questions", "gold items need the `verdict` question".into());
         }
         if self.consent.trim().is_empty() {
@@ -559,8 +582,14 @@ impl StudySpec {
             if let Some(c) = p.condition.as_deref().filter(|c| self.condition(c).is_none()) {
                 return bad(&format!("practice[{i}].condition"), format!("no condition is called `{c}`"));
             }
-            if set.ids.contains(&p.item) || self.gold_items.contains(&p.item) {
+            if p.key.is_none() && p.item <= 0 {
+                return bad(&format!("practice[{i}].item"), "name the item by `key` (or `item`, its id)".into());
+            }
+            if p.item > 0 && (set.ids.contains(&p.item) || self.gold_items.contains(&p.item)) {
                 return bad(&format!("practice[{i}].item"), format!("item {} is also a study item", p.item));
+            }
+            if let Some(k) = p.key.as_ref().filter(|k| set.keys.contains(k) || self.gold_keys.contains(k)) {
+                return bad(&format!("practice[{i}].key"), format!("item {k} is also a study item"));
             }
         }
         for (i, q) in self.questionnaire.iter().enumerate() {
@@ -595,8 +624,8 @@ impl StudySpec {
     }
 }
 
-fn first_duplicate<T: PartialEq + Copy>(values: &[T]) -> Option<T> {
-    values.iter().enumerate().find(|(i, v)| values[..*i].contains(v)).map(|(_, v)| *v)
+fn first_duplicate<T: PartialEq + Clone>(values: &[T]) -> Option<T> {
+    values.iter().enumerate().find(|(i, v)| values[..*i].contains(v)).map(|(_, v)| v.clone())
 }
 
 fn write_canonical(value: &serde_json::Value, out: &mut String) {

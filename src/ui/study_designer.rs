@@ -555,7 +555,7 @@ fn practice_ui(ui: &mut egui::Ui, spec: &mut StudySpec) {
         spec.practice.remove(i);
     }
     if ui.button("Add practice item").clicked() {
-        spec.practice.push(PracticeItem { item: 1, feedback: String::new(), condition: None });
+        spec.practice.push(PracticeItem { item: 1, key: None, feedback: String::new(), condition: None });
     }
 }
 

@@ -356,7 +356,12 @@ fn three_simulated_participants_run_through_the_cli_and_export_a_tidy_table() {
     let participants = csv::Reader::from_path(out_dir.join("participants.csv")).unwrap().records().count();
     assert_eq!(participants, 3);
     let frozen = std::fs::read_to_string(out_dir.join("study.toml")).unwrap();
-    assert_eq!(StudySpec::from_toml(&frozen).unwrap(), spec);
+    // The exported file names items by key; in this database it resolves to the file that was registered.
+    let store = Store::open(db_s).unwrap();
+    let exported = StudySpec::from_toml(&frozen).unwrap();
+    assert_eq!(exported, argus::studies::keyed(&store, &spec).unwrap());
+    assert_eq!(argus::studies::resolved_spec(&store, &exported).unwrap(), spec);
+    drop(store);
     assert!(std::fs::read_dir(&out_dir).unwrap().all(|e| !e.unwrap().file_name().to_string_lossy().contains("tmp")));
 
     let out = argus(&["study", "analyse", "--db", db_s, "--study", &spec.name, "--json", "--exclude-failed-attention"]);
@@ -538,4 +543,54 @@ fn routing_adjudication_and_the_agreement_command() {
     assert!(bob["gold_agreement"].as_f64().unwrap() < 1.0);
     let text = argus(&["agreement", "--db", db_s]);
     assert!(String::from_utf8_lossy(&text.stdout).contains("Krippendorff's alpha"));
+}
+
+#[test]
+fn study_files_name_items_by_key_and_a_file_with_ids_is_migrated_when_registered() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, mut a) = demo_store(&dir.path().join("a"));
+    // Database B holds another dataset first, so the demo's claims have other ids there.
+    let mut b = Store::open(dir.path().join("b.sqlite")).unwrap();
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/import/fever-like.csv");
+    let opts = argus::ingest::ImportOptions::from_flags(&argus::ingest::ImportFlags {
+        map: Some("id=id,content=claim,label=label".into()),
+        labels: Some("SUPPORTS=real,REFUTES=fake,NOT ENOUGH INFO=unlabelled".into()),
+        ..Default::default()
+    })
+    .unwrap();
+    argus::ingest::import_files(&mut b, &[fixture], &opts, &NoProgress).unwrap();
+    argus::studio::import_demo(&mut b, &NoProgress).unwrap();
+
+    // The shipped example names items by database id; registering migrates it to keys.
+    let spec = example();
+    assert!(!spec.items.ids.is_empty() && spec.items.keys.is_empty());
+    let (study_a, _) = register(&mut a, &spec).unwrap();
+    let keyed = argus::studies::keyed(&a, &study_a.spec).unwrap();
+    assert!(keyed.items.ids.is_empty() && keyed.gold_items.is_empty());
+    assert_eq!(keyed.items.keys.len(), spec.items.ids.len());
+    assert!(keyed.items.keys.iter().chain(&keyed.gold_keys).all(|k| k.starts_with("liar2:")), "{keyed:?}");
+    assert!(keyed.practice.iter().all(|p| p.item == 0 && p.key.is_some()));
+    let out = dir.path().join("export");
+    argus::studies::export::export_study(&a, &spec.name, &out).unwrap();
+    let toml = std::fs::read_to_string(out.join("study.toml")).unwrap();
+    assert!(toml.contains("keys = [") && toml.contains("gold_keys = [") && !toml.contains("ids = ["), "{toml}");
+    assert_eq!(StudySpec::from_toml(toml.split_once('\n').unwrap().1).unwrap(), keyed, "the exported file reads back");
+
+    // The keyed file registers in B: the same claims under other ids, the same version sha.
+    let (study_b, _) = register(&mut b, &keyed).unwrap();
+    assert_eq!(study_b.sha256, study_a.sha256, "a study's identity does not depend on the database");
+    let texts = |store: &Store, ids: &[i64]| ids.iter().map(|&id| store.item(id).unwrap().text).collect::<Vec<_>>();
+    assert_ne!(study_b.pool, study_a.pool);
+    assert_eq!(texts(&b, &study_b.pool), texts(&a, &study_a.pool));
+    assert_eq!(texts(&b, &study_b.spec.gold_items), texts(&a, &study_a.spec.gold_items));
+    let practice = |s: &argus::studies::Study| s.spec.practice.iter().map(|p| p.item).collect::<Vec<_>>();
+    assert_eq!(texts(&b, &practice(&study_b)), texts(&a, &practice(&study_a)));
+
+    // A key the database lacks is named with its field, and nothing is registered.
+    let mut bad = keyed.clone();
+    bad.name = "missing-key".into();
+    bad.items.keys[0] = "liar2:0000".into();
+    let e = register(&mut b, &bad).unwrap_err().to_string();
+    assert!(e.contains("items.keys") && e.contains("item liar2:0000 is not in the database"), "{e}");
+    assert!(argus::studies::load(&b, "missing-key", None).is_err());
 }

@@ -270,7 +270,7 @@ impl ArgusApp {
         let Phase::Ready(ws) = &self.phase else { return };
         let preview = ws
             .resolve_study_items(spec)
-            .map(|pool| (1..=4).map(|n| crate::studies::assign::plan(spec, &pool, n)).collect())
+            .map(|(spec, pool)| (1..=4).map(|n| crate::studies::assign::plan(&spec, &pool, n)).collect())
             .map_err(|e| e.to_string());
         self.panels.designer.set_preview(preview);
     }
