@@ -76,6 +76,19 @@ pub struct StudioArgs {
     /// Close the window after this many frames (smoke tests under Xvfb).
     #[arg(long, hide = true)]
     pub quit_after_frames: Option<u64>,
+    /// Open File ▸ Import's dialog on these files (a preview of their first rows; nothing is imported until Start
+    /// import).
+    #[arg(long, num_args = 1..)]
+    pub import: Vec<PathBuf>,
+    /// With --import: the column map to fill in (`argus import`'s --map syntax).
+    #[arg(long, requires = "import")]
+    pub map: Option<String>,
+    /// With --import: the label map to fill in.
+    #[arg(long, requires = "import")]
+    pub labels: Option<String>,
+    /// With --import: what labels outside the map become (`unlabelled`).
+    #[arg(long, requires = "import")]
+    pub default_label: Option<String>,
 }
 
 impl StudioArgs {
@@ -89,6 +102,15 @@ impl StudioArgs {
             quit_after_frames: self.quit_after_frames,
             device: g.device,
             demo_db: crate::paths::demo_db_path(),
+            import: (!self.import.is_empty()).then(|| {
+                let flags = crate::ingest::ImportFlags {
+                    map: self.map,
+                    labels: self.labels,
+                    default_label: self.default_label,
+                    ..Default::default()
+                };
+                (self.import, flags)
+            }),
         };
         crate::ui::run_native(options)?;
         Ok(ExitCode::SUCCESS)

@@ -24,6 +24,8 @@ pub enum AppCommand {
     OpenDemo,
     /// Ask how to import these files (format, column map) before importing.
     ChooseImport(Vec<PathBuf>),
+    /// Open the import dialog on these files with these options filled in.
+    ChooseImportWith(Vec<PathBuf>, crate::ingest::ImportFlags),
     /// Import files in the background; the options in the command line's words.
     ImportFiles {
         paths: Vec<PathBuf>,

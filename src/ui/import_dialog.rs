@@ -47,14 +47,16 @@ impl ImportDialog {
         Self { files, flags: ImportFlags::default(), keep_unmapped: false, previewed: 0, preview: None }
     }
 
+    /// The dialog with options filled in (the command line's `--import ... --map ...`).
+    pub fn with_flags(mut self, flags: ImportFlags) -> Self {
+        self.keep_unmapped = flags.default_label.as_deref().is_some_and(|d| d.trim() == crate::ingest::UNLABELLED);
+        self.flags = ImportFlags { default_label: None, ..flags };
+        self
+    }
+
     /// True when some file can only be read with a column map.
     pub fn needs_map(&self) -> bool {
         self.files.iter().any(|(_, f)| f.as_ref().is_ok_and(|f| f.needs_column_map()))
-    }
-
-    /// True when every file was recognised and none needs a map: the import can start without asking.
-    pub fn is_ready_as_is(&self) -> bool {
-        !self.needs_map() && self.files.iter().all(|(_, f)| f.is_ok())
     }
 
     /// The options as the dialog stands, in the CLI's words.

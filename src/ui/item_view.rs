@@ -86,6 +86,7 @@ pub fn item_view_ui(
         }
         ui.add_space(8.0);
         metadata_ui(ui, detail);
+        review_ui(ui, detail, ws, &mut state.review, review, &mut out);
         if !detail.guidance.is_empty() {
             ui.separator();
             guidance_ui(ui, detail, ws.perspectives(), writer, &mut out);
@@ -94,8 +95,6 @@ pub fn item_view_ui(
         rationales_ui(ui, detail, ws.perspectives(), state, writer, &mut out);
         ui.separator();
         judgements_ui(ui, detail);
-        ui.separator();
-        review_ui(ui, detail, ws, &mut state.review, review, &mut out);
         ui.separator();
         explain::repair_stats_ui(ui, &writer.repair_stats);
     });
@@ -513,10 +512,28 @@ fn review_ui(
     settings: &ReviewSettings,
     out: &mut Vec<AppCommand>,
 ) {
-    ui.heading("Fact-check review");
     if draft.item != Some(d.item.id) {
         *draft = ReviewDraft { item: Some(d.item.id), settings: draft.settings.take(), ..Default::default() };
     }
+    let standing = d.reviews.iter().find(|r| !r.retracted);
+    let title = match standing {
+        Some(r) => format!("Fact-check review: {} ({})", r.rating, r.reviewer),
+        None => "Fact-check review".to_owned(),
+    };
+    // Folded by default (the header says the standing review); the body is the form and the history.
+    egui::CollapsingHeader::new(title)
+        .id_salt("fact_check_review")
+        .show(ui, |ui| review_body(ui, d, ws, draft, settings, out));
+}
+
+fn review_body(
+    ui: &mut egui::Ui,
+    d: &ItemDetail,
+    ws: &Workspace,
+    draft: &mut ReviewDraft,
+    settings: &ReviewSettings,
+    out: &mut Vec<AppCommand>,
+) {
     if d.reviews.is_empty() {
         ui.label(RichText::new("Not reviewed yet.").weak());
     } else {

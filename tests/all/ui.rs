@@ -10,7 +10,7 @@ use argus::ui::testing::AppTesting as _;
 use argus::ui::{ArgusApp, StudioOptions};
 use egui::Key;
 use egui_kittest::Harness;
-use egui_kittest::kittest::Queryable as _;
+use egui_kittest::kittest::{NodeT as _, Queryable as _};
 
 pub(super) struct Studio {
     pub(super) _dir: tempfile::TempDir,
@@ -28,6 +28,7 @@ fn options(dir: &Path, db: &Path, annotator: Option<&str>) -> StudioOptions {
         device: Some(argus::models::DeviceChoice::Cpu),
         // Where the built-in demo would live: no test's own database (opening the demo trains its first model).
         demo_db: dir.join("builtin-demo.sqlite"),
+        import: None,
     }
 }
 
@@ -283,7 +284,15 @@ fn a_bad_file_is_reported_in_the_window_and_imports_nothing() {
     let bad = s._dir.path().join("bad.jsonl");
     std::fs::write(&bad, "{\"claim\": \"ok\", \"json_file_id\": \"1.json\", \"label\": \"true\"}\n{not json\n")
         .unwrap();
-    s.harness.state_mut().queue(argus::ui::AppCommand::ChooseImport(vec![bad]));
+    s.harness.state_mut().queue(argus::ui::AppCommand::ChooseImport(vec![bad.clone()]));
+    s.harness.run_steps(3);
+    // The preview already reads the bad line: the dialog names it and will not start.
+    assert!(s.harness.query_by_label_contains("bad.jsonl:2: malformed JSON").is_some());
+    assert!(s.harness.get_by_label("Start import").accesskit_node().is_disabled(), "Start import is disabled");
+    // An import started anyway (as the command line would) fails with the same line and imports nothing.
+    s.harness.get_by_label("Cancel").click();
+    s.harness.step();
+    s.harness.state_mut().queue(argus::ui::AppCommand::ImportFiles { paths: vec![bad], flags: Default::default() });
     step_until(&mut s.harness, "the import to fail", |app| app.notice().is_some_and(|n| n.is_error));
     let notice = s.harness.state().notice().unwrap().text.clone();
     assert!(notice.contains("bad.jsonl:2"), "{notice}");
@@ -329,6 +338,11 @@ fn cancelling_an_import_imports_nothing_and_says_so() {
     let big = s._dir.path().join("big.csv");
     argus::bench::write_synthetic_liar2(&big, 60_000, 1).unwrap();
     s.harness.state_mut().queue(argus::ui::AppCommand::ChooseImport(vec![big]));
+    // The centred dialog settles its size (and so its place) once the preview is laid out.
+    s.harness.run_steps(8);
+    // Even a file Argus recognises (LIAR2 here) is previewed first.
+    assert!(s.harness.query_by_label_contains("Read as liar2-csv").is_some());
+    s.harness.get_by_label("Start import").click();
     step_until(&mut s.harness, "the import to start", |app| app.has_running_jobs());
     s.harness.get_by_label("Cancel").click();
     step_until(&mut s.harness, "the import to stop", |app| !app.has_running_jobs());
@@ -877,6 +891,8 @@ fn a_fact_checker_reviews_from_the_queue_and_can_undo_the_review() {
     s.harness.state_mut().queue(argus::ui::AppCommand::Studio(argus::studio::Command::SetFactCheckQueue(true)));
     s.harness.run_steps(2);
     let first = s.harness.state().workspace().unwrap().selected_id().unwrap();
+    s.harness.get_by_label("Fact-check review").click();
+    s.harness.run_steps(2);
     s.harness.get_by_label("Rating:").click();
     s.harness.run_steps(2);
     s.harness.get_by_label("Mostly False").click();
@@ -908,6 +924,8 @@ fn a_fact_checker_reviews_from_the_queue_and_can_undo_the_review() {
     let row = s.harness.state().workspace().unwrap().filtered_ids().iter().position(|&id| id == first).unwrap();
     s.harness.state_mut().queue(argus::ui::AppCommand::Studio(argus::studio::Command::SelectRow(row)));
     s.harness.run_steps(2);
+    // The section stays open from item to item; its header names the standing review.
+    assert!(s.harness.query_by_label("Fact-check review: Mostly False (ada)").is_some(), "the header names it");
     assert!(s.harness.query_by_label("Mostly False (3/6)").is_some());
     s.harness.get_by_label("Undo review").click();
     s.harness.run_steps(2);

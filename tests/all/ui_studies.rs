@@ -45,6 +45,7 @@ fn studio_at(dir: &Path, db: &Path) -> Harness<'static, ArgusApp> {
         device: Some(argus::models::DeviceChoice::Cpu),
         // Where the built-in demo would live: no test's own database (opening the demo trains its first model).
         demo_db: dir.join("builtin-demo.sqlite"),
+        import: None,
     };
     let mut harness = Harness::builder()
         .with_size(egui::vec2(1280.0, 800.0))

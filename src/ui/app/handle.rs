@@ -32,13 +32,10 @@ impl ArgusApp {
             AppCommand::Studio(cmd) => self.handle_studio(cmd),
             AppCommand::OpenDatabase(db) => self.open_database(db),
             AppCommand::OpenDemo => self.open_database(self.demo_db.clone()),
-            AppCommand::ChooseImport(paths) => {
-                let dialog = ImportDialog::new(paths);
-                if dialog.is_ready_as_is() {
-                    self.handle(dialog.command());
-                } else {
-                    self.panels.import = Some(dialog);
-                }
+            // Every import is previewed first: the dialog shows the first rows as they will be read.
+            AppCommand::ChooseImport(paths) => self.panels.import = Some(ImportDialog::new(paths)),
+            AppCommand::ChooseImportWith(paths, flags) => {
+                self.panels.import = Some(ImportDialog::new(paths).with_flags(flags));
             }
             AppCommand::ImportFiles { paths, flags } => self.import_files(paths, &flags),
             AppCommand::Export { format, path } => self.start_export(format, path),

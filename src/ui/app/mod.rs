@@ -57,6 +57,9 @@ pub struct StudioOptions {
     /// Where the built-in demo lives (`paths::demo_db_path`; tests put it in a temp folder). Opening it without
     /// any model version trains its first one in the background.
     pub demo_db: PathBuf,
+    /// Files to import: File ▸ Import's dialog opens on them once the database is open, with these options
+    /// filled in (`argus --import FILE... [--map ...]`). Nothing is imported until the dialog's Start import.
+    pub import: Option<(Vec<PathBuf>, crate::ingest::ImportFlags)>,
 }
 
 /// Where the window is: asking who annotates, opening a database, or showing it.
@@ -156,6 +159,8 @@ pub struct ArgusApp {
     pub(super) participant: Option<ParticipantRun>,
     frames: u64,
     quit_after_frames: Option<u64>,
+    /// The import dialog to open once the database is open (`StudioOptions::import`).
+    pending_import: Option<(Vec<PathBuf>, crate::ingest::ImportFlags)>,
 }
 
 impl ArgusApp {
@@ -203,6 +208,7 @@ impl ArgusApp {
             participant: None,
             frames: 0,
             quit_after_frames: options.quit_after_frames,
+            pending_import: options.import,
         };
         match annotator.filter(|a| !a.trim().is_empty()) {
             Some(name) => app.start_opening(db, seed_demo, name),
@@ -297,6 +303,11 @@ impl eframe::App for ArgusApp {
     fn logic(&mut self, ctx: &egui::Context, _frame: &mut eframe::Frame) {
         self.poll_jobs();
         self.frames += 1;
+        if matches!(self.phase, Phase::Ready(_))
+            && let Some((paths, flags)) = self.pending_import.take()
+        {
+            self.commands.push(AppCommand::ChooseImportWith(paths, flags));
+        }
         if let Some(n) = self.quit_after_frames {
             // Smoke-test mode: keep drawing (egui otherwise waits for input) until the count is reached.
             if self.frames >= n {
