@@ -552,7 +552,12 @@ fn review_body(
                 });
                 ui.label(&r.reviewer);
                 ui.label(if r.retracted { rating.strikethrough() } else { rating });
-                ui.label(&r.explanation).on_hover_text(r.evidence.join("\n"));
+                let links = match r.evidence.len() {
+                    0 => String::new(),
+                    1 => " · 1 link".to_owned(),
+                    n => format!(" · {n} links"),
+                };
+                ui.label(format!("{}{links}", r.explanation)).on_hover_text(r.evidence.join("\n"));
                 if !r.retracted && r.reviewer == ws.annotator() && ui.small_button("Undo review").clicked() {
                     out.push(AppCommand::Studio(Command::RetractReview(r.id)));
                 }
