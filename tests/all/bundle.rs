@@ -304,3 +304,41 @@ fn three_annotators_bundles_merge_in_either_order_with_the_same_result() {
     assert!(e.starts_with(&format!("{}:{line}: ", edited.display())) && e.contains("was it edited by hand"), "{e}");
     assert_eq!(snapshot(&fresh), before);
 }
+
+#[test]
+fn the_command_line_shares_and_merges_bundles() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let ann = laptop(d, "ann");
+    for item in 1..=5 {
+        judge(&ann, "ann", item, Verdict::Fake);
+    }
+    drop(laptop(d, "team"));
+    let run = |args: &[&str]| {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_argus"))
+            .args(args)
+            .env("ARGUS_LOG", "error")
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let (ann_db, team_db, out) = (d.join("ann.db"), d.join("team.db"), d.join("ann.bundle.jsonl"));
+    let printed = run(&["bundle", "export", "--db", ann_db.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert!(printed.contains("5 judgement"), "{printed}");
+    let printed = run(&["bundle", "import", "--db", team_db.to_str().unwrap(), out.to_str().unwrap()]);
+    assert!(printed.contains("added: 5 judgement"), "{printed}");
+    let printed = run(&["bundle", "import", "--db", team_db.to_str().unwrap(), out.to_str().unwrap()]);
+    assert!(printed.contains("added: none") && printed.contains("already present: 5 judgement"), "{printed}");
+    // Not a bundle: refused with the file and line, exit status 1.
+    let bad = d.join("not-a-bundle.jsonl");
+    std::fs::write(&bad, "{\"hello\": 1}\n").unwrap();
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_argus"))
+        .args(["bundle", "import", "--db", team_db.to_str().unwrap(), bad.to_str().unwrap()])
+        .env("ARGUS_LOG", "error")
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(stderr.contains(&format!("{}:1: not an Argus bundle", bad.display())), "{stderr}");
+}

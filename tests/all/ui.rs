@@ -933,3 +933,35 @@ fn a_fact_checker_reviews_from_the_queue_and_can_undo_the_review() {
     assert!(history.len() == 1 && history[0].retracted, "{history:?}");
     assert_eq!(s.harness.state().workspace().unwrap().review_counts(), (0, 300));
 }
+
+#[test]
+fn merging_a_colleagues_bundle_in_the_studio_shows_their_verdicts() {
+    let mut s = demo_studio();
+    // A colleague's database with the same demo, three verdicts, and their bundle.
+    let colleague = s._dir.path().join("ben.sqlite");
+    let mut store = Store::open(&colleague).unwrap();
+    argus::studio::import_demo(&mut store, &argus::jobs::NoProgress).unwrap();
+    let ben = store.annotator_id("ben").unwrap();
+    for item in [1, 2, 3] {
+        store
+            .record_judgement(&argus::domain::NewJudgement {
+                item_id: item,
+                annotator_id: ben,
+                verdict: Verdict::Fake,
+                confidence: None,
+                note: None,
+                time_spent_ms: 1000,
+            })
+            .unwrap();
+    }
+    let bundle = s._dir.path().join("ben.bundle.jsonl");
+    argus::ingest::bundle::export_bundle(&store, &bundle).unwrap();
+    drop(store);
+    s.harness.state_mut().queue(argus::ui::AppCommand::MergeBundles(vec![bundle]));
+    step_until(&mut s.harness, "the merge", |app| !app.has_running_jobs() && app.notice().is_some());
+    let notice = s.harness.state().notice().unwrap().text.clone();
+    assert!(notice.starts_with("Merged 1 bundle(s): 3 rows added"), "{notice}");
+    let ws = s.harness.state().workspace().unwrap();
+    let first = ws.row(0).unwrap();
+    assert!(first.verdicts.iter().any(|(_, v)| *v == Verdict::Fake), "the list shows ben's verdict");
+}
