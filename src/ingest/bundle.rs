@@ -69,7 +69,12 @@ pub fn export_bundle(store: &Store, out: &Path) -> Result<BundleSummary, ExportE
 /// A bundle file's rows, each with its 1-based line.
 pub fn read_bundle(path: &Path) -> Result<Vec<(usize, BundleRow)>, IngestError> {
     let bytes = std::fs::read(path).map_err(|e| IngestError::file(path, format!("cannot read the file: {e}")))?;
-    let text = decode_utf8(path, &bytes)?;
+    read_bundle_bytes(path, &bytes)
+}
+
+/// A bundle's rows from its bytes (`path` names it in errors).
+pub fn read_bundle_bytes(path: &Path, bytes: &[u8]) -> Result<Vec<(usize, BundleRow)>, IngestError> {
+    let text = decode_utf8(path, bytes)?;
     let mut lines = text.split('\n').enumerate().filter(|(_, l)| !l.trim().is_empty());
     let Some((i, first)) = lines.next() else {
         return Err(IngestError::file(path, "the file is empty; a bundle starts with its header line"));

@@ -657,11 +657,17 @@ pub fn preview_file(path: &Path, opts: &ImportOptions, rows: usize) -> Result<Pr
     std::fs::File::open(path)
         .and_then(|f| f.take(PREVIEW_BYTES).read_to_end(&mut head))
         .map_err(|e| IngestError::file(path, format!("cannot read the file: {e}")))?;
-    let text = match decode_utf8(path, &head) {
+    preview_bytes(path, &head, opts, rows)
+}
+
+/// [`preview_file`] on a file's first bytes (at most [`PREVIEW_BYTES`] are read).
+pub fn preview_bytes(path: &Path, head: &[u8], opts: &ImportOptions, rows: usize) -> Result<Preview, IngestError> {
+    let head = &head[..head.len().min(PREVIEW_BYTES as usize)];
+    let text = match decode_utf8(path, head) {
         Ok(t) => t,
         // A head cut inside a character: read up to it.
         Err(e) if head.len() as u64 == PREVIEW_BYTES && e.line.is_some() => {
-            let body = strip_bom(&head);
+            let body = strip_bom(head);
             let valid = std::str::from_utf8(body).map_err(|u| u.valid_up_to()).err().unwrap_or(body.len());
             if body.len() - valid > 3 {
                 return Err(e);
