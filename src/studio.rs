@@ -679,10 +679,12 @@ impl Workspace {
             }
             Command::PublishReview { scale, rating, explanation, evidence } => {
                 let Some(item) = self.selected_id() else { return Ok(Outcome::Nothing) };
+                // The level's own spelling, as the store keeps it.
+                let name = scale.level(&rating).map_or_else(|| rating.clone(), |(_, level)| level.name.clone());
                 let review =
                     NewReview { item_id: item, reviewer: self.annotator_id, scale, rating, explanation, evidence };
                 self.store.record_review(&review)?;
-                let rating = self.store.reviews_of(item)?.first().map(|r| r.rating.clone()).unwrap_or_default();
+                let rating = name;
                 self.reviewed.insert(item);
                 if self.fact_check_queue {
                     // The item leaves the queue: show the next one to review, at the same place in the list.

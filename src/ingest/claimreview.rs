@@ -112,12 +112,12 @@ pub fn claim_review(item: &Item, review: &Review, opts: &ClaimReviewOptions) -> 
 /// renamed, so nothing half-written is left.
 pub fn export_claimreview(store: &Store, opts: &ClaimReviewOptions, out: &Path) -> Result<ExportSummary, ExportError> {
     opts.check().map_err(|reason| ExportError::Write { path: out.to_path_buf(), reason })?;
-    let reviews = store.standing_reviews()?;
-    let mut docs: Vec<(String, Value)> = Vec::new();
-    for item in store.items_all()? {
-        if let Some(review) = reviews.get(&item.id) {
-            docs.push((url_safe_key(&item.key), claim_review(&item, review, opts)));
-        }
+    let mut reviews: Vec<Review> = store.standing_reviews()?.into_values().collect();
+    reviews.sort_by_key(|r| r.item_id);
+    let mut docs: Vec<(String, Value)> = Vec::with_capacity(reviews.len());
+    for review in &reviews {
+        let item = store.item(review.item_id)?;
+        docs.push((url_safe_key(&item.key), claim_review(&item, review, opts)));
     }
     let mut files: Vec<PathBuf> = Vec::new();
     if opts.one_file {

@@ -631,7 +631,7 @@ pub fn read_bytes(name: &Path, bytes: &[u8], opts: &ImportOptions) -> Result<Par
     })
 }
 
-/// How much of a file [`preview_file`] reads.
+/// How much of a file's head [`preview_bytes`] reads.
 pub const PREVIEW_BYTES: u64 = 1 << 20;
 
 /// The first rows of a file as an import will read them, for the studio's import dialog: the format chosen, the
@@ -650,17 +650,8 @@ pub struct Preview {
     pub columns: Vec<String>,
 }
 
-/// Reads the head of `path` as an import with `opts` would read it; see [`Preview`].
-pub fn preview_file(path: &Path, opts: &ImportOptions, rows: usize) -> Result<Preview, IngestError> {
-    use std::io::Read as _;
-    let mut head = Vec::new();
-    std::fs::File::open(path)
-        .and_then(|f| f.take(PREVIEW_BYTES).read_to_end(&mut head))
-        .map_err(|e| IngestError::file(path, format!("cannot read the file: {e}")))?;
-    preview_bytes(path, &head, opts, rows)
-}
-
-/// [`preview_file`] on a file's first bytes (at most [`PREVIEW_BYTES`] are read).
+/// The first `rows` items of a file's head (its first bytes; at most [`PREVIEW_BYTES`] of them are read) as an
+/// import with `opts` would read them; see [`Preview`].
 pub fn preview_bytes(path: &Path, head: &[u8], opts: &ImportOptions, rows: usize) -> Result<Preview, IngestError> {
     let head = &head[..head.len().min(PREVIEW_BYTES as usize)];
     let text = match decode_utf8(path, head) {

@@ -222,16 +222,6 @@ impl BundleRow {
             Self::Retraction(_) => "retraction",
         }
     }
-
-    /// The identities of the earlier rows this one refers to.
-    pub fn references(&self) -> Vec<&str> {
-        match self {
-            Self::Rationale(r) => r.parent.as_deref().into_iter().collect(),
-            Self::Feedback(f) => vec![f.rationale.as_str()],
-            Self::Retraction(r) => vec![r.of.as_str()],
-            _ => Vec::new(),
-        }
-    }
 }
 
 /// What a merge did.
@@ -295,116 +285,206 @@ impl std::fmt::Display for MergeReport {
     }
 }
 
-/// A local rationale as (id, root, parent, its bundle row without identities).
-type LocalRationaleRow = (i64, i64, Option<i64>, BundleRationale);
+/// A row of this database with its local id and, when it was undone, when.
+struct Local<T> {
+    id: i64,
+    row: T,
+    retracted: Option<String>,
+}
 
-/// A local rationale revision with what a child needs.
-#[derive(Clone, Copy)]
+/// A rationale revision of this database: its local id, chain root and parent, and its bundle row (identities set).
 struct LocalRationale {
+    id: i64,
+    root: i64,
+    parent: Option<i64>,
+    row: BundleRationale,
+    retracted: Option<String>,
+}
+
+/// Where a local rationale revision sits: its id and its chain's root.
+#[derive(Clone, Copy)]
+struct ChainPlace {
     id: i64,
     root: i64,
 }
 
+/// Everything people did in this database as bundle rows with their identities, beside their local ids: what
+/// [`Store::bundle_rows`] writes and what [`Store::merge_bundle`] compares against.
+struct LocalRows {
+    /// In id order (a parent always has a smaller id than its child).
+    rationales: Vec<LocalRationale>,
+    /// With the local id of the revision each form is on.
+    feedback: Vec<(i64, Local<BundleFeedback>)>,
+    judgements: Vec<Local<BundleJudgement>>,
+    reviews: Vec<Local<BundleReview>>,
+}
+
 impl Store {
-    /// Every row a bundle of this database holds, in an order a merge can follow (a revision after the one it
-    /// corrects, a form after its revision, undos last). Rationales travel when people or repairs wrote them, or
-    /// when feedback or a correction refers to them; imported and generated ones otherwise stay home.
-    pub fn bundle_rows(&self) -> Result<Vec<BundleRow>> {
-        let mut out = Vec::new();
-        let mut retractions = Vec::new();
-        // Rationales, in id order (a parent always has a smaller id than its child).
-        type Row = (i64, Option<i64>, BundleRationale, Option<String>);
-        let rationales: Vec<Row> = {
+    fn local_rows(&self) -> Result<LocalRows> {
+        let sql = |e| self.err(e);
+        let mut rationales: Vec<LocalRationale> = {
             let mut stmt = self
                 .conn
                 .prepare(
-                    "SELECT r.id, r.parent_id, COALESCE(i.item_key, ''), r.perspective, r.origin, r.model, r.prompt, \
-                     r.text, r.verdict, a.name, r.created_at, r.retracted_at FROM rationales r \
-                     JOIN items i ON i.id = r.item_id LEFT JOIN annotators a ON a.id = r.author_id ORDER BY r.id",
+                    "SELECT r.id, COALESCE(r.root_id, r.id), r.parent_id, COALESCE(i.item_key, ''), r.perspective, \
+                     r.origin, r.model, r.prompt, r.text, r.verdict, a.name, r.created_at, r.retracted_at \
+                     FROM rationales r JOIN items i ON i.id = r.item_id LEFT JOIN annotators a ON a.id = r.author_id \
+                     ORDER BY r.id",
                 )
-                .map_err(|e| self.err(e))?;
+                .map_err(sql)?;
             let rows = stmt
                 .query_map([], |r| {
-                    Ok((
-                        r.get(0)?,
-                        r.get(1)?,
-                        BundleRationale {
+                    Ok(LocalRationale {
+                        id: r.get(0)?,
+                        root: r.get(1)?,
+                        parent: r.get(2)?,
+                        row: BundleRationale {
                             id: String::new(),
-                            item_key: r.get(2)?,
-                            perspective: r.get(3)?,
-                            origin: r.get(4)?,
-                            model: r.get(5)?,
-                            prompt: r.get(6)?,
-                            text: r.get(7)?,
-                            verdict: r.get(8)?,
-                            author: r.get(9)?,
+                            item_key: r.get(3)?,
+                            perspective: r.get(4)?,
+                            origin: r.get(5)?,
+                            model: r.get(6)?,
+                            prompt: r.get(7)?,
+                            text: r.get(8)?,
+                            verdict: r.get(9)?,
+                            author: r.get(10)?,
                             parent: None,
-                            created_at: r.get(10)?,
+                            created_at: r.get(11)?,
                         },
-                        r.get(11)?,
-                    ))
+                        retracted: r.get(12)?,
+                    })
                 })
-                .map_err(|e| self.err(e))?;
-            rows.collect::<rusqlite::Result<_>>().map_err(|e| self.err(e))?
+                .map_err(sql)?;
+            rows.collect::<rusqlite::Result<_>>().map_err(sql)?
         };
-        let mut ids: HashMap<i64, String> = HashMap::with_capacity(rationales.len());
-        let mut parents: HashMap<i64, i64> = HashMap::new();
-        let mut rows_by_id: Vec<(i64, BundleRationale, Option<String>)> = Vec::with_capacity(rationales.len());
-        for (id, parent, mut r, retracted) in rationales {
-            r.parent = parent.and_then(|p| ids.get(&p).cloned());
-            r.id = r.identity();
-            ids.insert(id, r.id.clone());
-            if let Some(p) = parent {
-                parents.insert(id, p);
-            }
-            rows_by_id.push((id, r, retracted));
+        let mut identities: HashMap<i64, String> = HashMap::with_capacity(rationales.len());
+        for r in &mut rationales {
+            r.row.parent = r.parent.and_then(|p| identities.get(&p).cloned());
+            r.row.id = r.row.identity();
+            identities.insert(r.id, r.row.id.clone());
         }
-        // Feedback, to know which rationales it needs.
-        let feedback: Vec<(i64, BundleFeedback, Option<String>)> = {
+        let feedback = {
             let mut stmt = self
                 .conn
                 .prepare(
-                    "SELECT f.rationale_id, a.name, f.format, f.usefulness, f.sufficiency, f.faithfulness, \
+                    "SELECT f.id, f.rationale_id, a.name, f.format, f.usefulness, f.sufficiency, f.faithfulness, \
                      f.agrees_verdict, f.fb_where, f.fb_what, f.fb_fix, f.ease, f.understanding, f.trust, \
                      f.time_spent_ms, f.created_at, f.updated_at, f.retracted_at \
                      FROM rationale_feedback f JOIN annotators a ON a.id = f.annotator_id ORDER BY f.id",
                 )
-                .map_err(|e| self.err(e))?;
+                .map_err(sql)?;
             let rows = stmt
                 .query_map([], |r| {
-                    Ok((
-                        r.get::<_, i64>(0)?,
-                        BundleFeedback {
-                            id: String::new(),
-                            rationale: String::new(),
-                            annotator: r.get(1)?,
-                            format: r.get(2)?,
-                            usefulness: r.get(3)?,
-                            sufficiency: r.get(4)?,
-                            faithfulness: r.get(5)?,
-                            agrees_verdict: r.get(6)?,
-                            fb_where: r.get(7)?,
-                            fb_what: r.get(8)?,
-                            fb_fix: r.get(9)?,
-                            ease: r.get(10)?,
-                            understanding: r.get(11)?,
-                            trust: r.get(12)?,
-                            time_spent_ms: r.get(13)?,
-                            created_at: r.get(14)?,
-                            updated_at: r.get(15)?,
-                        },
-                        r.get(16)?,
-                    ))
+                    let rationale: i64 = r.get(1)?;
+                    let mut row = BundleFeedback {
+                        id: String::new(),
+                        rationale: identities.get(&rationale).cloned().unwrap_or_default(),
+                        annotator: r.get(2)?,
+                        format: r.get(3)?,
+                        usefulness: r.get(4)?,
+                        sufficiency: r.get(5)?,
+                        faithfulness: r.get(6)?,
+                        agrees_verdict: r.get(7)?,
+                        fb_where: r.get(8)?,
+                        fb_what: r.get(9)?,
+                        fb_fix: r.get(10)?,
+                        ease: r.get(11)?,
+                        understanding: r.get(12)?,
+                        trust: r.get(13)?,
+                        time_spent_ms: r.get(14)?,
+                        created_at: r.get(15)?,
+                        updated_at: r.get(16)?,
+                    };
+                    row.id = row.identity();
+                    Ok((rationale, Local { id: r.get(0)?, row, retracted: r.get(17)? }))
                 })
-                .map_err(|e| self.err(e))?;
-            rows.collect::<rusqlite::Result<_>>().map_err(|e| self.err(e))?
+                .map_err(sql)?;
+            rows.collect::<rusqlite::Result<_>>().map_err(sql)?
         };
-        let mut needed: BTreeSet<i64> = rows_by_id
+        let judgements = {
+            let mut stmt = self
+                .conn
+                .prepare(
+                    "SELECT j.id, COALESCE(i.item_key, ''), a.name, j.verdict, j.confidence, j.note, \
+                     j.time_spent_ms, j.adjudicated, j.created_at, j.retracted_at FROM judgements j \
+                     JOIN items i ON i.id = j.item_id JOIN annotators a ON a.id = j.annotator_id ORDER BY j.id",
+                )
+                .map_err(sql)?;
+            let rows = stmt
+                .query_map([], |r| {
+                    let mut row = BundleJudgement {
+                        id: String::new(),
+                        item_key: r.get(1)?,
+                        annotator: r.get(2)?,
+                        verdict: r.get(3)?,
+                        confidence: r.get(4)?,
+                        note: r.get(5)?,
+                        time_spent_ms: r.get(6)?,
+                        adjudicated: r.get::<_, i64>(7)? != 0,
+                        created_at: r.get(8)?,
+                    };
+                    row.id = row.identity();
+                    Ok(Local { id: r.get(0)?, row, retracted: r.get(9)? })
+                })
+                .map_err(sql)?;
+            rows.collect::<rusqlite::Result<_>>().map_err(sql)?
+        };
+        let reviews = {
+            let mut stmt = self
+                .conn
+                .prepare(
+                    "SELECT r.id, COALESCE(i.item_key, ''), a.name, r.scale, r.rating, r.rating_value, \
+                     r.best_rating, r.worst_rating, r.verdict, r.explanation, r.evidence, r.created_at, \
+                     r.retracted_at FROM reviews r JOIN items i ON i.id = r.item_id \
+                     JOIN annotators a ON a.id = r.annotator_id ORDER BY r.id",
+                )
+                .map_err(sql)?;
+            let rows = stmt
+                .query_map([], |r| {
+                    let evidence: String = r.get(10)?;
+                    let mut row = BundleReview {
+                        id: String::new(),
+                        item_key: r.get(1)?,
+                        reviewer: r.get(2)?,
+                        scale: r.get(3)?,
+                        rating: r.get(4)?,
+                        rating_value: r.get(5)?,
+                        best_rating: r.get(6)?,
+                        worst_rating: r.get(7)?,
+                        verdict: r.get(8)?,
+                        explanation: r.get(9)?,
+                        evidence: serde_json::from_str(&evidence).unwrap_or_default(),
+                        created_at: r.get(11)?,
+                    };
+                    row.id = row.identity();
+                    Ok(Local { id: r.get(0)?, row, retracted: r.get(12)? })
+                })
+                .map_err(sql)?;
+            rows.collect::<rusqlite::Result<_>>().map_err(sql)?
+        };
+        Ok(LocalRows { rationales, feedback, judgements, reviews })
+    }
+
+    /// Every row a bundle of this database holds, in an order a merge can follow (a revision after the one it
+    /// corrects, a form after its revision, undos last). Rationales travel when people or repairs wrote them, or
+    /// when feedback or a correction refers to them; imported and generated ones otherwise stay home.
+    pub fn bundle_rows(&self) -> Result<Vec<BundleRow>> {
+        let local = self.local_rows()?;
+        let mut out = Vec::new();
+        let mut retractions = Vec::new();
+        let mut undone = |id: &str, retracted: Option<String>| {
+            if let Some(at) = retracted {
+                retractions.push(BundleRetraction { of: id.to_owned(), at });
+            }
+        };
+        let parents: HashMap<i64, i64> = local.rationales.iter().filter_map(|r| Some((r.id, r.parent?))).collect();
+        let mut needed: BTreeSet<i64> = local
+            .rationales
             .iter()
-            .filter(|(_, r, _)| r.origin == "human" || r.origin == "repaired" || r.parent.is_some())
-            .map(|(id, _, _)| *id)
+            .filter(|r| r.row.origin == "human" || r.row.origin == "repaired" || r.parent.is_some())
+            .map(|r| r.id)
             .collect();
-        needed.extend(feedback.iter().map(|(rid, _, _)| *rid));
+        needed.extend(local.feedback.iter().map(|(rationale, _)| *rationale));
         for id in needed.clone() {
             let mut at = id;
             while let Some(&p) = parents.get(&at) {
@@ -412,107 +492,23 @@ impl Store {
                 at = p;
             }
         }
-        for (id, r, retracted) in rows_by_id {
-            if needed.contains(&id) {
-                if let Some(at) = retracted {
-                    retractions.push(BundleRetraction { of: r.id.clone(), at });
-                }
-                out.push(BundleRow::Rationale(r));
-            }
+        for r in local.rationales.into_iter().filter(|r| needed.contains(&r.id)) {
+            undone(&r.row.id, r.retracted);
+            out.push(BundleRow::Rationale(r.row));
         }
-        for (rid, mut f, retracted) in feedback {
-            f.rationale = ids.get(&rid).cloned().unwrap_or_default();
-            f.id = f.identity();
-            if let Some(at) = retracted {
-                retractions.push(BundleRetraction { of: f.id.clone(), at });
-            }
-            out.push(BundleRow::Feedback(f));
+        for (_, f) in local.feedback {
+            undone(&f.row.id, f.retracted);
+            out.push(BundleRow::Feedback(f.row));
         }
-        // Judgements and adjudications.
-        {
-            let mut stmt = self
-                .conn
-                .prepare(
-                    "SELECT COALESCE(i.item_key, ''), a.name, j.verdict, j.confidence, j.note, j.time_spent_ms, \
-                     j.adjudicated, j.created_at, j.retracted_at FROM judgements j \
-                     JOIN items i ON i.id = j.item_id JOIN annotators a ON a.id = j.annotator_id ORDER BY j.id",
-                )
-                .map_err(|e| self.err(e))?;
-            let rows = stmt
-                .query_map([], |r| {
-                    Ok((
-                        BundleJudgement {
-                            id: String::new(),
-                            item_key: r.get(0)?,
-                            annotator: r.get(1)?,
-                            verdict: r.get(2)?,
-                            confidence: r.get(3)?,
-                            note: r.get(4)?,
-                            time_spent_ms: r.get(5)?,
-                            adjudicated: r.get::<_, i64>(6)? != 0,
-                            created_at: r.get(7)?,
-                        },
-                        r.get::<_, Option<String>>(8)?,
-                    ))
-                })
-                .map_err(|e| self.err(e))?;
-            for row in rows {
-                let (mut j, retracted) = row.map_err(|e| self.err(e))?;
-                j.id = j.identity();
-                if let Some(at) = retracted {
-                    retractions.push(BundleRetraction { of: j.id.clone(), at });
-                }
-                out.push(BundleRow::Judgement(j));
-            }
+        for j in local.judgements {
+            undone(&j.row.id, j.retracted);
+            out.push(BundleRow::Judgement(j.row));
         }
-        // Reviews.
-        for (review, retracted) in self.review_rows()? {
-            if let Some(at) = retracted {
-                retractions.push(BundleRetraction { of: review.id.clone(), at });
-            }
-            out.push(BundleRow::Review(review));
+        for r in local.reviews {
+            undone(&r.row.id, r.retracted);
+            out.push(BundleRow::Review(r.row));
         }
         out.extend(retractions.into_iter().map(BundleRow::Retraction));
-        Ok(out)
-    }
-
-    fn review_rows(&self) -> Result<Vec<(BundleReview, Option<String>)>> {
-        let mut stmt = self
-            .conn
-            .prepare(
-                "SELECT COALESCE(i.item_key, ''), a.name, r.scale, r.rating, r.rating_value, r.best_rating, \
-                 r.worst_rating, r.verdict, r.explanation, r.evidence, r.created_at, r.retracted_at FROM reviews r \
-                 JOIN items i ON i.id = r.item_id JOIN annotators a ON a.id = r.annotator_id ORDER BY r.id",
-            )
-            .map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map([], |r| {
-                let evidence: String = r.get(9)?;
-                Ok((
-                    BundleReview {
-                        id: String::new(),
-                        item_key: r.get(0)?,
-                        reviewer: r.get(1)?,
-                        scale: r.get(2)?,
-                        rating: r.get(3)?,
-                        rating_value: r.get(4)?,
-                        best_rating: r.get(5)?,
-                        worst_rating: r.get(6)?,
-                        verdict: r.get(7)?,
-                        explanation: r.get(8)?,
-                        evidence: serde_json::from_str(&evidence).unwrap_or_default(),
-                        created_at: r.get(10)?,
-                    },
-                    r.get(11)?,
-                ))
-            })
-            .map_err(|e| self.err(e))?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (mut review, retracted) = row.map_err(|e| self.err(e))?;
-            review.id = review.identity();
-            out.push((review, retracted));
-        }
         Ok(out)
     }
 
@@ -521,44 +517,14 @@ impl Store {
     /// A row whose claimed identity is not its content's, or that refers to a row neither earlier in `rows` nor in
     /// the database, is an error naming its index in `rows`; nothing is written then.
     pub fn merge_bundle(&mut self, rows: &[BundleRow], cancelled: &dyn Fn() -> bool) -> Result<MergeReport> {
-        // What the database has, by identity (computed the way `bundle_rows` does).
-        let mut rationales: HashMap<String, LocalRationale> = HashMap::new();
-        {
-            let mut by_local: HashMap<i64, String> = HashMap::new();
-            for row in self.bundle_rationales_all()? {
-                let (id, root, parent, mut r) = row;
-                r.parent = parent.and_then(|p| by_local.get(&p).cloned());
-                let identity = r.identity();
-                by_local.insert(id, identity.clone());
-                rationales.insert(identity, LocalRationale { id, root });
-            }
-        }
-        let mut judgements: HashMap<String, i64> = HashMap::new();
-        let mut forms: HashMap<String, (i64, Option<String>)> = HashMap::new();
-        let mut reviews: HashMap<String, i64> = HashMap::new();
-        {
-            let local = self.bundle_rows()?;
-            // `bundle_rows` leaves out local ids; read them beside, in the same order.
-            let judgement_ids = self.ids_in_order("judgements")?;
-            let feedback_ids = self.ids_in_order("rationale_feedback")?;
-            let review_ids = self.ids_in_order("reviews")?;
-            let (mut ji, mut fi, mut ri) =
-                (judgement_ids.into_iter(), feedback_ids.into_iter(), review_ids.into_iter());
-            for row in local {
-                match row {
-                    BundleRow::Judgement(j) => {
-                        judgements.insert(j.id, ji.next().unwrap_or_default());
-                    }
-                    BundleRow::Feedback(f) => {
-                        forms.insert(f.id, (fi.next().unwrap_or_default(), f.updated_at));
-                    }
-                    BundleRow::Review(r) => {
-                        reviews.insert(r.id, ri.next().unwrap_or_default());
-                    }
-                    _ => {}
-                }
-            }
-        }
+        // What the database has, by identity.
+        let local = self.local_rows()?;
+        let mut rationales: HashMap<String, ChainPlace> =
+            local.rationales.into_iter().map(|r| (r.row.id, ChainPlace { id: r.id, root: r.root })).collect();
+        let mut judgements: HashMap<String, i64> = local.judgements.into_iter().map(|j| (j.row.id, j.id)).collect();
+        let mut forms: HashMap<String, (i64, Option<String>)> =
+            local.feedback.into_iter().map(|(_, f)| (f.row.id, (f.id, f.row.updated_at))).collect();
+        let mut reviews: HashMap<String, i64> = local.reviews.into_iter().map(|r| (r.row.id, r.id)).collect();
         let items: HashMap<String, i64> = self.item_keys()?.into_iter().map(|(id, key)| (key, id)).collect();
 
         let path = self.path.clone();
@@ -587,7 +553,10 @@ impl Store {
             if let (Some(claimed), Some(actual)) = (row.claimed_id(), row.identity())
                 && claimed != actual
             {
-                return Err(bad(i, format!("its id {claimed} is not its content's ({actual}); was it edited?")));
+                return Err(bad(
+                    i,
+                    format!("the row's id {claimed} is not its content's ({actual}); was it edited by hand?"),
+                ));
             }
             let kind = row.kind().to_string();
             let skip = |report: &mut MergeReport, skipped: &mut BTreeSet<String>, key: &str, id: &str| {
@@ -643,7 +612,7 @@ impl Store {
                             )
                             .map_err(err)?;
                             let id = tx.last_insert_rowid();
-                            rationales.insert(r.id.clone(), LocalRationale { id, root: id });
+                            rationales.insert(r.id.clone(), ChainPlace { id, root: id });
                         }
                         Some(p) => {
                             // A second correction of the same revision (two people corrected it) goes after the
@@ -676,7 +645,7 @@ impl Store {
                             )
                             .map_err(err)?;
                             let id = tx.last_insert_rowid();
-                            rationales.insert(r.id.clone(), LocalRationale { id, root: p.root });
+                            rationales.insert(r.id.clone(), ChainPlace { id, root: p.root });
                             grown_chains.insert(p.root);
                         }
                     }
@@ -868,60 +837,5 @@ impl Store {
         }
         tx.commit().map_err(err)?;
         Ok(report)
-    }
-
-    /// Every rationale as (id, root, parent, bundle row without identities), in id order.
-    fn bundle_rationales_all(&self) -> Result<Vec<LocalRationaleRow>> {
-        let mut stmt = self
-            .conn
-            .prepare(
-                "SELECT r.id, COALESCE(r.root_id, r.id), r.parent_id, COALESCE(i.item_key, ''), r.perspective, \
-                 r.origin, r.model, r.text FROM rationales r JOIN items i ON i.id = r.item_id ORDER BY r.id",
-            )
-            .map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map([], |r| {
-                Ok((
-                    r.get(0)?,
-                    r.get(1)?,
-                    r.get(2)?,
-                    BundleRationale {
-                        id: String::new(),
-                        item_key: r.get(3)?,
-                        perspective: r.get(4)?,
-                        origin: r.get(5)?,
-                        model: r.get(6)?,
-                        prompt: None,
-                        text: r.get(7)?,
-                        verdict: None,
-                        author: None,
-                        parent: None,
-                        created_at: String::new(),
-                    },
-                ))
-            })
-            .map_err(|e| self.err(e))?;
-        rows.collect::<rusqlite::Result<_>>().map_err(|e| self.err(e))
-    }
-
-    fn ids_in_order(&self, table: &str) -> Result<Vec<i64>> {
-        let sql = match table {
-            "judgements" => {
-                "SELECT j.id FROM judgements j JOIN items i ON i.id = j.item_id \
-                             JOIN annotators a ON a.id = j.annotator_id ORDER BY j.id"
-            }
-            "rationale_feedback" => {
-                "SELECT f.id FROM rationale_feedback f JOIN annotators a ON a.id = f.annotator_id \
-                                     ORDER BY f.id"
-            }
-            "reviews" => {
-                "SELECT r.id FROM reviews r JOIN items i ON i.id = r.item_id \
-                          JOIN annotators a ON a.id = r.annotator_id ORDER BY r.id"
-            }
-            _ => return Err(StoreError::Invalid(format!("no such bundle table {table}"))),
-        };
-        let mut stmt = self.conn.prepare(sql).map_err(|e| self.err(e))?;
-        let rows = stmt.query_map([], |r| r.get(0)).map_err(|e| self.err(e))?;
-        rows.collect::<rusqlite::Result<_>>().map_err(|e| self.err(e))
     }
 }

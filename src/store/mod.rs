@@ -434,12 +434,7 @@ impl Store {
     /// One item.
     pub fn item(&self, id: ItemId) -> Result<Item> {
         self.conn
-            .query_row(
-                "SELECT id, dataset_id, external_id, title, text, source, published, gold_label, original_label, \
-                 split, metadata, item_key FROM items WHERE id = ?1",
-                [id],
-                row_to_item,
-            )
+            .query_row(&format!("SELECT {ITEM_COLUMNS} FROM items WHERE id = ?1"), [id], row_to_item)
             .optional()
             .map_err(|e| self.err(e))?
             .ok_or(StoreError::NotFound { what: "item", id })
@@ -697,13 +692,8 @@ impl Store {
 
     /// Every item, in id order.
     pub fn items_all(&self) -> Result<Vec<Item>> {
-        let mut stmt = self
-            .conn
-            .prepare(
-                "SELECT id, dataset_id, external_id, title, text, source, published, gold_label, original_label, \
-                 split, metadata, item_key FROM items ORDER BY id",
-            )
-            .map_err(|e| self.err(e))?;
+        let mut stmt =
+            self.conn.prepare(&format!("SELECT {ITEM_COLUMNS} FROM items ORDER BY id")).map_err(|e| self.err(e))?;
         let rows = stmt.query_map([], row_to_item).map_err(|e| self.err(e))?;
         rows.collect::<rusqlite::Result<Vec<_>>>().map_err(|e| self.err(e))
     }
@@ -763,13 +753,8 @@ impl Store {
                 datasets.insert(id, name);
             }
         }
-        let mut stmt = self
-            .conn
-            .prepare(
-                "SELECT id, dataset_id, external_id, title, text, source, published, gold_label, original_label, \
-                 split, metadata, item_key FROM items ORDER BY id",
-            )
-            .map_err(|e| self.err(e))?;
+        let mut stmt =
+            self.conn.prepare(&format!("SELECT {ITEM_COLUMNS} FROM items ORDER BY id")).map_err(|e| self.err(e))?;
         let items = stmt.query_map([], row_to_item).map_err(|e| self.err(e))?;
         let mut out = Vec::new();
         for item in items {
@@ -851,6 +836,10 @@ fn headline(title: Option<&str>, text: &str) -> String {
         None => one_line,
     }
 }
+
+/// The columns [`row_to_item`] reads, in its order.
+const ITEM_COLUMNS: &str = "id, dataset_id, external_id, title, text, source, published, gold_label, original_label, \
+     split, metadata, item_key";
 
 fn row_to_item(r: &rusqlite::Row<'_>) -> rusqlite::Result<Item> {
     let gold: Option<String> = r.get(7)?;

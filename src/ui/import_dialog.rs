@@ -9,10 +9,7 @@ use std::path::PathBuf;
 use super::command::AppCommand;
 use super::window::{Placement, studio_window};
 use crate::domain::NewItem;
-use crate::ingest::{FileFormat, ImportFlags, ImportOptions, Preview, preview_file};
-
-/// How much of each file is read to recognise its format.
-const SNIFF_BYTES: u64 = 64 * 1024;
+use crate::ingest::{FileFormat, ImportFlags, ImportOptions, PREVIEW_BYTES, Preview, preview_bytes};
 
 /// Rows shown in the preview.
 pub const PREVIEW_ROWS: usize = 5;
@@ -20,6 +17,9 @@ pub const PREVIEW_ROWS: usize = 5;
 /// The open import dialog.
 pub struct ImportDialog {
     files: Vec<(PathBuf, Result<FileFormat, String>)>,
+    /// Each file's head, read once when the dialog opens: the format is recognised from it and the preview made
+    /// from it as the options change, without touching the disk again.
+    heads: Vec<Result<Vec<u8>, String>>,
     /// The options as typed.
     flags: ImportFlags,
     /// `--default-label unlabelled` when true; strict (an unmapped label fails the import) when false.
@@ -31,20 +31,31 @@ pub struct ImportDialog {
 }
 
 impl ImportDialog {
-    /// Recognises the format of each file from its name and first bytes (a small read, not the import).
+    /// Reads each file's head (at most [`PREVIEW_BYTES`], not the import) and recognises its format from its name
+    /// and first bytes.
     pub fn new(paths: Vec<PathBuf>) -> Self {
-        let files = paths
-            .into_iter()
+        let heads: Vec<Result<Vec<u8>, String>> = paths
+            .iter()
             .map(|path| {
                 let mut head = Vec::new();
-                let format = std::fs::File::open(&path)
-                    .and_then(|f| f.take(SNIFF_BYTES).read_to_end(&mut head))
+                std::fs::File::open(path)
+                    .and_then(|f| f.take(PREVIEW_BYTES).read_to_end(&mut head))
+                    .map(|_| head)
                     .map_err(|e| format!("{}: {e}", path.display()))
-                    .and_then(|_| FileFormat::detect(&path, &head).map_err(|e| e.to_string()));
+            })
+            .collect();
+        let files = paths
+            .into_iter()
+            .zip(&heads)
+            .map(|(path, head)| {
+                let format = head
+                    .as_ref()
+                    .map_err(Clone::clone)
+                    .and_then(|h| FileFormat::detect(&path, h).map_err(|e| e.to_string()));
                 (path, format)
             })
             .collect();
-        Self { files, flags: ImportFlags::default(), keep_unmapped: false, previewed: 0, preview: None }
+        Self { files, heads, flags: ImportFlags::default(), keep_unmapped: false, previewed: 0, preview: None }
     }
 
     /// The dialog with options filled in (the command line's `--import ... --map ...`).
@@ -77,9 +88,12 @@ impl ImportDialog {
         let (path, _) = self.files.get(self.previewed)?;
         let stale = !matches!(&self.preview, Some((i, f, _)) if *i == self.previewed && *f == flags);
         if stale {
-            let result = ImportOptions::from_flags(&flags)
-                .map_err(|e| e.to_string())
-                .and_then(|opts| preview_file(path, &opts, PREVIEW_ROWS).map_err(|e| e.to_string()));
+            let result = match &self.heads[self.previewed] {
+                Ok(head) => ImportOptions::from_flags(&flags)
+                    .map_err(|e| e.to_string())
+                    .and_then(|opts| preview_bytes(path, head, &opts, PREVIEW_ROWS).map_err(|e| e.to_string())),
+                Err(e) => Err(e.clone()),
+            };
             self.preview = Some((self.previewed, flags, result));
         }
         self.preview.as_ref().map(|(_, _, r)| r)
