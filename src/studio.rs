@@ -951,6 +951,11 @@ fn model_signals(store: &Store, active: &ActiveVersions) -> Result<HashMap<ItemI
 
 impl Workspace {
     /// Every model version with its metrics and epochs, and the versions in use (for the Train panel).
+    /// Sets the project's split key (`None`: the item's text), for every training run from scratch from now on.
+    pub fn set_split_group_by(&self, key: Option<&str>) -> Result<(), StoreError> {
+        self.store.set_project_setting(crate::store::settings::SPLIT_GROUP_BY, key)
+    }
+
     pub fn versions(&self) -> Result<VersionsCache, StoreError> {
         VersionsCache::load(&self.store)
     }
@@ -998,6 +1003,8 @@ pub struct VersionRow {
     pub epochs: Vec<EpochRecord>,
     /// How it was trained: "full", "quick" (the head alone) or "online" (saved by the online learner).
     pub how: &'static str,
+    /// The field its train/val split was grouped by (`None`: the text).
+    pub group_by: Option<String>,
 }
 
 impl VersionRow {
@@ -1013,6 +1020,9 @@ pub struct VersionsCache {
     /// Oldest first.
     pub rows: Vec<VersionRow>,
     pub active: ActiveVersions,
+    /// The project's split key (`Store::split_group_by`) and the fields it may name, with how many items have each.
+    pub split_group_by: Option<String>,
+    pub group_fields: Vec<(String, usize)>,
 }
 
 impl VersionsCache {
@@ -1042,9 +1052,15 @@ impl VersionsCache {
                 } else {
                     "full"
                 },
+                group_by: v.config.pointer("/options/group_by").and_then(|g| g.as_str()).map(str::to_owned),
             });
         }
-        Ok(Self { rows, active: ActiveVersions::load(store)? })
+        Ok(Self {
+            rows,
+            active: ActiveVersions::load(store)?,
+            split_group_by: store.split_group_by()?,
+            group_fields: store.group_fields()?.into_iter().collect(),
+        })
     }
 
     pub fn row(&self, id: i64) -> Option<&VersionRow> {

@@ -430,6 +430,10 @@ pub fn run(
     let items = store.training_items()?;
     let order: Vec<String> = store.perspectives()?.into_iter().map(|p| p.key).collect();
     let perspectives = data::perspectives_present(&items, &order);
+    // The project's split key when none is asked for (`--db` of a project that set one); explicit from here on.
+    let mut options = options.clone();
+    options.group_by = data::resolve_group_by(options.group_by.as_deref(), store.split_group_by()?);
+    let options = &options;
     let (examples, snapshot) = data::build_grouped(&items, &perspectives, options.group_by.as_deref());
     drop(store);
     let mut report = QualityReport {

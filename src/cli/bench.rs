@@ -193,6 +193,9 @@ pub struct Train {
     /// Epochs of the retrain.
     #[arg(long, default_value_t = 1)]
     epochs: usize,
+    /// The full retrain's batches as plain random draws (not grouped by length), as before length grouping.
+    #[arg(long)]
+    no_length_groups: bool,
     /// Skip the online learner's latency (300 and ~10,000 items).
     #[arg(long)]
     no_online: bool,
@@ -247,9 +250,11 @@ impl Train {
                 self.model,
                 self.judgements,
                 self.epochs,
+                !self.no_length_groups,
             )?;
             print!("{r}");
             json["full_retrain_secs"] = r.retrain_secs.into();
+            json["full_retrain_length_grouped"] = r.length_grouped.into();
             json["full_retrain_val_macro_f1"] = r.full_val_f1.into();
             json["quick_retrain_secs"] = r.quick_secs.into();
             json["quick_retrain_val_macro_f1"] = r.quick_val_f1.into();

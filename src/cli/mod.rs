@@ -15,6 +15,7 @@ pub mod export;
 pub mod import;
 pub mod models;
 pub mod progress;
+pub mod project;
 pub mod rationales;
 pub mod repair;
 pub mod review;
@@ -129,6 +130,9 @@ pub enum Cmd {
     Bundle(bundle::BundleCmd),
     /// Print what a database holds.
     Stats(stats::Stats),
+    /// The project's own settings, shared by everyone who opens the database: `--group-by FIELD` splits train/val
+    /// by a field (an event, a source) instead of by text, for every training run from now on.
+    Project(project::Project),
     /// Review an item as a fact-checker: a rating on a scale, an explanation and evidence links, kept with its
     /// history; published with `argus export --format claimreview`.
     Review(review::Review),
@@ -208,6 +212,7 @@ impl Cli {
             Some(Cmd::Bundle(c)) => c.run(g),
             Some(Cmd::Review(c)) => c.run(g),
             Some(Cmd::Stats(c)) => c.run(g),
+            Some(Cmd::Project(c)) => c.run(g),
             Some(Cmd::Rationales(c)) => c.run(g),
             Some(Cmd::Encode(c)) => c.run(g),
             Some(Cmd::Train(c)) => c.run(g),

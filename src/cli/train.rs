@@ -65,6 +65,7 @@ pub struct Train {
     /// column (e.g. image_id, event, claim_id) or `source`, so one group never straddles train and val. A retrain
     /// with --from keeps its parent's key. `FIELD~REGEX` groups by the part of the value the expression picks
     /// (its first capture group), e.g. `image_id~^[^_]+` for an event named before the first underscore.
+    /// Absent: the project's setting (`argus project --group-by`); `text`: by text, whatever the project says.
     #[arg(long, value_parser = crate::guidance::data::check_group_key)]
     group_by: Option<String>,
     /// Choose the decision threshold on the validation split (the one with the best validation macro-F1) instead
@@ -84,6 +85,9 @@ pub struct Train {
     /// paper's loss.
     #[arg(long, default_value_t = TrainOptions::default().contrastive_weight)]
     contrastive_weight: f64,
+    /// Batches as plain random draws, not grouped by length (slower: every batch pads to its longest text).
+    #[arg(long)]
+    no_length_groups: bool,
 }
 
 impl Train {
@@ -111,6 +115,7 @@ impl Train {
                 group_by: self.group_by,
                 threshold_from_val: self.threshold_from_val,
                 contrastive_weight: self.contrastive_weight,
+                length_grouped: !self.no_length_groups,
                 ..defaults
             },
             perspectives: self.perspectives,
@@ -143,6 +148,8 @@ impl Train {
             report.best_epoch,
             report.encoded_texts
         );
+        let phases: Vec<String> = report.phases.iter().map(|(name, s)| format!("{name} {s:.1} s")).collect();
+        eprintln!("time: {}", phases.join(", "));
         for w in &report.warnings {
             eprintln!("warning: {} version {}: {w}", report.kind.human_name(), report.version);
         }
@@ -289,7 +296,7 @@ pub struct Simulate {
     /// Encoder: a catalog name or a folder.
     #[arg(long, default_value = "minilm")]
     encoder: String,
-    /// Split by this field instead of by text (as `argus train --group-by`).
+    /// Split by this field instead of by text (as `argus train --group-by`; absent: the project's setting).
     #[arg(long, value_parser = crate::guidance::data::check_group_key)]
     group_by: Option<String>,
     /// Learning rate of the head.

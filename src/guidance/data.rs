@@ -170,6 +170,19 @@ impl GroupKey {
     }
 }
 
+/// The group key that means "hash the item's text" (the built-in default), overriding a project's setting.
+pub const TEXT_GROUP: &str = "text";
+
+/// The key a run splits by: the one asked for (`TEXT_GROUP`: none, the text), else the project's setting
+/// (`Store::split_group_by`), else none.
+pub fn resolve_group_by(requested: Option<&str>, project: Option<String>) -> Option<String> {
+    match requested.map(str::trim) {
+        Some(TEXT_GROUP) => None,
+        Some(key) => Some(key.to_owned()),
+        None => project,
+    }
+}
+
 /// `--group-by`'s value parser: the spec as given, once [`GroupKey::parse`] accepts it.
 pub fn check_group_key(spec: &str) -> Result<String, String> {
     GroupKey::parse(spec).map(|_| spec.to_owned())

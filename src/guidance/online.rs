@@ -14,7 +14,9 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarMap};
+use candle_nn::{Optimizer, ParamsAdamW, VarMap};
+
+use crate::models::kernels::AdamW;
 use rand::SeedableRng;
 use rand::seq::{IndexedRandom, SliceRandom};
 

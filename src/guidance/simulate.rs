@@ -14,7 +14,9 @@ use std::fmt;
 use std::path::Path;
 use std::time::Instant;
 
-use candle_nn::{AdamW, Optimizer as _, ParamsAdamW, VarMap};
+use candle_nn::{Optimizer as _, ParamsAdamW, VarMap};
+
+use crate::models::kernels::AdamW;
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use sha2::{Digest, Sha256};
@@ -212,7 +214,8 @@ pub fn simulate(db: &Path, request: &SimulateRequest, progress: &dyn Progress) -
             i
         })
         .collect();
-    let (examples, _) = data::build_grouped(&items, &perspectives, request.group_by.as_deref());
+    let group_by = data::resolve_group_by(request.group_by.as_deref(), session.store.split_group_by()?);
+    let (examples, _) = data::build_grouped(&items, &perspectives, group_by.as_deref());
     // The verdicts the items' rationales imply (what disagreement weighs the model against, whether or not the
     // model reads the rationales).
     let llm: HashMap<crate::domain::ItemId, Vec<Verdict>> = items

@@ -166,6 +166,10 @@ pub struct TrainOptions {
     /// ARG: weight of the contrastive term (rejected rationales as negatives, `ArgConfig::contrastive_weight`);
     /// 0 leaves the reference's loss unchanged.
     pub contrastive_weight: f64,
+    /// Batches of similar lengths (each epoch: shuffle, sort runs of `LENGTH_GROUP_BATCHES` batches by length, cut
+    /// them into batches, shuffle the batches), so that a batch pads to little more than its texts; off: every batch
+    /// a plain random draw. Ignored with `paper_quirks` (fixed-length padding) and by the quick retrain (no tokens).
+    pub length_grouped: bool,
 }
 
 impl Default for TrainOptions {
@@ -189,6 +193,7 @@ impl Default for TrainOptions {
             quick: false,
             head_lr: 1e-3,
             contrastive_weight: 0.0,
+            length_grouped: true,
         }
     }
 }
@@ -269,6 +274,9 @@ pub struct TrainReport {
     /// What the run's figures warn of (a model that predicts one class for nearly every item); also stored in the
     /// version's metrics as `warnings`.
     pub warnings: Vec<String>,
+    /// Where the run's time went, phase by phase in order (seconds): reading labels, loading the encoder and the
+    /// model, reading frozen features, training, predicting every item, saving.
+    pub phases: Vec<(&'static str, f64)>,
 }
 
 /// What is stored in a version's `config`.
@@ -520,6 +528,7 @@ pub fn train(
     on_epoch: &mut dyn FnMut(&EpochRecord),
 ) -> Result<TrainReport> {
     let started = Instant::now();
+    let mut phases = Phases::new();
     let store = Store::open(db)?;
     // What the run starts from: a parent version fixes the encoder, the perspectives and the architecture.
     // A quick retrain starts from a version: the one given, else the one in use.
@@ -562,6 +571,7 @@ pub fn train(
         .map(|c| c.encoder.clone())
         .unwrap_or_else(|| request.encoder.clone());
     let mut options = request.options.clone();
+    options.group_by = data::resolve_group_by(options.group_by.as_deref(), store.split_group_by()?);
     if let Some(c) = parent_config.as_ref().or(teacher_config.as_ref()) {
         // The architecture's switches and text length are the parent's; the rest (seed, epochs, ...) this run's.
         options.paper_quirks = c.options.paper_quirks;
@@ -597,6 +607,7 @@ pub fn train(
     }
     drop(store);
 
+    phases.lap("read labels and feedback");
     let mut session = open_session(db, &encoder_name, request.device, options.max_len, progress)?;
     let device = session.device.clone();
     let bert = session.encoder.config().clone();
@@ -645,6 +656,7 @@ pub fn train(
         }
     }
 
+    phases.lap("load encoder and model");
     // What the model reads: a quick retrain, its parent's pooled head inputs (cached per item, computed for the
     // items that lack them); else frozen encoder outputs.
     let fixed_part = match (&parent, &parent_config) {
@@ -672,6 +684,7 @@ pub fn train(
         (None, None) => unreachable!("one of the banks is built"),
     };
 
+    phases.lap("read frozen features");
     // ARG-D's targets: the teacher's fused features on the training items, computed once (teacher in eval mode).
     // A quick retrain keeps the student's pooled feature fixed, so the distillation term has nothing to move.
     let teacher_features: Option<Vec<Vec<f32>>> = match (teacher_id, &bank) {
@@ -703,6 +716,7 @@ pub fn train(
         progress,
         on_epoch,
     );
+    phases.lap("train");
     let (epochs, best_epoch, train_secs) = match result {
         Ok(r) => r,
         Err(e) => {
@@ -731,6 +745,7 @@ pub fn train(
     let (test_p, test_y) = scored(&test_set);
     let test = super::metrics::evaluate_at(&test_p, &test_y, threshold.unwrap_or(0.5));
 
+    phases.lap("predict every item");
     let config = VersionConfig {
         architecture: arch.clone(),
         options: options.clone(),
@@ -769,6 +784,7 @@ pub fn train(
             all.iter().zip(p.head_inputs).map(|(e, row)| (super::head::example_key(e), row)).collect();
         session.cache.put_vectors(&super::head::namespace(&saved.sha256), &rows)?;
     }
+    phases.lap("save");
     Ok(TrainReport {
         version: saved.version,
         kind: request.kind,
@@ -785,7 +801,27 @@ pub fn train(
         predictions: predictions.len(),
         unused_perspectives,
         warnings,
+        phases: phases.done,
     })
+}
+
+/// Seconds per phase of a run, each lap the time since the previous one.
+struct Phases {
+    last: Instant,
+    done: Vec<(&'static str, f64)>,
+}
+
+impl Phases {
+    fn new() -> Self {
+        Self { last: Instant::now(), done: Vec::new() }
+    }
+
+    fn lap(&mut self, name: &'static str) {
+        let now = Instant::now();
+        self.done.push((name, (now - self.last).as_secs_f64()));
+        tracing::debug!(phase = name, secs = (now - self.last).as_secs_f64(), "training phase");
+        self.last = now;
+    }
 }
 
 /// The architecture of a new `kind` model reading `perspectives`, with `options`' switches.
@@ -926,6 +962,32 @@ pub(super) fn head_bank(
     Ok((bank, missing.len()))
 }
 
+/// Batches of a run of this many batches are cut from one length-sorted run of the shuffled pool.
+pub const LENGTH_GROUP_BATCHES: usize = 16;
+
+/// One epoch's batches of positions into the training set: `pool` shuffled and cut into batches; with `lengths`,
+/// each run of `LENGTH_GROUP_BATCHES` batches is sorted by length before it is cut and the batches are shuffled
+/// again, so a batch holds texts of similar length (what Hugging Face calls grouping by length) and still a random
+/// draw of the data and a random place in the epoch.
+pub(super) fn epoch_batches(
+    pool: &mut [usize],
+    batch_size: usize,
+    lengths: Option<&[usize]>,
+    rng: &mut impl rand::Rng,
+) -> Vec<Vec<usize>> {
+    pool.shuffle(rng);
+    let Some(lengths) = lengths else {
+        return pool.chunks(batch_size).map(<[usize]>::to_vec).collect();
+    };
+    let mut batches: Vec<Vec<usize>> = Vec::with_capacity(pool.len().div_ceil(batch_size));
+    for run in pool.chunks_mut(batch_size * LENGTH_GROUP_BATCHES) {
+        run.sort_by_key(|&i| std::cmp::Reverse(lengths[i]));
+        batches.extend(run.chunks(batch_size).map(<[usize]>::to_vec));
+    }
+    batches.shuffle(rng);
+    batches
+}
+
 /// The training loop: returns the epoch records, the best epoch and the loop's seconds; the best checkpoint is
 /// left in `varmap`.
 #[allow(clippy::too_many_arguments)]
@@ -944,7 +1006,7 @@ fn fit(
     on_epoch: &mut dyn FnMut(&EpochRecord),
 ) -> Result<(Vec<EpochRecord>, usize, f64)> {
     let started = Instant::now();
-    let mut optimizer = candle_nn::AdamW::new(
+    let mut optimizer = crate::models::kernels::AdamW::new(
         trainable,
         candle_nn::ParamsAdamW { lr, weight_decay: options.weight_decay, ..Default::default() },
     )?;
@@ -958,16 +1020,20 @@ fn fit(
     }
     let batch_size = options.batch_size.max(2);
     let batches_per_epoch = pool.len().div_ceil(batch_size);
+    // Each example's padded length, when batches are grouped by it.
+    let lengths: Option<Vec<usize>> = (options.length_grouped && !options.paper_quirks)
+        .then(|| train_set.iter().map(|e| inputs.length(e)).collect())
+        .filter(|l: &Vec<usize>| l.iter().any(|&n| n > 0));
     let mut epochs = Vec::new();
     type Checkpoint = (f64, usize, Vec<(String, candle_core::Tensor)>);
     let mut best: Option<Checkpoint> = None;
     let mut since_best = 0;
     for epoch in 1..=options.max_epochs.max(1) {
         let epoch_started = Instant::now();
-        pool.shuffle(&mut rng);
+        let batches = epoch_batches(&mut pool, batch_size, lengths.as_deref(), &mut rng);
         let mut loss_sum = 0.0;
         let mut seen = 0usize;
-        for (b, chunk) in pool.chunks(batch_size).enumerate() {
+        for (b, chunk) in batches.iter().enumerate() {
             if progress.is_cancelled() {
                 return Err(crate::jobs::Cancelled.into());
             }
@@ -1166,4 +1232,36 @@ fn prepare_version(
     let bank =
         FeatureBank::build(&mut session.cache, &session.encoder, &texts_needed(&examples, with_rationales), progress)?;
     Ok((examples, loaded, bank, session.device))
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::SeedableRng;
+
+    use super::*;
+
+    #[test]
+    fn length_grouped_batches_hold_every_example_once_and_texts_of_like_length() {
+        let lengths: Vec<usize> = (0..1000).map(|i| (i * 37) % 170 + 1).collect();
+        let mut pool: Vec<usize> = (0..lengths.len()).collect();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+        let batch = 16;
+        let grouped = epoch_batches(&mut pool, batch, Some(&lengths), &mut rng);
+        let mut seen: Vec<usize> = grouped.iter().flatten().copied().collect();
+        seen.sort_unstable();
+        assert_eq!(seen, (0..lengths.len()).collect::<Vec<_>>(), "every example once");
+        assert!(grouped.iter().all(|b| b.len() <= batch));
+        // Padding: each batch pads to its longest text. Grouped, the padded tokens are far fewer than drawn at
+        // random, and a batch's texts are sorted, longest first.
+        let padded = |batches: &[Vec<usize>]| -> usize {
+            batches.iter().map(|b| b.len() * b.iter().map(|&i| lengths[i]).max().unwrap_or(0)).sum()
+        };
+        let random = epoch_batches(&mut pool, batch, None, &mut rng);
+        let real: usize = lengths.iter().sum();
+        assert!(padded(&grouped) - real < (padded(&random) - real) / 5, "{} vs {}", padded(&grouped), padded(&random));
+        assert!(grouped.iter().all(|b| b.windows(2).all(|w| lengths[w[0]] >= lengths[w[1]])));
+        // Still a random draw: another epoch gives other batches, in another order.
+        let next = epoch_batches(&mut pool, batch, Some(&lengths), &mut rng);
+        assert_ne!(next, grouped);
+    }
 }

@@ -388,14 +388,20 @@ impl BertStack {
 
 /// Seeded dropout for training: the masks come from this generator, so a training run with the same seed makes the
 /// same choices (candle's own dropout draws from an unseeded generator).
+///
+/// The generator is ChaCha12, the algorithm of `rand`'s `StdRng` (the masks are those `StdRng` would give): its
+/// stream can be entered at any word, so a mask is drawn in parallel chunks, each from its own place in the stream.
 pub struct Dropout {
-    rng: std::cell::RefCell<rand::rngs::StdRng>,
+    rng: std::cell::RefCell<rand_chacha::ChaCha12Rng>,
 }
+
+/// Words of the random stream (one per element) drawn by one parallel task.
+const DROPOUT_CHUNK: usize = 1 << 15;
 
 impl Dropout {
     pub fn new(seed: u64) -> Self {
         use rand::SeedableRng;
-        Self { rng: std::cell::RefCell::new(rand::rngs::StdRng::seed_from_u64(seed)) }
+        Self { rng: std::cell::RefCell::new(rand_chacha::ChaCha12Rng::seed_from_u64(seed)) }
     }
 
     /// Zeroes each element with probability `p` and scales the rest by 1 / (1 - p).
@@ -410,10 +416,26 @@ impl Dropout {
     /// `n` keep (true) or drop decisions, each dropping with probability `p`, from the seeded stream.
     fn draw(&self, n: usize, p: f32) -> Vec<bool> {
         use rand::Rng;
-        let mut bits = vec![0u32; n];
-        self.rng.borrow_mut().fill(&mut bits[..]);
+        use rayon::prelude::*;
         let threshold = (p as f64 * u32::MAX as f64) as u32;
-        bits.into_iter().map(|b| b >= threshold).collect()
+        let mut rng = self.rng.borrow_mut();
+        let start = rng.get_word_pos();
+        let base = rng.clone();
+        let mut keep = vec![false; n];
+        keep.par_chunks_mut(DROPOUT_CHUNK).enumerate().for_each(|(k, keep)| {
+            let mut rng = base.clone();
+            rng.set_word_pos(start + (k * DROPOUT_CHUNK) as u128);
+            let mut bits = [0u32; 1024];
+            for keep in keep.chunks_mut(bits.len()) {
+                let bits = &mut bits[..keep.len()];
+                rng.fill(bits);
+                for (k, b) in keep.iter_mut().zip(bits.iter()) {
+                    *k = *b >= threshold;
+                }
+            }
+        });
+        rng.set_word_pos(start + n as u128);
+        keep
     }
 
     /// As [`Self::apply`] on the packed (real tokens, D) states of `packing`'s batch, with the mask the padded
@@ -748,4 +770,25 @@ pub fn check_safetensors(path: &Path) -> Result<(String, u64)> {
         });
     };
     Ok((prefix, size))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parallel_dropout_masks_are_the_seeded_stdrng_stream() {
+        use rand::{Rng, SeedableRng};
+        let dropout = Dropout::new(7);
+        let mut reference = rand::rngs::StdRng::seed_from_u64(7);
+        let p = 0.3f32;
+        let threshold = (p as f64 * u32::MAX as f64) as u32;
+        // Sizes across several parallel chunks, a ragged one, and one smaller than a chunk, drawn in turn.
+        for n in [3 * DROPOUT_CHUNK + 17, 5, 1000] {
+            let mut bits = vec![0u32; n];
+            reference.fill(&mut bits[..]);
+            let expected: Vec<bool> = bits.iter().map(|&b| b >= threshold).collect();
+            assert_eq!(dropout.draw(n, p), expected, "mask of {n}");
+        }
+    }
 }

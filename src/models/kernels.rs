@@ -30,17 +30,109 @@ fn f32s<'a>(storage: &'a CpuStorage, layout: &Layout, what: &str) -> Result<&'a 
     }
 }
 
-/// A linear layer on any rank: the leading dimensions flattened into one matrix product.
+/// A linear layer on any rank: the leading dimensions flattened into one matrix product, the bias added by
+/// [`bias_add`] (candle's broadcast add has a serial, strided sum over the rows as its bias gradient).
 pub fn linear(layer: &candle_nn::Linear, x: &Tensor) -> Result<Tensor> {
     let dims = x.dims();
-    if dims.len() <= 2 {
+    if dims.len() < 2 {
         return layer.forward(x);
     }
     let last = dims[dims.len() - 1];
-    let y = layer.forward(&x.reshape((x.elem_count() / last, last))?)?;
+    let rows = if dims.len() == 2 { x.clone() } else { x.reshape((x.elem_count() / last, last))? };
+    let y = match layer.bias() {
+        Some(bias) if fused(&rows) => bias_add(&rows.matmul(&layer.weight().t()?)?, bias)?,
+        _ => layer.forward(&rows)?,
+    };
+    if dims.len() == 2 {
+        return Ok(y);
+    }
     let mut out = dims.to_vec();
     out[dims.len() - 1] = y.dim(1)?;
     y.reshape(out)
+}
+
+// ------------------------------------------------------------------------------------------------- bias add
+
+/// `y + bias` for `y` (rows, d) and `bias` (d): one parallel pass, and a backward pass whose bias gradient is a
+/// parallel column sum (summed in task order: the same whatever the number of threads).
+pub fn bias_add(y: &Tensor, bias: &Tensor) -> Result<Tensor> {
+    if !fused(y) || y.rank() != 2 || bias.rank() != 1 {
+        return y.broadcast_add(bias);
+    }
+    y.contiguous()?.apply_op2(&bias.contiguous()?, BiasAdd)
+}
+
+struct BiasAdd;
+
+impl CustomOp2 for BiasAdd {
+    fn name(&self) -> &'static str {
+        "argus-bias-add"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (y, b) = (f32s(s1, l1, "bias add")?, f32s(s2, l2, "bias")?);
+        let d = b.len();
+        if d == 0 || y.len() % d != 0 {
+            candle_core::bail!("bias add: input {:?} against bias {d}", l1.shape());
+        }
+        let mut out = vec![0f32; y.len()];
+        out.par_chunks_mut(d * ROWS).zip(y.par_chunks(d * ROWS)).for_each(|(out, y)| {
+            for (o, y) in out.chunks_exact_mut(d).zip(y.chunks_exact(d)) {
+                for i in 0..d {
+                    o[i] = y[i] + b[i];
+                }
+            }
+        });
+        Ok((CpuStorage::F32(out), l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        _y: &Tensor,
+        _bias: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let grad = grad.contiguous()?;
+        let db = grad.apply_op1_no_bwd(&ColumnSum)?;
+        Ok((Some(grad), Some(db)))
+    }
+}
+
+/// Sums a (rows, d) tensor over its rows: (d).
+struct ColumnSum;
+
+impl CustomOp1 for ColumnSum {
+    fn name(&self) -> &'static str {
+        "argus-column-sum"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let x = f32s(storage, layout, "column sum")?;
+        let d = *layout.shape().dims().last().unwrap_or(&0);
+        if d == 0 {
+            return Ok((CpuStorage::F32(vec![]), Shape::from(0)));
+        }
+        let partials: Vec<Vec<f32>> = x
+            .par_chunks(d * ROWS)
+            .map(|x| {
+                let mut part = vec![0f32; d];
+                for row in x.chunks_exact(d) {
+                    for i in 0..d {
+                        part[i] += row[i];
+                    }
+                }
+                part
+            })
+            .collect();
+        let mut out = vec![0f32; d];
+        for part in partials {
+            for (acc, p) in out.iter_mut().zip(part) {
+                *acc += p;
+            }
+        }
+        Ok((CpuStorage::F32(out), Shape::from(d)))
+    }
 }
 
 // ------------------------------------------------------------------------------------------ vectorisable math
@@ -512,7 +604,14 @@ struct Dropout {
 
 impl Dropout {
     fn apply(&self, x: &[f32]) -> Vec<f32> {
-        x.iter().zip(self.keep.iter()).map(|(&v, &k)| if k { v * self.scale } else { 0.0 }).collect()
+        const CHUNK: usize = 1 << 15;
+        let mut out = vec![0f32; x.len()];
+        out.par_chunks_mut(CHUNK).zip(x.par_chunks(CHUNK)).zip(self.keep.par_chunks(CHUNK)).for_each(|((o, x), k)| {
+            for i in 0..o.len() {
+                o[i] = if k[i] { x[i] * self.scale } else { 0.0 };
+            }
+        });
+        out
     }
 }
 
@@ -531,6 +630,122 @@ impl CustomOp1 for Dropout {
 
     fn bwd(&self, _arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
         Ok(Some(grad.contiguous()?.apply_op1_no_bwd(&Dropout { keep: self.keep.clone(), scale: self.scale })?))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------- AdamW
+
+/// AdamW (decoupled weight decay, as PyTorch's and candle's) whose update of an f32 CPU variable is one parallel
+/// pass over the weights, their gradient and both moments, in place. candle-nn's AdamW makes about fourteen passes
+/// per variable, each into a freshly allocated tensor, then copies the results back. Variables elsewhere (CUDA,
+/// other dtypes) are updated by candle-nn's AdamW with the same parameters.
+pub struct AdamW {
+    fused: Vec<FusedVar>,
+    rest: candle_nn::AdamW,
+    params: candle_nn::ParamsAdamW,
+    step_t: i32,
+}
+
+struct FusedVar {
+    var: candle_core::Var,
+    /// First and second moments.
+    moments: std::sync::Mutex<(Vec<f32>, Vec<f32>)>,
+}
+
+impl candle_nn::Optimizer for AdamW {
+    type Config = candle_nn::ParamsAdamW;
+
+    fn new(vars: Vec<candle_core::Var>, params: candle_nn::ParamsAdamW) -> Result<Self> {
+        let (fused, rest): (Vec<_>, Vec<_>) =
+            vars.into_iter().filter(|v| v.dtype().is_float()).partition(|v| fused(v.as_tensor()));
+        let fused = fused
+            .into_iter()
+            .map(|var| {
+                let n = var.elem_count();
+                FusedVar { var, moments: std::sync::Mutex::new((vec![0f32; n], vec![0f32; n])) }
+            })
+            .collect();
+        Ok(Self { fused, rest: candle_nn::AdamW::new(rest, params.clone())?, params, step_t: 0 })
+    }
+
+    fn learning_rate(&self) -> f64 {
+        self.params.lr
+    }
+
+    fn set_learning_rate(&mut self, lr: f64) {
+        self.params.lr = lr;
+        self.rest.set_learning_rate(lr);
+    }
+
+    fn step(&mut self, grads: &candle_core::backprop::GradStore) -> Result<()> {
+        self.step_t += 1;
+        let p = &self.params;
+        let update = AdamWUpdate {
+            moments: None,
+            lr: p.lr as f32,
+            decay: (1.0 - p.lr * p.weight_decay) as f32,
+            beta1: p.beta1 as f32,
+            beta2: p.beta2 as f32,
+            scale_m: (1.0 / (1.0 - p.beta1.powi(self.step_t))) as f32,
+            scale_v: (1.0 / (1.0 - p.beta2.powi(self.step_t))) as f32,
+            eps: p.eps as f32,
+        };
+        for v in &self.fused {
+            if let Some(g) = grads.get(v.var.as_tensor()) {
+                let op = AdamWUpdate { moments: Some(&v.moments), ..update };
+                v.var.as_tensor().inplace_op2(&g.contiguous()?, &op)?;
+            }
+        }
+        self.rest.step(grads)
+    }
+}
+
+#[derive(Clone, Copy)]
+struct AdamWUpdate<'a> {
+    moments: Option<&'a std::sync::Mutex<(Vec<f32>, Vec<f32>)>>,
+    lr: f32,
+    /// 1 - lr * weight decay.
+    decay: f32,
+    beta1: f32,
+    beta2: f32,
+    /// Bias corrections: 1 / (1 - beta^t).
+    scale_m: f32,
+    scale_v: f32,
+    eps: f32,
+}
+
+impl candle_core::InplaceOp2 for AdamWUpdate<'_> {
+    fn name(&self) -> &'static str {
+        "argus-adamw"
+    }
+
+    fn cpu_fwd(&self, dst: &mut CpuStorage, dst_l: &Layout, g: &CpuStorage, g_l: &Layout) -> Result<()> {
+        let g = f32s(g, g_l, "adamw gradient")?;
+        let CpuStorage::F32(theta) = dst else { candle_core::bail!("adamw: f32 weights only") };
+        let Some((start, end)) = dst_l.contiguous_offsets() else { candle_core::bail!("adamw: contiguous weights") };
+        let theta = &mut theta[start..end];
+        let Some(moments) = self.moments else { candle_core::bail!("adamw: no moments") };
+        let mut moments = moments.lock().map_err(|_| candle_core::Error::Msg("adamw: moments lock".into()))?;
+        let (m, v) = &mut *moments;
+        if theta.len() != g.len() || m.len() != g.len() {
+            candle_core::bail!("adamw: {} weights, {} gradients, {} moments", theta.len(), g.len(), m.len());
+        }
+        const CHUNK: usize = 1 << 14;
+        let u = *self;
+        theta
+            .par_chunks_mut(CHUNK)
+            .zip(m.par_chunks_mut(CHUNK))
+            .zip(v.par_chunks_mut(CHUNK))
+            .zip(g.par_chunks(CHUNK))
+            .for_each(|(((theta, m), v), g)| {
+                for i in 0..theta.len() {
+                    m[i] = m[i] * u.beta1 + g[i] * (1.0 - u.beta1);
+                    v[i] = v[i] * u.beta2 + g[i] * g[i] * (1.0 - u.beta2);
+                    let (m_hat, v_hat) = (m[i] * u.scale_m, v[i] * u.scale_v);
+                    theta[i] = theta[i] * u.decay - m_hat / (v_hat.sqrt() + u.eps) * u.lr;
+                }
+            });
+        Ok(())
     }
 }
 
@@ -642,6 +857,51 @@ mod tests {
                 ((&t[0] * keep).unwrap() * 1.5).unwrap()
             },
         );
+    }
+
+    #[test]
+    fn fused_adamw_follows_candles_adamw() {
+        use candle_nn::Optimizer;
+        let params = candle_nn::ParamsAdamW { lr: 0.01, weight_decay: 0.05, ..Default::default() };
+        let start = [random(&[40_000], 11), random(&[7, 3], 12)];
+        let run = |fused: bool| -> Vec<Tensor> {
+            let vars: Vec<Var> = start.iter().map(|t| Var::from_tensor(t).unwrap()).collect();
+            let mut ours = fused.then(|| AdamW::new(vars.clone(), params.clone()).unwrap());
+            let mut theirs = (!fused).then(|| candle_nn::AdamW::new(vars.clone(), params.clone()).unwrap());
+            for step in 0..5 {
+                // A loss whose gradient changes from step to step: sum((x - t)^2 * w).
+                let loss = vars
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| {
+                        let target = random(v.dims(), 20 + step + i as u64);
+                        ((v.as_tensor() - target).unwrap().sqr().unwrap() * random(v.dims(), 40 + step))
+                            .unwrap()
+                            .sum_all()
+                            .unwrap()
+                    })
+                    .reduce(|a, b| (a + b).unwrap())
+                    .unwrap();
+                match (&mut ours, &mut theirs) {
+                    (Some(o), _) => o.backward_step(&loss).unwrap(),
+                    (_, Some(t)) => t.backward_step(&loss).unwrap(),
+                    _ => unreachable!(),
+                }
+            }
+            vars.iter().map(|v| v.as_tensor().copy().unwrap()).collect()
+        };
+        for (a, b) in run(true).iter().zip(run(false)) {
+            let d = max_diff(a, &b);
+            assert!(d < 1e-5, "weights after five steps differ by {d}");
+            assert!(max_diff(a, &start[if a.rank() == 1 { 0 } else { 1 }]) > 1e-3, "the weights moved");
+        }
+    }
+
+    #[test]
+    fn bias_add_matches_the_broadcast_add_with_gradients() {
+        // 300 rows: several parallel tasks of `ROWS` rows, and a ragged last one.
+        let (y, b) = (random(&[300, 37], 7), random(&[37], 8));
+        check(&[y, b], |t| bias_add(&t[0], &t[1]).unwrap(), |t| t[0].broadcast_add(&t[1]).unwrap());
     }
 
     #[test]

@@ -17,6 +17,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0004_formats.sql"),
     include_str!("../../migrations/0005_studies.sql"),
     include_str!("../../migrations/0006_item_keys_reviews.sql"),
+    include_str!("../../migrations/0007_project_settings.sql"),
 ];
 
 /// The schema version this build writes.

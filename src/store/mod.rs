@@ -10,6 +10,7 @@ pub mod formats;
 pub mod guidance;
 mod migrations;
 pub mod reviews;
+pub mod settings;
 pub mod studies;
 
 use std::path::{Path, PathBuf};

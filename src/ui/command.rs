@@ -69,6 +69,8 @@ pub enum AppCommand {
     SetAutoRetrain(u64),
     /// Let the online learner update the model in use after every this many judgements (0 = off); saved.
     SetOnlineEvery(u64),
+    /// The project's split key (`None`: the text), stored in the database.
+    SetSplitGroupBy(Option<String>),
     /// Replay the database's gold labels as a simulated annotator, by strategy, with online learning (the
     /// "simulated annotator" job), and plot macro-F1 against labels.
     Simulate {

@@ -234,6 +234,7 @@ fn controls_ui(ui: &mut egui::Ui, state: &mut TrainPanelState, view: &TrainView<
             out.push(AppCommand::Retrain { kind, from, max_epochs, seed, quick });
         }
     });
+    split_ui(ui, view.versions, out);
     ui.horizontal_wrapped(|ui| {
         let mut k = view.retrain_every_judgements;
         let label = ui.label("Retrain automatically after every");
@@ -260,6 +261,43 @@ fn controls_ui(ui: &mut egui::Ui, state: &mut TrainPanelState, view: &TrainView<
             "the model in use takes a few steps of its head on the new judgements (plus older ones) and re-orders the \
              list and the queue; saved as a version every few updates and when the studio closes",
         );
+    });
+}
+
+/// The project's split key: the item's text, or a field (an event, a source) so that one group never straddles
+/// train and val. A project setting (in the database, for everyone who opens it).
+fn split_ui(ui: &mut egui::Ui, versions: &VersionsCache, out: &mut Vec<AppCommand>) {
+    const TEXT: &str = "the item's text";
+    ui.horizontal_wrapped(|ui| {
+        let label = ui.label("Split train / val by:");
+        let current = versions.split_group_by.clone();
+        let shown = current.as_deref().unwrap_or(TEXT).to_owned();
+        let mut chosen = current.clone();
+        egui::ComboBox::from_id_salt("split_group_by")
+            .selected_text(shown)
+            .show_ui(ui, |ui| {
+                ui.selectable_value(&mut chosen, None, TEXT);
+                for (field, n) in &versions.group_fields {
+                    ui.selectable_value(&mut chosen, Some(field.clone()), format!("{field} ({n} items)"));
+                }
+                if let Some(key) = current.as_ref().filter(|k| !versions.group_fields.iter().any(|(f, _)| f == *k)) {
+                    // A key set from the command line (`FIELD~REGEX`, say) stays choosable.
+                    ui.selectable_value(&mut chosen, Some(key.clone()), key.as_str());
+                }
+            })
+            .response
+            .labelled_by(label.id)
+            .on_hover_text(
+                "group the items by a field (an event, an image, a source) so that near-duplicates of one group never                  sit in both train and validation; items without the field are a group each. The data's own split                  (a test file, say) is kept.",
+            );
+        ui.label(
+            RichText::new("project setting; new versions from scratch use it, retrains keep their parent's split")
+                .small()
+                .weak(),
+        );
+        if chosen != current {
+            out.push(AppCommand::SetSplitGroupBy(chosen));
+        }
     });
 }
 
@@ -390,7 +428,10 @@ fn versions_ui(ui: &mut egui::Ui, state: &mut TrainPanelState, versions: &Versio
                     state.b = if is_b { None } else { Some(row.id) };
                 }
                 ui.label(row.kind_name());
-                ui.label(row.how);
+                ui.label(row.how).on_hover_text(format!(
+                    "train / val split by {}",
+                    row.group_by.as_deref().map_or_else(|| "text".to_owned(), |k| format!("{k:?}"))
+                ));
                 ui.label(row.parent.map_or_else(|| "—".to_owned(), |p| p.to_string()));
                 let t = row.test.as_ref();
                 ui.label(t.map_or_else(|| "—".to_owned(), |m| format!("{:.3}", m.macro_f1)));

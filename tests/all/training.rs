@@ -515,6 +515,52 @@ fn a_group_aware_split_keeps_each_speaker_in_one_split_and_eval_uses_it() {
 }
 
 #[test]
+fn the_projects_split_key_applies_to_every_run_that_names_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = small_db(dir.path(), 60);
+    let argus = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_argus"))
+            .args(["project", "--db", db.to_str().unwrap()])
+            .args(args)
+            .env("ARGUS_LOG", "error")
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    // The fields it may name are listed; a field no item has is refused, naming the ones there are.
+    let (ok, stdout, _) = argus(&["--json"]);
+    assert!(ok && stdout.contains("the item's text (default)"), "{stdout}");
+    let listed: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert!(listed["group_fields"]["source"].as_u64().unwrap() > 0, "{listed}");
+    assert!(listed["group_by"].is_null());
+    let (ok, _, stderr) = argus(&["--group-by", "event"]);
+    assert!(!ok && stderr.contains("no item has a field \"event\"") && stderr.contains("source"), "{stderr}");
+    assert_eq!(Store::open(&db).unwrap().split_group_by().unwrap(), None);
+    let (ok, stdout, stderr) = argus(&["--group-by", "source"]);
+    assert!(ok && stdout.contains("grouped by \"source\""), "{stdout}{stderr}");
+
+    // A run that names no key splits by the project's; `text` overrides it; a retrain keeps its parent's.
+    let mut req = request(ModelKind::Bert, 0);
+    req.options.max_epochs = 1;
+    let by_project = train(&db, &req, &NoProgress, &mut |_| {}).unwrap();
+    assert_eq!(by_project.snapshot.group_by.as_deref(), Some("source"));
+    let mut by_text = req.clone();
+    by_text.options.group_by = Some("text".into());
+    assert_eq!(train(&db, &by_text, &NoProgress, &mut |_| {}).unwrap().snapshot.group_by, None);
+    let (ok, _, _) = argus(&["--group-by", "text"]);
+    assert!(ok);
+    assert_eq!(Store::open(&db).unwrap().split_group_by().unwrap(), None);
+    let mut again = req.clone();
+    again.from = Some(by_project.version);
+    assert_eq!(train(&db, &again, &NoProgress, &mut |_| {}).unwrap().snapshot.group_by.as_deref(), Some("source"));
+    assert_eq!(train(&db, &req, &NoProgress, &mut |_| {}).unwrap().snapshot.group_by, None);
+}
+
+#[test]
 fn early_stopping_waits_for_the_minimum_epochs_and_a_collapsed_model_is_warned_of() {
     let dir = tempfile::tempdir().unwrap();
     let db = small_db(dir.path(), 60);

@@ -116,6 +116,7 @@ impl ArgusApp {
                 self.settings.online.every_judgements = every;
                 self.save_settings();
             }
+            AppCommand::SetSplitGroupBy(key) => self.set_split_group_by(key),
             AppCommand::CancelJob(name) => self.jobs.cancel(&name),
             AppCommand::ToggleStudyDesigner => self.panels.designer.open = !self.panels.designer.open,
             AppCommand::PreviewStudy(spec) => self.preview_study(&spec),

@@ -502,6 +502,23 @@ impl ArgusApp {
         }
     }
 
+    /// Stores the project's split key and says what it changes.
+    pub(super) fn set_split_group_by(&mut self, key: Option<String>) {
+        let Phase::Ready(ws) = &self.phase else { return };
+        match ws.set_split_group_by(key.as_deref()) {
+            Ok(()) => {
+                self.notify(match &key {
+                    Some(k) => format!(
+                        "Train / val now split by {k:?} for this project: the next version trained from scratch uses it."
+                    ),
+                    None => "Train / val now split by the item's text for this project.".to_owned(),
+                });
+                self.reload_versions();
+            }
+            Err(err) => self.notify_error(format!("Cannot store the split setting: {err:#}")),
+        }
+    }
+
     /// Re-reads the model versions for the Train panel (on opening it, after a run, after a roll back).
     pub(super) fn reload_versions(&mut self) {
         let Phase::Ready(ws) = &self.phase else { return };
