@@ -5,6 +5,7 @@
 //! This module knows nothing of the UI.
 
 pub mod device;
+pub mod hostile;
 pub mod models;
 pub mod online;
 pub mod quality;

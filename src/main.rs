@@ -25,7 +25,7 @@ fn main() -> ExitCode {
 }
 
 /// Sets the CPU thread count of the local models (candle reads `RAYON_NUM_THREADS`): `--threads`, else an
-/// existing `RAYON_NUM_THREADS`, else all cores but one (so the window stays responsive while a model runs).
+/// existing `RAYON_NUM_THREADS`, else every core (`models::default_threads`).
 fn set_threads(threads: Option<usize>) {
     if threads.is_none() && std::env::var_os("RAYON_NUM_THREADS").is_some() {
         return;

@@ -36,6 +36,10 @@ pub enum BenchCmd {
     Quality(Box<Quality>),
     /// Prompt-processing and generation tokens/s of a GGUF beside llama.cpp on the same tokens and threads.
     Generate(Generate),
+    /// Hostile text (injections, fake fences and JSON, control and bidirectional characters, megabyte lines,
+    /// markup): imported byte for byte, fenced in prompts, parsed without a panic, labels untouched, and the studio's
+    /// frame time on every such item. With --json, the last line is one JSON object.
+    Hostile(Hostile),
 }
 
 impl BenchCmd {
@@ -48,6 +52,7 @@ impl BenchCmd {
             BenchCmd::Train(c) => c.run(g),
             BenchCmd::Quality(c) => c.run(g),
             BenchCmd::Generate(c) => c.run(g),
+            BenchCmd::Hostile(c) => c.run(g),
         }
     }
 }
@@ -343,5 +348,59 @@ impl Generate {
         )?;
         print!("{report}");
         Ok(ExitCode::SUCCESS)
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct Hostile {
+    /// Folder for the bench database (default: a temporary one).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Frames drawn on each item (the first moves to it).
+    #[arg(long, default_value_t = 4)]
+    frames_per_item: usize,
+    #[arg(long)]
+    json: bool,
+}
+
+impl Hostile {
+    pub fn run(self, _: &Global) -> anyhow::Result<ExitCode> {
+        let dir = self
+            .dir
+            .clone()
+            .unwrap_or_else(|| std::env::temp_dir().join(format!("argus-bench-hostile-{}", std::process::id())));
+        let report = crate::bench::hostile::check(&dir)?;
+        print!("{report}");
+        let frames = crate::ui::bench::frames_over_every_item(&report.db, self.frames_per_item, "bench-hostile")?;
+        print!("{frames}");
+        // Browsing every item judged nothing.
+        let judgements: i64 = crate::store::Store::open(&report.db)?.connection().query_row(
+            "SELECT COUNT(*) FROM judgements",
+            [],
+            |r| r.get(0),
+        )?;
+        let budget = std::time::Duration::from_micros(16_667);
+        let slow = usize::from(frames.worst > budget);
+        let failures = report.failures.len() + slow + usize::from(judgements != 0);
+        println!(
+            "browsing: {judgements} judgements made; slowest frame {} the 16.7 ms budget",
+            if slow == 0 { "within" } else { "over" }
+        );
+        if self.json {
+            let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
+            println!(
+                "{}",
+                serde_json::json!({
+                    "hostile_cases": report.cases, "hostile_checks": report.checks, "hostile_failures": failures,
+                    "frame_first_p99_ms": ms(frames.first.p99), "frame_first_max_ms": ms(frames.first.max),
+                    "frame_p99_ms": ms(frames.steady.p99), "frame_max_ms": ms(frames.steady.max),
+                    "slowest_item": frames.worst_item,
+                })
+            );
+        }
+        if self.dir.is_none() {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+        Ok(if failures == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
     }
 }

@@ -53,7 +53,7 @@ pub struct Global {
     /// Device for local models: auto (CUDA/Metal when built in and present, else CPU), cpu, cuda, cuda:N, metal.
     #[arg(long, global = true)]
     pub device: Option<DeviceChoice>,
-    /// CPU threads for local models (default: all cores but one; or RAYON_NUM_THREADS).
+    /// CPU threads for local models (default: every core; or RAYON_NUM_THREADS).
     #[arg(long, global = true)]
     pub threads: Option<usize>,
 }

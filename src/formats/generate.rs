@@ -189,7 +189,11 @@ pub fn render(
 ) -> Result<Rendered> {
     let item = rationale.item_id;
     let (news, text) = news_of(store, item)?;
-    let matcher = Matcher::new(&text);
+    // Normalising the news for quote matching costs a pass over it (a megabyte: milliseconds): only when there are
+    // quotes to find.
+    let attribute = |quotes: &[(String, String)]| {
+        if quotes.is_empty() { Vec::new() } else { Matcher::new(&text).attribute(quotes) }
+    };
     match format {
         Format::FreeText => {
             let quotes: Vec<(String, String)> = quoted_phrases(&rationale.text)
@@ -197,7 +201,7 @@ pub fn render(
                 .enumerate()
                 .map(|(i, q)| (format!("text[{i}]"), q))
                 .collect();
-            Ok(with_quotes(base(item, &text, rationale, format), matcher.attribute(&quotes)))
+            Ok(with_quotes(base(item, &text, rationale, format), attribute(&quotes)))
         }
         Format::SideBySide => {
             let mut r = base(item, &text, rationale, format);
@@ -217,7 +221,7 @@ pub fn render(
                     trust: gates.iter().find(|(k, _)| *k == other.perspective).map(|(_, w)| *w),
                 });
             }
-            Ok(with_quotes(r, matcher.attribute(&quotes)))
+            Ok(with_quotes(r, attribute(&quotes)))
         }
         _ => {
             let messages = prompt(format, &news, &rationale.text);
@@ -248,7 +252,7 @@ pub fn render(
                     )),
                 ),
             };
-            let quotes = content.as_ref().map(|c| matcher.attribute(&c.quotes())).unwrap_or_default();
+            let quotes = content.as_ref().map(|c| attribute(&c.quotes())).unwrap_or_default();
             let unsupported = quotes.iter().filter(|q| !q.supported()).count();
             let saved = store.save_rendering(&NewRendering {
                 rationale_id: rationale.id,

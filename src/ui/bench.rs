@@ -157,38 +157,121 @@ pub fn frames_while_learning(
     })
 }
 
-fn time_frames(ws: &mut Workspace, frames: usize) -> anyhow::Result<Vec<Duration>> {
-    let ctx = egui::Context::default();
-    let mut list = item_list::ListState::default();
-    let mut bar = judgement_bar::BarState::default();
-    let mut view = item_view::ViewState::default();
-    let screen = egui::Rect::from_min_size(egui::Pos2::ZERO, egui::vec2(1280.0, 800.0));
-    let mut times = Vec::with_capacity(frames);
-    let n = ws.filtered_len().max(1);
-    for frame in 0..frames + 10 {
-        let command = if frame % 50 == 49 { Command::SelectRow((frame * 7919) % n) } else { Command::Next };
-        let input = egui::RawInput { screen_rect: Some(screen), time: Some(frame as f64 / 60.0), ..Default::default() };
-        // Timed like a real frame: the command (a move, which loads the next item) and then the drawing.
+/// The main view's state between frames, drawn headless.
+struct Frames {
+    ctx: egui::Context,
+    list: item_list::ListState,
+    bar: judgement_bar::BarState,
+    view: item_view::ViewState,
+    frame: usize,
+}
+
+impl Frames {
+    fn new() -> Self {
+        Self {
+            ctx: egui::Context::default(),
+            list: item_list::ListState::default(),
+            bar: judgement_bar::BarState::default(),
+            view: item_view::ViewState::default(),
+            frame: 0,
+        }
+    }
+
+    /// One frame, timed like a real one: `command` (a move, which loads the next item), then the drawing and the
+    /// tessellation.
+    fn draw(&mut self, ws: &mut Workspace, command: Option<Command>) -> anyhow::Result<Duration> {
+        let screen = egui::Rect::from_min_size(egui::Pos2::ZERO, egui::vec2(1280.0, 800.0));
+        let input =
+            egui::RawInput { screen_rect: Some(screen), time: Some(self.frame as f64 / 60.0), ..Default::default() };
+        self.frame += 1;
         let t = Instant::now();
-        ws.apply(command)?;
+        if let Some(command) = command {
+            ws.apply(command)?;
+        }
+        let Self { ctx, list, bar, view, .. } = self;
         let mut output = ctx.run_ui(input, |ui| {
             egui::Panel::left("item_list").default_size(420.0).show(ui, |ui| {
-                let _ = item_list::item_list_ui(ui, ws, &mut list);
+                let _ = item_list::item_list_ui(ui, ws, list);
             });
             egui::Panel::bottom("judgement_bar").show(ui, |ui| {
-                let _ = judgement_bar::judgement_bar_ui(ui, ws, &mut bar, false);
+                let _ = judgement_bar::judgement_bar_ui(ui, ws, bar, false);
             });
             egui::CentralPanel::default().show(ui, |ui| {
-                let _ = item_view::item_view_ui(ui, ws, &mut view, &Default::default(), &Default::default());
+                let _ = item_view::item_view_ui(ui, ws, view, &Default::default(), &Default::default());
             });
         });
         let _meshes = ctx.tessellate(std::mem::take(&mut output.shapes), output.pixels_per_point);
         // No renderer here: the font atlas uploads are dropped on purpose.
         output.textures_delta.clear();
+        Ok(t.elapsed())
+    }
+}
+
+fn time_frames(ws: &mut Workspace, frames: usize) -> anyhow::Result<Vec<Duration>> {
+    let mut drawer = Frames::new();
+    let mut times = Vec::with_capacity(frames);
+    let n = ws.filtered_len().max(1);
+    for frame in 0..frames + 10 {
+        let command = if frame % 50 == 49 { Command::SelectRow((frame * 7919) % n) } else { Command::Next };
+        let t = drawer.draw(ws, Some(command))?;
         if frame >= 10 {
             // The first frames lay out fonts; they are warm-up.
-            times.push(t.elapsed());
+            times.push(t);
         }
     }
     Ok(times)
+}
+
+/// Frame times on every item of a database, each item shown for a few frames.
+#[derive(Debug)]
+pub struct ItemFrames {
+    pub items: usize,
+    /// The frame that moves to an item (loads it and lays its text out for the first time).
+    pub first: Percentiles,
+    /// The frames that follow, on the same item.
+    pub steady: Percentiles,
+    /// The item whose frames were slowest, and that frame.
+    pub worst_item: String,
+    pub worst: Duration,
+}
+
+impl fmt::Display for ItemFrames {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "frame moving to each of {} items (load + first layout): {}", self.items, self.first)?;
+        writeln!(f, "  the frames that follow on the same item:                 {}", self.steady)?;
+        writeln!(f, "  slowest: {:.1} ms on {}   (60 fps = 16.7 ms)", self.worst.as_secs_f64() * 1e3, self.worst_item)
+    }
+}
+
+/// Shows every item of `db` in turn (from the first, `Next` after `per_item` frames), timing each frame; the
+/// workspace is opened as annotator `annotator` and nothing is judged.
+pub fn frames_over_every_item(db: &Path, per_item: usize, annotator: &str) -> anyhow::Result<ItemFrames> {
+    let mut ws = Workspace::open(db, annotator, false, &NoProgress)?;
+    let mut drawer = Frames::new();
+    // Warm-up: fonts.
+    for _ in 0..10 {
+        drawer.draw(&mut ws, None)?;
+    }
+    let n = ws.filtered_len();
+    let (mut first, mut steady) = (Vec::new(), Vec::new());
+    let (mut worst, mut worst_item) = (Duration::ZERO, String::new());
+    for row in 0..n {
+        for k in 0..per_item.max(1) {
+            let command = (k == 0).then_some(Command::SelectRow(row));
+            let t = drawer.draw(&mut ws, command)?;
+            if k == 0 {
+                first.push(t)
+            } else {
+                steady.push(t)
+            }
+            if t > worst {
+                worst = t;
+                worst_item = ws
+                    .detail()
+                    .map(|d| d.item.external_id.clone().unwrap_or_else(|| d.item.key.clone()))
+                    .unwrap_or_default();
+            }
+        }
+    }
+    Ok(ItemFrames { items: n, first: Percentiles::of(first), steady: Percentiles::of(steady), worst_item, worst })
 }

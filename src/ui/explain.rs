@@ -234,7 +234,56 @@ fn attention_color(ui: &egui::Ui, share: f64) -> Color32 {
 /// The news text with every highlighted span on a background (the hovered quote's stronger), and, under the
 /// quotes, each token of `shade` tinted by its share of ARG's attention. Returns the quote whose span the pointer
 /// is over.
+/// Characters of one text the item view lays out: a news text or rationale longer than this (a megabyte pasted as
+/// one line, say) shows its beginning and says how much more is stored. Laying out a megabyte took 480 ms, a frame
+/// of its own (`argus bench hostile`); 20,000 characters are about eight screens.
+pub const SHOWN_CHARS: usize = 20_000;
+
+/// `text` cut to [`SHOWN_CHARS`] characters, and its whole length in characters when it was cut.
+pub fn shown_part(text: &str) -> (&str, Option<usize>) {
+    match text.char_indices().nth(SHOWN_CHARS) {
+        Some((cut, _)) => (&text[..cut], Some(text.chars().count())),
+        None => (text, None),
+    }
+}
+
+/// A rationale's or answer's text as a plain label, cut as [`shown_part`] says.
+pub fn long_text_ui(ui: &mut egui::Ui, text: &str) {
+    let (text, cut) = shown_part(text);
+    ui.label(text);
+    if let Some(total) = cut {
+        cut_note(ui, total);
+    }
+}
+
+/// The note under a text that [`shown_part`] cut.
+pub fn cut_note(ui: &mut egui::Ui, total: usize) {
+    ui.label(
+        RichText::new(format!(
+            "Showing the first {SHOWN_CHARS} of {total} characters; the whole text is stored, used by the models and \
+             exported."
+        ))
+        .small()
+        .weak(),
+    );
+}
+
 pub fn news_ui(
+    ui: &mut egui::Ui,
+    news: &str,
+    spans: &[Highlight],
+    shade: &[crate::guidance::train::TokenWeight],
+    hovered: Option<&QuoteKey>,
+) -> Option<QuoteKey> {
+    let (news, cut) = shown_part(news);
+    let quote = news_text_ui(ui, news, spans, shade, hovered);
+    if let Some(total) = cut {
+        cut_note(ui, total);
+    }
+    quote
+}
+
+fn news_text_ui(
     ui: &mut egui::Ui,
     news: &str,
     spans: &[Highlight],
@@ -425,7 +474,7 @@ pub fn format_body(
 ) {
     let rend = explain.and_then(|e| shown_rendering(e, format));
     let Some(rend) = rend else {
-        ui.label(&r.text);
+        long_text_ui(ui, &r.text);
         return;
     };
     let missing = format.needs_llm() && rend.format != format;
@@ -434,11 +483,11 @@ pub fn format_body(
         (Status::Fallback, _) => {
             let notice = rend.notice.as_deref().unwrap_or("the model's answer could not be read; shown as free text");
             ui.label(RichText::new(notice).color(ui.visuals().warn_fg_color));
-            ui.label(&rend.text);
+            long_text_ui(ui, &rend.text);
             quoted_list_ui(ui, state, rend, r.id);
         }
         _ => {
-            ui.label(&r.text);
+            long_text_ui(ui, &r.text);
             quoted_list_ui(ui, state, rend, r.id);
         }
     }

@@ -6,6 +6,7 @@ mod cli;
 mod durability;
 mod formats;
 mod guidance;
+mod hostile;
 mod ingest;
 mod models;
 mod models_fetch;

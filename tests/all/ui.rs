@@ -475,6 +475,19 @@ pub(super) fn studio_on(dir: tempfile::TempDir, db: PathBuf, settings: argus::co
     Studio { _dir: dir, db, harness }
 }
 
+/// As [`studio_on`] with default settings, drawing a box (tofu) for characters no font has, as the window does
+/// (the test harness panics on them by default): for texts in any script.
+pub(super) fn studio_on_any_text(dir: tempfile::TempDir, db: PathBuf) -> Studio {
+    let mut opts = options(dir.path(), &db, Some("ada"));
+    opts.seed_demo = false;
+    let mut harness = Harness::builder()
+        .with_size(egui::vec2(1280.0, 800.0))
+        .allow_missing_glyphs()
+        .build_eframe(move |cc| ArgusApp::new(cc.egui_ctx.clone(), opts));
+    step_until(&mut harness, "the database to open", |app| app.workspace().is_some());
+    Studio { _dir: dir, db, harness }
+}
+
 #[test]
 fn the_train_panel_retrains_in_the_background_compares_versions_and_rolls_back() {
     use argus::domain::ModelKind;
@@ -633,6 +646,32 @@ fn the_demo_opened_without_a_model_trains_its_first_arg_version_in_the_backgroun
     let mut s = studio_on(tempfile::tempdir().unwrap(), other, argus::config::Settings::default());
     s.harness.run_steps(3);
     assert!(!s.harness.state().is_training());
+}
+
+#[test]
+fn the_train_panel_sets_the_projects_split_key_in_the_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("small.sqlite");
+    demo_subset(&db, 40, true);
+    let mut s = studio_on(dir, db, argus::config::Settings::default());
+    s.harness.key_press(Key::T);
+    s.harness.run_steps(3);
+    assert_eq!(s.harness.get_by_label("Split train / val by:").value().as_deref(), Some("the item's text"));
+    // The list offers the fields the items have, with how many items have each.
+    s.harness.get_by_label("Split train / val by:").click();
+    s.harness.run_steps(3);
+    s.harness.get_by_label_contains("source (").click();
+    s.harness.run_steps(3);
+    assert_eq!(Store::open(&s.db).unwrap().split_group_by().unwrap().as_deref(), Some("source"));
+    let notice = s.harness.state().notice().unwrap().text.clone();
+    assert!(notice.contains("split by \"source\""), "{notice}");
+    assert_eq!(s.harness.get_by_label("Split train / val by:").value().as_deref(), Some("source"));
+    // And back to the text.
+    s.harness.get_by_label("Split train / val by:").click();
+    s.harness.run_steps(3);
+    s.harness.get_by_label("the item's text").click();
+    s.harness.run_steps(3);
+    assert_eq!(Store::open(&s.db).unwrap().split_group_by().unwrap(), None);
 }
 
 #[test]
