@@ -7,7 +7,6 @@ use argus::bench::hostile::{self, MEGABYTE};
 use argus::prompting::{NEWS_CLOSE, NEWS_OPEN, builtin_perspectives, parse_verdict};
 use argus::rationales::{self, RunOptions};
 use argus::store::Store;
-use argus::ui::testing::AppTesting as _;
 use egui::Key;
 use egui_kittest::kittest::Queryable as _;
 
