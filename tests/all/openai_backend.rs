@@ -539,3 +539,92 @@ fn real_llama_cpp_python_server() {
         .unwrap();
     assert_eq!(served, 6);
 }
+
+/// Every regular file under `dir`, recursively.
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(files_under(&path));
+        } else if path.is_file() {
+            out.push(path);
+        }
+    }
+    out
+}
+
+#[test]
+fn the_server_key_is_sent_to_the_server_and_written_nowhere() {
+    const SECRET: &str = "sk-argus-never-write-me-93f1c0de";
+    // One item, one perspective: the rationale, then its verdict.
+    let server = Scripted::start(vec![
+        stream(&["The vote count ", "is public record."], &[finish("stop"), usage(40, 6)], true),
+        stream(&["Real."], &[finish("stop"), usage(50, 2)], true),
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("secret.sqlite");
+    {
+        let mut store = argus::store::Store::open(&db).unwrap();
+        let parsed = argus::ingest::read_demo_sample().unwrap();
+        store.import(&[(parsed.dataset, parsed.items.into_iter().take(1).collect())], &mut |_| {}, &|| false).unwrap();
+    }
+    let mut printed = String::new();
+    let mut argus = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_argus"))
+            .args(args)
+            .env("ARGUS_TEST_SERVER_KEY", SECRET)
+            .env("ARGUS_LOG", "trace")
+            .env("ARGUS_CONFIG_DIR", dir.path().join("config"))
+            .env("ARGUS_DATA_DIR", dir.path().join("data"))
+            .output()
+            .unwrap();
+        let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success(), "{args:?}\n{stdout}\n{stderr}");
+        printed.push_str(&stdout);
+        printed.push_str(&stderr);
+    };
+    let db_arg = db.to_str().unwrap();
+    argus(
+        &["rationales", "--db", db_arg, "--perspectives", "td", "--backend", "openai", "--url", &server.base]
+            .into_iter()
+            .chain(["--model", "tiny-test", "--api-key-env", "ARGUS_TEST_SERVER_KEY", "--concurrency", "1"])
+            .collect::<Vec<_>>(),
+    );
+    let out = |name: &str| dir.path().join(name).to_str().unwrap().to_owned();
+    argus(&["export", "--db", db_arg, "--format", "jsonl", "--out", &out("items.jsonl")]);
+    argus(&["export", "--db", db_arg, "--format", "csv", "--out", &out("items.csv")]);
+    argus(&["export", "--db", db_arg, "--format", "arg-json", "--out", &out("arg")]);
+    argus(&["bundle", "export", "--db", db_arg, "--out", &out("mine.bundle.jsonl")]);
+    // The studio's settings name the variable that holds the key, never the key.
+    let settings = argus::config::Settings {
+        writer: argus::rationales::WriterSettings {
+            backend: argus::rationales::WriterBackend::OpenAi,
+            url: server.base.clone(),
+            api_key_env: "ARGUS_TEST_SERVER_KEY".into(),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    settings.save_to(&dir.path().join("config").join("settings.json")).unwrap();
+
+    // The key went to the server, on every request.
+    let seen = server.seen();
+    assert_eq!(seen.len(), 2, "the rationale and its verdict");
+    for request in &seen {
+        assert_eq!(request.header("authorization"), Some(format!("Bearer {SECRET}").as_str()));
+    }
+    // And nowhere else: not in the database (or its WAL), the settings, the exports, the bundle, nor what was printed.
+    let files = files_under(dir.path());
+    assert!(files.len() >= 7, "{files:?}");
+    for file in files {
+        let bytes = std::fs::read(&file).unwrap();
+        assert!(
+            !bytes.windows(SECRET.len()).any(|w| w == SECRET.as_bytes()),
+            "the key is written in {}",
+            file.display()
+        );
+    }
+    assert!(!printed.contains(SECRET), "the key is printed");
+    assert!(printed.contains("wrote 1 rationales"), "{printed}");
+}
