@@ -4,15 +4,15 @@
 #   - hostile text: `argus bench hostile --json` (57 attack texts; frames on each item);
 #   - SIGKILL during judging and two studios on one database: the durability tests (tests/all/durability.rs);
 #   - no network: scripts/no-network.sh (a demo session under strace);
+#   - a full disk: scripts/disk-full.sh (import, encoder cache, retrain weights, exports on a nearly full tmpfs);
 #   - fuzzing: scripts/fuzz.sh, every target for what is left of the budget (at most 600 s each).
-# Not built yet, reported as null: the kill -9 loops through every long job and the full-disk cases (issue 15,
-# items 2 and 4).
+# Not built yet, reported as null: the kill -9 loops through every long job (issue 15, item 2).
 #
 # Prints each part's output and, last, one JSON object with the keys issue 15 names:
 # {"fuzz_targets", "fuzz_secs_per_target", "fuzz_crashes", "kill_jobs", "kills", "lost_rows", "integrity_failures",
 #  "two_writer_lost", "disk_full_cases", "disk_full_failures", "hostile_cases", "hostile_failures",
-#  "network_connections"}. Needs the test build (`cargo test --no-run`), strace, xvfb-run, and for fuzzing cargo-fuzz
-# with the nightly toolchain.
+#  "network_connections"}. Needs the test build (`cargo test --no-run`), strace, xvfb-run, unshare with user
+# namespaces (or root), and for fuzzing cargo-fuzz with the nightly toolchain.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 BUDGET=${RELIABILITY_BUDGET_SECS:-7200}
@@ -33,6 +33,8 @@ fi
 grep -q "test result: ok" "$out/durability" || two_writers=null
 echo "== network (a demo session under strace)"
 scripts/no-network.sh | tee "$out/network"
+echo "== a full disk"
+scripts/disk-full.sh | tee "$out/disk"
 
 # Fuzzing takes what is left, shared by the targets, at most 600 s each (the goal), at least 10 s.
 left=$(( BUDGET - ($(date +%s) - started) ))
@@ -51,13 +53,13 @@ def last_json(name):
         return json.loads(lines[-1]) if lines else {}
     except OSError:
         return {}
-h, n, f = last_json("hostile"), last_json("network"), last_json("fuzz")
+h, n, f, d = last_json("hostile"), last_json("network"), last_json("fuzz"), last_json("disk")
 print(json.dumps({
     "fuzz_targets": f.get("fuzz_targets"), "fuzz_secs_per_target": f.get("fuzz_secs_per_target"),
     "fuzz_crashes": f.get("fuzz_crashes"),
     "kill_jobs": None, "kills": None, "lost_rows": None, "integrity_failures": None,
     "two_writer_lost": None if two == "null" else int(two),
-    "disk_full_cases": None, "disk_full_failures": None,
+    "disk_full_cases": d.get("disk_full_cases"), "disk_full_failures": d.get("disk_full_failures"),
     "hostile_cases": h.get("hostile_cases"), "hostile_failures": h.get("hostile_failures"),
     "network_connections": n.get("network_connections"),
 }))
