@@ -1,0 +1,324 @@
+#!/usr/bin/env python3
+"""Kill -9 loops (issue 15, item 2): starts each long job of Argus as a child process and kills it with SIGKILL at a
+random moment, KILLS times per job (default 50), on the same project, as a person whose machine keeps crashing would.
+After every kill:
+  - `PRAGMA integrity_check` is ok on the database and on the encoder cache;
+  - every row committed before the job started is still there (each job's own table only grows, or, for an import,
+    all of it or none of it is there);
+  - every model version's weights file exists and matches the sha256 stored with it (a half-written file is never
+    accepted), and no file sits under a weights name without being complete;
+  - the project opens (`argus stats`, which runs the same opening and migration checks as the studio).
+After the kills the job runs once more without one and must finish (it resumes or restarts cleanly); then the studio
+opens on the project in a real window (Xvfb) and draws.
+
+Jobs: a 100,000-row import, frozen-feature encoding, a full BERT retrain, a rationale batch with the local SmolLM2,
+a repair from feedback, and simulated study participants. Not covered (no headless command of their own): the
+online learner (the studio's job) and a model fetch.
+
+BIN (default target/debug/argus), KILLS, JOBS (comma-separated names), SEED. Prints a table and, last, one JSON
+object: {"kill_jobs", "kills", "resumed", "lost_rows", "integrity_failures", "jobs": {...}}.
+"""
+import hashlib
+import json
+import os
+import random
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN = os.path.abspath(os.environ.get("BIN", os.path.join(ROOT, "target/debug/argus")))
+KILLS = int(os.environ.get("KILLS", "50"))
+rng = random.Random(int(os.environ.get("SEED", "0")))
+ENV = dict(os.environ, ARGUS_LOG="error")
+
+
+def argus(*args, check=True, **kw):
+    p = subprocess.run([BIN, *args], env=ENV, capture_output=True, text=True, **kw)
+    if check and p.returncode != 0:
+        raise RuntimeError(f"argus {' '.join(args)} failed: {p.stderr[-400:]}")
+    return p
+
+
+def query(db, sql):
+    c = sqlite3.connect(db, timeout=30)
+    try:
+        return c.execute(sql).fetchone()[0]
+    finally:
+        c.close()
+
+
+def integrity(path):
+    if not os.path.exists(path):
+        return True
+    return query(path, "PRAGMA integrity_check") == "ok"
+
+
+def weights_ok(db):
+    """Every version's weights file exists with its stored sha256."""
+    c = sqlite3.connect(db, timeout=30)
+    rows = c.execute("SELECT weights_path, weights_sha256 FROM model_versions").fetchall()
+    c.close()
+    for path, sha in rows:
+        if not path:
+            continue
+        if not os.path.exists(path) or hashlib.sha256(open(path, "rb").read()).hexdigest() != sha:
+            return False, f"version weights {path} missing or not matching its checksum"
+    return True, ""
+
+
+def orphans(db):
+    """Weights files no version names (a kill between the file's rename and the version's commit): never read."""
+    folder = db[: -len(".sqlite")] + ".models"
+    if not os.path.isdir(folder):
+        return 0
+    c = sqlite3.connect(db, timeout=30)
+    known = {os.path.abspath(p) for (p,) in c.execute("SELECT weights_path FROM model_versions") if p}
+    c.close()
+    return sum(1 for f in os.listdir(folder)
+               if f.endswith(".safetensors") and os.path.abspath(os.path.join(folder, f)) not in known)
+
+
+class Job:
+    name = ""
+    table = ""  # the table the job adds rows to
+    all_or_nothing = 0  # rows an all-or-nothing job adds
+
+    def prepare(self, work):
+        raise NotImplementedError
+
+    def command(self):
+        raise NotImplementedError
+
+    def finished(self):
+        """True when the job has nothing left to do (then the next kill starts it over on a reset project)."""
+        return False
+
+    def reset(self):
+        pass
+
+
+def demo_db(path):
+    argus("import", "--db", path, os.path.join(ROOT, "assets/demo/liar2-sample.csv"))
+
+
+class Import(Job):
+    name, table = "import 100k rows", "items"
+
+    def prepare(self, work):
+        self.db = os.path.join(work, "import.sqlite")
+        demo_db(self.db)
+        self.csv = os.path.join(work, "big.csv")
+        with open(self.csv, "w") as f:
+            f.write("id,text,label\n")
+            for i in range(100_000):
+                f.write(f"k{i},Claim {i}: the council says district {i % 97} spent {i % 13} percent more,{'real' if i % 2 else 'fake'}\n")
+        self.all_or_nothing = 100_000
+        self.base = os.path.join(work, "import-base.sqlite")
+        shutil.copy(self.db, self.base)
+
+    def command(self):
+        return ["import", "--db", self.db, "--format", "csv", "--map", "id=id,content=text,label=label", self.csv]
+
+    def finished(self):
+        return query(self.db, "SELECT COUNT(*) FROM items") > 300
+
+    def reset(self):
+        for suffix in ("-wal", "-shm"):
+            try:
+                os.remove(self.db + suffix)
+            except FileNotFoundError:
+                pass
+        shutil.copy(self.base, self.db)
+
+
+class Encode(Job):
+    name = "frozen-feature encoding"
+
+    def prepare(self, work):
+        self.db = os.path.join(work, "encode.sqlite")
+        demo_db(self.db)
+        self.cache = self.db[: -len(".sqlite")] + ".encoder-cache.sqlite"
+
+    def command(self):
+        return ["encode", "--db", self.db, "--max-len", "170"]
+
+    def cached(self):
+        if not os.path.exists(self.cache):
+            return 0
+        c = sqlite3.connect(self.cache, timeout=30)
+        tables = [r[0] for r in c.execute("SELECT name FROM sqlite_schema WHERE type = 'table'")]
+        n = sum(c.execute(f"SELECT COUNT(*) FROM \"{t}\"").fetchone()[0] for t in tables if t != "sqlite_sequence")
+        c.close()
+        return n
+
+    def finished(self):
+        return self.cached() >= getattr(self, "total", 1 << 60)
+
+    def reset(self):
+        for suffix in ("", "-wal", "-shm"):
+            try:
+                os.remove(self.cache + suffix)
+            except FileNotFoundError:
+                pass
+
+
+class Retrain(Job):
+    name, table = "full retrain (BERT)", "model_versions"
+
+    def prepare(self, work):
+        self.db = os.path.join(work, "train.sqlite")
+        demo_db(self.db)
+        argus("encode", "--db", self.db, "--max-len", "32")
+
+    def command(self):
+        return ["train", "--db", self.db, "--model", "bert", "--max-epochs", "2", "--max-len", "32"]
+
+
+class Rationales(Job):
+    name, table = "rationale batch (SmolLM2)", "rationales"
+
+    def prepare(self, work):
+        self.db = os.path.join(work, "rationales.sqlite")
+        demo_db(self.db)
+
+    def command(self):
+        return ["rationales", "--db", self.db, "--perspectives", "td,cs", "--model", "smollm2-135m",
+                "--max-tokens", "24", "--temperature", "0", "--limit", "4"]
+
+
+class Repair(Job):
+    name, table = "repair from feedback", "rationales"
+
+    def prepare(self, work):
+        self.db = os.path.join(work, "repair.sqlite")
+        demo_db(self.db)
+        c = sqlite3.connect(self.db)
+        c.execute("INSERT INTO annotators(name) VALUES ('ada')")
+        rid = c.execute("SELECT id FROM rationales ORDER BY id LIMIT 1").fetchone()[0]
+        c.execute("INSERT INTO rationale_feedback(rationale_id, annotator_id, format, fb_what) "
+                  "VALUES (?, (SELECT id FROM annotators WHERE name = 'ada'), 'free-text', 'Say which record shows it.')",
+                  (rid,))
+        self.feedback = c.execute("SELECT MAX(id) FROM rationale_feedback").fetchone()[0]
+        c.commit()
+        c.close()
+
+    def command(self):
+        return ["repair", "--db", self.db, "--feedback", str(self.feedback), "--writer", "gemma-3-270m"]
+
+
+class Study(Job):
+    name, table = "simulated study participants", "study_responses"
+
+    def prepare(self, work):
+        self.db = os.path.join(work, "study.sqlite")
+        demo_db(self.db)
+        self.spec = os.path.join(ROOT, "assets/studies/formats-within.toml")
+        argus("study", "check", "--study", self.spec, "--db", self.db)
+
+    def command(self):
+        self.seed = rng.randrange(1 << 30)
+        return ["study", "run-sim", "--study", self.spec, "--participants", "48", "--db", self.db, "--seed", str(self.seed)]
+
+
+JOBS = [Import(), Encode(), Retrain(), Rationales(), Repair(), Study()]
+
+
+def rows(job):
+    if isinstance(job, Encode):
+        return job.cached()
+    return query(job.db, f"SELECT COUNT(*) FROM {job.table}")
+
+
+def run_job(job, work):
+    job.prepare(work)
+    # How long an unkilled run takes, to kill within it (on a copy, so the project starts unfinished).
+    started = time.time()
+    probe = subprocess.run([BIN, *job.command()], env=ENV, capture_output=True, text=True)
+    duration = max(0.3, time.time() - started)
+    if probe.returncode != 0:
+        raise RuntimeError(f"{job.name}: the unkilled run failed: {probe.stderr[-400:]}")
+    if isinstance(job, Encode):
+        job.total = job.cached()
+    if isinstance(job, (Import, Encode)):
+        job.reset()
+    result = {"kills": 0, "lost_rows": 0, "integrity_failures": 0, "weights_failures": 0, "open_failures": 0,
+              "secs_per_run": round(duration, 2), "notes": []}
+    for k in range(KILLS):
+        if job.finished():
+            job.reset()
+        before = rows(job)
+        p = subprocess.Popen([BIN, *job.command()], env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(0.05, duration))
+        if p.poll() is None:
+            os.kill(p.pid, signal.SIGKILL)
+            result["kills"] += 1
+        p.wait()
+        after = rows(job)
+        lost = max(0, before - after)
+        if job.all_or_nothing and after not in (before, before + job.all_or_nothing):
+            lost += 1
+            result["notes"].append(f"kill {k}: {after - before} of {job.all_or_nothing} rows")
+        result["lost_rows"] += lost
+        dbs = [job.db, job.db[: -len(".sqlite")] + ".encoder-cache.sqlite"]
+        if not all(integrity(d) for d in dbs):
+            result["integrity_failures"] += 1
+        ok, why = weights_ok(job.db)
+        if not ok:
+            result["weights_failures"] += 1
+            result["notes"].append(f"kill {k}: {why}")
+        if argus("stats", "--db", job.db, check=False).returncode != 0:
+            result["open_failures"] += 1
+    result["orphan_weights_files"] = orphans(job.db)
+    # Resume: the job runs to its end without a kill.
+    if job.finished():
+        job.reset()
+    resumed = subprocess.run([BIN, *job.command()], env=ENV, capture_output=True, text=True)
+    result["resumed"] = resumed.returncode == 0
+    if not result["resumed"]:
+        result["notes"].append("the run after the kills failed: " + resumed.stderr[-300:])
+    # The studio opens on the project in a real window and draws.
+    cfg = tempfile.mkdtemp()
+    studio = subprocess.run(["xvfb-run", "-a", "-s", "-screen 0 1280x800x24", BIN, "--db", job.db, "--annotator", "kill9",
+                             "--quit-after-frames", "30"], env=dict(ENV, ARGUS_CONFIG_DIR=cfg, ARGUS_DATA_DIR=cfg),
+                            capture_output=True, text=True, timeout=300)
+    result["studio_opens"] = studio.returncode == 0
+    shutil.rmtree(cfg, ignore_errors=True)
+    return result
+
+
+def main():
+    wanted = [j.strip() for j in os.environ.get("JOBS", "").split(",") if j.strip()]
+    jobs = [j for j in JOBS if not wanted or any(w in j.name for w in wanted)]
+    work = tempfile.mkdtemp(prefix="argus-kill9-")
+    results = {}
+    try:
+        for job in jobs:
+            t = time.time()
+            results[job.name] = run_job(job, work)
+            results[job.name]["secs"] = round(time.time() - t, 1)
+            r = results[job.name]
+            print(f"{job.name:32} kills {r['kills']:3}  lost rows {r['lost_rows']}  integrity failures "
+                  f"{r['integrity_failures']}  weights {r['weights_failures']}  open failures {r['open_failures']}  "
+                  f"resumed {r['resumed']}  studio {r['studio_opens']}  ({r['secs']} s)", flush=True)
+            for n in r["notes"][:5]:
+                print("   ", n)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    total = lambda key: sum(r[key] for r in results.values())
+    print(json.dumps({
+        "kill_jobs": len(results), "kills": total("kills"), "resumed": sum(r["resumed"] for r in results.values()),
+        "lost_rows": total("lost_rows"),
+        "integrity_failures": total("integrity_failures") + total("weights_failures") + total("open_failures"),
+        "studio_opens": sum(r["studio_opens"] for r in results.values()), "jobs": results,
+    }))
+    bad = total("lost_rows") + total("integrity_failures") + total("weights_failures") + total("open_failures")
+    sys.exit(1 if bad or not all(r["resumed"] and r["studio_opens"] for r in results.values()) else 0)
+
+
+if __name__ == "__main__":
+    main()
