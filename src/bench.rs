@@ -10,6 +10,7 @@ pub mod models;
 pub mod online;
 pub mod quality;
 pub mod train;
+pub mod writers;
 
 use std::fmt;
 use std::io::Write as _;

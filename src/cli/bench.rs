@@ -40,6 +40,10 @@ pub enum BenchCmd {
     /// markup): imported byte for byte, fenced in prompts, parsed without a panic, labels untouched, and the studio's
     /// frame time on every such item. With --json, the last line is one JSON object.
     Hostile(Hostile),
+    /// Two writers on one database: a synthetic import (100k rows) on one connection while verdicts are committed
+    /// on another every few milliseconds; times each verdict's wait and checks none is lost. With --json, the last
+    /// line is one JSON object.
+    Writers(Writers),
 }
 
 impl BenchCmd {
@@ -53,6 +57,7 @@ impl BenchCmd {
             BenchCmd::Quality(c) => c.run(g),
             BenchCmd::Generate(c) => c.run(g),
             BenchCmd::Hostile(c) => c.run(g),
+            BenchCmd::Writers(c) => c.run(g),
         }
     }
 }
@@ -348,6 +353,29 @@ impl Generate {
         )?;
         print!("{report}");
         Ok(ExitCode::SUCCESS)
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct Writers {
+    /// Rows of the concurrent import.
+    #[arg(long, default_value_t = 100_000)]
+    rows: usize,
+    /// Milliseconds between two verdicts.
+    #[arg(long, default_value_t = 10)]
+    interval_ms: u64,
+    #[arg(long)]
+    json: bool,
+}
+
+impl Writers {
+    pub fn run(self, _: &Global) -> anyhow::Result<ExitCode> {
+        let report = crate::bench::writers::writers_bench(self.rows, std::time::Duration::from_millis(self.interval_ms))?;
+        print!("{report}");
+        if self.json {
+            println!("{}", serde_json::to_string(&report)?);
+        }
+        Ok(if report.lost == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
     }
 }
 

@@ -21,7 +21,7 @@ use std::str::FromStr;
 
 use crate::domain::{NewDataset, NewItem, Verdict};
 use crate::jobs::Progress;
-use crate::store::{ImportSummary, Store, StoreError};
+use crate::store::{ImportStep, ImportSummary, Store, StoreError};
 
 pub use export::{ExportError, ExportFormat, ExportSummary, export};
 
@@ -763,8 +763,13 @@ fn resolve_format(name: &Path, bytes: &[u8], opts: &ImportOptions) -> Result<Fil
     }
 }
 
-/// Parses every file first (nothing touches the database until all have parsed), then imports all of them in one
-/// [`Store::import`] transaction: all files or none. Returns one [`ImportSummary`] per file, in order.
+/// The progress message of an import while it stages rows (other writers go on).
+pub const STAGING: &str = "importing";
+/// The progress message of an import while it publishes them in one transaction (other writers wait).
+pub const PUBLISHING: &str = "publishing";
+
+/// Parses every file first (nothing touches the database until all have parsed), then imports all of them with one
+/// [`Store::import`]: all files or none; other writers wait only while it publishes. Returns one [`ImportSummary`] per file, in order.
 ///
 /// Reports progress through `progress` (reading: one unit per file; inserting: one unit per item) and stops,
 /// writing nothing, once it is cancelled.
@@ -794,10 +799,12 @@ pub fn import_files(
         return Err(crate::jobs::Cancelled.into());
     }
     let total: usize = parsed.iter().map(|(_, items)| items.len()).sum();
-    progress.set(0, total as u64, "importing");
-    let summaries = store.import(&parsed, &mut |done| progress.set(done as u64, total as u64, "importing"), &|| {
-        progress.is_cancelled()
-    })?;
+    progress.set(0, total as u64, STAGING);
+    let mut report = |step| match step {
+        ImportStep::Staging(done) => progress.set(done as u64, total as u64, STAGING),
+        ImportStep::Publishing => progress.set(total as u64, total as u64, PUBLISHING),
+    };
+    let summaries = store.import(&parsed, &mut report, &|| progress.is_cancelled())?;
     Ok(summaries)
 }
 

@@ -1,13 +1,15 @@
 //! The SQLite store: one real database file per project, schema migrations, and every read and write Argus makes.
 //!
 //! Every user action is committed the moment it is recorded; undo retracts a row (sets `retracted_at`), it never
-//! deletes one. Imports run in one transaction, so a failed or cancelled import leaves the database as it was.
+//! deletes one. An import is staged beside the database and published in one transaction, so a failed or cancelled
+//! import leaves the database as it was, and other writers wait only for the publishing (see `import`).
 //!
 //! This module knows nothing of the UI, of file formats (see `ingest`) or of background jobs.
 
 pub mod bundle;
 pub mod formats;
 pub mod guidance;
+mod import;
 mod migrations;
 pub mod reviews;
 pub mod settings;
@@ -19,11 +21,12 @@ use rusqlite::{Connection, OptionalExtension, params};
 use sha2::{Digest, Sha256};
 
 use crate::domain::{
-    AnnotatorId, DatasetId, Item, ItemId, ItemSummary, Judgement, JudgementId, KeyAssigner, NewDataset, NewFeedback,
-    NewItem, NewJudgement, Rationale, RationaleId, RationaleOrigin, Stats, Verdict, content_key, item_key, key_family,
+    AnnotatorId, DatasetId, Item, ItemId, ItemSummary, Judgement, JudgementId, NewFeedback, NewJudgement, Rationale,
+    RationaleId, RationaleOrigin, Stats, Verdict,
 };
 use crate::prompting::{Perspective, builtin_perspectives};
 
+pub use import::ImportStep;
 pub use migrations::SCHEMA_VERSION;
 
 /// Identifies an Argus database (`PRAGMA application_id`), "ARGU" in ASCII.
@@ -35,7 +38,7 @@ pub const BUSY_TIMEOUT_MS: u64 = 5_000;
 /// Errors of the store.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("{path}: SQLite error: {source}")]
+    #[error("{path}: {}", sqlite_message(.source))]
     Sqlite {
         path: PathBuf,
         #[source]
@@ -67,6 +70,19 @@ pub enum StoreError {
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// SQLite's message, or for a busy database (another connection held the write lock through every retry of the
+/// busy timeout) what happened and what to do.
+fn sqlite_message(e: &rusqlite::Error) -> String {
+    match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => format!(
+            "the database is busy: another studio or command (an import, a merge, a retrain) held its write lock \
+             for more than {} s of retries; nothing of this step was written, try it again ({e})",
+            BUSY_TIMEOUT_MS / 1000
+        ),
+        _ => format!("SQLite error: {e}"),
+    }
+}
 
 /// What an import added.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
@@ -240,144 +256,6 @@ impl Store {
         let mut stmt = self.conn.prepare("SELECT name FROM annotators ORDER BY name").map_err(|e| self.err(e))?;
         let rows = stmt.query_map([], |r| r.get(0)).map_err(|e| self.err(e))?;
         rows.collect::<rusqlite::Result<_>>().map_err(|e| self.err(e))
-    }
-
-    // ---------------------------------------------------------------------------------------------------------
-    // Import
-
-    /// Adds datasets with their items and rationales in one transaction: all of them, or (on error or cancel)
-    /// none.
-    ///
-    /// `on_progress(done)` is called every few hundred items with the count over all datasets; `cancelled()` is
-    /// polled as often.
-    pub fn import(
-        &mut self,
-        datasets: &[(NewDataset, Vec<NewItem>)],
-        on_progress: &mut dyn FnMut(usize),
-        cancelled: &dyn Fn() -> bool,
-    ) -> Result<Vec<ImportSummary>> {
-        let path = self.path.clone();
-        let err = |source| StoreError::Sqlite { path: path.clone(), source };
-        // IMMEDIATE: take the write lock now, so the rationale ids handed out below cannot collide with another
-        // writer's.
-        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(err)?;
-        let mut next_rationale_id: i64 =
-            tx.query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM rationales", [], |r| r.get(0)).map_err(err)?;
-        let mut summaries = Vec::with_capacity(datasets.len());
-        let mut done = 0usize;
-        {
-            let mut insert_dataset = tx
-                .prepare("INSERT INTO datasets(name, format, source_path, license_note) VALUES (?1, ?2, ?3, ?4)")
-                .map_err(err)?;
-            let mut insert_item = tx
-                .prepare(
-                    "INSERT INTO items(dataset_id, external_id, title, text, source, published, gold_label, \
-                     original_label, split, metadata, text_sha256, item_key) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-                )
-                .map_err(err)?;
-            let mut insert_rationale = tx
-                .prepare(
-                    "INSERT INTO rationales(id, root_id, item_id, perspective, origin, model, prompt, text, verdict) \
-                     VALUES (?1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                )
-                .map_err(err)?;
-            let mut find_key = tx.prepare("SELECT text_sha256 FROM items WHERE item_key = ?1").map_err(err)?;
-            for (dataset, items) in datasets {
-                // Repeats are numbered within one file, so that the file read again gives the same keys.
-                let mut keys = KeyAssigner::default();
-                let family = key_family(&dataset.format);
-                let mut summary = ImportSummary::default();
-                for item in items {
-                    if done.is_multiple_of(512) {
-                        if cancelled() {
-                            return Err(crate::jobs::Cancelled.into()); // dropping `tx` rolls back
-                        }
-                        on_progress(done);
-                    }
-                    done += 1;
-                    let sha = text_sha256(&item.text);
-                    let mut existing = |key: &str| -> Result<Option<String>> {
-                        find_key.query_row([key], |r| r.get::<_, String>(0)).optional().map_err(err)
-                    };
-                    let mut key =
-                        keys.next(&item_key(family, item.external_id.as_deref(), &item.text, item.source.as_deref()));
-                    match existing(&key)? {
-                        Some(other) if other == sha => {
-                            summary.already_present += 1;
-                            continue;
-                        }
-                        // The same id with another text: not the same item (two sources numbering from 1).
-                        Some(_) => {
-                            key = keys.next(&content_key(&item.text, item.source.as_deref()));
-                            if existing(&key)?.is_some() {
-                                summary.already_present += 1;
-                                continue;
-                            }
-                        }
-                        None => {}
-                    }
-                    let dataset_id = match summary.dataset_id {
-                        Some(id) => id,
-                        None => {
-                            insert_dataset
-                                .execute(params![
-                                    dataset.name,
-                                    dataset.format,
-                                    dataset.source_path,
-                                    dataset.license_note
-                                ])
-                                .map_err(err)?;
-                            let id = tx.last_insert_rowid();
-                            summary.dataset_id = Some(id);
-                            id
-                        }
-                    };
-                    let metadata = serde_json::to_string(&item.metadata).unwrap_or_else(|_| "{}".into());
-                    insert_item
-                        .execute(params![
-                            dataset_id,
-                            item.external_id,
-                            item.title,
-                            item.text,
-                            item.source,
-                            item.published,
-                            item.gold_label.map(Verdict::as_str),
-                            item.original_label,
-                            item.split,
-                            metadata,
-                            sha,
-                            key,
-                        ])
-                        .map_err(err)?;
-                    let item_id = tx.last_insert_rowid();
-                    summary.items += 1;
-                    for r in &item.rationales {
-                        insert_rationale
-                            .execute(params![
-                                next_rationale_id,
-                                item_id,
-                                r.perspective,
-                                r.origin.as_str(),
-                                r.model,
-                                r.prompt,
-                                r.text,
-                                r.verdict.map(Verdict::as_str),
-                            ])
-                            .map_err(err)?;
-                        next_rationale_id += 1;
-                        summary.rationales += 1;
-                    }
-                }
-                summaries.push(summary);
-            }
-        }
-        if cancelled() {
-            return Err(crate::jobs::Cancelled.into());
-        }
-        tx.commit().map_err(err)?;
-        on_progress(done);
-        Ok(summaries)
     }
 
     // ---------------------------------------------------------------------------------------------------------

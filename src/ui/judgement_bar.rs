@@ -34,7 +34,7 @@ impl BarState {
 
 /// Draws the bar; returns the commands it emits.
 ///
-/// `writes_paused`: an import holds the database; the verdict buttons are disabled until it is done.
+/// `writes_paused`: an import is publishing (it holds the write lock); the verdict buttons are disabled meanwhile.
 pub fn judgement_bar_ui(
     ui: &mut egui::Ui,
     ws: &Workspace,
@@ -47,7 +47,7 @@ pub fn judgement_bar_ui(
     ui.add_space(4.0);
     if writes_paused {
         ui.label(
-            egui::RichText::new("Verdicts are paused while the import writes to the database.")
+            egui::RichText::new("Verdicts are paused while the import publishes its rows to the database.")
                 .color(ui.visuals().warn_fg_color),
         );
     }

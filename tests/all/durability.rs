@@ -117,3 +117,144 @@ fn two_studios_on_one_database_lose_no_judgement() {
     }
     assert_eq!(store.judgements(1).unwrap().len(), 2, "item 1 has both verdicts");
 }
+
+// -------------------------------------------------------------------------------------------------------------
+// An import beside other writers
+
+fn claims(n: usize) -> (argus::domain::NewDataset, Vec<argus::domain::NewItem>) {
+    let dataset = argus::domain::NewDataset {
+        name: "claims".into(),
+        format: "csv".into(),
+        source_path: "claims.csv".into(),
+        license_note: None,
+    };
+    let items = (0..n)
+        .map(|i| argus::domain::NewItem {
+            external_id: Some(format!("c{i}")),
+            text: format!("Claim {i}: the council spent {i} percent more."),
+            gold_label: Some(if i % 2 == 0 { Verdict::Fake } else { Verdict::Real }),
+            rationales: vec![argus::domain::NewRationale {
+                perspective: "human".into(),
+                origin: argus::domain::RationaleOrigin::Imported,
+                model: None,
+                prompt: None,
+                text: format!("Why claim {i} is rated so."),
+                verdict: None,
+            }],
+            ..Default::default()
+        })
+        .collect();
+    (dataset, items)
+}
+
+/// While an import stages its rows it holds no write lock: a verdict from another connection commits at once,
+/// and the import still lands whole.
+#[test]
+fn a_verdict_commits_at_once_while_an_import_stages() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("shared.sqlite");
+    drop(Workspace::open(&db, "ada", true, &NoProgress).unwrap()); // the demo's 300 items
+    let other = Store::open(&db).unwrap();
+    let bea = other.annotator_id("bea").unwrap();
+    let mut importer = Store::open(&db).unwrap();
+    let mut waits = Vec::new();
+    let mut publishing = 0;
+    let summaries = importer
+        .import(
+            &[claims(5_000)],
+            &mut |step| match step {
+                argus::store::ImportStep::Staging(n) if n > 0 => {
+                    let t = std::time::Instant::now();
+                    other
+                        .record_judgement(&argus::domain::NewJudgement {
+                            item_id: 1 + (n % 300) as i64,
+                            annotator_id: bea,
+                            verdict: Verdict::Fake,
+                            confidence: None,
+                            note: None,
+                            time_spent_ms: 0,
+                        })
+                        .expect("a verdict while the import stages");
+                    waits.push(t.elapsed());
+                }
+                argus::store::ImportStep::Staging(_) => {}
+                argus::store::ImportStep::Publishing => publishing += 1,
+            },
+            &|| false,
+        )
+        .unwrap();
+    assert_eq!((summaries[0].items, summaries[0].rationales), (5_000, 5_000));
+    assert_eq!(publishing, 1);
+    assert!(waits.len() >= 9, "a verdict every 512 staged items: {}", waits.len());
+    let slowest = waits.iter().max().unwrap();
+    assert!(*slowest < std::time::Duration::from_millis(500), "a verdict waited {slowest:?} while the import staged");
+    let stats = other.stats().unwrap();
+    assert_eq!((stats.items, stats.judgements as usize), (5_300, waits.len()));
+    // Ids come in one block, and each rationale hangs on its own item.
+    let item = importer.item(301).unwrap();
+    assert_eq!(item.external_id.as_deref(), Some("c0"));
+    let rationales = importer.rationales(5_300).unwrap();
+    assert_eq!(rationales.len(), 1);
+    assert_eq!(rationales[0].text, "Why claim 4999 is rated so.");
+    assert_eq!(rationales[0].root_id, rationales[0].id);
+}
+
+/// An item another writer publishes while this import stages it is not imported twice: the import stages again
+/// under the lock and counts it as already present.
+#[test]
+fn an_item_another_writer_adds_meanwhile_is_not_imported_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("shared.sqlite");
+    let mut importer = Store::open(&db).unwrap();
+    let mut other = Store::open(&db).unwrap();
+    let (dataset, items) = claims(2_000);
+    let first = (dataset.clone(), items[1_500..1_501].to_vec());
+    let mut added = false;
+    let summaries = importer
+        .import(
+            &[(dataset, items)],
+            &mut |step| {
+                if step == argus::store::ImportStep::Publishing && !added {
+                    other.import(std::slice::from_ref(&first), &mut |_| {}, &|| false).unwrap();
+                    added = true;
+                }
+            },
+            &|| false,
+        )
+        .unwrap();
+    assert!(added);
+    assert_eq!((summaries[0].items, summaries[0].already_present), (1_999, 1));
+    let stats = importer.stats().unwrap();
+    assert_eq!((stats.items, stats.datasets), (2_000, 2));
+    assert_eq!(importer.item_id_by_key("id:c1500").unwrap(), Some(1));
+}
+
+/// A database held busy past the busy timeout refuses a verdict with a message that says so, names the file and
+/// says nothing was written; once the other writer lets go the same verdict commits.
+#[test]
+fn a_busy_database_refuses_a_verdict_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("busy.sqlite");
+    drop(Workspace::open(&db, "ada", true, &NoProgress).unwrap());
+    let store = Store::open(&db).unwrap();
+    let ada = store.annotator_id("ada").unwrap();
+    let holder = rusqlite::Connection::open(&db).unwrap();
+    holder.execute_batch("BEGIN IMMEDIATE; INSERT INTO annotators(name) VALUES ('holder');").unwrap();
+    let judgement = argus::domain::NewJudgement {
+        item_id: 1,
+        annotator_id: ada,
+        verdict: Verdict::Real,
+        confidence: None,
+        note: Some("kept".into()),
+        time_spent_ms: 0,
+    };
+    let t = std::time::Instant::now();
+    let err = store.record_judgement(&judgement).unwrap_err().to_string();
+    assert!(t.elapsed() >= std::time::Duration::from_millis(argus::store::BUSY_TIMEOUT_MS - 100), "it retried");
+    assert!(err.starts_with(&db.display().to_string()), "{err}");
+    assert!(err.contains("the database is busy") && err.contains("nothing of this step was written"), "{err}");
+    assert!(store.judgements(1).unwrap().is_empty());
+    holder.execute_batch("COMMIT").unwrap();
+    store.record_judgement(&judgement).unwrap();
+    assert_eq!(store.judgements(1).unwrap().len(), 1);
+}

@@ -22,9 +22,12 @@ impl ArgusApp {
         }
     }
 
-    /// True while an import writes: the workspace's own writes would wait on SQLite's lock, so they are refused.
+    /// True while an import publishes its staged rows (it holds SQLite's one write lock for that last second or
+    /// so; while it reads and stages, verdicts go on) or a merge runs: the workspace's own writes would wait on the
+    /// lock, so they are refused with a message rather than freezing the window.
     pub(super) fn writes_paused(&self) -> bool {
-        self.jobs.is_running(IMPORT_JOB) || self.jobs.is_running(MERGE_JOB)
+        self.jobs.is_running(MERGE_JOB)
+            || self.jobs.running().any(|job| job.name() == IMPORT_JOB && job.message() == crate::ingest::PUBLISHING)
     }
 
     fn handle(&mut self, command: AppCommand) {
@@ -170,7 +173,7 @@ impl ArgusApp {
                 | Command::Adjudicate { .. }
         );
         if writes && self.writes_paused() {
-            self.notify_error("Not saved: an import is writing to the database; judge again when it is done.");
+            self.notify_error("Not saved: an import is publishing its rows to the database; judge again in a moment.");
             return;
         }
         let Phase::Ready(ws) = &mut self.phase else { return };
@@ -295,7 +298,7 @@ impl ArgusApp {
     /// Starts (or resumes) participant `code` of `study` and switches the window to participant mode.
     fn start_participant(&mut self, study: &str, code: &str) {
         if self.writes_paused() {
-            self.notify_error("An import is writing to the database; start the participant when it is done.");
+            self.notify_error("An import is publishing its rows to the database; start the participant in a moment.");
             return;
         }
         let Phase::Ready(ws) = &mut self.phase else { return };
