@@ -342,7 +342,105 @@ pub struct GenerateReport {
     pub argus_prompt_tps: f64,
     pub argus_generate_tps: f64,
     pub argus_tokens: Vec<u32>,
+    /// The same measured through candle-transformers' model of the family (prompt tok/s, generate tok/s, greedy
+    /// tokens), where Argus runs its own decode path for it (`models::decoder`).
+    pub candle_transformers: Option<(f64, f64, Vec<u32>)>,
     pub peer: Result<serde_json::Value, String>,
+    /// One demo item written as the writer writes it (when asked for).
+    pub item: Option<ItemReport>,
+}
+
+/// One demo item's perspectives written as the writer writes them (each rationale, then its verdict question in
+/// the same conversation), greedy, by Argus and by llama.cpp.
+#[derive(Debug)]
+pub struct ItemReport {
+    pub perspectives: usize,
+    pub max_tokens: usize,
+    /// Argus, its own decode path reusing the cached prefix.
+    pub secs: f64,
+    pub prompt_tokens: usize,
+    pub reused_prompt_tokens: usize,
+    pub generated_tokens: usize,
+    /// Argus through candle-transformers' model, every prompt from its start (where the own path runs).
+    pub secs_from_scratch: Option<f64>,
+    /// (rationale, verdict answer) per perspective, Argus's.
+    pub written: Vec<(String, String)>,
+    pub peer: Result<serde_json::Value, String>,
+}
+
+impl ItemReport {
+    pub fn peer_secs(&self) -> Option<f64> {
+        self.peer.as_ref().ok().and_then(|p| p["item_secs"].as_f64())
+    }
+}
+
+impl fmt::Display for ItemReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "one demo item, {} perspectives, each a rationale (greedy, at most {} tokens) then its verdict:",
+            self.perspectives, self.max_tokens
+        )?;
+        writeln!(
+            f,
+            "  argus                               {:>7.2} s  ({} prompt tokens, {} of them reused from the cache; {} generated)",
+            self.secs, self.prompt_tokens, self.reused_prompt_tokens, self.generated_tokens
+        )?;
+        if let Some(s) = self.secs_from_scratch {
+            writeln!(f, "  argus, every prompt from its start  {s:>7.2} s  (candle-transformers' model)")?;
+        }
+        match &self.peer {
+            Ok(p) => {
+                let engine = p["engine"].as_str().unwrap_or("peer");
+                let secs = p["item_secs"].as_f64().unwrap_or(f64::NAN);
+                let tokens = p["generated_tokens"].as_u64().unwrap_or(0);
+                writeln!(f, "  {engine:<35} {secs:>7.2} s  ({tokens} generated)")?;
+                writeln!(f, "  item ratio peer/argus               {:>7.2}x", secs / self.secs)?;
+                if let Some(theirs) = p["written"].as_array() {
+                    let same = theirs
+                        .iter()
+                        .zip(&self.written)
+                        .filter(|(t, (r, v))| t["rationale"].as_str() == Some(r.as_str()) && t["verdict"].as_str() == Some(v.as_str()))
+                        .count();
+                    writeln!(f, "  rationales and verdicts identical to llama.cpp's: {same} of {}", theirs.len())?;
+                }
+            }
+            Err(e) => writeln!(f, "  peer: not measured: {e}")?,
+        }
+        Ok(())
+    }
+}
+
+/// Writes the demo's first claim from every built-in generated perspective as `rationales::write_one` does (the
+/// same messages, in the same order), greedy; returns seconds, prompt / reused / generated tokens, and the texts.
+fn write_item(
+    generator: &mut Generator,
+    max_tokens: usize,
+    verdict_tokens: usize,
+) -> Result<(f64, usize, usize, usize, Vec<(String, String)>), ModelError> {
+    use crate::models::{ChatModel as _, GenerationParams};
+    let (perspectives, news) = item_tasks();
+    let mut quiet = |_: &str| std::ops::ControlFlow::Continue(());
+    let (mut prompt, mut reused, mut generated, mut written) = (0, 0, 0, Vec::new());
+    generator.forget();
+    let started = Instant::now();
+    for p in &perspectives {
+        let r = generator.chat(&crate::prompting::rationale_messages(p, &news), &GenerationParams::greedy(max_tokens), &mut quiet)?;
+        let question = crate::prompting::verdict_messages(p, &news, &r.text);
+        let v = generator.chat(&question, &GenerationParams::greedy(verdict_tokens), &mut quiet)?;
+        prompt += r.prompt_tokens + v.prompt_tokens;
+        reused += r.reused_prompt_tokens + v.reused_prompt_tokens;
+        generated += r.completion_tokens + v.completion_tokens;
+        written.push((r.text, v.text));
+    }
+    Ok((started.elapsed().as_secs_f64(), prompt, reused, generated, written))
+}
+
+/// The item of the item figure: the demo's first claim, and the built-in perspectives a writer generates.
+fn item_tasks() -> (Vec<crate::prompting::Perspective>, String) {
+    let news = crate::ingest::read_demo_sample().ok().and_then(|p| p.items.into_iter().next()).map(|i| i.text).unwrap_or_default();
+    let perspectives = crate::prompting::builtin_perspectives().into_iter().filter(|p| p.generated).collect();
+    (perspectives, news)
 }
 
 impl fmt::Display for GenerateReport {
@@ -359,7 +457,12 @@ impl fmt::Display for GenerateReport {
             self.reps
         )?;
         writeln!(f, "  {:<34} {:>14} {:>14}", "", "prompt tok/s", "generate tok/s")?;
-        writeln!(f, "  {:<34} {:>14.1} {:>14.1}", "argus (candle)", self.argus_prompt_tps, self.argus_generate_tps)?;
+        writeln!(f, "  {:<34} {:>14.1} {:>14.1}", "argus", self.argus_prompt_tps, self.argus_generate_tps)?;
+        if let Some((pp, tg, tokens)) = &self.candle_transformers {
+            writeln!(f, "  {:<34} {pp:>14.1} {tg:>14.1}", "candle-transformers' model")?;
+            let same = self.argus_tokens.iter().zip(tokens).take_while(|(a, b)| a == b).count();
+            writeln!(f, "  greedy tokens identical to candle-transformers' for the first {same} of {}", tokens.len())?;
+        }
         match &self.peer {
             Ok(peer) => {
                 let pp = peer["prompt_tokens_per_second"].as_f64().unwrap_or(f64::NAN);
@@ -381,7 +484,42 @@ impl fmt::Display for GenerateReport {
             }
             Err(e) => writeln!(f, "  peer: not measured: {e}")?,
         }
+        if let Some(item) = &self.item {
+            write!(f, "{item}")?;
+        }
         Ok(())
+    }
+}
+
+impl GenerateReport {
+    /// The JSON object of `argus bench generate --json` (issue 13's keys; the dataset figure is not built yet).
+    pub fn json(&self) -> serde_json::Value {
+        let peer = self.peer.as_ref().ok();
+        let rate = |key: &str| peer.and_then(|p| p[key].as_f64());
+        let item_secs = self.item.as_ref().map(|i| i.secs);
+        let peer_item_secs = self.item.as_ref().and_then(ItemReport::peer_secs);
+        serde_json::json!({
+            "model": self.model.file_name().map(|n| n.to_string_lossy().into_owned()),
+            "device": self.device,
+            "threads": self.threads,
+            "prompt_tokens_per_sec": self.argus_prompt_tps,
+            "decode_tokens_per_sec": self.argus_generate_tps,
+            "peer_prompt_tokens_per_sec": rate("prompt_tokens_per_second"),
+            "peer_decode_tokens_per_sec": rate("generate_tokens_per_second"),
+            "prompt_ratio": rate("prompt_tokens_per_second").map(|p| self.argus_prompt_tps / p),
+            "decode_ratio": rate("generate_tokens_per_second").map(|p| self.argus_generate_tps / p),
+            "candle_transformers_prompt_tokens_per_sec": self.candle_transformers.as_ref().map(|c| c.0),
+            "candle_transformers_decode_tokens_per_sec": self.candle_transformers.as_ref().map(|c| c.1),
+            "item_secs": item_secs,
+            "item_secs_from_scratch": self.item.as_ref().and_then(|i| i.secs_from_scratch),
+            "item_reused_prompt_tokens": self.item.as_ref().map(|i| i.reused_prompt_tokens),
+            "item_prompt_tokens": self.item.as_ref().map(|i| i.prompt_tokens),
+            "peer_item_secs": peer_item_secs,
+            "item_ratio": item_secs.zip(peer_item_secs).map(|(a, p)| p / a),
+            "dataset_tokens_per_sec": null,
+            "peer_dataset_tokens_per_sec": null,
+            "dataset_ratio": null,
+        })
     }
 }
 
@@ -412,22 +550,42 @@ pub fn generate(
     generate: usize,
     reps: usize,
     with_peer: bool,
+    item: Option<usize>,
 ) -> Result<GenerateReport, ModelError> {
     let device = choice.open()?;
+    const VERDICT_TOKENS: usize = 12;
+    let time = |generator: &mut Generator, prompt: &[u32]| -> Result<(f64, f64, Vec<u32>), ModelError> {
+        let (mut prefill, mut decode, mut tokens) = (Vec::new(), Vec::new(), Vec::new());
+        for rep in 0..=reps.max(1) {
+            let (p, d, t) = generator.time_greedy(prompt, generate)?;
+            if rep > 0 {
+                prefill.push(p);
+                decode.push(d);
+            } else {
+                tokens = t;
+            }
+        }
+        Ok((prompt.len() as f64 / median(prefill), generate as f64 / median(decode), tokens))
+    };
     let mut generator = Generator::load(path, &device, &GeneratorOptions::default())?;
     let prompt = bench_prompt(&generator, prompt_tokens)?;
-    let mut prefill = Vec::new();
-    let mut decode = Vec::new();
-    let mut tokens = Vec::new();
-    for rep in 0..=reps.max(1) {
-        let (p, d, t) = generator.time_greedy(&prompt, generate)?;
-        if rep > 0 {
-            prefill.push(p);
-            decode.push(d);
-        } else {
-            tokens = t;
+    let (argus_prompt_tps, argus_generate_tps, tokens) = time(&mut generator, &prompt)?;
+    let own = generator.uses_own_decoder();
+    let requantized = generator.requantized;
+    let item_argus = item.map(|max| write_item(&mut generator, max, VERDICT_TOKENS)).transpose()?;
+    drop(generator);
+    let mut secs_from_scratch = None;
+    let candle_transformers = if own {
+        let options = GeneratorOptions { candle_transformers: true, ..GeneratorOptions::default() };
+        let mut generator = Generator::load(path, &device, &options)?;
+        let timed = time(&mut generator, &prompt)?;
+        if let Some(max) = item {
+            secs_from_scratch = Some(write_item(&mut generator, max, VERDICT_TOKENS)?.0);
         }
-    }
+        Some(timed)
+    } else {
+        None
+    };
     let threads = candle_core::utils::get_num_threads();
     let peer = if !with_peer {
         Err("skipped (--no-peer)".to_owned())
@@ -461,15 +619,79 @@ pub fn generate(
         model: path.to_owned(),
         device: device::describe(&device),
         threads,
-        requantized: generator.requantized,
+        requantized,
         prompt_tokens: prompt.len(),
         generated: generate,
         reps,
-        argus_prompt_tps: prompt.len() as f64 / median(prefill),
-        argus_generate_tps: generate as f64 / median(decode),
+        argus_prompt_tps,
+        argus_generate_tps,
         argus_tokens: tokens,
+        candle_transformers,
         peer,
+        item: match (item, item_argus) {
+            (Some(max_tokens), Some((secs, prompt_tokens, reused_prompt_tokens, generated_tokens, written))) => {
+                Some(ItemReport {
+                    perspectives: written.len(),
+                    max_tokens,
+                    secs,
+                    prompt_tokens,
+                    reused_prompt_tokens,
+                    generated_tokens,
+                    secs_from_scratch,
+                    written,
+                    peer: item_peer(path, with_peer, max_tokens, VERDICT_TOKENS),
+                })
+            }
+            _ => None,
+        },
     })
+}
+
+/// llama.cpp writing the same item (`benches/peers/item_llamacpp.py`).
+fn item_peer(path: &Path, with_peer: bool, max_tokens: usize, verdict_tokens: usize) -> Result<serde_json::Value, String> {
+    if !with_peer {
+        return Err("skipped (--no-peer)".to_owned());
+    }
+    let Some(py) = python("ARGUS_LLAMA_PYTHON", ".venv-llama") else {
+        return Err("llama.cpp peer not installed (run scripts/setup-llama-server.sh, or set ARGUS_LLAMA_PYTHON)".to_owned());
+    };
+    let (perspectives, news) = item_tasks();
+    let tasks: Vec<serde_json::Value> = perspectives
+        .iter()
+        .map(|p| {
+            serde_json::json!({
+                "messages": crate::prompting::rationale_messages(p, &news)
+                    .iter()
+                    .map(|m| serde_json::json!({"role": m.role, "content": m.content}))
+                    .collect::<Vec<_>>(),
+                "question": p.verdict_question,
+            })
+        })
+        .collect();
+    let tmp = tempdir();
+    let file = tmp.join("tasks.json");
+    std::fs::write(&file, serde_json::Value::Array(tasks).to_string()).map_err(|e| format!("{}: {e}", file.display()))?;
+    let threads = candle_core::utils::get_num_threads();
+    let result = run_peer(
+        &py,
+        "item_llamacpp.py",
+        &[
+            "--model".into(),
+            path.display().to_string(),
+            "--tasks".into(),
+            file.display().to_string(),
+            "--max-tokens".into(),
+            max_tokens.to_string(),
+            "--verdict-tokens".into(),
+            verdict_tokens.to_string(),
+            "--threads".into(),
+            threads.to_string(),
+            "--reps".into(),
+            "1".into(),
+        ],
+    );
+    let _ = std::fs::remove_dir_all(&tmp);
+    result
 }
 
 pub(crate) fn tempdir() -> PathBuf {

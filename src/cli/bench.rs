@@ -338,6 +338,13 @@ pub struct Generate {
     reps: usize,
     #[arg(long)]
     no_peer: bool,
+    /// Also write one demo item's perspectives with their verdicts as the writer does, greedy, with at most this
+    /// many tokens per rationale, beside llama.cpp writing the same (0: skip).
+    #[arg(long, default_value_t = 256)]
+    item_tokens: usize,
+    /// Print, last, one JSON object.
+    #[arg(long)]
+    json: bool,
 }
 
 impl Generate {
@@ -350,8 +357,12 @@ impl Generate {
             self.generate,
             self.reps,
             !self.no_peer,
+            (self.item_tokens > 0).then_some(self.item_tokens),
         )?;
         print!("{report}");
+        if self.json {
+            println!("{}", report.json());
+        }
         Ok(ExitCode::SUCCESS)
     }
 }

@@ -19,6 +19,7 @@ use candle_transformers::generation::{LogitsProcessor, Sampling};
 use candle_transformers::models::{quantized_gemma3, quantized_llama, quantized_qwen2};
 use tokenizers::Tokenizer;
 
+use super::decoder::{DECODER_ARCHITECTURES, Decoder, KvCache};
 use super::{ChatModel, Completion, GenerationParams, ModelError, Result, StopReason, check_memory};
 use crate::prompting::ChatMessage;
 
@@ -95,15 +96,20 @@ pub struct GeneratorOptions {
     pub context: usize,
     /// Refuse to load when the model needs more than this many bytes (default: the memory available now).
     pub memory_budget: Option<u64>,
+    /// Run llama and qwen2 models through candle-transformers' implementations instead of Argus's own decode path
+    /// (`models::decoder`), which reuses the cached prefix of a prompt. For comparisons.
+    pub candle_transformers: bool,
 }
 
 impl Default for GeneratorOptions {
     fn default() -> Self {
-        Self { requantize: true, context: 4096, memory_budget: None }
+        Self { requantize: true, context: 4096, memory_budget: None, candle_transformers: false }
     }
 }
 
 enum Weights {
+    /// Argus's own decode path (llama, qwen2) with the tokens its cache holds.
+    Own { decoder: Decoder, cache: Option<KvCache>, cached: Vec<u32>, capacity: usize },
     Llama(quantized_llama::ModelWeights),
     Qwen2(quantized_qwen2::ModelWeights),
     Gemma3(quantized_gemma3::ModelWeights),
@@ -112,9 +118,58 @@ enum Weights {
 impl Weights {
     fn forward(&mut self, x: &Tensor, pos: usize) -> candle_core::Result<Tensor> {
         match self {
+            Self::Own { .. } => candle_core::bail!("the own decode path runs through prefill and decode"),
             Self::Llama(m) => m.forward(x, pos),
             Self::Qwen2(m) => m.forward(x, pos),
             Self::Gemma3(m) => m.forward(x, pos),
+        }
+    }
+
+    /// The logits (`[vocab]`) after `prompt`, and how many of its tokens were already in the cache (own decode
+    /// path: the longest prefix shared with the previous sequence; candle-transformers' models start over).
+    fn prefill(&mut self, prompt: &[u32], device: &Device) -> candle_core::Result<(Tensor, usize)> {
+        match self {
+            Self::Own { decoder, cache, cached, capacity } => {
+                let cache = match cache {
+                    Some(c) => c,
+                    None => cache.insert(decoder.new_cache(*capacity)?),
+                };
+                let shared = cached.iter().zip(prompt).take_while(|(a, b)| a == b).count().min(prompt.len() - 1);
+                cache.truncate(shared);
+                cached.truncate(shared);
+                let logits = decoder.forward(&prompt[shared..], cache)?;
+                cached.extend_from_slice(&prompt[shared..]);
+                Ok((logits, shared))
+            }
+            other => {
+                let input = Tensor::new(prompt, device)?.unsqueeze(0)?;
+                Ok((other.forward(&input, 0)?.flatten_all()?, 0))
+            }
+        }
+    }
+
+    /// The logits after one more token at position `pos`.
+    fn decode(&mut self, token: u32, pos: usize, device: &Device) -> candle_core::Result<Tensor> {
+        match self {
+            Self::Own { decoder, cache: Some(cache), cached, .. } => {
+                let logits = decoder.forward(&[token], cache)?;
+                cached.push(token);
+                Ok(logits)
+            }
+            other => {
+                let input = Tensor::new(&[token], device)?.unsqueeze(0)?;
+                other.forward(&input, pos)?.flatten_all()
+            }
+        }
+    }
+
+    /// Forgets the cached sequence (benchmarks time a prompt from scratch).
+    fn forget(&mut self) {
+        if let Self::Own { cache, cached, .. } = self {
+            cached.clear();
+            if let Some(c) = cache {
+                c.truncate(0);
+            }
         }
     }
 }
@@ -236,15 +291,16 @@ impl Generator {
         let file = std::fs::File::open(path).map_err(|e| ModelError::file(path, e))?;
         let mut reader = std::io::BufReader::new(file);
         let arch = info.architecture.clone();
+        let context = options.context.min(info.context_length.unwrap_or(options.context)).max(64);
+        let own = !options.candle_transformers && DECODER_ARCHITECTURES.contains(&arch.as_str());
         let weights = if requantize {
             let bytes = requantized_gguf(&content, &mut reader, path)?;
             let mut cursor = Cursor::new(bytes);
             let content = Content::read(&mut cursor).map_err(ModelError::candle(path.display()))?;
-            load_weights(&arch, content, &mut cursor, device, path)?
+            load_weights(&arch, own, context, content, &mut cursor, device, path)?
         } else {
-            load_weights(&arch, content, &mut reader, device, path)?
+            load_weights(&arch, own, context, content, &mut reader, device, path)?
         };
-        let context = options.context.min(info.context_length.unwrap_or(options.context)).max(64);
         let stem = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let id = format!("{stem}#{}", info.file_size);
         Ok(Self {
@@ -264,6 +320,16 @@ impl Generator {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Forgets the sequence its cache holds, so that the next prompt is processed from its start.
+    pub fn forget(&mut self) {
+        self.weights.forget();
+    }
+
+    /// Whether it runs on Argus's own decode path (`models::decoder`) rather than candle-transformers' model.
+    pub fn uses_own_decoder(&self) -> bool {
+        matches!(self.weights, Weights::Own { .. })
     }
 
     pub fn info(&self) -> &GgufInfo {
@@ -319,8 +385,7 @@ impl Generator {
         let mut sampler = LogitsProcessor::from_sampling(params.seed, sampling);
         let budget = params.max_tokens.min(self.context - prompt.len());
         let started = Instant::now();
-        let input = Tensor::new(prompt, &self.device).and_then(|t| t.unsqueeze(0)).map_err(ctx())?;
-        let logits = self.weights.forward(&input, 0).map_err(ctx())?;
+        let (logits, reused) = self.weights.prefill(prompt, &self.device).map_err(ctx())?;
         let mut next = sample_last(&logits, &mut sampler).map_err(ctx())?;
         let prompt_seconds = started.elapsed().as_secs_f64();
         let started = Instant::now();
@@ -342,8 +407,8 @@ impl Generator {
             if generated.len() == budget {
                 break;
             }
-            let input = Tensor::new(&[next], &self.device).and_then(|t| t.unsqueeze(0)).map_err(ctx())?;
-            let logits = self.weights.forward(&input, prompt.len() + generated.len() - 1).map_err(ctx())?;
+            let logits =
+                self.weights.decode(next, prompt.len() + generated.len() - 1, &self.device).map_err(ctx())?;
             next = sample_last(&logits, &mut sampler).map_err(ctx())?;
         }
         let text = self.tokenizer.decode(&generated, true).map_err(|e| ModelError::file(&self.path, e))?;
@@ -353,6 +418,7 @@ impl Generator {
         let completion = Completion {
             text: text.trim().to_owned(),
             prompt_tokens: prompt.len(),
+            reused_prompt_tokens: reused,
             completion_tokens: generated.len(),
             stop,
             prompt_seconds,
@@ -366,9 +432,9 @@ impl Generator {
     /// The logits after processing `prompt` in one batch (for comparing devices).
     pub fn prompt_logits(&mut self, prompt: &[u32]) -> Result<Vec<f32>> {
         let ctx = || ModelError::candle(format!("running {}", self.path.display()));
-        let input = Tensor::new(prompt, &self.device).and_then(|t| t.unsqueeze(0)).map_err(ctx())?;
-        let logits = self.weights.forward(&input, 0).map_err(ctx())?;
-        logits.flatten_all().and_then(|l| l.to_dtype(candle_core::DType::F32)).and_then(|l| l.to_vec1()).map_err(ctx())
+        self.weights.forget();
+        let (logits, _) = self.weights.prefill(prompt, &self.device).map_err(ctx())?;
+        logits.to_dtype(candle_core::DType::F32).and_then(|l| l.to_vec1()).map_err(ctx())
     }
 
     /// For benchmarks: seconds to process `prompt` in one batch, seconds to then generate `n` tokens greedily one
@@ -376,9 +442,9 @@ impl Generator {
     pub fn time_greedy(&mut self, prompt: &[u32], n: usize) -> Result<(f64, f64, Vec<u32>)> {
         let ctx = || ModelError::candle(format!("generating with {}", self.path.display()));
         let mut sampler = LogitsProcessor::from_sampling(0, Sampling::ArgMax);
+        self.weights.forget();
         let started = Instant::now();
-        let input = Tensor::new(prompt, &self.device).and_then(|t| t.unsqueeze(0)).map_err(ctx())?;
-        let logits = self.weights.forward(&input, 0).map_err(ctx())?;
+        let (logits, _) = self.weights.prefill(prompt, &self.device).map_err(ctx())?;
         let mut next = sample_last(&logits, &mut sampler).map_err(ctx())?;
         self.device.synchronize().map_err(ctx())?;
         let prefill = started.elapsed().as_secs_f64();
@@ -386,8 +452,7 @@ impl Generator {
         let mut tokens = Vec::with_capacity(n);
         for i in 0..n {
             tokens.push(next);
-            let input = Tensor::new(&[next], &self.device).and_then(|t| t.unsqueeze(0)).map_err(ctx())?;
-            let logits = self.weights.forward(&input, prompt.len() + i).map_err(ctx())?;
+            let logits = self.weights.decode(next, prompt.len() + i, &self.device).map_err(ctx())?;
             next = sample_last(&logits, &mut sampler).map_err(ctx())?;
         }
         Ok((prefill, started.elapsed().as_secs_f64(), tokens))
@@ -415,9 +480,8 @@ impl ChatModel for Generator {
     }
 }
 
+/// Samples from the last token's logits (`[vocab]`).
 fn sample_last(logits: &Tensor, sampler: &mut LogitsProcessor) -> candle_core::Result<u32> {
-    let logits = logits.squeeze(0)?;
-    let logits = if logits.rank() == 2 { logits.get(logits.dim(0)? - 1)? } else { logits };
     sampler.sample(&logits.to_dtype(candle_core::DType::F32)?)
 }
 
@@ -471,12 +535,18 @@ fn load_tokenizer(path: &Path, content: &Content) -> Result<Tokenizer> {
 
 fn load_weights<R: Read + Seek>(
     arch: &str,
+    own: bool,
+    context: usize,
     content: Content,
     reader: &mut R,
     device: &Device,
     path: &Path,
 ) -> Result<Weights> {
     let ctx = ModelError::candle(format!("loading {}", path.display()));
+    if own {
+        let decoder = Decoder::from_gguf(content, reader, device).map_err(ctx)?;
+        return Ok(Weights::Own { decoder, cache: None, cached: Vec::new(), capacity: context });
+    }
     match arch {
         "llama" => quantized_llama::ModelWeights::from_gguf(content, reader, device).map(Weights::Llama).map_err(ctx),
         "qwen2" => quantized_qwen2::ModelWeights::from_gguf(content, reader, device).map(Weights::Qwen2).map_err(ctx),

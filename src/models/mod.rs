@@ -5,6 +5,7 @@
 //! joins models and the store. Every error names the file (or URL) it is about.
 
 pub mod catalog;
+pub mod decoder;
 pub mod device;
 pub mod encoder;
 pub mod encoder_cache;
@@ -105,6 +106,9 @@ pub enum StopReason {
 pub struct Completion {
     pub text: String,
     pub prompt_tokens: usize,
+    /// Prompt tokens whose keys and values were already cached from the previous sequence (the local writer's
+    /// shared prefix); 0 where the backend cannot tell.
+    pub reused_prompt_tokens: usize,
     pub completion_tokens: usize,
     pub stop: StopReason,
     /// Seconds spent on the prompt (prefill) and on generating, where the backend can tell them apart.

@@ -402,6 +402,7 @@ impl Progress {
         let first = self.first_token.unwrap_or(end);
         Completion {
             prompt_tokens: self.prompt_tokens.unwrap_or(0),
+            reused_prompt_tokens: 0,
             // The server's count where it sent one; a cancelled answer has none, then each chunk is about a token.
             completion_tokens: self.completion_tokens.filter(|_| stop != StopReason::Cancelled).unwrap_or(self.chunks),
             text: self.text,

@@ -48,6 +48,7 @@ impl ChatModel for Scripted {
         Ok(Completion {
             text,
             prompt_tokens: 0,
+            reused_prompt_tokens: 0,
             completion_tokens: 1,
             stop: StopReason::EndOfTurn,
             prompt_seconds: 0.0,

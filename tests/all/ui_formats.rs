@@ -36,6 +36,7 @@ impl ChatModel for Scripted {
         Ok(Completion {
             text: self.0.to_owned(),
             prompt_tokens: 10,
+            reused_prompt_tokens: 0,
             completion_tokens: 10,
             stop: StopReason::EndOfTurn,
             prompt_seconds: 0.0,
