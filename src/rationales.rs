@@ -220,10 +220,36 @@ pub fn run(
                     if stop.load(Ordering::Relaxed) || progress.is_cancelled() {
                         break;
                     }
-                    let Some(task) = queue.lock().ok().and_then(|mut q| q.pop_front()) else { break };
-                    let outcome = write_one(model.as_mut(), task, options, progress, stop, &tx);
-                    let cancelled = matches!(outcome, Outcome::Cancelled);
-                    if tx.send(Message::Outcome(outcome)).is_err() || cancelled {
+                    // A model that decodes in batches takes an item's perspectives at once.
+                    let tasks: Vec<Task> = match queue.lock() {
+                        Ok(mut q) => {
+                            let mut tasks: Vec<Task> = q.pop_front().into_iter().collect();
+                            while model.batches()
+                                && let Some(next) = q.front()
+                                && next.item == tasks[0].item
+                            {
+                                tasks.extend(q.pop_front());
+                            }
+                            tasks
+                        }
+                        Err(_) => Vec::new(),
+                    };
+                    if tasks.is_empty() {
+                        break;
+                    }
+                    let outcomes = if tasks.len() == 1 {
+                        tasks.into_iter().map(|t| write_one(model.as_mut(), t, options, progress, stop, &tx)).collect()
+                    } else {
+                        write_together(model.as_mut(), tasks, options, progress, stop, &tx)
+                    };
+                    let mut cancelled = false;
+                    for outcome in outcomes {
+                        cancelled |= matches!(outcome, Outcome::Cancelled);
+                        if tx.send(Message::Outcome(outcome)).is_err() {
+                            cancelled = true;
+                        }
+                    }
+                    if cancelled {
                         break;
                     }
                 }
@@ -353,6 +379,79 @@ fn write_one(
         Err(e) => return Outcome::Failed { task, error: format!("asking for the verdict: {e}") },
     };
     Outcome::Written { model_id: model.model_id(), task, rationale, verdict }
+}
+
+/// Writes the perspectives of one item together (`ChatModel::chat_batch`): their rationales decoded in one batch,
+/// each streaming into its own card, then their verdict questions in another, each continuing its own conversation.
+/// Returns an outcome per task, in order.
+fn write_together(
+    model: &mut dyn ChatModel,
+    tasks: Vec<Task>,
+    options: &RunOptions,
+    progress: &dyn Progress,
+    stop: &AtomicBool,
+    tx: &mpsc::Sender<Message>,
+) -> Vec<Outcome> {
+    for task in &tasks {
+        let _ = tx.send(Message::Event(Event::Started { item: task.item, perspective: task.perspective.key.clone() }));
+    }
+    let halted = || progress.is_cancelled() || stop.load(Ordering::Relaxed);
+    let asks: Vec<_> = tasks.iter().map(|t| rationale_messages(&t.perspective, &t.news)).collect();
+    let params = vec![options.params.clone(); tasks.len()];
+    let mut on_token = |i: usize, piece: &str| {
+        let task = &tasks[i];
+        let event = Event::Token { item: task.item, perspective: task.perspective.key.clone(), text: piece.into() };
+        let _ = tx.send(Message::Event(event));
+        if halted() { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
+    };
+    let rationales = match model.chat_batch(&asks, &params, &mut on_token) {
+        Ok(r) => r,
+        Err(ModelError::Cancelled(_)) => return vec![Outcome::Cancelled],
+        Err(e) => return tasks.into_iter().map(|task| Outcome::Failed { task, error: e.to_string() }).collect(),
+    };
+    if rationales.len() < tasks.len() || rationales.iter().any(|c| c.stop == StopReason::Cancelled) {
+        return vec![Outcome::Cancelled];
+    }
+    // The batch's decoding time, shared by its rationales (for the run's tokens/s).
+    let share = tasks.len() as f64;
+    let mut outcomes: Vec<Option<Outcome>> = Vec::with_capacity(tasks.len());
+    let mut asking = Vec::new();
+    for (i, (task, mut rationale)) in tasks.into_iter().zip(rationales).enumerate() {
+        rationale.generate_seconds /= share;
+        if rationale.text.trim().is_empty() {
+            outcomes.push(Some(Outcome::Failed { task, error: "the model wrote an empty rationale".to_owned() }));
+        } else {
+            let _ = tx.send(Message::Event(Event::AskingVerdict {
+                item: task.item,
+                perspective: task.perspective.key.clone(),
+            }));
+            asking.push((i, task, rationale));
+            outcomes.push(None);
+        }
+    }
+    if !asking.is_empty() {
+        let questions: Vec<_> =
+            asking.iter().map(|(_, t, r)| verdict_messages(&t.perspective, &t.news, &r.text)).collect();
+        let params = vec![GenerationParams::greedy(options.verdict_max_tokens); questions.len()];
+        let mut quiet = |_: usize, _: &str| if halted() { ControlFlow::Break(()) } else { ControlFlow::Continue(()) };
+        let answers = match model.chat_batch(&questions, &params, &mut quiet) {
+            Ok(a) if a.len() == questions.len() && a.iter().all(|c| c.stop != StopReason::Cancelled) => a,
+            Ok(_) | Err(ModelError::Cancelled(_)) => return vec![Outcome::Cancelled],
+            Err(e) => {
+                let error = format!("asking for the verdict: {e}");
+                for (i, task, _) in asking {
+                    outcomes[i] = Some(Outcome::Failed { task, error: error.clone() });
+                }
+                return outcomes.into_iter().flatten().collect();
+            }
+        };
+        let model_id = model.model_id();
+        for ((i, task, rationale), answer) in asking.into_iter().zip(answers) {
+            let verdict = parse_verdict(&answer.text);
+            outcomes[i] = Some(Outcome::Written { model_id: model_id.clone(), task, rationale, verdict });
+        }
+    }
+    outcomes.into_iter().flatten().collect()
 }
 
 /// Where rationales come from.

@@ -363,6 +363,10 @@ pub struct ItemReport {
     pub generated_tokens: usize,
     /// Argus through candle-transformers' model, every prompt from its start (where the own path runs).
     pub secs_from_scratch: Option<f64>,
+    /// Argus with the perspectives decoded one after another (prefix reuse only), and whether its texts are the
+    /// same as the batch's.
+    pub secs_one_by_one: Option<f64>,
+    pub same_one_by_one: Option<bool>,
     /// (rationale, verdict answer) per perspective, Argus's.
     pub written: Vec<(String, String)>,
     pub peer: Result<serde_json::Value, String>,
@@ -386,8 +390,16 @@ impl fmt::Display for ItemReport {
             "  argus                               {:>7.2} s  ({} prompt tokens, {} of them reused from the cache; {} generated)",
             self.secs, self.prompt_tokens, self.reused_prompt_tokens, self.generated_tokens
         )?;
+        if let Some(s) = self.secs_one_by_one {
+            let same = match self.same_one_by_one {
+                Some(true) => "the same texts as the batch",
+                Some(false) => "texts DIFFER from the batch's",
+                None => "",
+            };
+            writeln!(f, "  argus, perspectives one by one      {s:>7.2} s  ({same})")?;
+        }
         if let Some(s) = self.secs_from_scratch {
-            writeln!(f, "  argus, every prompt from its start  {s:>7.2} s  (candle-transformers' model)")?;
+            writeln!(f, "  argus, every prompt from its start  {s:>7.2} s  (candle-transformers' model, one by one)")?;
         }
         match &self.peer {
             Ok(p) => {
@@ -400,9 +412,28 @@ impl fmt::Display for ItemReport {
                     let same = theirs
                         .iter()
                         .zip(&self.written)
-                        .filter(|(t, (r, v))| t["rationale"].as_str() == Some(r.as_str()) && t["verdict"].as_str() == Some(v.as_str()))
+                        .filter(|(t, (r, v))| {
+                            t["rationale"].as_str() == Some(r.as_str()) && t["verdict"].as_str() == Some(v.as_str())
+                        })
                         .count();
                     writeln!(f, "  rationales and verdicts identical to llama.cpp's: {same} of {}", theirs.len())?;
+                    let differs = theirs
+                        .iter()
+                        .zip(&self.written)
+                        .find(|(t, (r, _))| t["rationale"].as_str() != Some(r.as_str()));
+                    if let Some((t, (r, _))) = differs {
+                        let theirs = t["rationale"].as_str().unwrap_or_default();
+                        let at = r.chars().zip(theirs.chars()).take_while(|(a, b)| a == b).count();
+                        let show = |s: &str| {
+                            s.chars().skip(at.saturating_sub(20)).take(60).collect::<String>().replace('\n', " ")
+                        };
+                        writeln!(
+                            f,
+                            "  first difference at character {at}: argus «{}» / llama.cpp «{}»",
+                            show(r),
+                            show(theirs)
+                        )?;
+                    }
                 }
             }
             Err(e) => writeln!(f, "  peer: not measured: {e}")?,
@@ -425,7 +456,11 @@ fn write_item(
     generator.forget();
     let started = Instant::now();
     for p in &perspectives {
-        let r = generator.chat(&crate::prompting::rationale_messages(p, &news), &GenerationParams::greedy(max_tokens), &mut quiet)?;
+        let r = generator.chat(
+            &crate::prompting::rationale_messages(p, &news),
+            &GenerationParams::greedy(max_tokens),
+            &mut quiet,
+        )?;
         let question = crate::prompting::verdict_messages(p, &news, &r.text);
         let v = generator.chat(&question, &GenerationParams::greedy(verdict_tokens), &mut quiet)?;
         prompt += r.prompt_tokens + v.prompt_tokens;
@@ -436,9 +471,47 @@ fn write_item(
     Ok((started.elapsed().as_secs_f64(), prompt, reused, generated, written))
 }
 
+/// The same item with its perspectives decoded together (`ChatModel::chat_batch`, as the writer does): the
+/// rationales in one batch, then their verdict questions in another, each continuing its own conversation.
+fn write_item_batched(
+    generator: &mut Generator,
+    max_tokens: usize,
+    verdict_tokens: usize,
+) -> Result<(f64, usize, usize, usize, Vec<(String, String)>), ModelError> {
+    use crate::models::{ChatModel as _, GenerationParams};
+    let (perspectives, news) = item_tasks();
+    let mut quiet = |_: usize, _: &str| std::ops::ControlFlow::Continue(());
+    generator.forget();
+    let started = Instant::now();
+    let asks: Vec<_> = perspectives.iter().map(|p| crate::prompting::rationale_messages(p, &news)).collect();
+    let rationales =
+        generator.chat_batch(&asks, &vec![GenerationParams::greedy(max_tokens); asks.len()], &mut quiet)?;
+    let questions: Vec<_> = perspectives
+        .iter()
+        .zip(&rationales)
+        .map(|(p, r)| crate::prompting::verdict_messages(p, &news, &r.text))
+        .collect();
+    let verdicts = generator.chat_batch(
+        &questions,
+        &vec![GenerationParams::greedy(verdict_tokens); questions.len()],
+        &mut quiet,
+    )?;
+    let secs = started.elapsed().as_secs_f64();
+    let all = rationales.iter().chain(&verdicts);
+    let prompt = all.clone().map(|c| c.prompt_tokens).sum();
+    let reused = all.clone().map(|c| c.reused_prompt_tokens).sum();
+    let generated = all.map(|c| c.completion_tokens).sum();
+    let written = rationales.into_iter().zip(verdicts).map(|(r, v)| (r.text, v.text)).collect();
+    Ok((secs, prompt, reused, generated, written))
+}
+
 /// The item of the item figure: the demo's first claim, and the built-in perspectives a writer generates.
 fn item_tasks() -> (Vec<crate::prompting::Perspective>, String) {
-    let news = crate::ingest::read_demo_sample().ok().and_then(|p| p.items.into_iter().next()).map(|i| i.text).unwrap_or_default();
+    let news = crate::ingest::read_demo_sample()
+        .ok()
+        .and_then(|p| p.items.into_iter().next())
+        .map(|i| i.text)
+        .unwrap_or_default();
     let perspectives = crate::prompting::builtin_perspectives().into_iter().filter(|p| p.generated).collect();
     (perspectives, news)
 }
@@ -512,6 +585,8 @@ impl GenerateReport {
             "candle_transformers_decode_tokens_per_sec": self.candle_transformers.as_ref().map(|c| c.1),
             "item_secs": item_secs,
             "item_secs_from_scratch": self.item.as_ref().and_then(|i| i.secs_from_scratch),
+            "item_secs_one_by_one": self.item.as_ref().and_then(|i| i.secs_one_by_one),
+            "item_batch_same_as_one_by_one": self.item.as_ref().and_then(|i| i.same_one_by_one),
             "item_reused_prompt_tokens": self.item.as_ref().map(|i| i.reused_prompt_tokens),
             "item_prompt_tokens": self.item.as_ref().map(|i| i.prompt_tokens),
             "peer_item_secs": peer_item_secs,
@@ -572,7 +647,11 @@ pub fn generate(
     let (argus_prompt_tps, argus_generate_tps, tokens) = time(&mut generator, &prompt)?;
     let own = generator.uses_own_decoder();
     let requantized = generator.requantized;
-    let item_argus = item.map(|max| write_item(&mut generator, max, VERDICT_TOKENS)).transpose()?;
+    let item_argus = item.map(|max| write_item_batched(&mut generator, max, VERDICT_TOKENS)).transpose()?;
+    let one_by_one = match item {
+        Some(max) if own => Some(write_item(&mut generator, max, VERDICT_TOKENS)?),
+        _ => None,
+    };
     drop(generator);
     let mut secs_from_scratch = None;
     let candle_transformers = if own {
@@ -638,6 +717,8 @@ pub fn generate(
                     reused_prompt_tokens,
                     generated_tokens,
                     secs_from_scratch,
+                    secs_one_by_one: one_by_one.as_ref().map(|o| o.0),
+                    same_one_by_one: one_by_one.as_ref().map(|o| o.4 == written),
                     written,
                     peer: item_peer(path, with_peer, max_tokens, VERDICT_TOKENS),
                 })
@@ -648,12 +729,19 @@ pub fn generate(
 }
 
 /// llama.cpp writing the same item (`benches/peers/item_llamacpp.py`).
-fn item_peer(path: &Path, with_peer: bool, max_tokens: usize, verdict_tokens: usize) -> Result<serde_json::Value, String> {
+fn item_peer(
+    path: &Path,
+    with_peer: bool,
+    max_tokens: usize,
+    verdict_tokens: usize,
+) -> Result<serde_json::Value, String> {
     if !with_peer {
         return Err("skipped (--no-peer)".to_owned());
     }
     let Some(py) = python("ARGUS_LLAMA_PYTHON", ".venv-llama") else {
-        return Err("llama.cpp peer not installed (run scripts/setup-llama-server.sh, or set ARGUS_LLAMA_PYTHON)".to_owned());
+        return Err(
+            "llama.cpp peer not installed (run scripts/setup-llama-server.sh, or set ARGUS_LLAMA_PYTHON)".to_owned()
+        );
     };
     let (perspectives, news) = item_tasks();
     let tasks: Vec<serde_json::Value> = perspectives
@@ -670,7 +758,8 @@ fn item_peer(path: &Path, with_peer: bool, max_tokens: usize, verdict_tokens: us
         .collect();
     let tmp = tempdir();
     let file = tmp.join("tasks.json");
-    std::fs::write(&file, serde_json::Value::Array(tasks).to_string()).map_err(|e| format!("{}: {e}", file.display()))?;
+    std::fs::write(&file, serde_json::Value::Array(tasks).to_string())
+        .map_err(|e| format!("{}: {e}", file.display()))?;
     let threads = candle_core::utils::get_num_threads();
     let result = run_peer(
         &py,

@@ -21,7 +21,7 @@
 use std::sync::Arc;
 
 use candle_core::quantized::gguf_file::Content;
-use candle_core::quantized::{QMatMul, QTensor};
+use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{DType, Device, Module, Result, Tensor};
 use candle_transformers::quantized_nn::RmsNorm;
 
@@ -87,6 +87,17 @@ impl Proj {
     fn new(q: Arc<QTensor>) -> Result<Self> {
         Ok(Self { mm: QMatMul::from_arc(q.clone())?, q })
     }
+
+    /// `x` (`[1, n, k]`) times this matrix. One row of a Q6_K matrix goes through the same kernel as several rows
+    /// (candle multiplies one row with a compact AVX2 dot product and several with its repacked AVX-512 VNNI
+    /// kernel): so a sequence decodes to the same tokens alone as in a batch, and faster.
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        if x.dim(1)? == 1 && self.q.dtype() == GgmlDType::Q6K && x.device().is_cpu() {
+            let two = Tensor::cat(&[x, x], 1)?;
+            return self.mm.forward(&two)?.narrow(1, 0, 1);
+        }
+        self.mm.forward(x)
+    }
 }
 
 struct Layer {
@@ -94,10 +105,10 @@ struct Layer {
     k: Proj,
     v: Proj,
     bias: Option<[Tensor; 3]>,
-    o: QMatMul,
+    o: Proj,
     gate: Proj,
     up: Proj,
-    down: QMatMul,
+    down: Proj,
     attn_norm: RmsNorm,
     ffn_norm: RmsNorm,
 }
@@ -108,7 +119,7 @@ pub struct Decoder {
     embeddings: QMatMul,
     layers: Vec<Layer>,
     norm: RmsNorm,
-    output: QMatMul,
+    output: Proj,
     cos: Tensor,
     sin: Tensor,
     device: Device,
@@ -141,23 +152,42 @@ impl KvCache {
         self.len = self.len.min(len);
     }
 
+    /// Makes this cache hold the first `len` tokens of `other` (a prefix both sequences share, computed once).
+    pub fn copy_prefix_from(&mut self, other: &KvCache, len: usize) -> Result<()> {
+        let len = len.min(other.len).min(self.capacity);
+        for (mine, theirs) in self.keys.iter().zip(&other.keys).chain(self.values.iter().zip(&other.values)) {
+            mine.slice_set(&theirs.narrow(2, 0, len)?.contiguous()?, 2, 0)?;
+        }
+        self.len = len;
+        Ok(())
+    }
+
     /// Bytes it holds.
     pub fn bytes(&self) -> usize {
         self.keys.iter().chain(&self.values).map(|t| t.elem_count() * t.dtype().size_in_bytes()).sum()
     }
 }
 
-fn qtensor(content: &Content, reader: &mut (impl std::io::Read + std::io::Seek), name: &str, device: &Device) -> Result<Arc<QTensor>> {
+fn qtensor(
+    content: &Content,
+    reader: &mut (impl std::io::Read + std::io::Seek),
+    name: &str,
+    device: &Device,
+) -> Result<Arc<QTensor>> {
     content.tensor(reader, name, device).map(Arc::new)
 }
 
 impl Decoder {
-    pub fn from_gguf<R: std::io::Read + std::io::Seek>(content: Content, reader: &mut R, device: &Device) -> Result<Self> {
+    pub fn from_gguf<R: std::io::Read + std::io::Seek>(
+        content: Content,
+        reader: &mut R,
+        device: &Device,
+    ) -> Result<Self> {
         let config = DecoderConfig::from_gguf(&content)?;
         let embeddings = qtensor(&content, reader, "token_embd.weight", device)?;
         let output = match content.tensor(reader, "output.weight", device) {
-            Ok(t) => QMatMul::from_arc(Arc::new(t))?,
-            Err(_) => QMatMul::from_arc(embeddings.clone())?, // tied embeddings (SmolLM2)
+            Ok(t) => Proj::new(Arc::new(t))?,
+            Err(_) => Proj::new(embeddings.clone())?, // tied embeddings (SmolLM2)
         };
         let norm = RmsNorm::from_qtensor(content.tensor(reader, "output_norm.weight", device)?, config.rms_eps)?;
         let mut layers = Vec::with_capacity(config.layers);
@@ -165,30 +195,43 @@ impl Decoder {
             let name = |part: &str| format!("blk.{i}.{part}");
             let mut t = |part: &str| qtensor(&content, reader, &name(part), device);
             let (q, k, v) = (t("attn_q.weight")?, t("attn_k.weight")?, t("attn_v.weight")?);
-            let (o, gate, up, down) = (t("attn_output.weight")?, t("ffn_gate.weight")?, t("ffn_up.weight")?, t("ffn_down.weight")?);
+            let (o, gate, up, down) =
+                (t("attn_output.weight")?, t("ffn_gate.weight")?, t("ffn_up.weight")?, t("ffn_down.weight")?);
             let bias = if content.tensor_infos.contains_key(&name("attn_q.bias")) {
-                let mut b = |part: &str| -> Result<Tensor> { content.tensor(reader, &name(part), device)?.dequantize(device) };
+                let mut b =
+                    |part: &str| -> Result<Tensor> { content.tensor(reader, &name(part), device)?.dequantize(device) };
                 Some([b("attn_q.bias")?, b("attn_k.bias")?, b("attn_v.bias")?])
             } else {
                 None
             };
-            let attn_norm = RmsNorm::from_qtensor(content.tensor(reader, &name("attn_norm.weight"), device)?, config.rms_eps)?;
-            let ffn_norm = RmsNorm::from_qtensor(content.tensor(reader, &name("ffn_norm.weight"), device)?, config.rms_eps)?;
+            let attn_norm =
+                RmsNorm::from_qtensor(content.tensor(reader, &name("attn_norm.weight"), device)?, config.rms_eps)?;
+            let ffn_norm =
+                RmsNorm::from_qtensor(content.tensor(reader, &name("ffn_norm.weight"), device)?, config.rms_eps)?;
             layers.push(Layer {
                 q: Proj::new(q)?,
                 k: Proj::new(k)?,
                 v: Proj::new(v)?,
                 bias,
-                o: QMatMul::from_arc(o)?,
+                o: Proj::new(o)?,
                 gate: Proj::new(gate)?,
                 up: Proj::new(up)?,
-                down: QMatMul::from_arc(down)?,
+                down: Proj::new(down)?,
                 attn_norm,
                 ffn_norm,
             });
         }
         let (cos, sin) = rotary_tables(config.head_dim, config.rope_base, config.context, device)?;
-        Ok(Self { config, embeddings: QMatMul::from_arc(embeddings)?, layers, norm, output, cos, sin, device: device.clone() })
+        Ok(Self {
+            config,
+            embeddings: QMatMul::from_arc(embeddings)?,
+            layers,
+            norm,
+            output,
+            cos,
+            sin,
+            device: device.clone(),
+        })
     }
 
     pub fn config(&self) -> &DecoderConfig {
@@ -272,6 +315,79 @@ impl Decoder {
     }
 }
 
+impl Decoder {
+    /// One decoding step of several sequences at once: `tokens[i]` follows what `caches[i]` holds. The weight
+    /// matrices are read once for all of them (decoding is bound by those reads); attention runs per sequence on
+    /// its own cache. Returns each sequence's logits (`[vocab]`, f32).
+    pub fn forward_batch(&self, tokens: &[u32], caches: &mut [&mut KvCache]) -> Result<Vec<Tensor>> {
+        let b = tokens.len();
+        if b == 0 || b != caches.len() {
+            candle_core::bail!("{b} tokens for {} caches", caches.len());
+        }
+        if let [cache] = caches {
+            return Ok(vec![self.forward(tokens, cache)?]);
+        }
+        for cache in caches.iter() {
+            if cache.len + 1 > cache.capacity {
+                candle_core::bail!("a sequence of {} tokens does not fit its cache", cache.len + 1);
+            }
+        }
+        let c = &self.config;
+        let group = c.heads / c.kv_heads;
+        let scale = 1.0 / (c.head_dim as f64).sqrt();
+        let positions: Vec<u32> = caches.iter().map(|k| k.len as u32).collect();
+        let positions = Tensor::new(positions.as_slice(), &self.device)?;
+        let cos = self.cos.index_select(&positions, 0)?; // one row per sequence
+        let sin = self.sin.index_select(&positions, 0)?;
+        let ids = Tensor::new(tokens, &self.device)?;
+        let mut x = self.embeddings.embedding(&ids)?.unsqueeze(0)?; // [1, b, hidden]: the sequences as rows
+        for (l, layer) in self.layers.iter().enumerate() {
+            let h = layer.attn_norm.forward(&x)?;
+            let [q, k, v] = projections3(&h, [&layer.q, &layer.k, &layer.v])?;
+            let (q, k, v) = match &layer.bias {
+                Some([bq, bk, bv]) => (q.broadcast_add(bq)?, k.broadcast_add(bk)?, v.broadcast_add(bv)?),
+                None => (q, k, v),
+            };
+            let heads = |t: Tensor, count: usize| -> Result<Tensor> {
+                t.reshape((1, b, count, c.head_dim))?.transpose(1, 2)?.contiguous()
+            };
+            let rope = |t: &Tensor| {
+                if c.rope_neox {
+                    candle_nn::rotary_emb::rope(t, &cos, &sin)
+                } else {
+                    candle_nn::rotary_emb::rope_i(t, &cos, &sin)
+                }
+            };
+            let q = rope(&heads(q, c.heads)?)?; // [1, heads, b, d]
+            let k = rope(&heads(k, c.kv_heads)?)?;
+            let v = heads(v, c.kv_heads)?;
+            let mut ys = Vec::with_capacity(b);
+            for (i, cache) in caches.iter().enumerate() {
+                let at = cache.len;
+                cache.keys[l].slice_set(&k.narrow(2, i, 1)?.contiguous()?, 2, at)?;
+                cache.values[l].slice_set(&v.narrow(2, i, 1)?.contiguous()?, 2, at)?;
+                let keys = cache.keys[l].narrow(2, 0, at + 1)?;
+                let values = cache.values[l].narrow(2, 0, at + 1)?;
+                let qi = q.narrow(2, i, 1)?.contiguous()?.reshape((1, c.kv_heads, group, c.head_dim))?;
+                let scores = (qi.matmul(&keys.t()?)? * scale)?;
+                let attention = candle_nn::ops::softmax_last_dim(&scores)?;
+                ys.push(attention.matmul(&values)?.reshape((1, c.heads, 1, c.head_dim))?);
+            }
+            let y = Tensor::cat(&ys, 2)?.transpose(1, 2)?.reshape((1, b, c.hidden))?;
+            x = (x + layer.o.forward(&y)?)?;
+            let h = layer.ffn_norm.forward(&x)?;
+            let [gate, up] = projections2(&h, [&layer.gate, &layer.up])?;
+            let h = (candle_nn::ops::silu(&gate)? * up)?;
+            x = (x + layer.down.forward(&h)?)?;
+        }
+        for cache in caches.iter_mut() {
+            cache.len += 1;
+        }
+        let logits = self.output.forward(&self.norm.forward(&x)?)?.squeeze(0)?.to_dtype(DType::F32)?; // [b, vocab]
+        (0..b).map(|i| logits.get(i)).collect()
+    }
+}
+
 /// `x` times each of `ws` (`[1, n, k]` → `[1, n, rows]`), fused into one pass where candle has the kernel.
 fn projections3(x: &Tensor, ws: [&Proj; 3]) -> Result<[Tensor; 3]> {
     if let Some(out) = fused(x, &ws)? {
@@ -280,7 +396,7 @@ fn projections3(x: &Tensor, ws: [&Proj; 3]) -> Result<[Tensor; 3]> {
             return Ok([a, b, c]);
         }
     }
-    Ok([ws[0].mm.forward(x)?, ws[1].mm.forward(x)?, ws[2].mm.forward(x)?])
+    Ok([ws[0].forward(x)?, ws[1].forward(x)?, ws[2].forward(x)?])
 }
 
 fn projections2(x: &Tensor, ws: [&Proj; 2]) -> Result<[Tensor; 2]> {
@@ -290,11 +406,15 @@ fn projections2(x: &Tensor, ws: [&Proj; 2]) -> Result<[Tensor; 2]> {
             return Ok([a, b]);
         }
     }
-    Ok([ws[0].mm.forward(x)?, ws[1].mm.forward(x)?])
+    Ok([ws[0].forward(x)?, ws[1].forward(x)?])
 }
 
 fn fused(x: &Tensor, ws: &[&Proj]) -> Result<Option<Vec<Tensor>>> {
-    if std::env::var_os("ARGUS_NO_FUSED").is_some() || x.dim(1)? != 1 || !x.device().is_cpu() || ws.iter().any(|w| !matches!(w.mm, QMatMul::QTensor(_))) {
+    if std::env::var_os("ARGUS_NO_FUSED").is_some()
+        || x.dim(1)? != 1
+        || !x.device().is_cpu()
+        || ws.iter().any(|w| !matches!(w.mm, QMatMul::QTensor(_)))
+    {
         return Ok(None);
     }
     let ts: Vec<&QTensor> = ws.iter().map(|w| w.q.as_ref()).collect();

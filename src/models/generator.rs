@@ -108,11 +108,29 @@ impl Default for GeneratorOptions {
 }
 
 enum Weights {
-    /// Argus's own decode path (llama, qwen2) with the tokens its cache holds.
-    Own { decoder: Decoder, cache: Option<KvCache>, cached: Vec<u32>, capacity: usize },
+    /// Argus's own decode path (llama, qwen2): a decoder and the sequences its caches hold (slot 0 for one
+    /// conversation at a time, one slot per conversation of a batch).
+    Own {
+        decoder: Decoder,
+        slots: Vec<Slot>,
+        context: usize,
+    },
     Llama(quantized_llama::ModelWeights),
     Qwen2(quantized_qwen2::ModelWeights),
     Gemma3(quantized_gemma3::ModelWeights),
+}
+
+/// A KV cache and the tokens it holds.
+struct Slot {
+    cache: KvCache,
+    tokens: Vec<u32>,
+}
+
+/// Tokens of a new slot's cache; it grows to the model's context when a sequence needs more.
+const SLOT_TOKENS: usize = 2048;
+
+fn common_prefix(a: &[u32], b: &[u32]) -> usize {
+    a.iter().zip(b).take_while(|(x, y)| x == y).count()
 }
 
 impl Weights {
@@ -125,20 +143,52 @@ impl Weights {
         }
     }
 
-    /// The logits (`[vocab]`) after `prompt`, and how many of its tokens were already in the cache (own decode
-    /// path: the longest prefix shared with the previous sequence; candle-transformers' models start over).
-    fn prefill(&mut self, prompt: &[u32], device: &Device) -> candle_core::Result<(Tensor, usize)> {
+    /// Makes sure the own path has `n` slots whose caches can hold `tokens` tokens each.
+    fn ensure_slots(&mut self, n: usize, tokens: usize) -> candle_core::Result<()> {
+        if let Self::Own { decoder, slots, context } = self {
+            while slots.len() < n {
+                slots.push(Slot { cache: decoder.new_cache(SLOT_TOKENS.min(*context))?, tokens: Vec::new() });
+            }
+            for slot in slots.iter_mut().take(n) {
+                if slot.cache.capacity() < tokens.min(*context) {
+                    let mut bigger = decoder.new_cache(*context)?;
+                    bigger.copy_prefix_from(&slot.cache, slot.cache.len())?;
+                    slot.cache = bigger;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The logits (`[vocab]`) after `prompt` in slot `i`, and how many of its tokens were already cached (own
+    /// decode path: the longest prefix it shares with this slot's sequence, or with another slot's, whose keys and
+    /// values are then copied; candle-transformers' models start over).
+    fn prefill_slot(&mut self, i: usize, prompt: &[u32], device: &Device) -> candle_core::Result<(Tensor, usize)> {
         match self {
-            Self::Own { decoder, cache, cached, capacity } => {
-                let cache = match cache {
-                    Some(c) => c,
-                    None => cache.insert(decoder.new_cache(*capacity)?),
+            Self::Own { decoder, slots, .. } => {
+                let limit = prompt.len() - 1; // at least one token runs, for its logits
+                let own = common_prefix(&slots[i].tokens, prompt).min(limit);
+                let best = (0..slots.len())
+                    .filter(|&j| j != i)
+                    .map(|j| (common_prefix(&slots[j].tokens, prompt).min(limit), j))
+                    .max()
+                    .filter(|&(n, _)| n > own);
+                let shared = match best {
+                    Some((n, j)) => {
+                        let (a, b) = if i < j { slots.split_at_mut(j) } else { slots.split_at_mut(i) };
+                        let (mine, theirs) = if i < j { (&mut a[i], &b[0]) } else { (&mut b[0], &a[j]) };
+                        mine.cache.copy_prefix_from(&theirs.cache, n)?;
+                        mine.tokens.clear();
+                        mine.tokens.extend_from_slice(&prompt[..n]);
+                        n
+                    }
+                    None => own,
                 };
-                let shared = cached.iter().zip(prompt).take_while(|(a, b)| a == b).count().min(prompt.len() - 1);
-                cache.truncate(shared);
-                cached.truncate(shared);
-                let logits = decoder.forward(&prompt[shared..], cache)?;
-                cached.extend_from_slice(&prompt[shared..]);
+                let slot = &mut slots[i];
+                slot.cache.truncate(shared);
+                slot.tokens.truncate(shared);
+                let logits = decoder.forward(&prompt[shared..], &mut slot.cache)?;
+                slot.tokens.extend_from_slice(&prompt[shared..]);
                 Ok((logits, shared))
             }
             other => {
@@ -148,12 +198,18 @@ impl Weights {
         }
     }
 
-    /// The logits after one more token at position `pos`.
+    fn prefill(&mut self, prompt: &[u32], device: &Device, budget: usize) -> candle_core::Result<(Tensor, usize)> {
+        self.ensure_slots(1, prompt.len() + budget)?;
+        self.prefill_slot(0, prompt, device)
+    }
+
+    /// The logits after one more token at position `pos` (slot 0).
     fn decode(&mut self, token: u32, pos: usize, device: &Device) -> candle_core::Result<Tensor> {
         match self {
-            Self::Own { decoder, cache: Some(cache), cached, .. } => {
-                let logits = decoder.forward(&[token], cache)?;
-                cached.push(token);
+            Self::Own { decoder, slots, .. } => {
+                let slot = &mut slots[0];
+                let logits = decoder.forward(&[token], &mut slot.cache)?;
+                slot.tokens.push(token);
                 Ok(logits)
             }
             other => {
@@ -163,12 +219,28 @@ impl Weights {
         }
     }
 
-    /// Forgets the cached sequence (benchmarks time a prompt from scratch).
+    /// One step of the sequences in `active` slots, each with its next token; their logits in that order.
+    fn decode_batch(&mut self, active: &[usize], tokens: &[u32]) -> candle_core::Result<Vec<Tensor>> {
+        let Self::Own { decoder, slots, .. } = self else {
+            candle_core::bail!("batched decoding runs on the own decode path");
+        };
+        let mut caches: Vec<&mut KvCache> = Vec::with_capacity(active.len());
+        for (i, slot) in slots.iter_mut().enumerate() {
+            if let Some(at) = active.iter().position(|&a| a == i) {
+                slot.tokens.push(tokens[at]);
+                caches.push(&mut slot.cache);
+            }
+        }
+        // `caches` is in slot order; `active` is sorted, so it is the same order.
+        decoder.forward_batch(tokens, &mut caches)
+    }
+
+    /// Forgets the cached sequences (benchmarks time a prompt from scratch).
     fn forget(&mut self) {
-        if let Self::Own { cache, cached, .. } = self {
-            cached.clear();
-            if let Some(c) = cache {
-                c.truncate(0);
+        if let Self::Own { slots, .. } = self {
+            for slot in slots {
+                slot.tokens.clear();
+                slot.cache.truncate(0);
             }
         }
     }
@@ -374,18 +446,10 @@ impl Generator {
             ));
         }
         let ctx = || ModelError::candle(format!("generating with {}", self.path.display()));
-        let sampling = if params.temperature <= 0.0 {
-            Sampling::ArgMax
-        } else {
-            match params.top_p {
-                Some(p) if p < 1.0 => Sampling::TopP { p, temperature: params.temperature },
-                _ => Sampling::All { temperature: params.temperature },
-            }
-        };
-        let mut sampler = LogitsProcessor::from_sampling(params.seed, sampling);
+        let mut sampler = sampler_for(params);
         let budget = params.max_tokens.min(self.context - prompt.len());
         let started = Instant::now();
-        let (logits, reused) = self.weights.prefill(prompt, &self.device).map_err(ctx())?;
+        let (logits, reused) = self.weights.prefill(prompt, &self.device, budget).map_err(ctx())?;
         let mut next = sample_last(&logits, &mut sampler).map_err(ctx())?;
         let prompt_seconds = started.elapsed().as_secs_f64();
         let started = Instant::now();
@@ -407,8 +471,7 @@ impl Generator {
             if generated.len() == budget {
                 break;
             }
-            let logits =
-                self.weights.decode(next, prompt.len() + generated.len() - 1, &self.device).map_err(ctx())?;
+            let logits = self.weights.decode(next, prompt.len() + generated.len() - 1, &self.device).map_err(ctx())?;
             next = sample_last(&logits, &mut sampler).map_err(ctx())?;
         }
         let text = self.tokenizer.decode(&generated, true).map_err(|e| ModelError::file(&self.path, e))?;
@@ -433,7 +496,7 @@ impl Generator {
     pub fn prompt_logits(&mut self, prompt: &[u32]) -> Result<Vec<f32>> {
         let ctx = || ModelError::candle(format!("running {}", self.path.display()));
         self.weights.forget();
-        let (logits, _) = self.weights.prefill(prompt, &self.device).map_err(ctx())?;
+        let (logits, _) = self.weights.prefill(prompt, &self.device, 1).map_err(ctx())?;
         logits.to_dtype(candle_core::DType::F32).and_then(|l| l.to_vec1()).map_err(ctx())
     }
 
@@ -444,7 +507,7 @@ impl Generator {
         let mut sampler = LogitsProcessor::from_sampling(0, Sampling::ArgMax);
         self.weights.forget();
         let started = Instant::now();
-        let (logits, _) = self.weights.prefill(prompt, &self.device).map_err(ctx())?;
+        let (logits, _) = self.weights.prefill(prompt, &self.device, n).map_err(ctx())?;
         let mut next = sample_last(&logits, &mut sampler).map_err(ctx())?;
         self.device.synchronize().map_err(ctx())?;
         let prefill = started.elapsed().as_secs_f64();
@@ -478,9 +541,164 @@ impl ChatModel for Generator {
         let ids = self.encode_prompt(&prompt)?;
         self.generate_tokens(&ids, params, on_token).map(|(_, c)| c)
     }
+
+    fn batches(&self) -> bool {
+        self.uses_own_decoder()
+    }
+
+    fn chat_batch(
+        &mut self,
+        conversations: &[Vec<ChatMessage>],
+        params: &[GenerationParams],
+        on_token: &mut dyn FnMut(usize, &str) -> ControlFlow<()>,
+    ) -> Result<Vec<Completion>> {
+        if conversations.len() != params.len() {
+            return Err(ModelError::file(&self.path, "one set of generation parameters per conversation"));
+        }
+        if self.uses_own_decoder() && conversations.len() > 1 {
+            return self.generate_batch(conversations, params, on_token);
+        }
+        let mut out = Vec::with_capacity(conversations.len());
+        for (i, (messages, params)) in conversations.iter().zip(params).enumerate() {
+            let completion = self.chat(messages, params, &mut |piece| on_token(i, piece))?;
+            let cancelled = completion.stop == StopReason::Cancelled;
+            out.push(completion);
+            if cancelled {
+                break;
+            }
+        }
+        Ok(out)
+    }
 }
 
 /// Samples from the last token's logits (`[vocab]`).
+/// One conversation of a batch as it decodes.
+struct Sequence {
+    prompt_tokens: usize,
+    reused: usize,
+    budget: usize,
+    sampler: LogitsProcessor,
+    next: u32,
+    generated: Vec<u32>,
+    stream: TextStream,
+    stop: Option<StopReason>,
+    prompt_seconds: f64,
+}
+
+fn sampler_for(params: &GenerationParams) -> LogitsProcessor {
+    let sampling = if params.temperature <= 0.0 {
+        Sampling::ArgMax
+    } else {
+        match params.top_p {
+            Some(p) if p < 1.0 => Sampling::TopP { p, temperature: params.temperature },
+            _ => Sampling::All { temperature: params.temperature },
+        }
+    };
+    LogitsProcessor::from_sampling(params.seed, sampling)
+}
+
+impl Generator {
+    /// Decodes `conversations` together on the own decode path: each is prefilled in its own cache slot (reusing
+    /// the prefix it shares with what a slot holds), then every step feeds the next token of each unfinished one in
+    /// one batch. Each has its own sampler, budget and stop; `on_token(i, piece)` streams conversation `i`, and
+    /// `Break` stops them all.
+    fn generate_batch(
+        &mut self,
+        conversations: &[Vec<ChatMessage>],
+        params: &[GenerationParams],
+        on_token: &mut dyn FnMut(usize, &str) -> ControlFlow<()>,
+    ) -> Result<Vec<Completion>> {
+        let ctx = || ModelError::candle(format!("generating with {}", self.path.display()));
+        let mut prompts = Vec::with_capacity(conversations.len());
+        for messages in conversations {
+            let ids = self.encode_prompt(&self.template.render(messages))?;
+            if ids.is_empty() || ids.len() >= self.context {
+                return Err(ModelError::file(
+                    &self.path,
+                    format!("the prompt has {} tokens; this model's context is {}", ids.len(), self.context),
+                ));
+            }
+            prompts.push(ids);
+        }
+        let longest = prompts.iter().zip(params).map(|(p, q)| p.len() + q.max_tokens).max().unwrap_or(0);
+        self.weights.ensure_slots(prompts.len(), longest).map_err(ctx())?;
+        let mut seqs = Vec::with_capacity(prompts.len());
+        for (i, (prompt, params)) in prompts.iter().zip(params).enumerate() {
+            let started = Instant::now();
+            let mut sampler = sampler_for(params);
+            let (logits, reused) = self.weights.prefill_slot(i, prompt, &self.device).map_err(ctx())?;
+            let next = sample_last(&logits, &mut sampler).map_err(ctx())?;
+            seqs.push(Sequence {
+                prompt_tokens: prompt.len(),
+                reused,
+                budget: params.max_tokens.min(self.context - prompt.len()),
+                sampler,
+                next,
+                generated: Vec::new(),
+                stream: TextStream::default(),
+                stop: None,
+                prompt_seconds: started.elapsed().as_secs_f64(),
+            });
+        }
+        let started = Instant::now();
+        let mut cancelled = false;
+        loop {
+            let mut feed = Vec::new();
+            for (i, seq) in seqs.iter_mut().enumerate() {
+                if seq.stop.is_some() {
+                    continue;
+                }
+                if seq.generated.len() >= seq.budget {
+                    seq.stop = Some(StopReason::Length);
+                    continue;
+                }
+                if self.stop_ids.contains(&seq.next) {
+                    seq.stop = Some(StopReason::EndOfTurn);
+                    continue;
+                }
+                seq.generated.push(seq.next);
+                if let Some(piece) = seq.stream.push(&self.tokenizer, &seq.generated)
+                    && on_token(i, &piece).is_break()
+                {
+                    cancelled = true;
+                }
+                if seq.generated.len() == seq.budget {
+                    seq.stop = Some(StopReason::Length);
+                } else {
+                    feed.push(i);
+                }
+            }
+            if cancelled || feed.is_empty() {
+                break;
+            }
+            let tokens: Vec<u32> = feed.iter().map(|&i| seqs[i].next).collect();
+            let logits = self.weights.decode_batch(&feed, &tokens).map_err(ctx())?;
+            for (&i, logits) in feed.iter().zip(&logits) {
+                let seq = &mut seqs[i];
+                seq.next = sample_last(logits, &mut seq.sampler).map_err(ctx())?;
+            }
+        }
+        let generate_seconds = started.elapsed().as_secs_f64();
+        let mut out = Vec::with_capacity(seqs.len());
+        for (i, mut seq) in seqs.into_iter().enumerate() {
+            let text = self.tokenizer.decode(&seq.generated, true).map_err(|e| ModelError::file(&self.path, e))?;
+            if !cancelled && let Some(rest) = seq.stream.finish(&text) {
+                let _ = on_token(i, &rest);
+            }
+            out.push(Completion {
+                text: text.trim().to_owned(),
+                prompt_tokens: seq.prompt_tokens,
+                reused_prompt_tokens: seq.reused,
+                completion_tokens: seq.generated.len(),
+                stop: if cancelled { StopReason::Cancelled } else { seq.stop.unwrap_or(StopReason::Length) },
+                prompt_seconds: seq.prompt_seconds,
+                generate_seconds,
+            });
+        }
+        Ok(out)
+    }
+}
+
 fn sample_last(logits: &Tensor, sampler: &mut LogitsProcessor) -> candle_core::Result<u32> {
     sampler.sample(&logits.to_dtype(candle_core::DType::F32)?)
 }
@@ -545,7 +763,7 @@ fn load_weights<R: Read + Seek>(
     let ctx = ModelError::candle(format!("loading {}", path.display()));
     if own {
         let decoder = Decoder::from_gguf(content, reader, device).map_err(ctx)?;
-        return Ok(Weights::Own { decoder, cache: None, cached: Vec::new(), capacity: context });
+        return Ok(Weights::Own { decoder, slots: Vec::new(), context });
     }
     match arch {
         "llama" => quantized_llama::ModelWeights::from_gguf(content, reader, device).map(Weights::Llama).map_err(ctx),

@@ -134,6 +134,33 @@ pub trait ChatModel: Send {
         params: &GenerationParams,
         on_token: &mut dyn FnMut(&str) -> ControlFlow<()>,
     ) -> Result<Completion>;
+
+    /// Whether [`ChatModel::chat_batch`] decodes conversations together (then the writer hands it an item's
+    /// perspectives at once); a server answers them one request each, concurrently across workers.
+    fn batches(&self) -> bool {
+        false
+    }
+
+    /// Answers several conversations (an item's perspectives); `on_token(i, piece)` streams conversation `i`. The
+    /// local writer decodes them together in one batch (the weights are read once per step for all); the default
+    /// answers them one after another.
+    fn chat_batch(
+        &mut self,
+        conversations: &[Vec<ChatMessage>],
+        params: &[GenerationParams],
+        on_token: &mut dyn FnMut(usize, &str) -> ControlFlow<()>,
+    ) -> Result<Vec<Completion>> {
+        let mut out = Vec::with_capacity(conversations.len());
+        for (i, (messages, params)) in conversations.iter().zip(params).enumerate() {
+            let completion = self.chat(messages, params, &mut |piece| on_token(i, piece))?;
+            let cancelled = completion.stop == StopReason::Cancelled;
+            out.push(completion);
+            if cancelled {
+                break;
+            }
+        }
+        Ok(out)
+    }
 }
 
 /// Memory available to a new model, in bytes (`MemAvailable` of /proc/meminfo), or `None` where unknown.

@@ -369,3 +369,100 @@ fn qwen2_tokenizer_from_gguf_metadata_matches_llama_cpp() {
         assert_eq!(tokenizer.decode(&expected, false).unwrap(), text);
     }
 }
+
+// ------------------------------------------------------------------------------------------------------------
+// Argus's own decode path (models::decoder): the same tokens as candle-transformers' models, prefix reuse, batches
+
+fn both_paths(name: &str) -> (Generator, Generator) {
+    let path = model(name);
+    let own = Generator::load(&path, &Device::Cpu, &GeneratorOptions::default()).unwrap();
+    assert!(own.uses_own_decoder(), "{name} runs on the own decode path");
+    let options = GeneratorOptions { candle_transformers: true, ..Default::default() };
+    (own, Generator::load(&path, &Device::Cpu, &options).unwrap())
+}
+
+fn rationale_asks() -> Vec<Vec<ChatMessage>> {
+    let news = "The mayor said the city cut its budget by half last year while hiring 2,000 new teachers.";
+    argus::prompting::builtin_perspectives()
+        .iter()
+        .filter(|p| p.generated)
+        .map(|p| argus::prompting::rationale_messages(p, news))
+        .collect()
+}
+
+/// The own decode path computes what candle-transformers' model computes: the prompt's logits agree to float
+/// rounding, and greedy decoding starts with the same tokens, on SmolLM2 (llama) and the demo writer (qwen2). Not
+/// every token: one decoded row of a Q6_K matrix goes through candle's repacked kernel here (as in a batch) and
+/// through its compact one there, which sum in another order, so a near-tie can go either way after a while.
+#[test]
+fn own_decode_path_matches_candle_transformers_models() {
+    for name in [catalog::TEST_GENERATOR, catalog::DEMO_GENERATOR] {
+        let (mut own, mut reference) = both_paths(name);
+        let prompt = own.encode_prompt(&own.template().render(&rationale_asks()[0])).unwrap();
+        let a = own.prompt_logits(&prompt).unwrap();
+        let b = reference.prompt_logits(&prompt).unwrap();
+        let scale = b.iter().fold(0f32, |m, x| m.max(x.abs()));
+        let worst = a.iter().zip(&b).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+        assert!(worst <= 2e-3 * scale, "{name}: logits differ by {worst} (largest {scale})");
+        let (_, _, ours) = own.time_greedy(&prompt, 24).unwrap();
+        let (_, _, theirs) = reference.time_greedy(&prompt, 24).unwrap();
+        let same = ours.iter().zip(&theirs).take_while(|(x, y)| x == y).count();
+        eprintln!("{name}: logits within {worst:.2e} of {scale:.1}; greedy tokens identical for {same} of 24");
+        assert!(same >= 8, "{name}: only {same} greedy tokens agree: {ours:?} vs {theirs:?}");
+    }
+}
+
+/// A prompt that continues the cached sequence (the verdict question after its rationale) runs only its new
+/// tokens, and answers exactly as the same prompt run from its start.
+#[test]
+fn a_prompt_continuing_the_cached_one_reuses_it_and_answers_the_same() {
+    let mut generator = smollm();
+    let perspective = &argus::prompting::builtin_perspectives()[0];
+    let news = "Scientists confirm that drinking seawater cures dehydration.";
+    let asked = argus::prompting::rationale_messages(perspective, news);
+    let rationale = generator.chat(&asked, &GenerationParams::greedy(40), &mut |_| ControlFlow::Continue(())).unwrap();
+    assert_eq!(rationale.reused_prompt_tokens, 0, "a first prompt has nothing cached");
+    let question = argus::prompting::verdict_messages(perspective, news, &rationale.text);
+    let verdict = generator.chat(&question, &GenerationParams::greedy(12), &mut |_| ControlFlow::Continue(())).unwrap();
+    assert!(
+        verdict.reused_prompt_tokens >= rationale.prompt_tokens,
+        "the verdict reused {} tokens; the rationale's prompt alone has {}",
+        verdict.reused_prompt_tokens,
+        rationale.prompt_tokens
+    );
+    argus::models::generator::Generator::forget(&mut generator);
+    let fresh = generator.chat(&question, &GenerationParams::greedy(12), &mut |_| ControlFlow::Continue(())).unwrap();
+    assert_eq!(fresh.reused_prompt_tokens, 0);
+    assert_eq!(fresh.text, verdict.text);
+}
+
+/// An item's perspectives decoded together in one batch give each exactly the text it gets decoded alone (greedy),
+/// each streamed on its own, on SmolLM2 and on the demo writer.
+#[test]
+fn perspectives_decoded_in_one_batch_answer_as_they_do_alone() {
+    for name in [catalog::TEST_GENERATOR, catalog::DEMO_GENERATOR] {
+        let path = model(name);
+        let mut generator = Generator::load(&path, &Device::Cpu, &GeneratorOptions::default()).unwrap();
+        assert!(generator.batches());
+        let asks = rationale_asks();
+        let params: Vec<GenerationParams> = [32, 20, 32].iter().map(|&n| GenerationParams::greedy(n)).collect();
+        let mut streamed = vec![String::new(); asks.len()];
+        let together = generator
+            .chat_batch(&asks, &params, &mut |i, piece| {
+                streamed[i].push_str(piece);
+                ControlFlow::Continue(())
+            })
+            .unwrap();
+        assert_eq!(together.len(), 3);
+        for (i, (ask, params)) in asks.iter().zip(&params).enumerate() {
+            generator.forget();
+            let alone = generator.chat(ask, params, &mut |_| ControlFlow::Continue(())).unwrap();
+            assert_eq!(together[i].text, alone.text, "{name}: perspective {i} alone and in the batch");
+            assert_eq!(together[i].completion_tokens, alone.completion_tokens);
+            assert!(together[i].completion_tokens <= params.max_tokens);
+            assert_eq!(streamed[i].trim(), together[i].text, "{name}: perspective {i} streamed on its own");
+        }
+        // The second and third perspectives copied the shared system prompt from the first one's cache.
+        assert!(together[1].reused_prompt_tokens > 20 && together[2].reused_prompt_tokens > 20, "{together:?}");
+    }
+}
