@@ -444,11 +444,7 @@ impl fmt::Display for ItemReport {
 
 /// Writes the demo's first claim from every built-in generated perspective as `rationales::write_one` does (the
 /// same messages, in the same order), greedy; returns seconds, prompt / reused / generated tokens, and the texts.
-fn write_item(
-    generator: &mut Generator,
-    max_tokens: usize,
-    verdict_tokens: usize,
-) -> Result<(f64, usize, usize, usize, Vec<(String, String)>), ModelError> {
+fn write_item(generator: &mut Generator, max_tokens: usize, verdict_tokens: usize) -> Result<ItemRun, ModelError> {
     use crate::models::{ChatModel as _, GenerationParams};
     let (perspectives, news) = item_tasks();
     let mut quiet = |_: &str| std::ops::ControlFlow::Continue(());
@@ -468,7 +464,17 @@ fn write_item(
         generated += r.completion_tokens + v.completion_tokens;
         written.push((r.text, v.text));
     }
-    Ok((started.elapsed().as_secs_f64(), prompt, reused, generated, written))
+    Ok(ItemRun { secs: started.elapsed().as_secs_f64(), prompt, reused, generated, written })
+}
+
+/// One writing of the bench item: seconds, prompt tokens, those reused from the cache, tokens generated, and
+/// (rationale, verdict answer) per perspective.
+struct ItemRun {
+    secs: f64,
+    prompt: usize,
+    reused: usize,
+    generated: usize,
+    written: Vec<(String, String)>,
 }
 
 /// The same item with its perspectives decoded together (`ChatModel::chat_batch`, as the writer does): the
@@ -477,7 +483,7 @@ fn write_item_batched(
     generator: &mut Generator,
     max_tokens: usize,
     verdict_tokens: usize,
-) -> Result<(f64, usize, usize, usize, Vec<(String, String)>), ModelError> {
+) -> Result<ItemRun, ModelError> {
     use crate::models::{ChatModel as _, GenerationParams};
     let (perspectives, news) = item_tasks();
     let mut quiet = |_: usize, _: &str| std::ops::ControlFlow::Continue(());
@@ -502,7 +508,7 @@ fn write_item_batched(
     let reused = all.clone().map(|c| c.reused_prompt_tokens).sum();
     let generated = all.map(|c| c.completion_tokens).sum();
     let written = rationales.into_iter().zip(verdicts).map(|(r, v)| (r.text, v.text)).collect();
-    Ok((secs, prompt, reused, generated, written))
+    Ok(ItemRun { secs, prompt, reused, generated, written })
 }
 
 /// The item of the item figure: the demo's first claim, and the built-in perspectives a writer generates.
@@ -659,7 +665,7 @@ pub fn generate(
         let mut generator = Generator::load(path, &device, &options)?;
         let timed = time(&mut generator, &prompt)?;
         if let Some(max) = item {
-            secs_from_scratch = Some(write_item(&mut generator, max, VERDICT_TOKENS)?.0);
+            secs_from_scratch = Some(write_item(&mut generator, max, VERDICT_TOKENS)?.secs);
         }
         Some(timed)
     } else {
@@ -708,21 +714,19 @@ pub fn generate(
         candle_transformers,
         peer,
         item: match (item, item_argus) {
-            (Some(max_tokens), Some((secs, prompt_tokens, reused_prompt_tokens, generated_tokens, written))) => {
-                Some(ItemReport {
-                    perspectives: written.len(),
-                    max_tokens,
-                    secs,
-                    prompt_tokens,
-                    reused_prompt_tokens,
-                    generated_tokens,
-                    secs_from_scratch,
-                    secs_one_by_one: one_by_one.as_ref().map(|o| o.0),
-                    same_one_by_one: one_by_one.as_ref().map(|o| o.4 == written),
-                    written,
-                    peer: item_peer(path, with_peer, max_tokens, VERDICT_TOKENS),
-                })
-            }
+            (Some(max_tokens), Some(run)) => Some(ItemReport {
+                perspectives: run.written.len(),
+                max_tokens,
+                secs: run.secs,
+                prompt_tokens: run.prompt,
+                reused_prompt_tokens: run.reused,
+                generated_tokens: run.generated,
+                secs_from_scratch,
+                secs_one_by_one: one_by_one.as_ref().map(|o| o.secs),
+                same_one_by_one: one_by_one.as_ref().map(|o| o.written == run.written),
+                written: run.written,
+                peer: item_peer(path, with_peer, max_tokens, VERDICT_TOKENS),
+            }),
             _ => None,
         },
     })

@@ -60,7 +60,8 @@ fn rationales_are_stored_with_prompt_model_and_verdict_and_a_cancelled_run_resum
     // The demo items come with PolitiFact's human justifications (rationales without a verdict).
     let before = store.stats().unwrap();
 
-    // Cancel as soon as the first rationale is stored, while the second is being written.
+    // Cancel as soon as the first rationale is stored. The local writer decodes an item's perspectives in one
+    // batch, so both of the first item's are finished by then and both are kept; nothing of the next item is.
     let cancel = Cancel(AtomicBool::new(false));
     let mut tokens = 0;
     let summary = rationales::run(&store, &mut models, plan, &options, &cancel, &mut |event| match event {
@@ -70,10 +71,11 @@ fn rationales_are_stored_with_prompt_model_and_verdict_and_a_cancelled_run_resum
     })
     .unwrap();
     assert!(summary.cancelled);
-    assert_eq!(summary.written, 1, "{summary:?}");
+    assert!(models[0].batches());
+    assert_eq!(summary.written, 2, "the first item's two perspectives: {summary:?}");
     let first_with_verdict = summary.with_verdict;
     assert!(tokens > 0, "tokens were streamed");
-    assert_eq!(store.stats().unwrap().rationales, before.rationales + 1);
+    assert_eq!(store.stats().unwrap().rationales, before.rationales + 2);
 
     // The stored rationale carries the exact prompt and the model.
     let first_item = store.item_ids().unwrap()[0];
@@ -84,12 +86,12 @@ fn rationales_are_stored_with_prompt_model_and_verdict_and_a_cancelled_run_resum
     assert!(prompt.to_string().contains("<<<NEWS"), "prompt holds the fenced news: {prompt}");
     assert!(!r.text.is_empty());
 
-    // Resume: only the five missing rationales are planned, and after the run all six are there, once each.
+    // Resume: only the four missing rationales are planned, and after the run all six are there, once each.
     let plan = rationales::plan(&store, &model_id, &options).unwrap();
-    assert_eq!((plan.tasks.len(), plan.already_done), (5, 1));
+    assert_eq!((plan.tasks.len(), plan.already_done), (4, 2));
     let mut models = rationales::open_models(&local()).unwrap();
     let summary = rationales::run(&store, &mut models, plan, &options, &argus::jobs::NoProgress, &mut |_| {}).unwrap();
-    assert_eq!(summary.written, 5);
+    assert_eq!(summary.written, 4);
     let stats = store.stats().unwrap();
     assert_eq!(stats.rationales, before.rationales + 6);
     assert_eq!(
