@@ -36,6 +36,8 @@ pub struct RunOptions {
     pub verdict_max_tokens: usize,
     /// Stop after this many failures in a row (a dead server should not fail slowly item after item).
     pub max_consecutive_failures: usize,
+    /// Items a model that decodes in batches gets at once (all their perspectives in one batch).
+    pub batch_items: usize,
 }
 
 impl Default for RunOptions {
@@ -47,6 +49,7 @@ impl Default for RunOptions {
             params: GenerationParams::default(),
             verdict_max_tokens: 12,
             max_consecutive_failures: 3,
+            batch_items: 1,
         }
     }
 }
@@ -224,10 +227,12 @@ pub fn run(
                     let tasks: Vec<Task> = match queue.lock() {
                         Ok(mut q) => {
                             let mut tasks: Vec<Task> = q.pop_front().into_iter().collect();
+                            let mut items = 1;
                             while model.batches()
                                 && let Some(next) = q.front()
-                                && next.item == tasks[0].item
+                                && (next.item == tasks[tasks.len() - 1].item || items < options.batch_items)
                             {
+                                items += usize::from(next.item != tasks[tasks.len() - 1].item);
                                 tasks.extend(q.pop_front());
                             }
                             tasks

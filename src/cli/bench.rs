@@ -313,7 +313,7 @@ impl Quality {
         let bar = ProgressBar::new();
         let db = crate::bench::quality::database(&options, &bar)?;
         if let Some(model) = writer {
-            write_and_print(&db, &perspectives, &local_settings(model, g.device()), None, None)?;
+            write_and_print(&db, &perspectives, &local_settings(model, g.device()), None, None, 1)?;
         }
         let report = crate::bench::quality::run(&options, g.device(), &bar, &mut |line| bar.println(line))?;
         bar.finish();

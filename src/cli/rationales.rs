@@ -53,6 +53,10 @@ pub struct Rationales {
     /// Only these item ids, comma-separated.
     #[arg(long = "only", value_delimiter = ',')]
     items: Option<Vec<i64>>,
+    /// Items whose perspectives the local writer decodes together in one batch (their KV caches must fit in
+    /// memory: it says so before it starts when they do not).
+    #[arg(long, default_value_t = 1)]
+    batch_items: usize,
 }
 
 /// The default nucleus (no nucleus, 1.0, if the library's default ever drops it).
@@ -95,7 +99,7 @@ impl Rationales {
 
     pub fn run(self, g: &Global) -> anyhow::Result<ExitCode> {
         let settings = self.settings(g.device())?;
-        write_and_print(&self.db, &self.perspectives, &settings, self.items, self.limit)?;
+        write_and_print(&self.db, &self.perspectives, &settings, self.items, self.limit, self.batch_items)?;
         Ok(ExitCode::SUCCESS)
     }
 }
@@ -108,11 +112,19 @@ pub fn write_and_print(
     settings: &WriterSettings,
     items: Option<Vec<i64>>,
     limit: Option<usize>,
+    batch_items: usize,
 ) -> anyhow::Result<()> {
     existing(db)?;
     let store = Store::open(db)?;
     let perspectives = rationales::perspectives_named(&store, perspectives).context("--perspectives")?;
-    let options = RunOptions { perspectives, items, limit, params: settings.params.clone(), ..Default::default() };
+    let options = RunOptions {
+        perspectives,
+        items,
+        limit,
+        params: settings.params.clone(),
+        batch_items: batch_items.max(1),
+        ..Default::default()
+    };
     let bar = ProgressBar::new();
     let summary = rationales::write(&store, settings, &options, &bar, &mut print_plan, &mut print_failure)?;
     bar.finish();

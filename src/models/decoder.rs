@@ -238,6 +238,12 @@ impl Decoder {
         &self.config
     }
 
+    /// Bytes of a cache for `capacity` tokens.
+    pub fn cache_bytes(&self, capacity: usize) -> u64 {
+        let c = &self.config;
+        (2 * c.layers * c.kv_heads * c.head_dim * capacity.min(c.context) * 4) as u64
+    }
+
     /// An empty cache for up to `capacity` tokens (at most the model's context).
     pub fn new_cache(&self, capacity: usize) -> Result<KvCache> {
         let capacity = capacity.min(self.config.context).max(1);

@@ -621,6 +621,25 @@ impl Generator {
             prompts.push(ids);
         }
         let longest = prompts.iter().zip(params).map(|(p, q)| p.len() + q.max_tokens).max().unwrap_or(0);
+        if let Weights::Own { decoder, slots, context } = &self.weights {
+            // Memory for the caches this batch adds, checked before any is allocated.
+            let capacity = if longest > SLOT_TOKENS { *context } else { SLOT_TOKENS.min(*context) };
+            let new = prompts.len().saturating_sub(slots.len()) as u64 * decoder.cache_bytes(capacity);
+            if let Some(available) = super::available_memory()
+                && new > available
+            {
+                return Err(ModelError::file(
+                    &self.path,
+                    format!(
+                        "{} sequences at once need {} MiB more for their KV caches; {} MiB are available: decode \
+                         fewer items together",
+                        prompts.len(),
+                        new >> 20,
+                        available >> 20
+                    ),
+                ));
+            }
+        }
         self.weights.ensure_slots(prompts.len(), longest).map_err(ctx())?;
         let mut seqs = Vec::with_capacity(prompts.len());
         for (i, (prompt, params)) in prompts.iter().zip(params).enumerate() {

@@ -185,3 +185,34 @@ fn argus_encode_fills_the_encoder_cache_once() {
     assert!(plan.contains("0 texts to encode (0 tokens; 10 already cached)"), "{plan}");
     assert!(cache.exists(), "{}", cache.display());
 }
+
+/// Several items decoded together (`batch_items`) store exactly what one item at a time stores (greedy), every
+/// rationale with its own prompt and verdict.
+#[test]
+fn items_written_together_store_what_one_at_a_time_stores() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut texts = Vec::new();
+    for batch_items in [1, 3] {
+        let sub = dir.path().join(format!("b{batch_items}"));
+        std::fs::create_dir_all(&sub).unwrap();
+        let db = demo_db(&sub, 3);
+        let store = Store::open(&db).unwrap();
+        let options = RunOptions { batch_items, ..options(&["td", "cs"]) };
+        let mut models = rationales::open_models(&local()).unwrap();
+        let plan = rationales::plan(&store, &models[0].model_id(), &options).unwrap();
+        assert_eq!(plan.tasks.len(), 6);
+        let summary =
+            rationales::run(&store, &mut models, plan, &options, &argus::jobs::NoProgress, &mut |_| {}).unwrap();
+        assert_eq!(summary.written, 6, "{summary:?}");
+        let mut written = Vec::new();
+        for item in store.item_ids().unwrap() {
+            for r in store.rationales(item).unwrap().into_iter().filter(|r| r.model.is_some()) {
+                written.push((item, r.perspective, r.text, r.verdict, r.prompt));
+            }
+        }
+        written.sort();
+        assert_eq!(written.len(), 6);
+        texts.push(written);
+    }
+    assert_eq!(texts[0], texts[1]);
+}
