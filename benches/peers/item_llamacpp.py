@@ -42,26 +42,30 @@ def main():
         return out["choices"][0]["text"], out["usage"]
 
     secs, texts, tokens = [], [], 0
-    for rep in range(args.reps + 1):  # the first round is a warm-up
+    for rep in range(args.reps + 1):  # the first round is a warm-up (unless --reps 0: one round, measured)
         llm.reset()
         t0 = time.perf_counter()
-        written, generated = [], 0
+        written, generated, rationale_tokens = [], 0, 0
         for task in tasks:
             rationale, usage = complete(chatml(task["messages"]), args.max_tokens)
             generated += usage["completion_tokens"]
+            rationale_tokens += usage["completion_tokens"]
             conversation = task["messages"] + [{"role": "assistant", "content": rationale.strip()},
                                                {"role": "user", "content": task["question"]}]
             verdict, usage = complete(chatml(conversation), args.verdict_tokens)
             generated += usage["completion_tokens"]
             written.append({"rationale": rationale.strip(), "verdict": verdict.strip()})
-        if rep > 0:
+        if rep > 0 or args.reps == 0:
             secs.append(time.perf_counter() - t0)
-        texts, tokens = written, generated
+        texts, tokens, in_rationales = written, generated, rationale_tokens
+        if args.reps == 0:
+            break
     print(json.dumps({
         "engine": f"llama.cpp (llama-cpp-python {__version__})",
         "threads": args.threads,
         "item_secs": statistics.median(secs),
         "generated_tokens": tokens,
+        "rationale_tokens": in_rationales,
         "written": texts,
     }))
 

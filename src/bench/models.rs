@@ -348,6 +348,112 @@ pub struct GenerateReport {
     pub peer: Result<serde_json::Value, String>,
     /// One demo item written as the writer writes it (when asked for).
     pub item: Option<ItemReport>,
+    /// Many claims through `argus rationales` (when asked for).
+    pub dataset: Option<DatasetReport>,
+}
+
+/// LIAR2 claims (the demo sample's first ones) × two perspectives written by `rationales::run` with the local
+/// writer, `batch_items` items decoded together, greedy, against llama.cpp writing the same one after another.
+#[derive(Debug)]
+pub struct DatasetReport {
+    pub claims: usize,
+    pub rationales: usize,
+    pub batch_items: usize,
+    pub secs: f64,
+    /// Tokens of the rationales (not counting the verdict answers).
+    pub tokens: usize,
+    pub peer: Result<serde_json::Value, String>,
+}
+
+impl DatasetReport {
+    pub fn tokens_per_sec(&self) -> f64 {
+        self.tokens as f64 / self.secs
+    }
+
+    pub fn peer_tokens_per_sec(&self) -> Option<f64> {
+        let p = self.peer.as_ref().ok()?;
+        Some(p["rationale_tokens"].as_f64()? / p["item_secs"].as_f64()?)
+    }
+}
+
+impl fmt::Display for DatasetReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "{} LIAR2 claims × 2 perspectives through `argus rationales` ({} items decoded together), each with its verdict:",
+            self.claims, self.batch_items
+        )?;
+        writeln!(
+            f,
+            "  argus                               {:>7.1} s  {} rationales, {} tokens: {:.1} rationale tokens/s",
+            self.secs,
+            self.rationales,
+            self.tokens,
+            self.tokens_per_sec()
+        )?;
+        match (&self.peer, self.peer_tokens_per_sec()) {
+            (Ok(p), Some(rate)) => {
+                let engine = p["engine"].as_str().unwrap_or("peer");
+                let secs = p["item_secs"].as_f64().unwrap_or(f64::NAN);
+                let tokens = p["rationale_tokens"].as_u64().unwrap_or(0);
+                writeln!(f, "  {engine:<35} {secs:>7.1} s  {tokens} tokens: {rate:.1} rationale tokens/s")?;
+                writeln!(f, "  dataset ratio argus/peer            {:>7.2}x", self.tokens_per_sec() / rate)?;
+            }
+            (Err(e), _) => writeln!(f, "  peer: not measured: {e}")?,
+            (Ok(_), None) => writeln!(f, "  peer: no figures in its answer")?,
+        }
+        Ok(())
+    }
+}
+
+/// Writes `claims` demo claims × td and cs with `rationales::run` (the `argus rationales` path) into a temporary
+/// database, then has llama.cpp write the same.
+fn dataset(
+    path: &Path,
+    device: &candle_core::Device,
+    claims: usize,
+    batch_items: usize,
+    max_tokens: usize,
+    with_peer: bool,
+) -> anyhow::Result<DatasetReport> {
+    use crate::models::{ChatModel, GenerationParams};
+    let dir = tempdir().join("dataset");
+    std::fs::create_dir_all(&dir)?;
+    let db = dir.join("claims.sqlite");
+    let mut store = crate::store::Store::open(&db)?;
+    let parsed = crate::ingest::read_demo_sample()?;
+    store.import(&[(parsed.dataset, parsed.items.into_iter().take(claims).collect())], &mut |_| {}, &|| false)?;
+    let perspectives: Vec<_> =
+        crate::prompting::builtin_perspectives().into_iter().filter(|p| p.key == "td" || p.key == "cs").collect();
+    let options = crate::rationales::RunOptions {
+        perspectives: perspectives.clone(),
+        params: GenerationParams::greedy(max_tokens),
+        batch_items,
+        ..Default::default()
+    };
+    let generator = Generator::load(path, device, &GeneratorOptions::default())?;
+    let mut models: Vec<Box<dyn ChatModel>> = vec![Box::new(generator)];
+    let plan = crate::rationales::plan(&store, &models[0].model_id(), &options)?;
+    let tasks: Vec<_> = plan.tasks.iter().map(|t| (t.perspective.clone(), t.news.clone())).collect();
+    let started = Instant::now();
+    let summary = crate::rationales::run(&store, &mut models, plan, &options, &crate::jobs::NoProgress, &mut |_| {})?;
+    let secs = started.elapsed().as_secs_f64();
+    drop(models);
+    let peer = if with_peer {
+        llamacpp_writes(path, &tasks, max_tokens, 12, 0)
+    } else {
+        Err("skipped (--no-peer)".to_owned())
+    };
+    drop(store);
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(DatasetReport {
+        claims,
+        rationales: summary.written,
+        batch_items,
+        secs,
+        tokens: summary.completion_tokens,
+        peer,
+    })
 }
 
 /// One demo item's perspectives written as the writer writes them (each rationale, then its verdict question in
@@ -566,6 +672,9 @@ impl fmt::Display for GenerateReport {
         if let Some(item) = &self.item {
             write!(f, "{item}")?;
         }
+        if let Some(dataset) = &self.dataset {
+            write!(f, "{dataset}")?;
+        }
         Ok(())
     }
 }
@@ -597,9 +706,11 @@ impl GenerateReport {
             "item_prompt_tokens": self.item.as_ref().map(|i| i.prompt_tokens),
             "peer_item_secs": peer_item_secs,
             "item_ratio": item_secs.zip(peer_item_secs).map(|(a, p)| p / a),
-            "dataset_tokens_per_sec": null,
-            "peer_dataset_tokens_per_sec": null,
-            "dataset_ratio": null,
+            "dataset_claims": self.dataset.as_ref().map(|d| d.claims),
+            "dataset_batch_items": self.dataset.as_ref().map(|d| d.batch_items),
+            "dataset_tokens_per_sec": self.dataset.as_ref().map(DatasetReport::tokens_per_sec),
+            "peer_dataset_tokens_per_sec": self.dataset.as_ref().and_then(DatasetReport::peer_tokens_per_sec),
+            "dataset_ratio": self.dataset.as_ref().and_then(|d| d.peer_tokens_per_sec().map(|p| d.tokens_per_sec() / p)),
         })
     }
 }
@@ -632,7 +743,9 @@ pub fn generate(
     reps: usize,
     with_peer: bool,
     item: Option<usize>,
-) -> Result<GenerateReport, ModelError> {
+    dataset_claims: usize,
+    batch_items: usize,
+) -> anyhow::Result<GenerateReport> {
     let device = choice.open()?;
     const VERDICT_TOKENS: usize = 12;
     let time = |generator: &mut Generator, prompt: &[u32]| -> Result<(f64, f64, Vec<u32>), ModelError> {
@@ -654,6 +767,7 @@ pub fn generate(
     let own = generator.uses_own_decoder();
     let requantized = generator.requantized;
     let item_argus = item.map(|max| write_item_batched(&mut generator, max, VERDICT_TOKENS)).transpose()?;
+    let dataset_max_tokens = item.unwrap_or(256);
     let one_by_one = match item {
         Some(max) if own => Some(write_item(&mut generator, max, VERDICT_TOKENS)?),
         _ => None,
@@ -729,6 +843,11 @@ pub fn generate(
             }),
             _ => None,
         },
+        dataset: if dataset_claims > 0 {
+            Some(dataset(path, &device, dataset_claims, batch_items, dataset_max_tokens, with_peer)?)
+        } else {
+            None
+        },
     })
 }
 
@@ -742,17 +861,30 @@ fn item_peer(
     if !with_peer {
         return Err("skipped (--no-peer)".to_owned());
     }
+    let (perspectives, news) = item_tasks();
+    let tasks: Vec<_> = perspectives.iter().map(|p| (p.clone(), news.clone())).collect();
+    llamacpp_writes(path, &tasks, max_tokens, verdict_tokens, 1)
+}
+
+/// llama.cpp writing `tasks` (perspective, news) one after another as the writer would
+/// (`benches/peers/item_llamacpp.py`), `reps` measured rounds after a warm-up (0: one round, measured).
+fn llamacpp_writes(
+    path: &Path,
+    tasks: &[(crate::prompting::Perspective, String)],
+    max_tokens: usize,
+    verdict_tokens: usize,
+    reps: usize,
+) -> Result<serde_json::Value, String> {
     let Some(py) = python("ARGUS_LLAMA_PYTHON", ".venv-llama") else {
         return Err(
             "llama.cpp peer not installed (run scripts/setup-llama-server.sh, or set ARGUS_LLAMA_PYTHON)".to_owned()
         );
     };
-    let (perspectives, news) = item_tasks();
-    let tasks: Vec<serde_json::Value> = perspectives
+    let tasks: Vec<serde_json::Value> = tasks
         .iter()
-        .map(|p| {
+        .map(|(p, news)| {
             serde_json::json!({
-                "messages": crate::prompting::rationale_messages(p, &news)
+                "messages": crate::prompting::rationale_messages(p, news)
                     .iter()
                     .map(|m| serde_json::json!({"role": m.role, "content": m.content}))
                     .collect::<Vec<_>>(),
@@ -780,7 +912,7 @@ fn item_peer(
             "--threads".into(),
             threads.to_string(),
             "--reps".into(),
-            "1".into(),
+            reps.to_string(),
         ],
     );
     let _ = std::fs::remove_dir_all(&tmp);

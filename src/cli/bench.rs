@@ -342,6 +342,13 @@ pub struct Generate {
     /// many tokens per rationale, beside llama.cpp writing the same (0: skip).
     #[arg(long, default_value_t = 256)]
     item_tokens: usize,
+    /// Also write this many LIAR2 claims (the demo sample's first) × td and cs through `argus rationales`, beside
+    /// llama.cpp writing the same one after another (0: skip; the figure is 50).
+    #[arg(long, default_value_t = 0)]
+    dataset_claims: usize,
+    /// Items decoded together in the dataset figure.
+    #[arg(long, default_value_t = 4)]
+    batch_items: usize,
     /// Print, last, one JSON object.
     #[arg(long)]
     json: bool,
@@ -358,6 +365,8 @@ impl Generate {
             self.reps,
             !self.no_peer,
             (self.item_tokens > 0).then_some(self.item_tokens),
+            self.dataset_claims,
+            self.batch_items,
         )?;
         print!("{report}");
         if self.json {
