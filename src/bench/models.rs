@@ -733,19 +733,30 @@ fn bench_prompt(generator: &Generator, prompt_tokens: usize) -> Result<Vec<u32>,
     Ok(ids)
 }
 
+/// What `argus bench generate` measures.
+#[derive(Clone, Debug)]
+pub struct GenerateRequest {
+    pub prompt_tokens: usize,
+    /// Tokens generated greedily for the decode figure.
+    pub generate: usize,
+    pub reps: usize,
+    pub with_peer: bool,
+    /// Write the demo item with at most this many tokens per rationale.
+    pub item: Option<usize>,
+    /// Claims of the dataset figure (0: skip) and the items decoded together there.
+    pub dataset_claims: usize,
+    pub batch_items: usize,
+}
+
 /// Measures prompt processing and greedy generation of the GGUF at `path`, then the llama.cpp peer on the same
-/// token ids.
+/// token ids; then the item and dataset figures when asked for.
 pub fn generate(
     path: &Path,
     choice: crate::models::DeviceChoice,
-    prompt_tokens: usize,
-    generate: usize,
-    reps: usize,
-    with_peer: bool,
-    item: Option<usize>,
-    dataset_claims: usize,
-    batch_items: usize,
+    request: &GenerateRequest,
 ) -> anyhow::Result<GenerateReport> {
+    let GenerateRequest { prompt_tokens, generate, reps, with_peer, item, dataset_claims, batch_items } =
+        request.clone();
     let device = choice.open()?;
     const VERDICT_TOKENS: usize = 12;
     let time = |generator: &mut Generator, prompt: &[u32]| -> Result<(f64, f64, Vec<u32>), ModelError> {

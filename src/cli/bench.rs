@@ -357,17 +357,16 @@ pub struct Generate {
 impl Generate {
     pub fn run(self, g: &Global) -> anyhow::Result<ExitCode> {
         let path = model_path(&self.model)?;
-        let report = crate::bench::models::generate(
-            &path,
-            g.device(),
-            self.prompt_tokens,
-            self.generate,
-            self.reps,
-            !self.no_peer,
-            (self.item_tokens > 0).then_some(self.item_tokens),
-            self.dataset_claims,
-            self.batch_items,
-        )?;
+        let request = crate::bench::models::GenerateRequest {
+            prompt_tokens: self.prompt_tokens,
+            generate: self.generate,
+            reps: self.reps,
+            with_peer: !self.no_peer,
+            item: (self.item_tokens > 0).then_some(self.item_tokens),
+            dataset_claims: self.dataset_claims,
+            batch_items: self.batch_items,
+        };
+        let report = crate::bench::models::generate(&path, g.device(), &request)?;
         print!("{report}");
         if self.json {
             println!("{}", report.json());
