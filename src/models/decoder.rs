@@ -416,11 +416,7 @@ fn projections2(x: &Tensor, ws: [&Proj; 2]) -> Result<[Tensor; 2]> {
 }
 
 fn fused(x: &Tensor, ws: &[&Proj]) -> Result<Option<Vec<Tensor>>> {
-    if std::env::var_os("ARGUS_NO_FUSED").is_some()
-        || x.dim(1)? != 1
-        || !x.device().is_cpu()
-        || ws.iter().any(|w| !matches!(w.mm, QMatMul::QTensor(_)))
-    {
+    if x.dim(1)? != 1 || !x.device().is_cpu() || ws.iter().any(|w| !matches!(w.mm, QMatMul::QTensor(_))) {
         return Ok(None);
     }
     let ts: Vec<&QTensor> = ws.iter().map(|w| w.q.as_ref()).collect();
