@@ -115,6 +115,16 @@ class Job:
         return []
 
 
+def restore(base, db):
+    """Puts the copy `base` back at `db`, without the WAL and shared memory a killed run left."""
+    for suffix in ("-wal", "-shm"):
+        try:
+            os.remove(db + suffix)
+        except FileNotFoundError:
+            pass
+    shutil.copy(base, db)
+
+
 def demo_db(path):
     argus("import", "--db", path, os.path.join(ROOT, "assets/demo/liar2-sample.csv"))
 
@@ -141,12 +151,7 @@ class Import(Job):
         return query(self.db, "SELECT COUNT(*) FROM items") > 300
 
     def reset(self):
-        for suffix in ("-wal", "-shm"):
-            try:
-                os.remove(self.db + suffix)
-            except FileNotFoundError:
-                pass
-        shutil.copy(self.base, self.db)
+        restore(self.base, self.db)
 
 
 class Encode(Job):
@@ -277,12 +282,7 @@ class Online(Job):
 
     def reset(self):
         # Back to the trained project: judgements and online versions go (their files with them).
-        for suffix in ("-wal", "-shm"):
-            try:
-                os.remove(self.db + suffix)
-            except FileNotFoundError:
-                pass
-        shutil.copy(self.base, self.db)
+        restore(self.base, self.db)
         for f in os.listdir(self.models):
             if f not in self.base_models:
                 path = os.path.join(self.models, f)

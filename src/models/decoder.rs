@@ -113,6 +113,48 @@ struct Layer {
     ffn_norm: RmsNorm,
 }
 
+impl Layer {
+    /// Queries, keys and values of the rows of `x` (`[1, n, hidden]`: the tokens of one sequence, or one token of
+    /// each sequence of a batch), heads first (`[1, heads, n, d]`), queries and keys rotated by the rows' `cos` /
+    /// `sin` (`[n, d / 2]`).
+    fn attention_inputs(
+        &self,
+        x: &Tensor,
+        c: &DecoderConfig,
+        cos: &Tensor,
+        sin: &Tensor,
+    ) -> Result<(Tensor, Tensor, Tensor)> {
+        let n = x.dim(1)?;
+        let h = self.attn_norm.forward(x)?;
+        let [q, k, v] = projections3(&h, [&self.q, &self.k, &self.v])?;
+        let (q, k, v) = match &self.bias {
+            Some([bq, bk, bv]) => (q.broadcast_add(bq)?, k.broadcast_add(bk)?, v.broadcast_add(bv)?),
+            None => (q, k, v),
+        };
+        let heads = |t: Tensor, count: usize| -> Result<Tensor> {
+            t.reshape((1, n, count, c.head_dim))?.transpose(1, 2)?.contiguous()
+        };
+        let rope = |t: &Tensor| {
+            if c.rope_neox {
+                candle_nn::rotary_emb::rope(t, cos, sin)
+            } else {
+                candle_nn::rotary_emb::rope_i(t, cos, sin)
+            }
+        };
+        Ok((rope(&heads(q, c.heads)?)?, rope(&heads(k, c.kv_heads)?)?, heads(v, c.kv_heads)?))
+    }
+
+    /// The rest of the layer once attention gave `y` (`[1, n, hidden]`): output projection and residual, then the
+    /// gated MLP and its residual.
+    fn after_attention(&self, x: &Tensor, y: &Tensor) -> Result<Tensor> {
+        let x = (x + self.o.forward(y)?)?;
+        let h = self.ffn_norm.forward(&x)?;
+        let [gate, up] = projections2(&h, [&self.gate, &self.up])?;
+        let h = (candle_nn::ops::silu(&gate)? * up)?;
+        &x + self.down.forward(&h)?
+    }
+}
+
 /// A loaded llama-family model. Stateless: the sequence lives in a [`KvCache`].
 pub struct Decoder {
     config: DecoderConfig,
@@ -275,25 +317,7 @@ impl Decoder {
         let mask = if n > 1 { Some(causal_mask(n, start, group, &self.device)?) } else { None };
         let scale = 1.0 / (c.head_dim as f64).sqrt();
         for (layer, (keys, values)) in self.layers.iter().zip(cache.keys.iter().zip(&cache.values)) {
-            let h = layer.attn_norm.forward(&x)?;
-            let [q, k, v] = projections3(&h, [&layer.q, &layer.k, &layer.v])?;
-            let (q, k, v) = match &layer.bias {
-                Some([bq, bk, bv]) => (q.broadcast_add(bq)?, k.broadcast_add(bk)?, v.broadcast_add(bv)?),
-                None => (q, k, v),
-            };
-            let heads = |t: Tensor, count: usize| -> Result<Tensor> {
-                t.reshape((1, n, count, c.head_dim))?.transpose(1, 2)?.contiguous()
-            };
-            let rope = |t: &Tensor| {
-                if c.rope_neox {
-                    candle_nn::rotary_emb::rope(t, &cos, &sin)
-                } else {
-                    candle_nn::rotary_emb::rope_i(t, &cos, &sin)
-                }
-            };
-            let q = rope(&heads(q, c.heads)?)?;
-            let k = rope(&heads(k, c.kv_heads)?)?;
-            let v = heads(v, c.kv_heads)?;
+            let (q, k, v) = layer.attention_inputs(&x, c, &cos, &sin)?;
             keys.slice_set(&k, 2, start)?;
             values.slice_set(&v, 2, start)?;
             let keys = keys.narrow(2, 0, total)?; // [1, kv, total, d], strided over the capacity
@@ -308,11 +332,7 @@ impl Decoder {
             let attention = candle_nn::ops::softmax_last_dim(&scores)?;
             let y = attention.matmul(&values)?; // [1, kv, group × n, d]
             let y = y.reshape((1, c.heads, n, c.head_dim))?.transpose(1, 2)?.reshape((1, n, c.hidden))?;
-            x = (x + layer.o.forward(&y)?)?;
-            let h = layer.ffn_norm.forward(&x)?;
-            let [gate, up] = projections2(&h, [&layer.gate, &layer.up])?;
-            let h = (candle_nn::ops::silu(&gate)? * up)?;
-            x = (x + layer.down.forward(&h)?)?;
+            x = layer.after_attention(&x, &y)?;
         }
         cache.len = total;
         let last = x.narrow(1, n - 1, 1)?;
@@ -348,25 +368,7 @@ impl Decoder {
         let ids = Tensor::new(tokens, &self.device)?;
         let mut x = self.embeddings.embedding(&ids)?.unsqueeze(0)?; // [1, b, hidden]: the sequences as rows
         for (l, layer) in self.layers.iter().enumerate() {
-            let h = layer.attn_norm.forward(&x)?;
-            let [q, k, v] = projections3(&h, [&layer.q, &layer.k, &layer.v])?;
-            let (q, k, v) = match &layer.bias {
-                Some([bq, bk, bv]) => (q.broadcast_add(bq)?, k.broadcast_add(bk)?, v.broadcast_add(bv)?),
-                None => (q, k, v),
-            };
-            let heads = |t: Tensor, count: usize| -> Result<Tensor> {
-                t.reshape((1, b, count, c.head_dim))?.transpose(1, 2)?.contiguous()
-            };
-            let rope = |t: &Tensor| {
-                if c.rope_neox {
-                    candle_nn::rotary_emb::rope(t, &cos, &sin)
-                } else {
-                    candle_nn::rotary_emb::rope_i(t, &cos, &sin)
-                }
-            };
-            let q = rope(&heads(q, c.heads)?)?; // [1, heads, b, d]
-            let k = rope(&heads(k, c.kv_heads)?)?;
-            let v = heads(v, c.kv_heads)?;
+            let (q, k, v) = layer.attention_inputs(&x, c, &cos, &sin)?; // q: [1, heads, b, d]
             let mut ys = Vec::with_capacity(b);
             for (i, cache) in caches.iter().enumerate() {
                 let at = cache.len;
@@ -380,11 +382,7 @@ impl Decoder {
                 ys.push(attention.matmul(&values)?.reshape((1, c.heads, 1, c.head_dim))?);
             }
             let y = Tensor::cat(&ys, 2)?.transpose(1, 2)?.reshape((1, b, c.hidden))?;
-            x = (x + layer.o.forward(&y)?)?;
-            let h = layer.ffn_norm.forward(&x)?;
-            let [gate, up] = projections2(&h, [&layer.gate, &layer.up])?;
-            let h = (candle_nn::ops::silu(&gate)? * up)?;
-            x = (x + layer.down.forward(&h)?)?;
+            x = layer.after_attention(&x, &y)?;
         }
         for cache in caches.iter_mut() {
             cache.len += 1;

@@ -558,20 +558,10 @@ impl ChatModel for Generator {
         if self.uses_own_decoder() && conversations.len() > 1 {
             return self.generate_batch(conversations, params, on_token);
         }
-        let mut out = Vec::with_capacity(conversations.len());
-        for (i, (messages, params)) in conversations.iter().zip(params).enumerate() {
-            let completion = self.chat(messages, params, &mut |piece| on_token(i, piece))?;
-            let cancelled = completion.stop == StopReason::Cancelled;
-            out.push(completion);
-            if cancelled {
-                break;
-            }
-        }
-        Ok(out)
+        super::chat_one_by_one(self, conversations, params, on_token)
     }
 }
 
-/// Samples from the last token's logits (`[vocab]`).
 /// One conversation of a batch as it decodes.
 struct Sequence {
     prompt_tokens: usize,
@@ -718,6 +708,7 @@ impl Generator {
     }
 }
 
+/// Samples from the last token's logits (`[vocab]`).
 fn sample_last(logits: &Tensor, sampler: &mut LogitsProcessor) -> candle_core::Result<u32> {
     sampler.sample(&logits.to_dtype(candle_core::DType::F32)?)
 }

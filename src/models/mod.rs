@@ -150,17 +150,27 @@ pub trait ChatModel: Send {
         params: &[GenerationParams],
         on_token: &mut dyn FnMut(usize, &str) -> ControlFlow<()>,
     ) -> Result<Vec<Completion>> {
-        let mut out = Vec::with_capacity(conversations.len());
-        for (i, (messages, params)) in conversations.iter().zip(params).enumerate() {
-            let completion = self.chat(messages, params, &mut |piece| on_token(i, piece))?;
-            let cancelled = completion.stop == StopReason::Cancelled;
-            out.push(completion);
-            if cancelled {
-                break;
-            }
-        }
-        Ok(out)
+        chat_one_by_one(self, conversations, params, on_token)
     }
+}
+
+/// Answers `conversations` one after another with [`ChatModel::chat`], stopping after a cancelled one.
+pub fn chat_one_by_one<M: ChatModel + ?Sized>(
+    model: &mut M,
+    conversations: &[Vec<ChatMessage>],
+    params: &[GenerationParams],
+    on_token: &mut dyn FnMut(usize, &str) -> ControlFlow<()>,
+) -> Result<Vec<Completion>> {
+    let mut out = Vec::with_capacity(conversations.len());
+    for (i, (messages, params)) in conversations.iter().zip(params).enumerate() {
+        let completion = model.chat(messages, params, &mut |piece| on_token(i, piece))?;
+        let cancelled = completion.stop == StopReason::Cancelled;
+        out.push(completion);
+        if cancelled {
+            break;
+        }
+    }
+    Ok(out)
 }
 
 /// Memory available to a new model, in bytes (`MemAvailable` of /proc/meminfo), or `None` where unknown.
