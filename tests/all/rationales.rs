@@ -216,3 +216,87 @@ fn items_written_together_store_what_one_at_a_time_stores() {
     }
     assert_eq!(texts[0], texts[1]);
 }
+
+/// The column map that reads the LIAR2-with-Argus-rationales fixture (README, "LIAR2 with Argus's own rationales").
+const LIAR2_ARGUS_MAP: &str = "id=id,split=split,label=label,content=statement,rationale:td=td_rationale,\
+verdict:td=td_verdict,rationale:cs=cs_rationale,verdict:cs=cs_verdict,rationale:human=justification";
+
+/// `tests/data/liar2-argus/liar2-argus.csv` is what it says: at least 400 LIAR2 validation and 400 test claims,
+/// each exactly as in LIAR2 (statement, label), with a td and a cs rationale and the verdict read from each; and the
+/// demo writer, run as `scripts/liar2-rationales.sh` runs it (greedy), writes the same words for its first claim.
+#[test]
+fn the_liar2_fixture_holds_the_demo_writers_rationales_of_real_liar2_claims() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let fixture = root.join("tests/data/liar2-argus/liar2-argus.csv");
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("fixture.sqlite");
+    let out = Command::new(env!("CARGO_BIN_EXE_argus"))
+        .args(["import", "--db", db.to_str().unwrap(), "--map", LIAR2_ARGUS_MAP, fixture.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // LIAR2's own rows, by split and id.
+    let mut liar2 = std::collections::HashMap::new();
+    for split in ["valid", "test"] {
+        let path = root.join("../shared/data/liar2").join(format!("{split}.csv"));
+        let mut reader = csv::Reader::from_path(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        for row in reader.records() {
+            let row = row.unwrap();
+            liar2.insert((split.to_owned(), row[0].to_owned()), (row[1].to_owned(), row[2].to_owned()));
+        }
+    }
+    let names = ["pants-fire", "false", "barely-true", "half-true", "mostly-true", "true"];
+
+    let store = Store::open(&db).unwrap();
+    let ids = store.item_ids().unwrap();
+    let (mut valid, mut test) = (0, 0);
+    for &id in &ids {
+        let item = store.item(id).unwrap();
+        let split = match item.split.as_deref() {
+            Some("val" | "valid") => {
+                valid += 1;
+                "valid"
+            }
+            Some("test") => {
+                test += 1;
+                "test"
+            }
+            other => panic!("item {id}: split {other:?}"),
+        };
+        let external = item.external_id.clone().unwrap();
+        let (label, statement) = liar2.get(&(split.to_owned(), external.clone())).unwrap_or_else(|| {
+            panic!("{split} claim {external} is not in LIAR2's {split}.csv");
+        });
+        assert_eq!(item.text, statement.trim(), "claim {external}");
+        let label: usize = label.parse().unwrap();
+        assert_eq!(item.original_label.as_deref(), Some(names[label]), "claim {external}");
+        let rationales = store.rationales(id).unwrap();
+        for key in ["td", "cs"] {
+            let r = rationales.iter().find(|r| r.perspective == key).unwrap_or_else(|| panic!("{external}: no {key}"));
+            assert!(!r.text.trim().is_empty() && r.verdict.is_some(), "claim {external}, {key}: {r:?}");
+        }
+    }
+    assert!(valid >= 400 && valid == test, "{valid} valid, {test} test claims");
+
+    // The first claim again, greedy, through the writer: its first 24 tokens are where the fixture's text starts.
+    let first = ids[0];
+    let mut models = rationales::open_models(&Backend::Local {
+        gguf: model(catalog::DEMO_GENERATOR),
+        device: argus::models::DeviceChoice::Cpu,
+        options: Default::default(),
+    })
+    .unwrap();
+    let options = RunOptions { items: Some(vec![first]), ..options(&["td", "cs"]) };
+    let fixture_texts: Vec<(String, String)> =
+        store.rationales(first).unwrap().into_iter().map(|r| (r.perspective, r.text)).collect();
+    let plan = rationales::plan(&store, &models[0].model_id(), &options).unwrap();
+    assert_eq!(plan.tasks.len(), 2);
+    let summary = rationales::run(&store, &mut models, plan, &options, &argus::jobs::NoProgress, &mut |_| {}).unwrap();
+    assert_eq!(summary.written, 2, "{summary:?}");
+    for r in store.rationales(first).unwrap().into_iter().filter(|r| r.model.is_some()) {
+        let (_, fixed) = fixture_texts.iter().find(|(p, _)| *p == r.perspective).unwrap();
+        assert!(r.text.len() > 40, "{r:?}");
+        assert!(fixed.starts_with(r.text.trim()), "{}: written {:?}, fixture {:?}", r.perspective, r.text, fixed);
+    }
+}
