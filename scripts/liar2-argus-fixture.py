@@ -1,18 +1,19 @@
 #!/usr/bin/env python3
 """Writes the LIAR2-with-Argus-rationales fixture from `argus export --format csv` of the generation database.
 
-usage: liar2-argus-fixture.py EXPORT.csv MODEL_ID OUT.csv
+usage: liar2-argus-fixture.py EXPORT.csv OUT.csv
 
-Keeps the claims that have both a td and a cs rationale of MODEL_ID's run (the export holds the latest rationale of
-each perspective), in the generation's order (valid 1, test 1, valid 2, ...), with LIAR2's id, split and label (its name on PolitiFact's scale: pants-fire ... true),
-the statement, each rationale with the verdict the writer read from it, and the PolitiFact justification as Argus
+Keeps the claims that have both a td and a cs rationale (the export holds the latest rationale of each perspective;
+the generation database holds only the demo writer's), as many of each split, in the generation's order (valid 1,
+test 1, valid 2, ...), with LIAR2's id, split and label (its name on PolitiFact's scale: pants-fire ... true), the
+statement, each rationale with the verdict the writer read from it, and the PolitiFact justification as Argus
 imports it (every sentence naming a verdict removed).
 """
 import csv
 import json
 import sys
 
-export, out = sys.argv[1], sys.argv[3]
+export, out = sys.argv[1], sys.argv[2]
 rows = list(csv.DictReader(open(export, newline="", encoding="utf-8")))
 kept = [r for r in rows if r["rationale:td"].strip() and r["rationale:cs"].strip()]
 split_name = {"val": "valid", "test": "test"}
@@ -27,6 +28,7 @@ with open(out, "w", newline="", encoding="utf-8") as f:
                 "justification"])
     for split in ("valid", "test"):
         for r in by_split[split][:n]:
-            w.writerow([r["external_id"], split, json.loads(r["metadata"])["label_name"], r["text"], r["rationale:td"], r["verdict:td"],
-                        r["rationale:cs"], r["verdict:cs"], r["rationale:human"]])
+            label = json.loads(r["metadata"])["label_name"]
+            w.writerow([r["external_id"], split, label, r["text"], r["rationale:td"], r["verdict:td"], r["rationale:cs"],
+                        r["verdict:cs"], r["rationale:human"]])
 print(f"{out}: {n} valid + {n} test claims")

@@ -54,7 +54,7 @@ fixture)
   out=${2:-tests/data/liar2-argus/liar2-argus.csv}
   mkdir -p "$(dirname "$out")"
   "$argus" export --db "$db" --format csv --out "$work/export.csv" >/dev/null
-  python3 "$(dirname "$0")/liar2-argus-fixture.py" "$work/export.csv" "$model" "$out"
+  python3 "$(dirname "$0")/liar2-argus-fixture.py" "$work/export.csv" "$out"
   ;;
 *)
   echo "usage: $0 write [N_PER_SPLIT] | fixture [OUT.csv]" >&2
