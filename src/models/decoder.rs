@@ -92,6 +92,9 @@ impl Proj {
     /// (candle multiplies one row with a compact AVX2 dot product and several with its repacked AVX-512 VNNI
     /// kernel): so a sequence decodes to the same tokens alone as in a batch, and faster.
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        if let Some(mut out) = super::qgemv::matmul(&[self.q.as_ref()], x)? {
+            return Ok(out.remove(0));
+        }
         if x.dim(1)? == 1 && self.q.dtype() == GgmlDType::Q6K && x.device().is_cpu() {
             let two = Tensor::cat(&[x, x], 1)?;
             return self.mm.forward(&two)?.narrow(1, 0, 1);
@@ -414,6 +417,10 @@ fn projections2(x: &Tensor, ws: [&Proj; 2]) -> Result<[Tensor; 2]> {
 }
 
 fn fused(x: &Tensor, ws: &[&Proj]) -> Result<Option<Vec<Tensor>>> {
+    let qs: Vec<&QTensor> = ws.iter().map(|w| w.q.as_ref()).collect();
+    if let Some(out) = super::qgemv::matmul(&qs, x)? {
+        return Ok(Some(out));
+    }
     if x.dim(1)? != 1 || !x.device().is_cpu() || ws.iter().any(|w| !matches!(w.mm, QMatMul::QTensor(_))) {
         return Ok(None);
     }

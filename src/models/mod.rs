@@ -14,6 +14,7 @@ pub mod generator;
 pub mod gguf_tokenizer;
 pub mod kernels;
 pub mod openai;
+pub mod qgemv;
 
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};

@@ -1,0 +1,619 @@
+//! Argus's own quantised matrix × vector kernels for decoding: a few rows of activations (one token of each
+//! sequence being decoded) times a Q4_K or Q6_K weight matrix read in its compact GGUF layout.
+//!
+//! Why not candle's: candle 0.11 multiplies Q4_K (and Q6_K with more than one row) through weights repacked into
+//! tiles of 16 rows whose scales are expanded to f32: 6 bits a weight for Q4_K (4.5 in the file) and 10 for Q6_K
+//! (6.56). Decoding reads every weight once per token and is bound by those reads, so the expansion costs what it
+//! saves in arithmetic. Here each weight row is read once, as the file has it, and unpacked in registers; each
+//! activation row is quantised once per matrix product to 8 bits per 256 values (Q8_K, the same rounding as candle
+//! and ggml), and the integer dot products are exact.
+//!
+//! - **Rows of activations are independent**: a row's result is the same sequence of operations whatever the
+//!   number of rows beside it, so a sequence decodes to the same tokens alone and in a batch.
+//! - **Fused**: several matrices sharing their input (q/k/v, gate/up) are one parallel region over all their
+//!   rows, on candle's own worker pool (no second pool competing for the cores).
+//! - **Where it runs**: x86-64 with AVX-512 (F and BW), f32 activations on the CPU, at most [`MAX_ROWS`] rows;
+//!   elsewhere the caller uses candle's kernels. [`dot_reference`] is the same arithmetic in plain Rust, for the
+//!   tests.
+// SIMD intrinsics and raw block pointers are unsafe by nature; every unsafe block reads only inside the tensors'
+// own byte ranges (checked in `matmul` before any kernel runs) and writes disjoint output rows per task.
+#![allow(unsafe_code)]
+
+use candle_core::quantized::{GgmlDType, QTensor};
+use candle_core::{DType, Result, Tensor};
+
+/// Values per K-quant block.
+const QK_K: usize = 256;
+/// Bytes of one Q4_K block: d, dmin (f16), 12 bytes of 6-bit scales and mins, 128 bytes of nibbles.
+const Q4K_BYTES: usize = 144;
+/// Bytes of one Q6_K block: 128 bytes of low nibbles, 64 of high bit pairs, 16 signed scales, d (f16).
+const Q6K_BYTES: usize = 210;
+/// Most activation rows a call takes; with more (a prompt), candle's tiled kernels reuse each weight across rows
+/// better than this one does.
+pub const MAX_ROWS: usize = 16;
+/// Weight rows a parallel task takes.
+const TASK_ROWS: usize = 16;
+
+/// One block of 256 activations quantised to 8 bits, in the orders the two kernels read.
+#[derive(Clone, Copy)]
+#[repr(C, align(64))]
+struct Act {
+    /// In order (Q6_K's layout).
+    qs: [i8; QK_K],
+    /// In the order of a Q4_K block's nibbles: each 128 values as [0..32, 64..96, 32..64, 96..128].
+    q4: [i8; QK_K],
+    d: f32,
+    /// Sums of each 16 values.
+    bsums: [i16; 16],
+    /// Sums of each 32 values.
+    sums32: [i16; 8],
+}
+
+/// Quantises one row (a multiple of 256 values) to Q8_K blocks: the scale maps the value of largest magnitude to
+/// -127, values round half away from zero (candle's and ggml's `quantize_row_q8_K`).
+fn quantize_row(x: &[f32], out: &mut Vec<Act>) {
+    for xs in x.chunks_exact(QK_K) {
+        let mut act = Act { qs: [0; QK_K], q4: [0; QK_K], d: 0.0, bsums: [0; 16], sums32: [0; 8] };
+        let (mut max, mut amax) = (0f32, 0f32);
+        for &v in xs {
+            if amax < v.abs() {
+                amax = v.abs();
+                max = v;
+            }
+        }
+        if amax != 0.0 {
+            let iscale = -127f32 / max;
+            for (q, &v) in act.qs.iter_mut().zip(xs) {
+                *q = (iscale * v).round().clamp(-128.0, 127.0) as i8;
+            }
+            act.d = 1.0 / iscale;
+        }
+        for (j, sum) in act.bsums.iter_mut().enumerate() {
+            *sum = act.qs[j * 16..(j + 1) * 16].iter().map(|&q| q as i16).sum();
+        }
+        for (j, sum) in act.sums32.iter_mut().enumerate() {
+            *sum = act.bsums[2 * j] + act.bsums[2 * j + 1];
+        }
+        for half in 0..2 {
+            let (src, dst) = (&act.qs[half * 128..half * 128 + 128], half * 128);
+            for (part, from) in [0, 64, 32, 96].into_iter().enumerate() {
+                act.q4[dst + part * 32..dst + part * 32 + 32].copy_from_slice(&src[from..from + 32]);
+            }
+        }
+        out.push(act);
+    }
+}
+
+/// Whether this CPU runs the kernels.
+pub fn available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        static AVAILABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        *AVAILABLE.get_or_init(|| {
+            std::arch::is_x86_feature_detected!("avx512f")
+                && std::arch::is_x86_feature_detected!("avx512bw")
+                && std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+                && std::arch::is_x86_feature_detected!("f16c")
+        })
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// Whether `w` (rows × k) has a kernel here.
+pub fn supports(w: &QTensor) -> bool {
+    matches!(w.dtype(), GgmlDType::Q4K | GgmlDType::Q6K)
+        && w.shape().rank() == 2
+        && w.shape().dims()[1] % QK_K == 0
+        && w.device().is_cpu()
+}
+
+fn block_bytes(dtype: GgmlDType) -> usize {
+    match dtype {
+        GgmlDType::Q4K => Q4K_BYTES,
+        _ => Q6K_BYTES,
+    }
+}
+
+/// `x` (`[.., m, k]`, f32 on the CPU) times each of `ws` (`rows × k`, transposed as a linear layer does):
+/// `[.., m, rows]` each. `None` where the kernels do not apply (another CPU, type, device or more than
+/// [`MAX_ROWS`] rows): the caller falls back to candle.
+pub fn matmul(ws: &[&QTensor], x: &Tensor) -> Result<Option<Vec<Tensor>>> {
+    let dims = x.dims();
+    if !available() || dims.len() < 2 || x.dtype() != DType::F32 || !x.device().is_cpu() {
+        return Ok(None);
+    }
+    let k = dims[dims.len() - 1];
+    let m = x.elem_count() / k.max(1);
+    if m == 0 || m > MAX_ROWS || ws.is_empty() || ws.iter().any(|w| !supports(w) || w.shape().dims()[1] != k) {
+        return Ok(None);
+    }
+    let xs = x.flatten_all()?.to_vec1::<f32>()?;
+    let kb = k / QK_K;
+    let mut acts = Vec::with_capacity(m * kb);
+    for row in xs.chunks_exact(k) {
+        quantize_row(row, &mut acts);
+    }
+    let datas = ws.iter().map(|w| w.data()).collect::<Result<Vec<_>>>()?;
+    let mut outs: Vec<Vec<f32>> = Vec::with_capacity(ws.len());
+    let mut tasks = Vec::new(); // (matrix, first row, end row)
+    for (i, (w, data)) in ws.iter().zip(&datas).enumerate() {
+        let rows = w.shape().dims()[0];
+        if data.len() != rows * kb * block_bytes(w.dtype()) {
+            candle_core::bail!("a {:?} tensor of {rows} × {k} holds {} bytes", w.dtype(), data.len());
+        }
+        outs.push(vec![0f32; m * rows]);
+        tasks.extend((0..rows).step_by(TASK_ROWS).map(|r| (i, r, (r + TASK_ROWS).min(rows))));
+    }
+    let out_ptrs: Vec<SendPtr> = outs.iter_mut().map(|o| SendPtr(o.as_mut_ptr())).collect();
+    let run = |range: std::ops::Range<usize>| {
+        for &(i, r0, r1) in &tasks[range] {
+            let (rows, dtype) = (ws[i].shape().dims()[0], ws[i].dtype());
+            let mut at = 0;
+            while at < m {
+                let take = (m - at).min(4);
+                // SAFETY: output rows at..at + take of `outs[i]` (m × rows), weight rows r0..r1 (each task writes
+                // only its own weight rows' outputs).
+                let out = unsafe { out_ptrs[i].0.add(at * rows) };
+                rows_times(dtype, &datas[i], r0..r1, &acts[at * kb..(at + take) * kb], kb, take, out, rows);
+                at += take;
+            }
+        }
+    };
+    if tasks.len() == 1 {
+        run(0..1);
+    } else {
+        candle_core::utils::barrier_pool().execute_chunked(tasks.len(), run);
+    }
+    let lead = &dims[..dims.len() - 1];
+    ws.iter()
+        .zip(outs)
+        .map(|(w, out)| {
+            let mut shape = lead.to_vec();
+            shape.push(w.shape().dims()[0]);
+            Tensor::from_vec(out, shape, x.device())
+        })
+        .collect::<Result<Vec<_>>>()
+        .map(Some)
+}
+
+#[derive(Clone, Copy)]
+struct SendPtr(*mut f32);
+// SAFETY: the pointer is only written at disjoint indices by the pool's tasks, and outlives the parallel region.
+unsafe impl Send for SendPtr {}
+unsafe impl Sync for SendPtr {}
+
+/// Weight rows `rows` (of `kb` blocks of `dtype` each, in `data`) times `m` (1 to 4) activation rows (`acts`: `kb`
+/// blocks each): writes `out[j * stride + r]` for activation row j and weight row r.
+#[allow(clippy::too_many_arguments)]
+fn rows_times(
+    dtype: GgmlDType,
+    data: &[u8],
+    rows: std::ops::Range<usize>,
+    acts: &[Act],
+    kb: usize,
+    m: usize,
+    out: *mut f32,
+    stride: usize,
+) {
+    assert!(rows.end * kb * block_bytes(dtype) <= data.len() && acts.len() == m * kb && (1..=4).contains(&m));
+    #[cfg(target_arch = "x86_64")]
+    {
+        debug_assert!(available());
+        // SAFETY: `matmul` checked the CPU features; the assertion above the rows' and activations' extents; the
+        // caller gives `out` room for m rows of `stride`, of which these threads write only `rows`.
+        unsafe {
+            let a = |j: usize| acts[j.min(m - 1) * kb..].as_ptr();
+            let (p, r) = (data.as_ptr(), rows);
+            match (dtype, m) {
+                (GgmlDType::Q4K, 1) => x86::q4k_rows::<1>(p, r, kb, [a(0)], out, stride),
+                (GgmlDType::Q4K, 2) => x86::q4k_rows::<2>(p, r, kb, [a(0), a(1)], out, stride),
+                (GgmlDType::Q4K, 3) => x86::q4k_rows::<3>(p, r, kb, [a(0), a(1), a(2)], out, stride),
+                (GgmlDType::Q4K, _) => x86::q4k_rows::<4>(p, r, kb, [a(0), a(1), a(2), a(3)], out, stride),
+                (_, 1) => x86::q6k_rows::<1>(p, r, kb, [a(0)], out, stride),
+                (_, 2) => x86::q6k_rows::<2>(p, r, kb, [a(0), a(1)], out, stride),
+                (_, 3) => x86::q6k_rows::<3>(p, r, kb, [a(0), a(1), a(2)], out, stride),
+                (_, _) => x86::q6k_rows::<4>(p, r, kb, [a(0), a(1), a(2), a(3)], out, stride),
+            }
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (data, rows, acts, kb, m, out, stride);
+        unreachable!("the kernels are x86-64 only (`available` is false elsewhere)");
+    }
+}
+
+fn f16_at(bytes: &[u8], at: usize) -> f32 {
+    half::f16::from_bits(u16::from_le_bytes([bytes[at], bytes[at + 1]])).to_f32()
+}
+
+/// The 8 six-bit scales and 8 six-bit mins of a Q4_K block's 12 scale bytes (ggml's `get_scale_min_k4`).
+fn q4k_scales_mins(s: &[u8]) -> ([u8; 8], [u8; 8]) {
+    let mut sc = [0u8; 8];
+    let mut mn = [0u8; 8];
+    for j in 0..8 {
+        if j < 4 {
+            sc[j] = s[j] & 63;
+            mn[j] = s[j + 4] & 63;
+        } else {
+            sc[j] = (s[j + 4] & 0x0F) | ((s[j - 4] >> 6) << 4);
+            mn[j] = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
+        }
+    }
+    (sc, mn)
+}
+
+/// The dot product of one weight row with one row of f32 activations, the same quantisation and integer sums in
+/// plain Rust (the tests' reference for the SIMD kernels).
+pub fn dot_reference(dtype: GgmlDType, row: &[u8], x: &[f32]) -> f32 {
+    let mut acts = Vec::new();
+    quantize_row(x, &mut acts);
+    let mut total = 0f32;
+    for (b, a) in acts.iter().enumerate() {
+        match dtype {
+            GgmlDType::Q4K => {
+                let blk = &row[b * Q4K_BYTES..(b + 1) * Q4K_BYTES];
+                let (d, dmin) = (f16_at(blk, 0), f16_at(blk, 2));
+                let (sc, mn) = q4k_scales_mins(&blk[4..16]);
+                let qs = &blk[16..144];
+                let (mut sum, mut mins) = (0i32, 0i32);
+                for sub in 0..8 {
+                    let (chunk, high) = (sub / 2, sub % 2 == 1);
+                    let mut s = 0i32;
+                    for j in 0..32 {
+                        let byte = qs[chunk * 32 + j];
+                        let q = if high { byte >> 4 } else { byte & 0x0F };
+                        s += q as i32 * a.qs[sub * 32 + j] as i32;
+                    }
+                    sum += sc[sub] as i32 * s;
+                    mins += mn[sub] as i32 * a.sums32[sub] as i32;
+                }
+                total += d * a.d * sum as f32 - dmin * a.d * mins as f32;
+            }
+            _ => {
+                let blk = &row[b * Q6K_BYTES..(b + 1) * Q6K_BYTES];
+                let (ql, qh, sc, d) = (&blk[0..128], &blk[128..192], &blk[192..208], f16_at(blk, 208));
+                let mut sum = 0i32;
+                for v in 0..QK_K {
+                    let (half, i) = (v / 128, v % 128);
+                    let (l, part) = (i % 32, i / 32);
+                    let low = ql[half * 64 + l + 32 * (part % 2)];
+                    let low = if part < 2 { low & 0x0F } else { low >> 4 };
+                    let high = (qh[half * 32 + l] >> (2 * part)) & 3;
+                    let q = (low | (high << 4)) as i32 - 32;
+                    sum += sc[v / 16] as i8 as i32 * q * a.qs[v] as i32;
+                }
+                total += d * a.d * sum as f32;
+            }
+        }
+    }
+    total
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use std::arch::x86_64::*;
+
+    use super::{Act, Q4K_BYTES, Q6K_BYTES};
+
+    #[inline]
+    #[target_feature(enable = "f16c")]
+    unsafe fn f16(p: *const u8) -> f32 {
+        // SAFETY: the caller passes a pointer to two bytes inside a block.
+        let bits = unsafe { std::ptr::read_unaligned(p as *const u16) };
+        _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(bits as i32)))
+    }
+
+    /// Sixteen i16 lanes each of `a` then `b`: a 512-bit index vector for `_mm512_permutexvar_epi16`.
+    const fn halves(a: i16, b: i16) -> [i16; 32] {
+        let mut out = [0i16; 32];
+        let mut i = 0;
+        while i < 32 {
+            out[i] = if i < 16 { a } else { b };
+            i += 1;
+        }
+        out
+    }
+
+    /// Lane j of 32: `base + j / 8` (Q6_K: the scale of the 16 values lane j's pair belongs to).
+    const fn eighths(base: i16) -> [i16; 32] {
+        let mut out = [0i16; 32];
+        let mut i = 0;
+        while i < 32 {
+            out[i] = base + (i / 8) as i16;
+            i += 1;
+        }
+        out
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn idx(v: &[i16; 32]) -> __m512i {
+        // SAFETY: 64 bytes of `v`.
+        unsafe { _mm512_loadu_si512(v.as_ptr() as *const _) }
+    }
+
+    /// Rows `rows` of a Q4_K matrix (`kb` blocks a row from `w`) · M activation rows, into `out[j * stride + r]`.
+    #[target_feature(enable = "avx512f,avx512bw,avx2,fma,f16c")]
+    pub(super) unsafe fn q4k_rows<const M: usize>(
+        w: *const u8,
+        rows: std::ops::Range<usize>,
+        kb: usize,
+        acts: [*const Act; M],
+        out: *mut f32,
+        stride: usize,
+    ) {
+        for r in rows {
+            // SAFETY: the caller's contract (see `rows_times`).
+            unsafe {
+                let dots = q4k::<M>(w.add(r * kb * Q4K_BYTES), kb, acts);
+                for (j, d) in dots.into_iter().enumerate() {
+                    *out.add(j * stride + r) = d;
+                }
+            }
+        }
+    }
+
+    /// Rows `rows` of a Q6_K matrix (`kb` blocks a row from `w`) · M activation rows, into `out[j * stride + r]`.
+    #[target_feature(enable = "avx512f,avx512bw,avx2,fma,f16c")]
+    pub(super) unsafe fn q6k_rows<const M: usize>(
+        w: *const u8,
+        rows: std::ops::Range<usize>,
+        kb: usize,
+        acts: [*const Act; M],
+        out: *mut f32,
+        stride: usize,
+    ) {
+        for r in rows {
+            // SAFETY: the caller's contract (see `rows_times`).
+            unsafe {
+                let dots = q6k::<M>(w.add(r * kb * Q6K_BYTES), kb, acts);
+                for (j, d) in dots.into_iter().enumerate() {
+                    *out.add(j * stride + r) = d;
+                }
+            }
+        }
+    }
+
+    /// Q4_K row (`kb` blocks at `w`) · M activation rows.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx2,fma,f16c")]
+    pub(super) unsafe fn q4k<const M: usize>(w: *const u8, kb: usize, acts: [*const Act; M]) -> [f32; M] {
+        // SAFETY: `w` holds `kb` Q4_K blocks and each of `acts` `kb` activation blocks (the caller's contract).
+        unsafe {
+            let nib = _mm512_set1_epi8(0x0F);
+            let (i02, i13, i46, i57) = (idx(&halves(0, 2)), idx(&halves(1, 3)), idx(&halves(4, 6)), idx(&halves(5, 7)));
+            let mut acc = [_mm512_setzero_ps(); M];
+            let mut macc = [_mm_setzero_ps(); M];
+            for b in 0..kb {
+                let blk = w.add(b * Q4K_BYTES);
+                let (d, dmin) = (f16(blk), f16(blk.add(2)));
+                let u0 = std::ptr::read_unaligned(blk.add(4) as *const u32);
+                let u1 = std::ptr::read_unaligned(blk.add(8) as *const u32);
+                let u2 = std::ptr::read_unaligned(blk.add(12) as *const u32);
+                let sc_lo = u0 & 0x3f3f_3f3f;
+                let sc_hi = (u2 & 0x0f0f_0f0f) | (((u0 >> 6) & 0x0303_0303) << 4);
+                let mn_lo = u1 & 0x3f3f_3f3f;
+                let mn_hi = ((u2 >> 4) & 0x0f0f_0f0f) | (((u1 >> 6) & 0x0303_0303) << 4);
+                let sc = _mm_cvtepu8_epi16(_mm_cvtsi64_si128((sc_lo as u64 | (sc_hi as u64) << 32) as i64));
+                let mn = _mm_cvtepu8_epi16(_mm_cvtsi64_si128((mn_lo as u64 | (mn_hi as u64) << 32) as i64));
+                let scz = _mm512_castsi128_si512(sc);
+                let (s0, s1) = (_mm512_permutexvar_epi16(i02, scz), _mm512_permutexvar_epi16(i13, scz));
+                let (s2, s3) = (_mm512_permutexvar_epi16(i46, scz), _mm512_permutexvar_epi16(i57, scz));
+                let qa = _mm512_loadu_si512(blk.add(16) as *const _);
+                let qb = _mm512_loadu_si512(blk.add(80) as *const _);
+                let w0 = _mm512_and_si512(qa, nib);
+                let w1 = _mm512_and_si512(_mm512_srli_epi16(qa, 4), nib);
+                let w2 = _mm512_and_si512(qb, nib);
+                let w3 = _mm512_and_si512(_mm512_srli_epi16(qb, 4), nib);
+                for i in 0..M {
+                    let a = &*acts[i].add(b);
+                    let p = a.q4.as_ptr();
+                    macro_rules! ld {
+                        ($o:expr) => {
+                            _mm512_loadu_si512(p.add($o) as *const _)
+                        };
+                    }
+                    let mut s = _mm512_madd_epi16(_mm512_maddubs_epi16(w0, ld!(0)), s0);
+                    s = _mm512_add_epi32(s, _mm512_madd_epi16(_mm512_maddubs_epi16(w1, ld!(64)), s1));
+                    s = _mm512_add_epi32(s, _mm512_madd_epi16(_mm512_maddubs_epi16(w2, ld!(128)), s2));
+                    s = _mm512_add_epi32(s, _mm512_madd_epi16(_mm512_maddubs_epi16(w3, ld!(192)), s3));
+                    acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_set1_ps(d * a.d), acc[i]);
+                    let ms = _mm_madd_epi16(mn, _mm_loadu_si128(a.sums32.as_ptr() as *const _));
+                    macc[i] = _mm_fmadd_ps(_mm_cvtepi32_ps(ms), _mm_set1_ps(dmin * a.d), macc[i]);
+                }
+            }
+            let mut out = [0f32; M];
+            for i in 0..M {
+                let m = _mm_add_ps(macc[i], _mm_movehl_ps(macc[i], macc[i]));
+                let m = _mm_add_ss(m, _mm_shuffle_ps(m, m, 1));
+                out[i] = _mm512_reduce_add_ps(acc[i]) - _mm_cvtss_f32(m);
+            }
+            out
+        }
+    }
+
+    /// Q6_K row (`kb` blocks at `w`) · M activation rows.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx2,fma,f16c")]
+    pub(super) unsafe fn q6k<const M: usize>(w: *const u8, kb: usize, acts: [*const Act; M]) -> [f32; M] {
+        // SAFETY: `w` holds `kb` Q6_K blocks and each of `acts` `kb` activation blocks (the caller's contract).
+        unsafe {
+            let nib = _mm512_set1_epi8(0x0F);
+            let two = _mm512_set1_epi8(0x03);
+            let (sh01, sh23) = (idx(&halves(0, 2)), idx(&halves(4, 6)));
+            let (v0, v1, v2, v3) = (idx(&eighths(0)), idx(&eighths(4)), idx(&eighths(8)), idx(&eighths(12)));
+            let mut acc = [_mm512_setzero_ps(); M];
+            for b in 0..kb {
+                let blk = w.add(b * Q6K_BYTES);
+                let d = f16(blk.add(208));
+                let sc = _mm256_cvtepi8_epi16(_mm_loadu_si128(blk.add(192) as *const _));
+                let scz = _mm512_castsi256_si512(sc);
+                let (s0, s1) = (_mm512_permutexvar_epi16(v0, scz), _mm512_permutexvar_epi16(v1, scz));
+                let (s2, s3) = (_mm512_permutexvar_epi16(v2, scz), _mm512_permutexvar_epi16(v3, scz));
+                macro_rules! unpack {
+                    ($ql:expr, $qh:expr) => {{
+                        let l = _mm512_loadu_si512($ql as *const _);
+                        let h = _mm512_broadcast_i64x4(_mm256_loadu_si256($qh as *const _));
+                        let hi01 = _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi16(h, sh01), two), 4);
+                        let hi23 = _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi16(h, sh23), two), 4);
+                        let lo = _mm512_or_si512(_mm512_and_si512(l, nib), hi01);
+                        let hi = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l, 4), nib), hi23);
+                        (lo, hi)
+                    }};
+                }
+                let (q0, q1) = unpack!(blk, blk.add(128));
+                let (q2, q3) = unpack!(blk.add(64), blk.add(160));
+                for i in 0..M {
+                    let a = &*acts[i].add(b);
+                    let p = a.qs.as_ptr();
+                    macro_rules! ld {
+                        ($o:expr) => {
+                            _mm512_loadu_si512(p.add($o) as *const _)
+                        };
+                    }
+                    let mut s = _mm512_madd_epi16(_mm512_maddubs_epi16(q0, ld!(0)), s0);
+                    s = _mm512_add_epi32(s, _mm512_madd_epi16(_mm512_maddubs_epi16(q1, ld!(64)), s1));
+                    s = _mm512_add_epi32(s, _mm512_madd_epi16(_mm512_maddubs_epi16(q2, ld!(128)), s2));
+                    s = _mm512_add_epi32(s, _mm512_madd_epi16(_mm512_maddubs_epi16(q3, ld!(192)), s3));
+                    // The weights are stored as q + 32: take 32 × Σ scale × (sum of the 16 activations) back.
+                    let offset = _mm256_madd_epi16(sc, _mm256_loadu_si256(a.bsums.as_ptr() as *const _));
+                    s = _mm512_sub_epi32(s, _mm512_zextsi256_si512(_mm256_slli_epi32(offset, 5)));
+                    acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_set1_ps(d * a.d), acc[i]);
+                }
+            }
+            let mut out = [0f32; M];
+            for i in 0..M {
+                out[i] = _mm512_reduce_add_ps(acc[i]);
+            }
+            out
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use candle_core::quantized::{QMatMul, QTensor};
+    use candle_core::{Device, Module, Tensor};
+
+    use super::*;
+
+    fn random(rows: usize, k: usize, seed: u64) -> Vec<f32> {
+        let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (0..rows * k)
+            .map(|_| {
+                state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                ((state >> 33) as f32 / (1u64 << 31) as f32 - 0.5) * 2.0
+            })
+            .collect()
+    }
+
+    fn weights(dtype: GgmlDType, rows: usize, k: usize, seed: u64) -> std::sync::Arc<QTensor> {
+        let w = Tensor::from_vec(random(rows, k, seed), (rows, k), &Device::Cpu).unwrap();
+        std::sync::Arc::new(QTensor::quantize(&w, dtype).unwrap())
+    }
+
+    #[test]
+    fn the_reference_dot_is_candles_matrix_product() {
+        for dtype in [GgmlDType::Q4K, GgmlDType::Q6K] {
+            let (rows, k) = (8, 512);
+            let w = weights(dtype, rows, k, 1);
+            let x = random(1, k, 2);
+            let xt = Tensor::from_vec(x.clone(), (1, k), &Device::Cpu).unwrap();
+            let candle = QMatMul::from_arc(w.clone()).unwrap().forward(&xt).unwrap().flatten_all().unwrap();
+            let candle = candle.to_vec1::<f32>().unwrap();
+            let data = w.data().unwrap();
+            let bytes = data.len() / rows;
+            for (r, &c) in candle.iter().enumerate() {
+                let mine = dot_reference(dtype, &data[r * bytes..(r + 1) * bytes], &x);
+                assert!((mine - c).abs() <= 1e-4 * c.abs().max(1.0), "{dtype:?} row {r}: {mine} vs candle {c}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_kernels_match_the_reference_and_a_row_is_the_same_alone_and_in_a_batch() {
+        assert!(
+            available() || !cfg!(target_arch = "x86_64") || !std::arch::is_x86_feature_detected!("avx512bw"),
+            "AVX-512 is here but the kernels are off"
+        );
+        if !available() {
+            eprintln!("no AVX-512 here: only the reference is checked (the test above)");
+            return;
+        }
+        for dtype in [GgmlDType::Q4K, GgmlDType::Q6K] {
+            let (rows, k) = (40, 768);
+            let w = weights(dtype, rows, k, 3);
+            let data = w.data().unwrap();
+            let bytes = data.len() / rows;
+            let xs = random(MAX_ROWS, k, 4);
+            let batch = Tensor::from_vec(xs.clone(), (1, MAX_ROWS, k), &Device::Cpu).unwrap();
+            let out = matmul(&[&w, &w], &batch).unwrap().expect("the kernel applies");
+            assert_eq!(out[0].dims(), &[1, MAX_ROWS, rows]);
+            let out0 = out[0].squeeze(0).unwrap().to_vec2::<f32>().unwrap();
+            assert_eq!(out0, out[1].squeeze(0).unwrap().to_vec2::<f32>().unwrap());
+            for (i, x) in xs.chunks_exact(k).enumerate() {
+                for r in 0..rows {
+                    let reference = dot_reference(dtype, &data[r * bytes..(r + 1) * bytes], x);
+                    let got = out0[i][r];
+                    assert!(
+                        (got - reference).abs() <= 1e-5 * reference.abs().max(1.0),
+                        "{dtype:?} row {i}, weight row {r}: {got} vs {reference}"
+                    );
+                }
+                for m in [1, 3] {
+                    let lone = Tensor::from_vec(x.repeat(m), (1, m, k), &Device::Cpu).unwrap();
+                    let lone = matmul(&[&w], &lone).unwrap().unwrap()[0].squeeze(0).unwrap().to_vec2::<f32>();
+                    assert_eq!(lone.unwrap()[m - 1], out0[i], "{dtype:?} row {i}: the same alone and in a batch");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn it_declines_what_it_has_no_kernel_for() {
+        let w = weights(GgmlDType::Q8_0, 8, 256, 5);
+        let x = Tensor::zeros((1, 1, 256), candle_core::DType::F32, &Device::Cpu).unwrap();
+        assert!(matmul(&[&w], &x).unwrap().is_none());
+        let w = weights(GgmlDType::Q4K, 8, 256, 5);
+        let many = Tensor::zeros((1, MAX_ROWS + 1, 256), candle_core::DType::F32, &Device::Cpu).unwrap();
+        assert!(matmul(&[&w], &many).unwrap().is_none());
+    }
+}
+
+#[cfg(test)]
+mod speed_tmp {
+    use super::*;
+    use candle_core::{Device, Tensor};
+    #[test]
+    #[ignore]
+    fn speed() {
+        for dtype in [GgmlDType::Q4K, GgmlDType::Q6K] {
+            let (rows, k) = (std::env::var("ROWS").map(|r| r.parse().unwrap()).unwrap_or(8960), 1536);
+            let w: Vec<f32> = (0..rows * k).map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5).collect();
+            let w = QTensor::quantize(&Tensor::from_vec(w, (rows, k), &Device::Cpu).unwrap(), dtype).unwrap();
+            let bytes = w.data().unwrap().len();
+            for m in [1usize, 3, 8] {
+                let x = Tensor::ones((1, m, k), DType::F32, &Device::Cpu).unwrap();
+                let _ = matmul(&[&w], &x).unwrap();
+                let t = std::time::Instant::now();
+                let reps = 20;
+                for _ in 0..reps {
+                    let _ = matmul(&[&w], &x).unwrap();
+                }
+                let s = t.elapsed().as_secs_f64() / reps as f64;
+                let qm = candle_core::quantized::QMatMul::from_arc(std::sync::Arc::new(QTensor::quantize(&Tensor::from_vec((0..rows*k).map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5).collect::<Vec<f32>>(), (rows, k), &Device::Cpu).unwrap(), dtype).unwrap())).unwrap();
+                use candle_core::Module;
+                let _ = qm.forward(&x).unwrap();
+                let t = std::time::Instant::now();
+                for _ in 0..reps { let _ = qm.forward(&x).unwrap(); }
+                let c = t.elapsed().as_secs_f64() / reps as f64;
+                eprintln!("{dtype:?} m={m}: mine {:.3} ms = {:.1} GB/s; candle {:.3} ms", s * 1e3, bytes as f64 / s / 1e9, c * 1e3);
+            }
+        }
+    }
+}
