@@ -114,6 +114,14 @@ struct Layer {
     down: Proj,
     attn_norm: RmsNorm,
     ffn_norm: RmsNorm,
+    /// The same norms' weights and the biases as plain values, for [`Decoder::step`].
+    plain: PlainLayer,
+}
+
+struct PlainLayer {
+    attn_norm: Vec<f32>,
+    ffn_norm: Vec<f32>,
+    bias: Option<[Vec<f32>; 3]>,
 }
 
 impl Layer {
@@ -168,6 +176,11 @@ pub struct Decoder {
     cos: Tensor,
     sin: Tensor,
     device: Device,
+    /// For [`Decoder::step`]: the final norm's weights and the rotary tables (`[context, head_dim / 2]`) as plain
+    /// values.
+    plain_norm: Vec<f32>,
+    plain_cos: Vec<f32>,
+    plain_sin: Vec<f32>,
 }
 
 /// Keys and values of one sequence for every layer, preallocated for `capacity` tokens and written in place.
@@ -234,7 +247,9 @@ impl Decoder {
             Ok(t) => Proj::new(Arc::new(t))?,
             Err(_) => Proj::new(embeddings.clone())?, // tied embeddings (SmolLM2)
         };
-        let norm = RmsNorm::from_qtensor(content.tensor(reader, "output_norm.weight", device)?, config.rms_eps)?;
+        let norm_q = content.tensor(reader, "output_norm.weight", device)?;
+        let plain_norm = norm_q.dequantize(device)?.to_vec1()?;
+        let norm = RmsNorm::from_qtensor(norm_q, config.rms_eps)?;
         let mut layers = Vec::with_capacity(config.layers);
         for i in 0..config.layers {
             let name = |part: &str| format!("blk.{i}.{part}");
@@ -249,10 +264,18 @@ impl Decoder {
             } else {
                 None
             };
-            let attn_norm =
-                RmsNorm::from_qtensor(content.tensor(reader, &name("attn_norm.weight"), device)?, config.rms_eps)?;
-            let ffn_norm =
-                RmsNorm::from_qtensor(content.tensor(reader, &name("ffn_norm.weight"), device)?, config.rms_eps)?;
+            let attn_norm_q = content.tensor(reader, &name("attn_norm.weight"), device)?;
+            let ffn_norm_q = content.tensor(reader, &name("ffn_norm.weight"), device)?;
+            let plain = PlainLayer {
+                attn_norm: attn_norm_q.dequantize(device)?.to_vec1()?,
+                ffn_norm: ffn_norm_q.dequantize(device)?.to_vec1()?,
+                bias: match &bias {
+                    Some([q, k, v]) => Some([q.to_vec1()?, k.to_vec1()?, v.to_vec1()?]),
+                    None => None,
+                },
+            };
+            let attn_norm = RmsNorm::from_qtensor(attn_norm_q, config.rms_eps)?;
+            let ffn_norm = RmsNorm::from_qtensor(ffn_norm_q, config.rms_eps)?;
             layers.push(Layer {
                 q: Proj::new(q)?,
                 k: Proj::new(k)?,
@@ -264,10 +287,15 @@ impl Decoder {
                 down: Proj::new(down)?,
                 attn_norm,
                 ffn_norm,
+                plain,
             });
         }
         let (cos, sin) = rotary_tables(config.head_dim, config.rope_base, config.context, device)?;
+        let (plain_cos, plain_sin) = (cos.flatten_all()?.to_vec1()?, sin.flatten_all()?.to_vec1()?);
         Ok(Self {
+            plain_norm,
+            plain_cos,
+            plain_sin,
             config,
             embeddings: QMatMul::from_arc(embeddings)?,
             layers,
@@ -309,6 +337,11 @@ impl Decoder {
         let start = cache.len;
         if start + n > cache.capacity {
             candle_core::bail!("{} tokens do not fit the cache of {} tokens", start + n, cache.capacity);
+        }
+        if n == 1
+            && let Some(mut logits) = self.step(tokens, &mut [cache])?
+        {
+            return Ok(logits.remove(0));
         }
         let c = &self.config;
         let ids = Tensor::new(tokens, &self.device)?;
@@ -361,6 +394,9 @@ impl Decoder {
                 candle_core::bail!("a sequence of {} tokens does not fit its cache", cache.len + 1);
             }
         }
+        if let Some(logits) = self.step(tokens, caches)? {
+            return Ok(logits);
+        }
         let c = &self.config;
         let group = c.heads / c.kv_heads;
         let scale = 1.0 / (c.head_dim as f64).sqrt();
@@ -393,6 +429,170 @@ impl Decoder {
         let logits = self.output.forward(&self.norm.forward(&x)?)?.squeeze(0)?.to_dtype(DType::F32)?; // [b, vocab]
         (0..b).map(|i| logits.get(i)).collect()
     }
+}
+
+impl Decoder {
+    /// One decoding step of one token per sequence on the CPU without candle's tensor operations: the weights go
+    /// through Argus's kernels (`qgemv`, else candle's matrix product) and everything between them (norms, rotary
+    /// embedding, attention over the cache, SiLU, residuals) runs on plain rows, the attention's heads in
+    /// parallel. A decoding step is otherwise a few hundred small tensor operations, each with its allocation and
+    /// dispatch: on SmolLM2-135M they took longer than the weights' reads. Each sequence's row goes through the same
+    /// operations whatever the batch, so its tokens are the same alone and in a batch. `None` off the CPU (the
+    /// tensor path runs instead).
+    fn step(&self, tokens: &[u32], caches: &mut [&mut KvCache]) -> Result<Option<Vec<Tensor>>> {
+        let m = tokens.len();
+        if !self.device.is_cpu() || m == 0 || m != caches.len() {
+            return Ok(None);
+        }
+        let c = &self.config;
+        let (hidden, d, heads, kv_heads) = (c.hidden, c.head_dim, c.heads, c.kv_heads);
+        let (group, half) = (heads / kv_heads, d / 2);
+        let scale = 1.0 / (d as f32).sqrt();
+        let eps = c.rms_eps as f32;
+        let ids = Tensor::new(tokens, &self.device)?;
+        let mut x: Vec<f32> = self.embeddings.embedding(&ids)?.flatten_all()?.to_vec1()?; // m × hidden
+        let positions: Vec<usize> = caches.iter().map(|k| k.len).collect();
+        let mut h = vec![0f32; m * hidden];
+        let mut y = vec![0f32; m * heads * d];
+        for (l, layer) in self.layers.iter().enumerate() {
+            rms_norm_rows(&x, &layer.plain.attn_norm, eps, &mut h);
+            let mut qkv = self.project(&[&layer.q, &layer.k, &layer.v], &h, m)?.into_iter();
+            let (Some(mut q), Some(mut k), Some(v)) = (qkv.next(), qkv.next(), qkv.next()) else {
+                candle_core::bail!("three projections expected");
+            };
+            let mut v = v;
+            if let Some([bq, bk, bv]) = &layer.plain.bias {
+                for (rows, b) in [(&mut q, bq), (&mut k, bk), (&mut v, bv)] {
+                    for row in rows.chunks_exact_mut(b.len()) {
+                        row.iter_mut().zip(b).for_each(|(r, b)| *r += b);
+                    }
+                }
+            }
+            for (i, &pos) in positions.iter().enumerate() {
+                let (cos, sin) = (&self.plain_cos[pos * half..][..half], &self.plain_sin[pos * half..][..half]);
+                for head in q[i * heads * d..][..heads * d]
+                    .chunks_exact_mut(d)
+                    .chain(k[i * kv_heads * d..][..kv_heads * d].chunks_exact_mut(d))
+                {
+                    rotate(head, cos, sin, c.rope_neox);
+                }
+                let cache = &mut *caches[i];
+                write_row(&cache.keys[l], &k[i * kv_heads * d..][..kv_heads * d], pos, cache.capacity, d)?;
+                write_row(&cache.values[l], &v[i * kv_heads * d..][..kv_heads * d], pos, cache.capacity, d)?;
+            }
+            // Attention: one task per (sequence, query head), on the cache as it sits.
+            let guards: Vec<_> =
+                caches.iter().map(|k| (k.keys[l].storage_and_layout(), k.values[l].storage_and_layout())).collect();
+            let mut views = Vec::with_capacity(m);
+            for ((ks, kl), (vs, vl)) in &guards {
+                let (
+                    candle_core::Storage::Cpu(candle_core::CpuStorage::F32(kv)),
+                    candle_core::Storage::Cpu(candle_core::CpuStorage::F32(vv)),
+                ) = (&**ks, &**vs)
+                else {
+                    return Ok(None);
+                };
+                views.push((&kv[kl.start_offset()..], &vv[vl.start_offset()..]));
+            }
+            let capacity: Vec<usize> = caches.iter().map(|k| k.capacity).collect();
+            let work = positions.iter().sum::<usize>() * heads * d;
+            super::qgemv::par_rows(&mut y, d, work >= 1 << 16, |task, yh| {
+                let (i, head) = (task / heads, task % heads);
+                let (keys, values) = views[i];
+                let base = (head / group) * capacity[i] * d;
+                let total = positions[i] + 1;
+                let qh = &q[(i * heads + head) * d..][..d];
+                let mut scores: Vec<f32> =
+                    (0..total).map(|t| super::qgemv::dot(qh, &keys[base + t * d..][..d]) * scale).collect();
+                let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                let mut sum = 0f32;
+                for s in scores.iter_mut() {
+                    *s = (*s - max).exp();
+                    sum += *s;
+                }
+                yh.fill(0.0);
+                for (t, p) in scores.iter().enumerate() {
+                    super::qgemv::axpy(yh, p / sum, &values[base + t * d..][..d]);
+                }
+            });
+            drop(views);
+            drop(guards);
+            let o = self.project(&[&layer.o], &y, m)?.remove(0);
+            x.iter_mut().zip(&o).for_each(|(x, o)| *x += o);
+            rms_norm_rows(&x, &layer.plain.ffn_norm, eps, &mut h);
+            let mut gu = self.project(&[&layer.gate, &layer.up], &h, m)?.into_iter();
+            let (Some(mut gate), Some(up)) = (gu.next(), gu.next()) else {
+                candle_core::bail!("two projections expected");
+            };
+            gate.iter_mut().zip(&up).for_each(|(g, u)| *g = *g / (1.0 + (-*g).exp()) * u);
+            let down = self.project(&[&layer.down], &gate, m)?.remove(0);
+            x.iter_mut().zip(&down).for_each(|(x, o)| *x += o);
+        }
+        for cache in caches.iter_mut() {
+            cache.len += 1;
+        }
+        rms_norm_rows(&x, &self.plain_norm, eps, &mut h);
+        let logits = self.project(&[&self.output], &h, m)?.remove(0);
+        let vocab = logits.len() / m;
+        logits.chunks_exact(vocab).map(|row| Tensor::new(row, &self.device)).collect::<Result<Vec<_>>>().map(Some)
+    }
+
+    /// `m` rows of `x` times each of `ws`: Argus's kernels where they apply, else candle's matrix product.
+    fn project(&self, ws: &[&Proj], x: &[f32], m: usize) -> Result<Vec<Vec<f32>>> {
+        let qs: Vec<&QTensor> = ws.iter().map(|w| w.q.as_ref()).collect();
+        if let Some(out) = super::qgemv::matmul_rows(&qs, x, m)? {
+            return Ok(out);
+        }
+        let t = Tensor::from_slice(x, (1, m, x.len() / m), &self.device)?;
+        ws.iter().map(|w| w.forward(&t)?.flatten_all()?.to_vec1()).collect()
+    }
+}
+
+/// RMS norm of each row of `x` (rows of `w.len()`) into `out`, as candle's (`x / sqrt(mean(x²) + eps) · w`).
+fn rms_norm_rows(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
+    for (row, o) in x.chunks_exact(w.len()).zip(out.chunks_exact_mut(w.len())) {
+        let mean = row.iter().map(|v| v * v).sum::<f32>() / w.len() as f32;
+        let inv = 1.0 / (mean + eps).sqrt();
+        for ((o, v), w) in o.iter_mut().zip(row).zip(w) {
+            *o = v * inv * w;
+        }
+    }
+}
+
+/// Rotary embedding of one head in place: pairs (i, i + d/2) (NeoX) or (2i, 2i + 1).
+fn rotate(head: &mut [f32], cos: &[f32], sin: &[f32], neox: bool) {
+    let half = cos.len();
+    for i in 0..half {
+        let (a, b) = if neox { (i, i + half) } else { (2 * i, 2 * i + 1) };
+        let (x0, x1) = (head[a], head[b]);
+        head[a] = x0 * cos[i] - x1 * sin[i];
+        head[b] = x0 * sin[i] + x1 * cos[i];
+    }
+}
+
+/// Writes one token's keys or values (`kv_heads × d`) at position `at` of a cache tensor (`[1, kv_heads, capacity,
+/// d]`), in place.
+fn write_row(cache: &Tensor, row: &[f32], at: usize, capacity: usize, d: usize) -> Result<()> {
+    struct WriteRow<'a> {
+        row: &'a [f32],
+        at: usize,
+        capacity: usize,
+        d: usize,
+    }
+    impl candle_core::InplaceOp1 for WriteRow<'_> {
+        fn name(&self) -> &'static str {
+            "kv-write-row"
+        }
+        fn cpu_fwd(&self, storage: &mut candle_core::CpuStorage, layout: &candle_core::Layout) -> Result<()> {
+            let candle_core::CpuStorage::F32(values) = storage else { candle_core::bail!("the cache is f32") };
+            let values = &mut values[layout.start_offset()..];
+            for (head, src) in self.row.chunks_exact(self.d).enumerate() {
+                values[(head * self.capacity + self.at) * self.d..][..self.d].copy_from_slice(src);
+            }
+            Ok(())
+        }
+    }
+    cache.inplace_op1(&WriteRow { row, at, capacity, d })
 }
 
 /// `x` times each of `ws` (`[1, n, k]` → `[1, n, rows]`), fused into one pass where candle has the kernel.
