@@ -338,11 +338,6 @@ impl Decoder {
         if start + n > cache.capacity {
             candle_core::bail!("{} tokens do not fit the cache of {} tokens", start + n, cache.capacity);
         }
-        if n == 1
-            && let Some(mut logits) = self.step(tokens, &mut [cache])?
-        {
-            return Ok(logits.remove(0));
-        }
         let c = &self.config;
         let ids = Tensor::new(tokens, &self.device)?;
         let mut x = self.embeddings.embedding(&ids)?.unsqueeze(0)?; // [1, n, hidden]
@@ -378,13 +373,18 @@ impl Decoder {
 }
 
 impl Decoder {
-    /// One decoding step of several sequences at once: `tokens[i]` follows what `caches[i]` holds. The weight
+    /// One decoding step of one or several sequences: `tokens[i]` follows what `caches[i]` holds. The weight
     /// matrices are read once for all of them (decoding is bound by those reads); attention runs per sequence on
-    /// its own cache. Returns each sequence's logits (`[vocab]`, f32).
+    /// its own cache. Returns each sequence's logits (`[vocab]`, f32). On the CPU this is [`Decoder::step`];
+    /// prompts (even of one token) go through [`Decoder::forward`], so a prompt's last token is computed the same
+    /// way whether or not a cached prefix spared the tokens before it.
     pub fn forward_batch(&self, tokens: &[u32], caches: &mut [&mut KvCache]) -> Result<Vec<Tensor>> {
         let b = tokens.len();
         if b == 0 || b != caches.len() {
             candle_core::bail!("{b} tokens for {} caches", caches.len());
+        }
+        if let Some(logits) = self.step(tokens, caches)? {
+            return Ok(logits);
         }
         if let [cache] = caches {
             return Ok(vec![self.forward(tokens, cache)?]);
@@ -393,9 +393,6 @@ impl Decoder {
             if cache.len + 1 > cache.capacity {
                 candle_core::bail!("a sequence of {} tokens does not fit its cache", cache.len + 1);
             }
-        }
-        if let Some(logits) = self.step(tokens, caches)? {
-            return Ok(logits);
         }
         let c = &self.config;
         let group = c.heads / c.kv_heads;
@@ -443,6 +440,9 @@ impl Decoder {
         let m = tokens.len();
         if !self.device.is_cpu() || m == 0 || m != caches.len() {
             return Ok(None);
+        }
+        if let Some(full) = caches.iter().find(|k| k.len + 1 > k.capacity) {
+            candle_core::bail!("a sequence of {} tokens does not fit its cache", full.len + 1);
         }
         let c = &self.config;
         let (hidden, d, heads, kv_heads) = (c.hidden, c.head_dim, c.heads, c.kv_heads);

@@ -208,7 +208,7 @@ impl Weights {
         match self {
             Self::Own { decoder, slots, .. } => {
                 let slot = &mut slots[0];
-                let logits = decoder.forward(&[token], &mut slot.cache)?;
+                let logits = decoder.forward_batch(&[token], &mut [&mut slot.cache])?.remove(0);
                 slot.tokens.push(token);
                 Ok(logits)
             }

@@ -12,8 +12,8 @@
 //!   number of rows beside it, so a sequence decodes to the same tokens alone and in a batch.
 //! - **Fused**: several matrices sharing their input (q/k/v, gate/up) are one parallel region over all their
 //!   rows, on candle's own worker pool (no second pool competing for the cores).
-//! - **Where it runs**: x86-64 with AVX-512 (F, BW and VNNI), f32 activations on the CPU, decoding (a prompt too
-//!   where candle has no tiled kernel for the matrix: see [`matmul`]); elsewhere the caller uses candle's kernels. [`dot_reference`] is the same arithmetic in plain Rust, for the
+//! - **Where it runs**: x86-64 with AVX-512 (F, BW and VNNI), f32 activations on the CPU, decoding (see
+//!   [`matmul`] and [`matmul_rows`]); elsewhere the caller uses candle's kernels. [`dot_reference`] is the same arithmetic in plain Rust, for the
 //!   tests.
 // SIMD intrinsics and raw block pointers are unsafe by nature; every unsafe block reads only inside the tensors'
 // own byte ranges (checked in `matmul` before any kernel runs) and writes disjoint output rows per task.
@@ -63,8 +63,8 @@ struct ActPair {
     offset: [i32; 16],
 }
 
-/// Quantises one row (a multiple of 64 values) to blocks of 32 with a scale each (ggml's `quantize_row_q8_0`, the
-/// scale kept as f32).
+/// Quantises one row (a multiple of 64 values) to blocks of 32 with a scale each, exactly as candle's and ggml's
+/// `quantize_row_q8_0`.
 fn quantize_row_pairs(x: &[f32], out: &mut Vec<ActPair>) {
     for xs in x.chunks_exact(64) {
         let mut pair = ActPair { qs: [0; 64], d: [0.0; 16], offset: [0; 16] };
@@ -77,7 +77,8 @@ fn quantize_row_pairs(x: &[f32], out: &mut Vec<ActPair>) {
                 *q = (v * id).round() as i8;
                 sum += *q as i32;
             }
-            pair.d[b * 8..(b + 1) * 8].fill(d);
+            // The scale is kept at half precision, as candle's and ggml's Q8_0 blocks keep it: the same products.
+            pair.d[b * 8..(b + 1) * 8].fill(half::f16::from_f32(d).to_f32());
             pair.offset[b * 8..(b + 1) * 8].fill(16 * sum);
         }
         out.push(pair);
@@ -139,15 +140,25 @@ pub fn available() -> bool {
     }
 }
 
-/// Whether `w` (rows × k) has a kernel here: Q4_K and Q6_K with k a multiple of 256, Q8_0 with k a multiple of 64.
+/// Whether `w` (rows × k) has a kernel here: Q4_K and Q6_K with k a multiple of 256; Q8_0 with k a multiple of
+/// 64 where candle has no tiled kernel for it (k not a multiple of 256, or rows not of 16), which then serves every
+/// number of rows, so that a token's result does not depend on how many were run together.
 pub fn supports(w: &QTensor) -> bool {
     let dims = w.shape().dims();
-    let multiple = match w.dtype() {
-        GgmlDType::Q4K | GgmlDType::Q6K => QK_K,
-        GgmlDType::Q8_0 => 64,
-        _ => return false,
-    };
-    dims.len() == 2 && dims[1] % multiple == 0 && w.device().is_cpu()
+    if dims.len() != 2 || !w.device().is_cpu() {
+        return false;
+    }
+    match w.dtype() {
+        GgmlDType::Q4K | GgmlDType::Q6K => dims[1].is_multiple_of(QK_K),
+        GgmlDType::Q8_0 => dims[1].is_multiple_of(64) && !candle_tiles(w),
+        _ => false,
+    }
+}
+
+/// Whether candle 0.11 multiplies `w` with its tiled (repacked) x86 kernels.
+fn candle_tiles(w: &QTensor) -> bool {
+    let dims = w.shape().dims();
+    dims[1].is_multiple_of(QK_K) && dims[0].is_multiple_of(16)
 }
 
 /// Bytes of one row of `k` values of `dtype`.
@@ -173,7 +184,14 @@ pub fn matmul(ws: &[&QTensor], x: &Tensor) -> Result<Option<Vec<Tensor>>> {
         return Ok(None);
     }
     // Many rows (a prompt): candle's tiled kernels, where it has them, reuse each weight across rows better.
-    if m > MAX_ROWS && ws.iter().any(|w| k % QK_K == 0 && w.shape().dims()[0] % 16 == 0) {
+    if m > MAX_ROWS && ws.iter().any(|w| candle_tiles(w)) {
+        return Ok(None);
+    }
+    // Q8_0 only through `matmul_rows` (the decode step): a prompt's Q8_0 products stay candle's at any length, so
+    // a prompt's last token comes out the same whether a cached prefix spared the tokens before it or not (the
+    // activations are quantised to 8 bits before each product, and another summation order moves a few of them
+    // to the neighbouring step: enough to change a sampled token).
+    if ws.iter().any(|w| w.dtype() == GgmlDType::Q8_0) {
         return Ok(None);
     }
     let xs = x.flatten_all()?.to_vec1::<f32>()?;
@@ -793,8 +811,27 @@ mod tests {
             let bytes = data.len() / rows;
             let xs = random(MAX_ROWS, k, 4);
             let batch = Tensor::from_vec(xs.clone(), (1, MAX_ROWS, k), &Device::Cpu).unwrap();
-            let out = matmul(&[&w, &w], &batch).unwrap().expect("the kernel applies");
+            let out = match matmul(&[&w, &w], &batch).unwrap() {
+                Some(out) => out,
+                None => {
+                    assert_eq!(dtype, GgmlDType::Q8_0, "only Q8_0 is left to candle in prompts");
+                    let rows = matmul_rows(&[&w, &w], &xs, MAX_ROWS).unwrap().expect("the kernel applies");
+                    rows.into_iter().map(|r| Tensor::from_vec(r, (1, MAX_ROWS, 40), &Device::Cpu).unwrap()).collect()
+                }
+            };
             assert_eq!(out[0].dims(), &[1, MAX_ROWS, rows]);
+            // Any number of rows through the plain-rows entry (a prompt's).
+            let many = random(37, k, 6);
+            let got = matmul_rows(&[&w], &many, 37).unwrap().expect("the kernel applies").remove(0);
+            for (i, x) in many.chunks_exact(k).enumerate() {
+                for r in 0..rows {
+                    let reference = dot_reference(dtype, &data[r * bytes..(r + 1) * bytes], x);
+                    assert!(
+                        (got[i * rows + r] - reference).abs() <= 1e-5 * reference.abs().max(1.0),
+                        "{dtype:?} {i} {r}"
+                    );
+                }
+            }
             let out0 = out[0].squeeze(0).unwrap().to_vec2::<f32>().unwrap();
             assert_eq!(out0, out[1].squeeze(0).unwrap().to_vec2::<f32>().unwrap());
             for (i, x) in xs.chunks_exact(k).enumerate() {
@@ -807,9 +844,8 @@ mod tests {
                     );
                 }
                 for m in [1, 3] {
-                    let lone = Tensor::from_vec(x.repeat(m), (1, m, k), &Device::Cpu).unwrap();
-                    let lone = matmul(&[&w], &lone).unwrap().unwrap()[0].squeeze(0).unwrap().to_vec2::<f32>();
-                    assert_eq!(lone.unwrap()[m - 1], out0[i], "{dtype:?} row {i}: the same alone and in a batch");
+                    let lone = matmul_rows(&[&w], &x.repeat(m), m).unwrap().unwrap().remove(0);
+                    assert_eq!(lone[(m - 1) * rows..], out0[i], "{dtype:?} row {i}: the same alone and in a batch");
                 }
             }
         }
@@ -823,57 +859,5 @@ mod tests {
         let w = weights(GgmlDType::Q4K, 16, 256, 5);
         let many = Tensor::zeros((1, MAX_ROWS + 1, 256), candle_core::DType::F32, &Device::Cpu).unwrap();
         assert!(matmul(&[&w], &many).unwrap().is_none());
-    }
-}
-
-#[cfg(test)]
-mod speed_tmp {
-    use super::*;
-    use candle_core::{Device, Tensor};
-    #[test]
-    #[ignore]
-    fn speed() {
-        for dtype in [GgmlDType::Q4K, GgmlDType::Q6K] {
-            let (rows, k) = (std::env::var("ROWS").map(|r| r.parse().unwrap()).unwrap_or(8960), 1536);
-            let w: Vec<f32> = (0..rows * k).map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5).collect();
-            let w = QTensor::quantize(&Tensor::from_vec(w, (rows, k), &Device::Cpu).unwrap(), dtype).unwrap();
-            let bytes = w.data().unwrap().len();
-            for m in [1usize, 3, 8] {
-                let x = Tensor::ones((1, m, k), DType::F32, &Device::Cpu).unwrap();
-                let _ = matmul(&[&w], &x).unwrap();
-                let t = std::time::Instant::now();
-                let reps = 20;
-                for _ in 0..reps {
-                    let _ = matmul(&[&w], &x).unwrap();
-                }
-                let s = t.elapsed().as_secs_f64() / reps as f64;
-                let qm = candle_core::quantized::QMatMul::from_arc(std::sync::Arc::new(
-                    QTensor::quantize(
-                        &Tensor::from_vec(
-                            (0..rows * k).map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5).collect::<Vec<f32>>(),
-                            (rows, k),
-                            &Device::Cpu,
-                        )
-                        .unwrap(),
-                        dtype,
-                    )
-                    .unwrap(),
-                ))
-                .unwrap();
-                use candle_core::Module;
-                let _ = qm.forward(&x).unwrap();
-                let t = std::time::Instant::now();
-                for _ in 0..reps {
-                    let _ = qm.forward(&x).unwrap();
-                }
-                let c = t.elapsed().as_secs_f64() / reps as f64;
-                eprintln!(
-                    "{dtype:?} m={m}: mine {:.3} ms = {:.1} GB/s; candle {:.3} ms",
-                    s * 1e3,
-                    bytes as f64 / s / 1e9,
-                    c * 1e3
-                );
-            }
-        }
     }
 }
