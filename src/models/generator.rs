@@ -187,7 +187,16 @@ impl Weights {
                 let slot = &mut slots[i];
                 slot.cache.truncate(shared);
                 slot.tokens.truncate(shared);
-                let logits = decoder.forward(&prompt[shared..], &mut slot.cache)?;
+                // The prompt's last token runs on its own, after the others: so its logits (what the answer starts
+                // from) are computed the same way whether a cached prefix spared the tokens before it or not, and a
+                // seeded answer is the same either way. (In one batch with the others, another row count can sum
+                // in another order, and with activations quantised to 8 bits before each product that can move a
+                // sampled token.)
+                let last = prompt.len() - 1;
+                if shared < last {
+                    decoder.forward(&prompt[shared..last], &mut slot.cache)?;
+                }
+                let logits = decoder.forward(&prompt[last..], &mut slot.cache)?;
                 slot.tokens.extend_from_slice(&prompt[shared..]);
                 Ok((logits, shared))
             }

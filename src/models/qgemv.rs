@@ -12,8 +12,8 @@
 //!   number of rows beside it, so a sequence decodes to the same tokens alone and in a batch.
 //! - **Fused**: several matrices sharing their input (q/k/v, gate/up) are one parallel region over all their
 //!   rows, on candle's own worker pool (no second pool competing for the cores).
-//! - **Where it runs**: x86-64 with AVX-512 (F, BW and VNNI), f32 activations on the CPU, decoding (see
-//!   [`matmul`] and [`matmul_rows`]); elsewhere the caller uses candle's kernels. [`dot_reference`] is the same arithmetic in plain Rust, for the
+//! - **Where it runs**: x86-64 with AVX-512 (F, BW and VNNI), f32 activations on the CPU, decoding (a prompt too
+//!   where candle has no tiled kernel for the matrix: see [`matmul`]); elsewhere the caller uses candle's kernels. [`dot_reference`] is the same arithmetic in plain Rust, for the
 //!   tests.
 // SIMD intrinsics and raw block pointers are unsafe by nature; every unsafe block reads only inside the tensors'
 // own byte ranges (checked in `matmul` before any kernel runs) and writes disjoint output rows per task.
@@ -185,13 +185,6 @@ pub fn matmul(ws: &[&QTensor], x: &Tensor) -> Result<Option<Vec<Tensor>>> {
     }
     // Many rows (a prompt): candle's tiled kernels, where it has them, reuse each weight across rows better.
     if m > MAX_ROWS && ws.iter().any(|w| candle_tiles(w)) {
-        return Ok(None);
-    }
-    // Q8_0 only through `matmul_rows` (the decode step): a prompt's Q8_0 products stay candle's at any length, so
-    // a prompt's last token comes out the same whether a cached prefix spared the tokens before it or not (the
-    // activations are quantised to 8 bits before each product, and another summation order moves a few of them
-    // to the neighbouring step: enough to change a sampled token).
-    if ws.iter().any(|w| w.dtype() == GgmlDType::Q8_0) {
         return Ok(None);
     }
     let xs = x.flatten_all()?.to_vec1::<f32>()?;
@@ -811,14 +804,7 @@ mod tests {
             let bytes = data.len() / rows;
             let xs = random(MAX_ROWS, k, 4);
             let batch = Tensor::from_vec(xs.clone(), (1, MAX_ROWS, k), &Device::Cpu).unwrap();
-            let out = match matmul(&[&w, &w], &batch).unwrap() {
-                Some(out) => out,
-                None => {
-                    assert_eq!(dtype, GgmlDType::Q8_0, "only Q8_0 is left to candle in prompts");
-                    let rows = matmul_rows(&[&w, &w], &xs, MAX_ROWS).unwrap().expect("the kernel applies");
-                    rows.into_iter().map(|r| Tensor::from_vec(r, (1, MAX_ROWS, 40), &Device::Cpu).unwrap()).collect()
-                }
-            };
+            let out = matmul(&[&w, &w], &batch).unwrap().expect("the kernel applies");
             assert_eq!(out[0].dims(), &[1, MAX_ROWS, rows]);
             // Any number of rows through the plain-rows entry (a prompt's).
             let many = random(37, k, 6);

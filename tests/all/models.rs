@@ -395,18 +395,23 @@ fn rationale_asks() -> Vec<Vec<ChatMessage>> {
 /// runs Argus's kernels (`models::qgemv`), which sum in another order than candle's, so a near-tie can go either
 /// way after a while.
 ///
-/// The prompt runs candle's kernels as candle-transformers' model does (Argus's own take over for the decoded
-/// tokens), so the prompt's logits agree to float rounding.
+/// The prompt's logits agree at the level of the activations' 8-bit quantisation, not of float rounding: the
+/// prompt's last token runs on its own (so that a reused prefix changes nothing) through Argus's kernels, and
+/// SmolLM2's 576-wide rows through Argus's Q8_0 kernel at any length (candle has no fast one for them), where
+/// candle-transformers' model runs candle's. Both sum exact integer products, but in another order, and the
+/// activations are quantised to 8 bits before every product: a few of the next layer's activations round to the
+/// neighbouring step, and through the layers the logits differ by a few hundredths of the largest (measured:
+/// SmolLM2 1.05 of 31.4, the demo writer 0.46 of 19.0). Both still pick the same next token.
 #[test]
 fn own_decode_path_matches_candle_transformers_models() {
-    for (name, tolerance) in [(catalog::TEST_GENERATOR, 2e-3), (catalog::DEMO_GENERATOR, 2e-3)] {
+    for name in [catalog::TEST_GENERATOR, catalog::DEMO_GENERATOR] {
         let (mut own, mut reference) = both_paths(name);
         let prompt = own.encode_prompt(&own.template().render(&rationale_asks()[0])).unwrap();
         let a = own.prompt_logits(&prompt).unwrap();
         let b = reference.prompt_logits(&prompt).unwrap();
         let scale = b.iter().fold(0f32, |m, x| m.max(x.abs()));
         let worst = a.iter().zip(&b).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
-        assert!(worst <= tolerance * scale, "{name}: logits differ by {worst} (largest {scale})");
+        assert!(worst <= 5e-2 * scale, "{name}: logits differ by {worst} (largest {scale})");
         let top = |l: &[f32]| (0..l.len()).max_by(|&i, &j| l[i].total_cmp(&l[j]));
         assert_eq!(top(&a), top(&b), "{name}: the prompt's next token");
         let (_, _, ours) = own.time_greedy(&prompt, 24).unwrap();
