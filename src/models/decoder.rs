@@ -11,8 +11,11 @@
 //! - **Grouped-query attention without copies**: the queries of one KV head's group are laid out as rows of one
 //!   matrix and multiplied with that head's keys as they sit in the cache (a strided view), instead of repeating
 //!   the keys and values for every query head and making them contiguous each step.
-//! - **Fused projections in decode**: q/k/v, and gate/up, share one quantisation of their input and one parallel
-//!   region (`QTensor::gemv_fused_shared_lhs`, where candle has the kernel: same type, AVX-512 VNNI).
+//! - **Decoding on Argus's kernels** ([`super::qgemv`]): the weights as the file holds them, q/k/v and gate/up
+//!   sharing one quantisation of their input and one parallel region, and between the products a step on plain
+//!   rows with no tensor operations ([`Decoder::step`]). Prompts run on candle's tensor operations and tiled
+//!   kernels (Argus's where candle has none for a matrix). Off the CPU, or without AVX-512, candle's throughout
+//!   (`QTensor::gemv_fused_shared_lhs` where it has the fused kernel).
 //! - **Embeddings stay quantised**: rows are dequantised as they are looked up (the 151,936 × 1,536 Qwen2 table
 //!   would take 0.9 GB as f32).
 //!
@@ -88,9 +91,10 @@ impl Proj {
         Ok(Self { mm: QMatMul::from_arc(q.clone())?, q })
     }
 
-    /// `x` (`[1, n, k]`) times this matrix. One row of a Q6_K matrix goes through the same kernel as several rows
-    /// (candle multiplies one row with a compact AVX2 dot product and several with its repacked AVX-512 VNNI
-    /// kernel): so a sequence decodes to the same tokens alone as in a batch, and faster.
+    /// `x` (`[1, n, k]`) times this matrix: Argus's kernel where it applies; else candle's, with one row of a
+    /// Q6_K matrix sent through the same kernel as several rows (candle multiplies one row with a compact AVX2 dot
+    /// product and several with its repacked AVX-512 VNNI kernel), so that a sequence decodes to the same tokens
+    /// alone as in a batch.
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         if let Some(mut out) = super::qgemv::matmul(&[self.q.as_ref()], x)? {
             return Ok(out.remove(0));

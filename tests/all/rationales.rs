@@ -223,7 +223,8 @@ verdict:td=td_verdict,rationale:cs=cs_rationale,verdict:cs=cs_verdict,rationale:
 
 /// `tests/data/liar2-argus/liar2-argus.csv` is what it says: at least 400 LIAR2 validation and 400 test claims,
 /// each exactly as in LIAR2 (statement, label), with a td and a cs rationale and the verdict read from each; and the
-/// demo writer, run as `scripts/liar2-rationales.sh` runs it (greedy), writes the same words for its first claim.
+/// demo writer, run as `scripts/liar2-rationales.sh` runs it (greedy), starts its first claim's rationales with the
+/// same words (the same until a near-tie, where Argus's newer decode kernels may go the other way).
 #[test]
 fn the_liar2_fixture_holds_the_demo_writers_rationales_of_real_liar2_claims() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -279,7 +280,10 @@ fn the_liar2_fixture_holds_the_demo_writers_rationales_of_real_liar2_claims() {
     }
     assert!(valid >= 400 && valid == test, "{valid} valid, {test} test claims");
 
-    // The first claim again, greedy, through the writer: its first 24 tokens are where the fixture's text starts.
+    // The first claim again, greedy, through the writer (24 tokens). The fixture was written on candle's kernels,
+    // before Argus's own decode kernels, which sum in another order: greedy decoding parts from it at the first
+    // near-tie (after 17 tokens for td). So the check is a long common start, which another model or prompt would
+    // not give.
     let first = ids[0];
     let mut models = rationales::open_models(&Backend::Local {
         gguf: model(catalog::DEMO_GENERATOR),
@@ -297,6 +301,8 @@ fn the_liar2_fixture_holds_the_demo_writers_rationales_of_real_liar2_claims() {
     for r in store.rationales(first).unwrap().into_iter().filter(|r| r.model.is_some()) {
         let (_, fixed) = fixture_texts.iter().find(|(p, _)| *p == r.perspective).unwrap();
         assert!(r.text.len() > 40, "{r:?}");
-        assert!(fixed.starts_with(r.text.trim()), "{}: written {:?}, fixture {:?}", r.perspective, r.text, fixed);
+        let common = r.text.trim().chars().zip(fixed.chars()).take_while(|(a, b)| a == b).count();
+        eprintln!("{}: the first {common} characters as in the fixture", r.perspective);
+        assert!(common >= 48, "{}: written {:?}, fixture {:?}", r.perspective, r.text, fixed);
     }
 }
