@@ -461,10 +461,9 @@ impl Decoder {
         for (l, layer) in self.layers.iter().enumerate() {
             rms_norm_rows(&x, &layer.plain.attn_norm, eps, &mut h);
             let mut qkv = self.project(&[&layer.q, &layer.k, &layer.v], &h, m)?.into_iter();
-            let (Some(mut q), Some(mut k), Some(v)) = (qkv.next(), qkv.next(), qkv.next()) else {
+            let (Some(mut q), Some(mut k), Some(mut v)) = (qkv.next(), qkv.next(), qkv.next()) else {
                 candle_core::bail!("three projections expected");
             };
-            let mut v = v;
             if let Some([bq, bk, bv]) = &layer.plain.bias {
                 for (rows, b) in [(&mut q, bq), (&mut k, bk), (&mut v, bv)] {
                     for row in rows.chunks_exact_mut(b.len()) {
@@ -508,15 +507,10 @@ impl Decoder {
                 let qh = &q[(i * heads + head) * d..][..d];
                 let mut scores: Vec<f32> =
                     (0..total).map(|t| super::qgemv::dot(qh, &keys[base + t * d..][..d]) * scale).collect();
-                let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                let mut sum = 0f32;
-                for s in scores.iter_mut() {
-                    *s = (*s - max).exp();
-                    sum += *s;
-                }
+                super::kernels::softmax_row(&mut scores);
                 yh.fill(0.0);
-                for (t, p) in scores.iter().enumerate() {
-                    super::qgemv::axpy(yh, p / sum, &values[base + t * d..][..d]);
+                for (t, &p) in scores.iter().enumerate() {
+                    super::qgemv::axpy(yh, p, &values[base + t * d..][..d]);
                 }
             });
             drop(views);

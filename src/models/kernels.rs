@@ -416,7 +416,7 @@ pub fn composed_attention_softmax(
 
 /// Softmax of one row in place: subtract the maximum, exponentiate, normalise.
 #[inline]
-fn softmax_row(row: &mut [f32]) {
+pub fn softmax_row(row: &mut [f32]) {
     let m = max(row);
     for v in row.iter_mut() {
         *v = exp(*v - m);

@@ -311,15 +311,12 @@ fn rows_times(
                 Acts::K(acts) => {
                     let kb = k / QK_K;
                     let a = |j: usize| acts[j.min(m - 1) * kb..].as_ptr();
-                    match (dtype, m) {
-                        (GgmlDType::Q4K, 1) => x86::q4k_rows::<1>(p, r, kb, [a(0)], out, stride),
-                        (GgmlDType::Q4K, 2) => x86::q4k_rows::<2>(p, r, kb, [a(0), a(1)], out, stride),
-                        (GgmlDType::Q4K, 3) => x86::q4k_rows::<3>(p, r, kb, [a(0), a(1), a(2)], out, stride),
-                        (GgmlDType::Q4K, _) => x86::q4k_rows::<4>(p, r, kb, [a(0), a(1), a(2), a(3)], out, stride),
-                        (_, 1) => x86::q6k_rows::<1>(p, r, kb, [a(0)], out, stride),
-                        (_, 2) => x86::q6k_rows::<2>(p, r, kb, [a(0), a(1)], out, stride),
-                        (_, 3) => x86::q6k_rows::<3>(p, r, kb, [a(0), a(1), a(2)], out, stride),
-                        (_, _) => x86::q6k_rows::<4>(p, r, kb, [a(0), a(1), a(2), a(3)], out, stride),
+                    let q6 = dtype == GgmlDType::Q6K;
+                    match m {
+                        1 => x86::k_rows::<1>(q6, p, r, kb, [a(0)], out, stride),
+                        2 => x86::k_rows::<2>(q6, p, r, kb, [a(0), a(1)], out, stride),
+                        3 => x86::k_rows::<3>(q6, p, r, kb, [a(0), a(1), a(2)], out, stride),
+                        _ => x86::k_rows::<4>(q6, p, r, kb, [a(0), a(1), a(2), a(3)], out, stride),
                     }
                 }
                 Acts::Pairs(acts) => {
@@ -342,7 +339,9 @@ fn rows_times(
     }
 }
 
-/// `a · b` (f32), sixteen lanes at a time where the kernels run (attention's scores in the decode step).
+/// `a · b` (f32), sixteen lanes at a time where the kernels run (attention's scores in the decode step). The
+/// portable `kernels` dot product is what the training kernels use; the build targets baseline x86-64, where the
+/// compiler vectorises it four lanes wide, and this one is chosen at run time.
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
     #[cfg(target_arch = "x86_64")]
@@ -544,9 +543,12 @@ mod x86 {
         }
     }
 
-    /// Rows `rows` of a Q4_K matrix (`kb` blocks a row from `w`) · M activation rows, into `out[j * stride + r]`.
+    /// Rows `rows` of a Q4_K matrix (a Q6_K one where `q6`; `kb` blocks a row from `w`) · M activation rows, into
+    /// `out[j * stride + r]`.
+    #[allow(clippy::too_many_arguments)]
     #[target_feature(enable = "avx512f,avx512bw,avx2,fma,f16c")]
-    pub(super) unsafe fn q4k_rows<const M: usize>(
+    pub(super) unsafe fn k_rows<const M: usize>(
+        q6: bool,
         w: *const u8,
         rows: std::ops::Range<usize>,
         kb: usize,
@@ -554,31 +556,12 @@ mod x86 {
         out: *mut f32,
         stride: usize,
     ) {
+        let row_bytes = kb * if q6 { Q6K_BYTES } else { Q4K_BYTES };
         for r in rows {
             // SAFETY: the caller's contract (see `rows_times`).
             unsafe {
-                let dots = q4k::<M>(w.add(r * kb * Q4K_BYTES), kb, acts);
-                for (j, d) in dots.into_iter().enumerate() {
-                    *out.add(j * stride + r) = d;
-                }
-            }
-        }
-    }
-
-    /// Rows `rows` of a Q6_K matrix (`kb` blocks a row from `w`) · M activation rows, into `out[j * stride + r]`.
-    #[target_feature(enable = "avx512f,avx512bw,avx2,fma,f16c")]
-    pub(super) unsafe fn q6k_rows<const M: usize>(
-        w: *const u8,
-        rows: std::ops::Range<usize>,
-        kb: usize,
-        acts: [*const Act; M],
-        out: *mut f32,
-        stride: usize,
-    ) {
-        for r in rows {
-            // SAFETY: the caller's contract (see `rows_times`).
-            unsafe {
-                let dots = q6k::<M>(w.add(r * kb * Q6K_BYTES), kb, acts);
+                let row = w.add(r * row_bytes);
+                let dots = if q6 { q6k::<M>(row, kb, acts) } else { q4k::<M>(row, kb, acts) };
                 for (j, d) in dots.into_iter().enumerate() {
                     *out.add(j * stride + r) = d;
                 }
