@@ -82,13 +82,14 @@ impl DecoderConfig {
 
 /// A weight matrix, as the quantised tensor (for the fused kernels) and as candle's matmul over it.
 struct Proj {
-    q: Arc<QTensor>,
+    /// The weights for Argus's kernels (and candle's tensor).
+    w: super::qgemv::Matrix,
     mm: QMatMul,
 }
 
 impl Proj {
     fn new(q: Arc<QTensor>) -> Result<Self> {
-        Ok(Self { mm: QMatMul::from_arc(q.clone())?, q })
+        Ok(Self { mm: QMatMul::from_arc(q.clone())?, w: super::qgemv::Matrix::new(q)? })
     }
 
     /// `x` (`[1, n, k]`) times this matrix: Argus's kernel where it applies; else candle's, with one row of a
@@ -96,10 +97,10 @@ impl Proj {
     /// product and several with its repacked AVX-512 VNNI kernel), so that a sequence decodes to the same tokens
     /// alone as in a batch.
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        if let Some(mut out) = super::qgemv::matmul(&[self.q.as_ref()], x)? {
+        if let Some(mut out) = super::qgemv::matmul(&[&self.w], x)? {
             return Ok(out.remove(0));
         }
-        if x.dim(1)? == 1 && self.q.dtype() == GgmlDType::Q6K && x.device().is_cpu() {
+        if x.dim(1)? == 1 && self.w.qtensor().dtype() == GgmlDType::Q6K && x.device().is_cpu() {
             let two = Tensor::cat(&[x, x], 1)?;
             return self.mm.forward(&two)?.narrow(1, 0, 1);
         }
@@ -379,9 +380,10 @@ impl Decoder {
 impl Decoder {
     /// One decoding step of one or several sequences: `tokens[i]` follows what `caches[i]` holds. The weight
     /// matrices are read once for all of them (decoding is bound by those reads); attention runs per sequence on
-    /// its own cache. Returns each sequence's logits (`[vocab]`, f32). On the CPU this is [`Decoder::step`];
-    /// prompts (even of one token) go through [`Decoder::forward`], so a prompt's last token is computed the same
-    /// way whether or not a cached prefix spared the tokens before it.
+    /// its own cache. Returns each sequence's logits (`[vocab]`, f32). On the CPU this is [`Decoder::step`], which
+    /// also runs prompts' last tokens (alone or several prompts' together; the tokens before them go through
+    /// [`Decoder::forward`]), so a prompt's last token is computed the same way whether or not a cached prefix
+    /// spared the tokens before it, and whatever the batch.
     pub fn forward_batch(&self, tokens: &[u32], caches: &mut [&mut KvCache]) -> Result<Vec<Tensor>> {
         let b = tokens.len();
         if b == 0 || b != caches.len() {
@@ -537,7 +539,7 @@ impl Decoder {
 
     /// `m` rows of `x` times each of `ws`: Argus's kernels where they apply, else candle's matrix product.
     fn project(&self, ws: &[&Proj], x: &[f32], m: usize) -> Result<Vec<Vec<f32>>> {
-        let qs: Vec<&QTensor> = ws.iter().map(|w| w.q.as_ref()).collect();
+        let qs: Vec<&super::qgemv::Matrix> = ws.iter().map(|w| &w.w).collect();
         if let Some(out) = super::qgemv::matmul_rows(&qs, x, m)? {
             return Ok(out);
         }
@@ -615,14 +617,14 @@ fn projections2(x: &Tensor, ws: [&Proj; 2]) -> Result<[Tensor; 2]> {
 }
 
 fn fused(x: &Tensor, ws: &[&Proj]) -> Result<Option<Vec<Tensor>>> {
-    let qs: Vec<&QTensor> = ws.iter().map(|w| w.q.as_ref()).collect();
+    let qs: Vec<&super::qgemv::Matrix> = ws.iter().map(|w| &w.w).collect();
     if let Some(out) = super::qgemv::matmul(&qs, x)? {
         return Ok(Some(out));
     }
     if x.dim(1)? != 1 || !x.device().is_cpu() || ws.iter().any(|w| !matches!(w.mm, QMatMul::QTensor(_))) {
         return Ok(None);
     }
-    let ts: Vec<&QTensor> = ws.iter().map(|w| w.q.as_ref()).collect();
+    let ts: Vec<&QTensor> = ws.iter().map(|w| w.w.qtensor()).collect();
     QTensor::gemv_fused_shared_lhs(&ts, &x.contiguous()?)
 }
 

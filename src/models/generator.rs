@@ -160,44 +160,53 @@ impl Weights {
         Ok(())
     }
 
+    /// Own decode path: runs all of `prompt` but its last token in slot `i`, reusing the longest prefix it shares
+    /// with this slot's sequence or with another slot's (whose keys and values are then copied), and returns how
+    /// many of its tokens were already cached. The last token is left for [`Weights::decode_batch`], alone or with
+    /// the other sequences' last tokens: a decoding step computes each row the same way whatever the rows beside
+    /// it, so the logits an answer starts from are the same whether a cached prefix spared the tokens before it or
+    /// not, and whether the prompt came alone or in a batch (in one tensor pass with the tokens before it, another
+    /// row count sums in another order, and with activations quantised to 8 bits before each product that can
+    /// move a sampled token).
+    fn prefill_prefix(&mut self, i: usize, prompt: &[u32]) -> candle_core::Result<usize> {
+        let Self::Own { decoder, slots, .. } = self else {
+            candle_core::bail!("prefix reuse runs on the own decode path");
+        };
+        let last = prompt.len() - 1; // at least one token runs, for its logits
+        let own = common_prefix(&slots[i].tokens, prompt).min(last);
+        let best = (0..slots.len())
+            .filter(|&j| j != i)
+            .map(|j| (common_prefix(&slots[j].tokens, prompt).min(last), j))
+            .max()
+            .filter(|&(n, _)| n > own);
+        let shared = match best {
+            Some((n, j)) => {
+                let (a, b) = if i < j { slots.split_at_mut(j) } else { slots.split_at_mut(i) };
+                let (mine, theirs) = if i < j { (&mut a[i], &b[0]) } else { (&mut b[0], &a[j]) };
+                mine.cache.copy_prefix_from(&theirs.cache, n)?;
+                mine.tokens.clear();
+                mine.tokens.extend_from_slice(&prompt[..n]);
+                n
+            }
+            None => own,
+        };
+        let slot = &mut slots[i];
+        slot.cache.truncate(shared);
+        slot.tokens.truncate(shared);
+        if shared < last {
+            decoder.forward(&prompt[shared..last], &mut slot.cache)?;
+        }
+        slot.tokens.extend_from_slice(&prompt[shared..last]);
+        Ok(shared)
+    }
+
     /// The logits (`[vocab]`) after `prompt` in slot `i`, and how many of its tokens were already cached (own
-    /// decode path: the longest prefix it shares with this slot's sequence, or with another slot's, whose keys and
-    /// values are then copied; candle-transformers' models start over).
+    /// decode path: see [`Weights::prefill_prefix`]; candle-transformers' models start over).
     fn prefill_slot(&mut self, i: usize, prompt: &[u32], device: &Device) -> candle_core::Result<(Tensor, usize)> {
         match self {
-            Self::Own { decoder, slots, .. } => {
-                let limit = prompt.len() - 1; // at least one token runs, for its logits
-                let own = common_prefix(&slots[i].tokens, prompt).min(limit);
-                let best = (0..slots.len())
-                    .filter(|&j| j != i)
-                    .map(|j| (common_prefix(&slots[j].tokens, prompt).min(limit), j))
-                    .max()
-                    .filter(|&(n, _)| n > own);
-                let shared = match best {
-                    Some((n, j)) => {
-                        let (a, b) = if i < j { slots.split_at_mut(j) } else { slots.split_at_mut(i) };
-                        let (mine, theirs) = if i < j { (&mut a[i], &b[0]) } else { (&mut b[0], &a[j]) };
-                        mine.cache.copy_prefix_from(&theirs.cache, n)?;
-                        mine.tokens.clear();
-                        mine.tokens.extend_from_slice(&prompt[..n]);
-                        n
-                    }
-                    None => own,
-                };
-                let slot = &mut slots[i];
-                slot.cache.truncate(shared);
-                slot.tokens.truncate(shared);
-                // The prompt's last token runs on its own, after the others: so its logits (what the answer starts
-                // from) are computed the same way whether a cached prefix spared the tokens before it or not, and a
-                // seeded answer is the same either way. (In one batch with the others, another row count can sum
-                // in another order, and with activations quantised to 8 bits before each product that can move a
-                // sampled token.)
-                let last = prompt.len() - 1;
-                if shared < last {
-                    decoder.forward(&prompt[shared..last], &mut slot.cache)?;
-                }
-                let logits = decoder.forward(&prompt[last..], &mut slot.cache)?;
-                slot.tokens.extend_from_slice(&prompt[shared..]);
+            Self::Own { .. } => {
+                let shared = self.prefill_prefix(i, prompt)?;
+                let logits = self.decode_batch(&[i], &prompt[prompt.len() - 1..])?.remove(0);
                 Ok((logits, shared))
             }
             other => {
@@ -640,23 +649,32 @@ impl Generator {
             }
         }
         self.weights.ensure_slots(prompts.len(), longest).map_err(ctx())?;
+        // Each prompt but its last token in its own slot, then every last token in one decoding step (the weights
+        // read once for all of them; each row's result is the same as alone).
         let mut seqs = Vec::with_capacity(prompts.len());
         for (i, (prompt, params)) in prompts.iter().zip(params).enumerate() {
             let started = Instant::now();
-            let mut sampler = sampler_for(params);
-            let (logits, reused) = self.weights.prefill_slot(i, prompt, &self.device).map_err(ctx())?;
-            let next = sample_last(&logits, &mut sampler).map_err(ctx())?;
+            let reused = self.weights.prefill_prefix(i, prompt).map_err(ctx())?;
             seqs.push(Sequence {
                 prompt_tokens: prompt.len(),
                 reused,
                 budget: params.max_tokens.min(self.context - prompt.len()),
-                sampler,
-                next,
+                sampler: sampler_for(params),
+                next: 0,
                 generated: Vec::new(),
                 stream: TextStream::default(),
                 stop: None,
                 prompt_seconds: started.elapsed().as_secs_f64(),
             });
+        }
+        let started = Instant::now();
+        let all: Vec<usize> = (0..prompts.len()).collect();
+        let lasts: Vec<u32> = prompts.iter().map(|p| p[p.len() - 1]).collect();
+        let logits = self.weights.decode_batch(&all, &lasts).map_err(ctx())?;
+        let last_step = started.elapsed().as_secs_f64();
+        for (seq, logits) in seqs.iter_mut().zip(&logits) {
+            seq.next = sample_last(logits, &mut seq.sampler).map_err(ctx())?;
+            seq.prompt_seconds += last_step; // the step all the prompts' last tokens shared
         }
         let started = Instant::now();
         let mut cancelled = false;
