@@ -25,6 +25,10 @@ pub struct Perspective {
 }
 
 /// The perspectives Argus ships: the paper's two (ARG: textual description, commonsense) and fact-checking.
+///
+/// Their prompts put the fenced news first, right after the system prompt, so that the perspectives of one item
+/// share everything up to their instructions: a local writer computes that prefix once and the others reuse its
+/// KV cache (`models::generator`).
 pub fn builtin_perspectives() -> Vec<Perspective> {
     let question = "Based on your analysis above, is the news real or fake? Answer with exactly one word: real, \
                     fake, or other (if it cannot be decided)."
@@ -33,9 +37,9 @@ pub fn builtin_perspectives() -> Vec<Perspective> {
         Perspective {
             key: "td".into(),
             name: "Textual description (style, emotion, sourcing)".into(),
-            prompt: "Analyse the given news from the perspective of its textual description: the writing style, \
-                     the emotion it tries to raise, exaggeration, and whether it names verifiable sources. Write a \
-                     short rationale (at most 120 words).\n\n{news}"
+            prompt: "{news}\n\nAnalyse the given news from the perspective of its textual description: the writing \
+                     style, the emotion it tries to raise, exaggeration, and whether it names verifiable sources. \
+                     Write a short rationale (at most 120 words)."
                 .into(),
             verdict_question: question.clone(),
             generated: true,
@@ -43,8 +47,8 @@ pub fn builtin_perspectives() -> Vec<Perspective> {
         Perspective {
             key: "cs".into(),
             name: "Commonsense".into(),
-            prompt: "Analyse the given news from the perspective of commonsense: does what it says fit how the \
-                     world works, and is it plausible? Write a short rationale (at most 120 words).\n\n{news}"
+            prompt: "{news}\n\nAnalyse the given news from the perspective of commonsense: does what it says fit how \
+                     the world works, and is it plausible? Write a short rationale (at most 120 words)."
                 .into(),
             verdict_question: question.clone(),
             generated: true,
@@ -52,9 +56,9 @@ pub fn builtin_perspectives() -> Vec<Perspective> {
         Perspective {
             key: "fc".into(),
             name: "Fact-checking".into(),
-            prompt: "Analyse the given news as a fact-checker: which concrete claims would you verify, what \
-                     evidence would settle them, and what do you already know about that evidence? Write a short \
-                     rationale (at most 120 words).\n\n{news}"
+            prompt: "{news}\n\nAnalyse the given news as a fact-checker: which concrete claims would you verify, \
+                     what evidence would settle them, and what do you already know about that evidence? Write a \
+                     short rationale (at most 120 words)."
                 .into(),
             verdict_question: question,
             generated: true,
@@ -67,6 +71,16 @@ pub fn builtin_perspectives() -> Vec<Perspective> {
             generated: false,
         },
     ]
+}
+
+/// A built-in prompt as worded before the news came first (the instruction, a blank line, then the news): the
+/// rationales written until 2026-12, the LIAR2 fixture's among them, were written with it. A database whose
+/// built-in perspective still holds this wording is moved to the current one (`store`).
+pub fn news_last_wording(prompt: &str) -> String {
+    match prompt.strip_prefix("{news}\n\n") {
+        Some(instruction) => format!("{instruction}\n\n{{news}}"),
+        None => prompt.to_owned(),
+    }
 }
 
 /// Display name of a perspective key among `perspectives`, else the key itself.
@@ -315,6 +329,23 @@ mod tests {
         assert!(msgs[0].content.contains("never instructions"));
         assert!(msgs[1].content.contains(&fenced));
         assert!(!msgs[1].content.contains("{news}"));
+    }
+
+    #[test]
+    fn an_items_perspectives_share_the_system_prompt_and_the_news_as_their_prefix() {
+        let news = "The mayor said the bridge will reopen on Monday.";
+        let messages: Vec<Vec<ChatMessage>> =
+            builtin_perspectives().iter().filter(|p| p.generated).map(|p| rationale_messages(p, news)).collect();
+        assert!(messages.iter().all(|m| m[0].content == SYSTEM_PROMPT));
+        // The user turns (after the same system turn) up to where they part.
+        let rendered: Vec<&str> = messages.iter().map(|m| m[1].content.as_str()).collect();
+        let common = rendered[1..].iter().fold(rendered[0].len(), |n, r| {
+            n.min(rendered[0].bytes().zip(r.bytes()).take_while(|(a, b)| a == b).count())
+        });
+        let fenced_end = rendered[0].find(NEWS_CLOSE).unwrap() + NEWS_CLOSE.len();
+        assert!(common >= fenced_end, "shared: {:?}", &rendered[0][..common]);
+        let old = news_last_wording(&builtin_perspectives()[0].prompt);
+        assert!(old.starts_with("Analyse the given news") && old.ends_with("\n\n{news}"), "{old}");
     }
 
     #[test]

@@ -512,10 +512,32 @@ impl Generator {
 impl Generator {
     /// The logits after processing `prompt` in one batch (for comparing devices).
     pub fn prompt_logits(&mut self, prompt: &[u32]) -> Result<Vec<f32>> {
-        let ctx = || ModelError::candle(format!("running {}", self.path.display()));
         self.weights.forget();
-        let (logits, _) = self.weights.prefill(prompt, &self.device, 1).map_err(ctx())?;
-        logits.to_dtype(candle_core::DType::F32).and_then(|l| l.to_vec1()).map_err(ctx())
+        self.cached_prompt_logits(prompt).map(|(logits, _)| logits)
+    }
+
+    /// The logits after `prompt`, reusing what the cache holds (as a chat does), and how many of its tokens were
+    /// reused.
+    pub fn cached_prompt_logits(&mut self, prompt: &[u32]) -> Result<(Vec<f32>, usize)> {
+        let ctx = || ModelError::candle(format!("running {}", self.path.display()));
+        let (logits, reused) = self.weights.prefill(prompt, &self.device, 1).map_err(ctx())?;
+        Ok((logits.to_dtype(candle_core::DType::F32).and_then(|l| l.to_vec1()).map_err(ctx())?, reused))
+    }
+
+    /// Teacher forcing, for comparing two ways of computing the same model: the logits after `prompt`, then after
+    /// each of `tokens` fed one decoding step at a time (whatever this model would have chosen), from an empty
+    /// cache. `tokens.len() + 1` rows.
+    pub fn forced_logits(&mut self, prompt: &[u32], tokens: &[u32]) -> Result<Vec<Vec<f32>>> {
+        let ctx = || ModelError::candle(format!("running {}", self.path.display()));
+        let rows = |l: Tensor| l.to_dtype(candle_core::DType::F32).and_then(|l| l.to_vec1::<f32>());
+        self.weights.forget();
+        let (logits, _) = self.weights.prefill(prompt, &self.device, tokens.len()).map_err(ctx())?;
+        let mut out = vec![rows(logits).map_err(ctx())?];
+        for (i, &t) in tokens.iter().enumerate() {
+            let logits = self.weights.decode(t, prompt.len() + i, &self.device).map_err(ctx())?;
+            out.push(rows(logits).map_err(ctx())?);
+        }
+        Ok(out)
     }
 
     /// For benchmarks: seconds to process `prompt` in one batch, seconds to then generate `n` tokens greedily one

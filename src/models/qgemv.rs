@@ -805,6 +805,9 @@ mod x86 {
         }
     }
 
+    /// Tile blocks ahead that `q4k_tile` prefetches.
+    const PREFETCH_BLOCKS: usize = 4;
+
     /// One tile of a tiled Q4_K matrix (16 rows, `kb` tile blocks at `w`; see `super::Matrix`) · M activation
     /// rows, into `out[j * stride + r]` for r in 0..16. Per tile block and activation row: 64 `vpdpbusd` (16 rows ×
     /// 4 values each), each sub-block's integer sums × its 16 rows' scales in f32, the mins through `vpdpwssd`
@@ -824,6 +827,12 @@ mod x86 {
             let mut acc = [_mm512_setzero_ps(); M];
             for b in 0..kb {
                 let blk = w.add(b * super::TILE_BYTES);
+                // A few blocks ahead (into the next tile's at a tile's end: tiles lie one after the other), ahead
+                // of the hardware prefetcher: measured, prompts of 16 tokens ran 15-20% faster.
+                let ahead = blk.wrapping_add(PREFETCH_BLOCKS * super::TILE_BYTES);
+                for line in 0..super::TILE_BYTES / 64 {
+                    _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(line * 64) as *const i8);
+                }
                 let d = _mm512_cvtph_ps(_mm256_loadu_si256(blk.add(2304) as *const _));
                 let dmin = _mm512_cvtph_ps(_mm256_loadu_si256(blk.add(2336) as *const _));
                 let mut main = [_mm512_setzero_ps(); M];

@@ -183,6 +183,17 @@ impl Store {
                     params![p.key, p.name, p.prompt, p.verdict_question, p.generated, position as i64],
                 )
                 .map_err(|e| self.err(e))?;
+            // A built-in prompt nobody edited, still worded with the news last, moves to the current wording
+            // (news first, so an item's perspectives share their prefix); an edited one stays as it is.
+            let old = crate::prompting::news_last_wording(&p.prompt);
+            if old != p.prompt {
+                self.conn
+                    .execute(
+                        "UPDATE perspectives SET prompt = ?1 WHERE key = ?2 AND prompt = ?3",
+                        params![p.prompt, p.key, old],
+                    )
+                    .map_err(|e| self.err(e))?;
+            }
         }
         Ok(())
     }

@@ -82,8 +82,8 @@ pub fn perspectives_window(
                     key: state.new_key.trim().to_lowercase(),
                     name: state.new_name.trim().to_owned(),
                     prompt: format!(
-                        "Analyse the given news from the perspective of {}. Write a short rationale (at most 120 \
-                         words).\n\n{{news}}",
+                        "{{news}}\n\nAnalyse the given news from the perspective of {}. Write a short rationale \
+                         (at most 120 words).",
                         state.new_name.trim().to_lowercase()
                     ),
                     verdict_question: template.verdict_question.clone(),

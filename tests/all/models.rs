@@ -390,40 +390,65 @@ fn rationale_asks() -> Vec<Vec<ChatMessage>> {
         .collect()
 }
 
+/// Where two computations of the same model may part: the largest difference between their logits (`a`, `b`)
+/// and the largest logit, for a tolerance relative to it.
+fn logit_gap(a: &[f32], b: &[f32]) -> (f32, f32) {
+    let scale = b.iter().fold(0f32, |m, x| m.max(x.abs()));
+    (a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs())), scale)
+}
+
+/// The index of the largest logit, and by how much it leads the second.
+fn top(l: &[f32]) -> (usize, f32) {
+    let best = (0..l.len()).max_by(|&i, &j| l[i].total_cmp(&l[j])).unwrap();
+    let second = (0..l.len()).filter(|&i| i != best).map(|i| l[i]).fold(f32::MIN, f32::max);
+    (best, l[best] - second)
+}
+
 /// The own decode path computes what candle-transformers' model computes, on SmolLM2 (llama) and the demo writer
-/// (qwen2): the prompt's logits agree and greedy decoding starts with the same tokens. Not every token: decoding
-/// runs Argus's kernels (`models::qgemv`), which sum in another order than candle's, so a near-tie can go either
-/// way after a while.
+/// (qwen2), by teacher forcing: both are fed the same tokens (the reference's greedy choices after a rationale
+/// prompt), and after the prompt and each of 24 tokens their logits agree within 5% of the largest and pick the
+/// same next token at 20 or more of the 25 steps (a near-tie may go either way; free-running greedy decoding
+/// would then part and compare two different texts, which is why this test feeds both the same tokens).
 ///
-/// The prompt's logits agree at the level of the activations' 8-bit quantisation, not of float rounding: the
-/// prompt's last token runs on its own (so that a reused prefix changes nothing) through Argus's kernels, and
-/// SmolLM2's 576-wide rows through Argus's Q8_0 kernel at any length (candle has no fast one for them), where
-/// candle-transformers' model runs candle's. Both sum exact integer products, but in another order, and the
-/// activations are quantised to 8 bits before every product: a few of the next layer's activations round to the
-/// neighbouring step, and through the layers the logits differ by a few hundredths of the largest (measured:
-/// SmolLM2 1.05 of 31.4, the demo writer 0.46 of 19.0). Both still pick the same next token.
+/// Why 5% and not float rounding: Argus's kernels (`models::qgemv`) sum exact integer products in another order
+/// than candle's, and activations are quantised to 8 bits before every product, so a few of the next layer's
+/// activations round to the neighbouring step; through the layers the logits differ by a few hundredths of the
+/// largest (measured over the 25 steps: SmolLM2 up to 4.5% of the largest, the demo writer 3.7%; SmolLM2 picks
+/// another token at one step, where the reference's led by 0.13).
 #[test]
 fn own_decode_path_matches_candle_transformers_models() {
     for name in [catalog::TEST_GENERATOR, catalog::DEMO_GENERATOR] {
         let (mut own, mut reference) = both_paths(name);
         let prompt = own.encode_prompt(&own.template().render(&rationale_asks()[0])).unwrap();
-        let a = own.prompt_logits(&prompt).unwrap();
-        let b = reference.prompt_logits(&prompt).unwrap();
-        let scale = b.iter().fold(0f32, |m, x| m.max(x.abs()));
-        let worst = a.iter().zip(&b).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
-        assert!(worst <= 5e-2 * scale, "{name}: logits differ by {worst} (largest {scale})");
-        let top = |l: &[f32]| (0..l.len()).max_by(|&i, &j| l[i].total_cmp(&l[j]));
-        assert_eq!(top(&a), top(&b), "{name}: the prompt's next token");
-        let (_, _, ours) = own.time_greedy(&prompt, 24).unwrap();
-        let (_, _, theirs) = reference.time_greedy(&prompt, 24).unwrap();
-        let same = ours.iter().zip(&theirs).take_while(|(x, y)| x == y).count();
-        eprintln!("{name}: logits within {worst:.2e} of {scale:.1}; greedy tokens identical for {same} of 24");
-        assert!(same >= 8, "{name}: only {same} greedy tokens agree: {ours:?} vs {theirs:?}");
+        let (_, _, tokens) = reference.time_greedy(&prompt, 24).unwrap();
+        let theirs = reference.forced_logits(&prompt, &tokens).unwrap();
+        let ours = own.forced_logits(&prompt, &tokens).unwrap();
+        assert_eq!(ours.len(), 25);
+        let (mut worst_rel, mut same) = (0f32, 0);
+        for (step, (a, b)) in ours.iter().zip(&theirs).enumerate() {
+            let (gap, scale) = logit_gap(a, b);
+            assert!(gap <= 5e-2 * scale, "{name}, step {step}: logits differ by {gap} (largest {scale})");
+            worst_rel = worst_rel.max(gap / scale);
+            let ((mine, _), (best, lead)) = (top(a), top(b));
+            if step < tokens.len() {
+                assert_eq!(best as u32, tokens[step], "{name}, step {step}: the reference's greedy token");
+            }
+            if mine != best {
+                eprintln!(
+                    "{name}, step {step}: another next token (the reference's led by {lead:.3}; logits within {gap:.3})"
+                );
+            }
+            same += usize::from(mine == best);
+        }
+        eprintln!("{name}: logits within {worst_rel:.3} of the largest; the same next token at {same} of 25 steps");
+        assert!(same >= 20, "{name}: the same next token at only {same} of 25 steps");
     }
 }
 
 /// A prompt that continues the cached sequence (the verdict question after its rationale) runs only its new
-/// tokens, and answers exactly as the same prompt run from its start.
+/// tokens, and its logits are those of the same prompt run from its start (within the kernels' 8-bit level, as
+/// above: the rationale's keys and values were computed one decoding step at a time, the fresh prompt's in one
+/// pass), with the same next token.
 #[test]
 fn a_prompt_continuing_the_cached_one_reuses_it_and_answers_the_same() {
     let mut generator = smollm();
@@ -433,17 +458,23 @@ fn a_prompt_continuing_the_cached_one_reuses_it_and_answers_the_same() {
     let rationale = generator.chat(&asked, &GenerationParams::greedy(40), &mut |_| ControlFlow::Continue(())).unwrap();
     assert_eq!(rationale.reused_prompt_tokens, 0, "a first prompt has nothing cached");
     let question = argus::prompting::verdict_messages(perspective, news, &rationale.text);
-    let verdict = generator.chat(&question, &GenerationParams::greedy(12), &mut |_| ControlFlow::Continue(())).unwrap();
+    let ids = generator.encode_prompt(&generator.template().render(&question)).unwrap();
+    let (reused_logits, reused) = generator.cached_prompt_logits(&ids).unwrap();
     assert!(
-        verdict.reused_prompt_tokens >= rationale.prompt_tokens,
-        "the verdict reused {} tokens; the rationale's prompt alone has {}",
-        verdict.reused_prompt_tokens,
+        reused >= rationale.prompt_tokens,
+        "the verdict reused {reused} tokens; the rationale's prompt alone has {}",
         rationale.prompt_tokens
     );
-    argus::models::generator::Generator::forget(&mut generator);
-    let fresh = generator.chat(&question, &GenerationParams::greedy(12), &mut |_| ControlFlow::Continue(())).unwrap();
-    assert_eq!(fresh.reused_prompt_tokens, 0);
-    assert_eq!(fresh.text, verdict.text);
+    let fresh = generator.prompt_logits(&ids).unwrap();
+    let (gap, scale) = logit_gap(&reused_logits, &fresh);
+    assert!(gap <= 5e-2 * scale, "logits differ by {gap} (largest {scale})");
+    assert_eq!(top(&reused_logits).0, top(&fresh).0, "the answer's first token");
+    // And through the chat interface: a continued prompt reuses the cache.
+    generator.forget();
+    generator.chat(&asked, &GenerationParams::greedy(40), &mut |_| ControlFlow::Continue(())).unwrap();
+    let verdict = generator.chat(&question, &GenerationParams::greedy(12), &mut |_| ControlFlow::Continue(())).unwrap();
+    assert!(verdict.reused_prompt_tokens >= rationale.prompt_tokens, "{verdict:?}");
+    assert!(!verdict.text.is_empty());
 }
 
 /// An item's perspectives decoded together in one batch give each exactly the text it gets decoded alone (greedy),

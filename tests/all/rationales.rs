@@ -291,7 +291,11 @@ fn the_liar2_fixture_holds_the_demo_writers_rationales_of_real_liar2_claims() {
         options: Default::default(),
     })
     .unwrap();
-    let options = RunOptions { items: Some(vec![first]), ..options(&["td", "cs"]) };
+    // With the prompts as worded when the fixture was written (the news last).
+    let mut options = RunOptions { items: Some(vec![first]), ..options(&["td", "cs"]) };
+    for p in &mut options.perspectives {
+        p.prompt = argus::prompting::news_last_wording(&p.prompt);
+    }
     let fixture_texts: Vec<(String, String)> =
         store.rationales(first).unwrap().into_iter().map(|r| (r.perspective, r.text)).collect();
     let plan = rationales::plan(&store, &models[0].model_id(), &options).unwrap();

@@ -351,3 +351,26 @@ fn perspectives_are_data_that_can_be_edited_and_added() {
     }
     assert_eq!(store.perspectives().unwrap().len(), 5);
 }
+
+#[test]
+fn unedited_builtin_prompts_move_to_the_news_first_wording_and_edited_ones_stay() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db.sqlite");
+    let builtin = argus::prompting::builtin_perspectives();
+    let td = builtin.iter().find(|p| p.key == "td").unwrap();
+    {
+        let store = Store::open(&path).unwrap();
+        // As an earlier Argus left them: td with the old wording, cs edited by someone.
+        let old_td = argus::prompting::news_last_wording(&td.prompt);
+        assert_ne!(old_td, td.prompt);
+        store.save_perspective(&argus::prompting::Perspective { prompt: old_td, ..td.clone() }).unwrap();
+        let mut cs = store.perspectives().unwrap().into_iter().find(|p| p.key == "cs").unwrap();
+        cs.prompt = "Is this plausible?\n\n{news}".into();
+        store.save_perspective(&cs).unwrap();
+    }
+    let store = Store::open(&path).unwrap();
+    let all = store.perspectives().unwrap();
+    assert_eq!(all.iter().find(|p| p.key == "td").unwrap().prompt, td.prompt);
+    assert!(td.prompt.starts_with("{news}"));
+    assert_eq!(all.iter().find(|p| p.key == "cs").unwrap().prompt, "Is this plausible?\n\n{news}");
+}
