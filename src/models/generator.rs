@@ -510,7 +510,7 @@ impl Generator {
 }
 
 impl Generator {
-    /// The logits after processing `prompt` in one batch (for comparing devices).
+    /// The logits after `prompt` from an empty cache (for comparing devices and paths).
     pub fn prompt_logits(&mut self, prompt: &[u32]) -> Result<Vec<f32>> {
         self.weights.forget();
         self.cached_prompt_logits(prompt).map(|(logits, _)| logits)

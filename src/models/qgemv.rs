@@ -1,10 +1,11 @@
 //! Argus's own quantised matrix × vector kernels for decoding: a few rows of activations (one token of each
-//! sequence being decoded) times a Q4_K, Q6_K or Q8_0 weight matrix read in its compact GGUF layout.
+//! sequence being decoded) times a Q4_K, Q6_K or Q8_0 weight matrix ([`Matrix`]): Q4_K repacked at load into
+//! tiles of 16 rows nearly as compact as the file (see [`Matrix`]), Q6_K and Q8_0 read in their GGUF layout.
 //!
 //! Why not candle's: candle 0.11 multiplies Q4_K (and Q6_K with more than one row) through weights repacked into
 //! tiles of 16 rows whose scales are expanded to f32: 6 bits a weight for Q4_K (4.5 in the file) and 10 for Q6_K
 //! (6.56). Decoding reads every weight once per token and is bound by those reads, so the expansion costs what it
-//! saves in arithmetic. Here each weight row is read once, as the file has it, and unpacked in registers; each
+//! saves in arithmetic. Here each weight is read once, at about the file's size, and unpacked in registers; each
 //! activation row is quantised once per matrix product to 8 bits per 256 values (Q8_K, the same rounding as candle
 //! and ggml), and the integer dot products are exact.
 //!
@@ -185,11 +186,6 @@ impl Matrix {
     pub fn tiled(&self) -> bool {
         self.tiles.is_some()
     }
-
-    /// Bytes held besides candle's tensor.
-    pub fn tile_bytes(&self) -> usize {
-        self.tiles.as_ref().map_or(0, |t| t.len() * 64)
-    }
 }
 
 /// Q4_K rows (`rows × k`, the file's blocks) into tiles (see [`Matrix`]): tile t's block b at
@@ -198,13 +194,12 @@ fn pack_q4k(data: &[u8], rows: usize, k: usize) -> Vec<Line> {
     let kb = k / QK_K;
     let lines = rows / TILE * kb * TILE_BYTES / 64;
     let mut out = vec![Line([0; 64]); lines];
-    let ptr = SendPtr(out.as_mut_ptr() as *mut f32);
+    let ptr = SendPtr(out.as_mut_ptr());
+    let tile_lines = kb * TILE_BYTES / 64;
     candle_core::utils::barrier_pool().execute_chunked(rows / TILE, |range| {
         for t in range {
-            // SAFETY: tile t's blocks, written by this task alone, inside `out` (which outlives the region).
-            let dst = unsafe {
-                std::slice::from_raw_parts_mut((ptr.at(0) as *mut u8).add(t * kb * TILE_BYTES), kb * TILE_BYTES)
-            };
+            // SAFETY: tile t's lines, written by this task alone, inside `out` (which outlives the region).
+            let dst = unsafe { std::slice::from_raw_parts_mut(ptr.at(t * tile_lines) as *mut u8, kb * TILE_BYTES) };
             for b in 0..kb {
                 let tb = &mut dst[b * TILE_BYTES..(b + 1) * TILE_BYTES];
                 for r in 0..TILE {
@@ -351,7 +346,7 @@ pub fn matmul_rows(ws: &[&Matrix], x: &[f32], m: usize) -> Result<Option<Vec<Vec
         outs.push(vec![0f32; m * rows]);
         tasks.extend((0..rows).step_by(TASK_ROWS).map(|r| (i, r, (r + TASK_ROWS).min(rows))));
     }
-    let out_ptrs: Vec<SendPtr> = outs.iter_mut().map(|o| SendPtr(o.as_mut_ptr())).collect();
+    let out_ptrs: Vec<SendPtr<f32>> = outs.iter_mut().map(|o| SendPtr(o.as_mut_ptr())).collect();
     let run = |range: std::ops::Range<usize>| {
         for &(i, r0, r1) in &tasks[range] {
             let (rows, dtype) = (ws[i].q.shape().dims()[0], ws[i].q.dtype());
@@ -381,15 +376,21 @@ pub fn matmul_rows(ws: &[&Matrix], x: &[f32], m: usize) -> Result<Option<Vec<Vec
     Ok(Some(outs))
 }
 
-#[derive(Clone, Copy)]
-struct SendPtr(*mut f32);
+struct SendPtr<T>(*mut T);
 // SAFETY: the pointer is only written at disjoint indices by the pool's tasks, and outlives the parallel region.
-unsafe impl Send for SendPtr {}
-unsafe impl Sync for SendPtr {}
+unsafe impl<T> Send for SendPtr<T> {}
+unsafe impl<T> Sync for SendPtr<T> {}
 
-impl SendPtr {
+impl<T> Clone for SendPtr<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T> Copy for SendPtr<T> {}
+
+impl<T> SendPtr<T> {
     /// The address `offset` values on (a method, so closures capture the whole `Send` wrapper).
-    fn at(self, offset: usize) -> *mut f32 {
+    fn at(self, offset: usize) -> *mut T {
         self.0.wrapping_add(offset)
     }
 }
